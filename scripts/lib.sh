@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Shared helpers for the README's commands: idempotent installs and service starts.
+
+# Installs the Debian packages named, when any is missing (apt-get update once first).
+ensure_packages() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+# Starts the local PostgreSQL cluster when it is not running and makes the test role.
+# Exports DANGJIAN_TEST_PG.
+ensure_postgres() {
+  ensure_packages postgresql
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  local version
+  version=$(ls /etc/postgresql | sort -n | tail -1)
+  if ! pg_lsclusters -h | awk '{print $4}' | grep -q online; then
+    $sudo pg_ctlcluster "$version" main start
+  fi
+  for _ in $(seq 1 30); do
+    $sudo su postgres -c "psql -qtAc 'select 1'" >/dev/null 2>&1 && break
+    sleep 1
+  done
+  $sudo su postgres -c "psql -qtAc \"select 1 from pg_roles where rolname='dangjian'\"" | grep -q 1 ||
+    $sudo su postgres -c "psql -qc \"create role dangjian login createdb password 'dangjian'\""
+  export DANGJIAN_TEST_PG="postgres://dangjian:dangjian@127.0.0.1:5432/postgres"
+}

@@ -1,0 +1,219 @@
+//! The one place that answers "may this actor do this to that": role family, tier and scope.
+//! Every handler asks here; functions that change state require the [`Allowed`] proof that only
+//! this module can make, so a write that skipped the check does not compile.
+
+use crate::error::ApiError;
+
+/// Role families (SPEC §1). They are mutually exclusive for one person.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// 安全员
+    Security,
+    /// 审计员
+    Auditor,
+    /// 管理员
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Security => "security",
+            Role::Auditor => "auditor",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "security" => Some(Role::Security),
+            "auditor" => Some(Role::Auditor),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Security => "安全员",
+            Role::Auditor => "审计员",
+            Role::Admin => "管理员",
+        }
+    }
+}
+
+/// Who is acting: the signed-in account under its active grant.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub account_id: String,
+    pub name: String,
+    pub grant_id: String,
+    pub role: Role,
+    /// 1, 2 or 3 for admins.
+    pub tier: Option<u8>,
+    /// The scope organisation of the active grant and its unified code.
+    pub org_id: String,
+    pub org_code: String,
+    pub org_name: String,
+    pub client_addr: String,
+    pub cert_serial: Option<String>,
+    pub session_token_hash: String,
+    pub csrf_token: String,
+}
+
+/// Proof that [`access`](self) allowed an operation. Only this module can make one.
+#[derive(Debug)]
+pub struct Allowed(());
+
+/// How far below the actor's scope organisation a target must lie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// The scope organisation itself or anything below it.
+    Subtree,
+    /// Strictly below the scope organisation (rename, delete, revoke, change category).
+    StrictlyBelow,
+}
+
+/// Is `code` the organisation `scope` or below it? Unified codes are materialised paths.
+pub fn code_within(scope: &str, code: &str) -> bool {
+    code.starts_with(scope)
+}
+
+fn business_role(actor: &Actor) -> Result<(), ApiError> {
+    match actor.role {
+        Role::Admin => Ok(()),
+        Role::Security | Role::Auditor => Err(ApiError::forbidden(format!(
+            "{}不能办理党员、党组织等业务（三员分立），请使用管理员账号",
+            actor.role.label()
+        ))),
+    }
+}
+
+/// May the actor read business data at all (list, search)?
+pub fn business_read(actor: &Actor) -> Result<Allowed, ApiError> {
+    business_role(actor)?;
+    Ok(Allowed(()))
+}
+
+/// May the actor work on the organisation with unified code `target_code`?
+pub fn org(actor: &Actor, target_code: &str, reach: Reach) -> Result<Allowed, ApiError> {
+    business_role(actor)?;
+    let inside = code_within(&actor.org_code, target_code);
+    match reach {
+        Reach::Subtree if inside => Ok(Allowed(())),
+        Reach::StrictlyBelow if inside && target_code != actor.org_code => Ok(Allowed(())),
+        Reach::StrictlyBelow if target_code == actor.org_code => Err(ApiError::forbidden(
+            "不能对本级党组织执行此操作，只能操作下级党组织",
+        )),
+        _ => Err(ApiError::forbidden("该党组织不在您的管理范围内")),
+    }
+}
+
+/// May the actor see or change a member kept in the organisation `member_org_code`? Members
+/// outside the scope are answered as not found: their existence is confidential.
+pub fn member(actor: &Actor, member_org_code: &str) -> Result<Allowed, ApiError> {
+    business_role(actor)?;
+    if code_within(&actor.org_code, member_org_code) {
+        Ok(Allowed(()))
+    } else {
+        Err(ApiError::not_found("党员"))
+    }
+}
+
+/// May the actor work on a unit owned by or linked to organisations with these codes?
+pub fn unit<'a>(
+    actor: &Actor,
+    codes: impl IntoIterator<Item = &'a str>,
+) -> Result<Allowed, ApiError> {
+    business_role(actor)?;
+    if codes.into_iter().any(|c| code_within(&actor.org_code, c)) {
+        Ok(Allowed(()))
+    } else {
+        Err(ApiError::not_found("单位"))
+    }
+}
+
+/// Setting `may_approve_development` raises the tier of grants on that organisation: only an
+/// admin of tier 1 may do it, and only strictly below their own organisation.
+pub fn grant_approval_authority(actor: &Actor, target_code: &str) -> Result<Allowed, ApiError> {
+    org(actor, target_code, Reach::StrictlyBelow)?;
+    if actor.tier == Some(1) {
+        Ok(Allowed(()))
+    } else {
+        Err(ApiError::forbidden(
+            "只有县级及以上党委管理员可以设置“具有发展党员审批权限”",
+        ))
+    }
+}
+
+/// The tier an admin grant on an organisation carries (SPEC §1): a category-1 committee
+/// (county level or above) gives 1, a basic committee with approval authority gives 2,
+/// anything else 3.
+pub fn tier_for_org(category: &str, may_approve_development: bool) -> u8 {
+    match category {
+        "1" => 1,
+        "611" if may_approve_development => 2,
+        _ => 3,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admin(code: &str, tier: u8) -> Actor {
+        Actor {
+            account_id: "a".into(),
+            name: "测试".into(),
+            grant_id: "g".into(),
+            role: Role::Admin,
+            tier: Some(tier),
+            org_id: "o".into(),
+            org_code: code.into(),
+            org_name: "组织".into(),
+            client_addr: String::new(),
+            cert_serial: None,
+            session_token_hash: String::new(),
+            csrf_token: String::new(),
+        }
+    }
+
+    #[test]
+    fn subtree_and_strictly_below() {
+        let a = admin("03701", 3);
+        assert!(org(&a, "03701", Reach::Subtree).is_ok());
+        assert!(org(&a, "0370105", Reach::Subtree).is_ok());
+        assert!(org(&a, "03701", Reach::StrictlyBelow).is_err());
+        assert!(org(&a, "0370105", Reach::StrictlyBelow).is_ok());
+        assert!(org(&a, "03702", Reach::Subtree).is_err());
+        assert!(org(&a, "037", Reach::Subtree).is_err());
+    }
+
+    #[test]
+    fn security_and_auditor_do_no_business() {
+        let mut a = admin("037", 1);
+        a.role = Role::Security;
+        assert!(business_read(&a).is_err());
+        assert!(org(&a, "03701", Reach::Subtree).is_err());
+        a.role = Role::Auditor;
+        assert!(member(&a, "03701").is_err());
+    }
+
+    #[test]
+    fn tiers_follow_the_organisation() {
+        assert_eq!(tier_for_org("1", false), 1);
+        assert_eq!(tier_for_org("611", true), 2);
+        assert_eq!(tier_for_org("611", false), 3);
+        assert_eq!(tier_for_org("631", false), 3);
+    }
+
+    #[test]
+    fn members_outside_scope_are_not_found() {
+        let a = admin("03701", 3);
+        let e = member(&a, "03702").unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::NOT_FOUND);
+    }
+}

@@ -1,0 +1,366 @@
+//! Sign-in routes: `POST/GET/DELETE /api/v1/session`, `POST /api/v1/session/role`.
+
+use axum::extract::State;
+use axum::http::header::SET_COOKIE;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::store::{grants_of, GrantView};
+use super::{session, totp, LOCK_MINUTES, MAX_FAILED_ATTEMPTS};
+use crate::access::Actor;
+use crate::app::{ApiJson, AppState, ConnInfo};
+use crate::audit::{self, Event, Outcome, Who};
+use crate::error::{ApiError, ApiResult};
+use crate::member::idcard;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(sign_in, current_session, sign_out))
+        .routes(routes!(switch_role))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SignIn {
+    /// 公民身份证号
+    pub id_number: String,
+    /// 密码
+    pub password: String,
+    /// 六位动态码
+    pub code: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AccountView {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SignedIn {
+    pub token: String,
+    pub account: AccountView,
+    pub roles: Vec<GrantView>,
+    pub csrf_token: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionView {
+    pub account: AccountView,
+    pub active_role: GrantView,
+    pub roles: Vec<GrantView>,
+    pub csrf_token: String,
+}
+
+type AccountRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    String,
+);
+
+/// 登录: ID number + password + six-digit code.
+#[utoipa::path(post, path = "/api/v1/session", request_body = SignIn,
+    responses((status = 200, body = SignedIn), (status = 401, body = crate::error::ErrorBody),
+              (status = 423, body = crate::error::ErrorBody)))]
+async fn sign_in(
+    State(state): State<AppState>,
+    Extension(conn): Extension<ConnInfo>,
+    ApiJson(body): ApiJson<SignIn>,
+) -> ApiResult<Response> {
+    let client = conn.client_addr.ip().to_string();
+    let id_number = body.id_number.trim().replace('x', "X");
+    if id_number.is_empty() {
+        return Err(ApiError::field("id_number", "请输入公民身份证号"));
+    }
+    if body.password.is_empty() {
+        return Err(ApiError::field("password", "请输入密码"));
+    }
+    if body.code.trim().is_empty() {
+        return Err(ApiError::field("code", "请输入六位动态码"));
+    }
+    let row: Option<AccountRow> = sqlx::query_as(
+        "SELECT id, name, password_hash, totp_secret, totp_confirmed, last_totp_step, \
+         failed_attempts, locked_until, status FROM accounts WHERE id_number = $1",
+    )
+    .bind(&id_number)
+    .fetch_optional(state.db.read())
+    .await?;
+    let who = Who::anonymous(&client);
+    let masked = idcard::mask(&id_number);
+    let Some(a) = row else {
+        super::password::verify(&body.password, super::password::dummy_hash());
+        audit::append_alone(
+            &state.db,
+            &who,
+            Event::ok("session.sign_in", &masked)
+                .outcome(Outcome::Failed)
+                .with_detail("unknown account"),
+        )
+        .await?;
+        return Err(bad_credentials());
+    };
+    let (
+        account_id,
+        name,
+        password_hash,
+        totp_secret,
+        totp_confirmed,
+        last_step,
+        failed,
+        locked_until,
+        status,
+    ) = a;
+    let who = Who {
+        account_id: Some(account_id.clone()),
+        name: name.clone(),
+        ..who
+    };
+    let now = chrono::Utc::now();
+    if let Some(until) = locked_until
+        .as_deref()
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+    {
+        if until > now {
+            audit::append_alone(
+                &state.db,
+                &who,
+                Event::ok("session.sign_in", &masked)
+                    .outcome(Outcome::Refused)
+                    .with_detail("locked"),
+            )
+            .await?;
+            let local =
+                until.with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("offset"));
+            return Err(ApiError::new(
+                axum::http::StatusCode::LOCKED,
+                "account_locked",
+                format!(
+                    "连续{MAX_FAILED_ATTEMPTS}次密码或动态码错误，账号已锁定至{}，可联系安全员解锁",
+                    local.format("%Y-%m-%d %H:%M")
+                ),
+            ));
+        }
+    }
+    if status != "active" {
+        return Err(ApiError::forbidden("该账号已停用，请联系安全员"));
+    }
+    let password_ok = password_hash
+        .as_deref()
+        .is_some_and(|h| super::password::verify(&body.password, h));
+    if !password_ok {
+        record_failure(&state, &account_id, failed, &who, &masked, "bad password").await?;
+        return Err(bad_credentials());
+    }
+    let Some(secret) = totp_secret.filter(|_| totp_confirmed != 0) else {
+        return Err(ApiError::forbidden(
+            "该账号尚未完成动态码绑定，请先完成用户激活",
+        ));
+    };
+    let unix = now.timestamp() as u64;
+    let step = totp::matching_step(&secret, &body.code, unix);
+    let fresh = step.filter(|&s| s as i64 > last_step);
+    let Some(step) = fresh else {
+        let why = if step.is_some() {
+            "replayed code"
+        } else {
+            "bad code"
+        };
+        record_failure(&state, &account_id, failed, &who, &masked, why).await?;
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "bad_code",
+            "动态码错误或已使用，请输入验证器中当前显示的六位动态码",
+        )
+        .with_field("code"));
+    };
+    let grants = grants_of(&state.db, &account_id).await?;
+    let Some(active) = grants.first().cloned() else {
+        return Err(ApiError::forbidden("该账号没有有效的授权，请联系安全员"));
+    };
+    let mut tx = state.db.begin().await?;
+    // Accept each time step once per account, even under concurrent sign-ins.
+    let claimed = sqlx::query(
+        "UPDATE accounts SET last_totp_step = $1, failed_attempts = 0, locked_until = NULL \
+         WHERE id = $2 AND last_totp_step < $1",
+    )
+    .bind(step as i64)
+    .bind(&account_id)
+    .execute(&mut *tx)
+    .await?;
+    if claimed.rows_affected() != 1 {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "bad_code",
+            "动态码已使用，请等待下一个动态码",
+        )
+        .with_field("code"));
+    }
+    let (token, csrf) =
+        session::create(&mut tx, &account_id, &active.grant_id, &client, None).await?;
+    let who = Who {
+        role: active.role.as_str().to_string(),
+        org_id: Some(active.org_id.clone()),
+        ..who
+    };
+    audit::append(&mut tx, &who, Event::ok("session.sign_in", &masked)).await?;
+    tx.commit().await?;
+    let body = SignedIn {
+        token: token.clone(),
+        account: AccountView {
+            id: account_id,
+            name,
+        },
+        roles: grants,
+        csrf_token: csrf,
+    };
+    Ok((
+        [(
+            SET_COOKIE,
+            session::session_cookie(&token, state.config.secure_cookies),
+        )],
+        Json(body),
+    )
+        .into_response())
+}
+
+fn bad_credentials() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::UNAUTHORIZED,
+        "bad_credentials",
+        "身份证号或密码错误",
+    )
+}
+
+async fn record_failure(
+    state: &AppState,
+    account_id: &str,
+    failed_before: i64,
+    who: &Who,
+    target: &str,
+    why: &str,
+) -> ApiResult<()> {
+    let failed = failed_before + 1;
+    let lock = (failed >= MAX_FAILED_ATTEMPTS).then(|| {
+        (chrono::Utc::now() + chrono::Duration::minutes(LOCK_MINUTES))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    });
+    let mut tx = state.db.begin().await?;
+    sqlx::query("UPDATE accounts SET failed_attempts = $1, locked_until = $2 WHERE id = $3")
+        .bind(if lock.is_some() { 0 } else { failed })
+        .bind(lock.clone())
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await?;
+    let detail = match &lock {
+        Some(until) => format!("{why}; locked until {until}"),
+        None => why.to_string(),
+    };
+    audit::append(
+        &mut tx,
+        who,
+        Event::ok("session.sign_in", target)
+            .outcome(Outcome::Failed)
+            .with_detail(detail),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The current session: account, active role, scope organisation and CSRF token.
+#[utoipa::path(get, path = "/api/v1/session",
+    responses((status = 200, body = SessionView), (status = 401, body = crate::error::ErrorBody)))]
+async fn current_session(
+    State(state): State<AppState>,
+    actor: Actor,
+) -> ApiResult<Json<SessionView>> {
+    let roles = grants_of(&state.db, &actor.account_id).await?;
+    let active_role = roles
+        .iter()
+        .find(|g| g.grant_id == actor.grant_id)
+        .cloned()
+        .ok_or_else(ApiError::unauthorized)?;
+    Ok(Json(SessionView {
+        account: AccountView {
+            id: actor.account_id.clone(),
+            name: actor.name.clone(),
+        },
+        active_role,
+        roles,
+        csrf_token: actor.csrf_token.clone(),
+    }))
+}
+
+/// 退出登录.
+#[utoipa::path(delete, path = "/api/v1/session", responses((status = 204)))]
+async fn sign_out(State(state): State<AppState>, actor: Actor) -> ApiResult<Response> {
+    let mut tx = state.db.begin().await?;
+    sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+        .bind(&actor.session_token_hash)
+        .execute(&mut *tx)
+        .await?;
+    audit::append(
+        &mut tx,
+        &Who::from(&actor),
+        Event::ok("session.sign_out", &actor.account_id),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((
+        axum::http::StatusCode::NO_CONTENT,
+        [(
+            SET_COOKIE,
+            session::clear_cookie(state.config.secure_cookies),
+        )],
+    )
+        .into_response())
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SwitchRole {
+    pub grant_id: String,
+}
+
+/// 角色切换: make another of the account's grants the active one.
+#[utoipa::path(post, path = "/api/v1/session/role", request_body = SwitchRole,
+    responses((status = 200, body = SessionView), (status = 404, body = crate::error::ErrorBody)))]
+async fn switch_role(
+    State(state): State<AppState>,
+    actor: Actor,
+    ApiJson(body): ApiJson<SwitchRole>,
+) -> ApiResult<Json<SessionView>> {
+    let roles = grants_of(&state.db, &actor.account_id).await?;
+    let Some(active_role) = roles.iter().find(|g| g.grant_id == body.grant_id).cloned() else {
+        return Err(ApiError::not_found("授权").with_field("grant_id"));
+    };
+    let mut tx = state.db.begin().await?;
+    sqlx::query("UPDATE sessions SET grant_id = $1 WHERE token_hash = $2")
+        .bind(&active_role.grant_id)
+        .bind(&actor.session_token_hash)
+        .execute(&mut *tx)
+        .await?;
+    audit::append(
+        &mut tx,
+        &Who::from(&actor),
+        Event::ok("session.switch_role", &active_role.grant_id),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(SessionView {
+        account: AccountView {
+            id: actor.account_id.clone(),
+            name: actor.name.clone(),
+        },
+        active_role,
+        roles,
+        csrf_token: actor.csrf_token.clone(),
+    }))
+}

@@ -1,0 +1,210 @@
+//! Sessions stored in the database: the `dj_session` cookie or a bearer token, idle timeout
+//! 30 minutes, absolute 12 hours, CSRF token for cookie-authenticated writes. The [`Actor`]
+//! extractor turns a request into the signed-in actor or a 401.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, Method};
+use base64::Engine as _;
+use chrono::{DateTime, Duration, Utc};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::access::{Actor, Role};
+use crate::app::{AppState, ConnInfo};
+use crate::db::Db;
+use crate::error::ApiError;
+
+pub const COOKIE_NAME: &str = "dj_session";
+pub const IDLE_TIMEOUT_MINUTES: i64 = 30;
+pub const ABSOLUTE_TIMEOUT_HOURS: i64 = 12;
+
+/// A random URL-safe token of 32 bytes.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The `Set-Cookie` value for a new session.
+pub fn session_cookie(token: &str, secure: bool) -> String {
+    format!(
+        "{COOKIE_NAME}={token}; Path=/; HttpOnly; SameSite=Strict{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// The `Set-Cookie` value that clears the session cookie.
+pub fn clear_cookie(secure: bool) -> String {
+    format!(
+        "{COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// Creates a session for `account_id` under `grant_id`; returns (token, csrf token).
+pub async fn create(
+    tx: &mut crate::db::Tx,
+    account_id: &str,
+    grant_id: &str,
+    client_addr: &str,
+    cert_fingerprint: Option<&str>,
+) -> Result<(String, String), sqlx::Error> {
+    let token = random_token();
+    let csrf = random_token();
+    let now = Utc::now();
+    let fmt = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    sqlx::query(
+        "INSERT INTO sessions (token_hash, account_id, grant_id, csrf_token, client_addr, \
+         cert_fingerprint, created_at, last_seen_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(token_hash(&token))
+    .bind(account_id)
+    .bind(grant_id)
+    .bind(&csrf)
+    .bind(client_addr)
+    .bind(cert_fingerprint.map(str::to_string))
+    .bind(fmt(now))
+    .bind(fmt(now))
+    .bind(fmt(now + Duration::hours(ABSOLUTE_TIMEOUT_HOURS)))
+    .execute(&mut **tx)
+    .await?;
+    Ok((token, csrf))
+}
+
+/// The session token a request carries: bearer header first, then the cookie.
+/// Returns the token and whether it came from the cookie.
+pub fn token_from_parts(parts: &Parts) -> Option<(String, bool)> {
+    if let Some(v) = parts.headers.get(header::AUTHORIZATION) {
+        if let Some(t) = v.to_str().ok().and_then(|s| s.strip_prefix("Bearer ")) {
+            return Some((t.trim().to_string(), false));
+        }
+    }
+    for v in parts.headers.get_all(header::COOKIE) {
+        let Ok(s) = v.to_str() else { continue };
+        for pair in s.split(';') {
+            if let Some(t) = pair.trim().strip_prefix(&format!("{COOKIE_NAME}=")) {
+                if !t.is_empty() {
+                    return Some((t.to_string(), true));
+                }
+            }
+        }
+    }
+    None
+}
+
+type SessionRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<i64>,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
+/// Loads the actor behind a session token, enforcing the timeouts.
+pub async fn load_actor(db: &Db, token: &str, client_addr: &str) -> Result<Actor, ApiError> {
+    let hash = token_hash(token);
+    let row: Option<SessionRow> = sqlx::query_as(
+        "SELECT s.account_id, a.name, s.grant_id, g.role, g.tier, g.org_id, o.code, o.name, \
+         s.csrf_token, s.last_seen_at, s.expires_at, a.status, g.revoked_at, s.cert_fingerprint \
+         FROM sessions s JOIN accounts a ON a.id = s.account_id \
+         JOIN grants g ON g.id = s.grant_id JOIN orgs o ON o.id = g.org_id \
+         WHERE s.token_hash = $1",
+    )
+    .bind(&hash)
+    .fetch_optional(db.read())
+    .await?;
+    let Some(r) = row else {
+        return Err(ApiError::unauthorized());
+    };
+    let now = Utc::now();
+    let parse = |s: &str| DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc));
+    let last_seen = parse(&r.9).map_err(ApiError::internal)?;
+    let expires = parse(&r.10).map_err(ApiError::internal)?;
+    let expired = now > expires || now - last_seen > Duration::minutes(IDLE_TIMEOUT_MINUTES);
+    if expired || r.11 != "active" || r.12.is_some() {
+        let mut tx = db.begin().await?;
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        return Err(ApiError::unauthorized());
+    }
+    if now - last_seen > Duration::seconds(60) {
+        let mut tx = db.begin().await?;
+        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
+            .bind(crate::db::now_rfc3339())
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+    let role = Role::parse(&r.3).ok_or_else(|| ApiError::internal("unknown role in grant"))?;
+    Ok(Actor {
+        account_id: r.0,
+        name: r.1,
+        grant_id: r.2,
+        role,
+        tier: r.4.map(|t| t as u8),
+        org_id: r.5,
+        org_code: r.6,
+        org_name: r.7,
+        client_addr: client_addr.to_string(),
+        cert_serial: r.13,
+        session_token_hash: hash,
+        csrf_token: r.8,
+    })
+}
+
+fn is_safe_method(m: &Method) -> bool {
+    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+impl FromRequestParts<AppState> for Actor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(actor) = parts.extensions.get::<Actor>() {
+            return Ok(actor.clone());
+        }
+        let client_addr = parts
+            .extensions
+            .get::<ConnInfo>()
+            .map(|c| c.client_addr.ip().to_string())
+            .unwrap_or_default();
+        let (token, via_cookie) = token_from_parts(parts).ok_or_else(ApiError::unauthorized)?;
+        let actor = load_actor(&state.db, &token, &client_addr).await?;
+        if via_cookie && !is_safe_method(&parts.method) {
+            let sent = parts
+                .headers
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if sent.is_empty() || sent != actor.csrf_token {
+                return Err(ApiError::forbidden(
+                    "请求缺少有效的防伪令牌（CSRF），请刷新页面后重试",
+                ));
+            }
+        }
+        parts.extensions.insert(actor.clone());
+        Ok(actor)
+    }
+}

@@ -1,0 +1,107 @@
+//! Storage of accounts and grants.
+
+use crate::access::Role;
+use crate::db::{flag, new_id, now_rfc3339, Tx};
+
+/// A new account as created by `init`, `demo` or (later) activation.
+pub struct NewAccount<'a> {
+    pub name: &'a str,
+    pub id_number: &'a str,
+    pub mobile: &'a str,
+    pub password: &'a str,
+    pub totp_secret: &'a str,
+    pub totp_confirmed: bool,
+    pub must_change_password: bool,
+}
+
+/// Creates an account; returns its id.
+pub async fn create_account(tx: &mut Tx, a: &NewAccount<'_>) -> anyhow::Result<String> {
+    let id = new_id();
+    let hash = super::password::hash(a.password)?;
+    sqlx::query(
+        "INSERT INTO accounts (id, name, id_number, mobile, password_hash, totp_secret, \
+         totp_confirmed, must_change_password, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&id)
+    .bind(a.name)
+    .bind(a.id_number)
+    .bind(a.mobile)
+    .bind(hash)
+    .bind(a.totp_secret)
+    .bind(flag(a.totp_confirmed))
+    .bind(flag(a.must_change_password))
+    .bind(now_rfc3339())
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+/// Records a grant of `role` on `org_id`; returns its id.
+pub async fn create_grant(
+    tx: &mut Tx,
+    account_id: &str,
+    role: Role,
+    org_id: &str,
+    tier: Option<u8>,
+    is_default: bool,
+    created_by: Option<&str>,
+) -> Result<String, sqlx::Error> {
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO grants (id, account_id, role, org_id, tier, is_default, created_by, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&id)
+    .bind(account_id)
+    .bind(role.as_str())
+    .bind(org_id)
+    .bind(tier.map(i64::from))
+    .bind(flag(is_default))
+    .bind(created_by.map(str::to_string))
+    .bind(now_rfc3339())
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+/// One grant as shown to its holder.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct GrantView {
+    pub grant_id: String,
+    pub role: Role,
+    pub tier: Option<u8>,
+    pub org_id: String,
+    pub org_name: String,
+    pub org_code: String,
+    pub is_default: bool,
+}
+
+/// The live grants of an account, default first.
+pub async fn grants_of(
+    db: &crate::db::Db,
+    account_id: &str,
+) -> Result<Vec<GrantView>, sqlx::Error> {
+    type Row = (String, String, Option<i64>, String, String, String, i64);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT g.id, g.role, g.tier, g.org_id, o.name, o.code, g.is_default FROM grants g \
+         JOIN orgs o ON o.id = g.org_id WHERE g.account_id = $1 AND g.revoked_at IS NULL \
+         ORDER BY g.is_default DESC, g.created_at",
+    )
+    .bind(account_id)
+    .fetch_all(db.read())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            Some(GrantView {
+                grant_id: r.0,
+                role: Role::parse(&r.1)?,
+                tier: r.2.map(|t| t as u8),
+                org_id: r.3,
+                org_name: r.4,
+                org_code: r.5,
+                is_default: r.6 != 0,
+            })
+        })
+        .collect())
+}

@@ -1,0 +1,406 @@
+//! The command line (API.md "Command-line contract"): `init`, `serve`, `demo`, `migrate`,
+//! `audit-verify`. Errors go to stderr in one line with a non-zero exit.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+
+use crate::access::Role;
+use crate::account::{password, store as accounts, totp};
+use crate::app::{router, AppState};
+use crate::audit::{self, Event, Who};
+use crate::config::{write_private, Config, ConfigFile};
+use crate::db::{new_id, sqlite_url, Db};
+use crate::org::rules::valid_root_code;
+use crate::org::store::NewOrg;
+
+#[derive(Parser)]
+#[command(
+    name = "dangjian-server",
+    version,
+    about = "党员信息管理平台服务端 — the dangjian platform server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a data directory: configuration, TLS certificate, database, root organisation and
+    /// the first security officer (printed once)
+    Init(InitArgs),
+    /// Serve HTTPS (or plain HTTP on loopback with --insecure-http)
+    Serve(ServeArgs),
+    /// Init plus a synthetic province with demo accounts, then serve
+    Demo(DemoArgs),
+    /// Apply pending database migrations and exit
+    Migrate(DbArgs),
+    /// Check the audit chain: exit 0 when intact, 1 naming the first broken record
+    AuditVerify(DbArgs),
+}
+
+#[derive(Args, Clone)]
+struct DbArgs {
+    /// Data directory
+    #[arg(long)]
+    data: PathBuf,
+    /// Database URL (postgres://…); default: the SQLite file in the data directory
+    #[arg(long)]
+    database: Option<String>,
+}
+
+#[derive(Args, Clone)]
+struct InitArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Full name of the root organisation
+    #[arg(long)]
+    root_name: String,
+    /// Unified code of the root organisation (digits), e.g. 037
+    #[arg(long)]
+    root_code: String,
+    /// Level of the root committee: central, province, city or county
+    #[arg(long, default_value = "province")]
+    root_level: String,
+    /// Name of the first security officer
+    #[arg(long, default_value = "安全员")]
+    officer_name: String,
+    /// ID number of the first security officer (a synthetic one is made when absent)
+    #[arg(long)]
+    officer_id_number: Option<String>,
+    /// Mobile of the first security officer
+    #[arg(long, default_value = "13900000000")]
+    officer_mobile: String,
+}
+
+#[derive(Args, Clone)]
+struct ServeArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: String,
+    /// Serve plain HTTP (refused on any address that is not loopback)
+    #[arg(long)]
+    insecure_http: bool,
+}
+
+#[derive(Args, Clone)]
+struct DemoArgs {
+    #[command(flatten)]
+    serve: ServeArgs,
+    /// Number of synthetic members
+    #[arg(long, default_value_t = 50_000)]
+    members: usize,
+    /// Build the demo data and exit without serving
+    #[arg(long)]
+    no_serve: bool,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DANGJIAN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Init(args) => {
+            let created = init(&args).await?;
+            print_first_officer(&created);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve(args) => {
+            serve(&args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(args) => {
+            demo(&args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate(args) => {
+            let db = open_db(&args).await?;
+            db.migrate().await?;
+            println!("migrations applied");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::AuditVerify(args) => {
+            let db = open_db(&args).await?;
+            match audit::verify(&db).await? {
+                None => {
+                    println!("audit chain intact");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(seq) => {
+                    eprintln!("error: audit chain broken at record {seq}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+    }
+}
+
+/// The database URL for a data directory: the flag, then the configuration, then SQLite.
+fn database_url(args: &DbArgs) -> String {
+    if let Some(url) = &args.database {
+        return url.clone();
+    }
+    if let Ok(file) = ConfigFile::load(&args.data) {
+        if let Some(url) = file.database_url {
+            return url;
+        }
+    }
+    sqlite_url(&args.data)
+}
+
+async fn open_db(args: &DbArgs) -> anyhow::Result<Db> {
+    if !args.data.exists() {
+        bail!(
+            "data directory {} does not exist (run init first)",
+            args.data.display()
+        );
+    }
+    Db::connect(&database_url(args)).await
+}
+
+/// What `init` made: the root organisation and the first security officer.
+pub struct Initialised {
+    pub db: Db,
+    pub root_id: String,
+    pub root_code: String,
+    pub officer_id_number: String,
+    pub officer_password: String,
+    pub officer_totp_secret: String,
+}
+
+async fn init(args: &InitArgs) -> anyhow::Result<Initialised> {
+    let data = &args.db.data;
+    if crate::config::config_path(data).exists() {
+        bail!("{} is already initialised", data.display());
+    }
+    if !valid_root_code(&args.root_code) {
+        bail!("--root-code must be 1 to 12 digits");
+    }
+    let level = crate::org::rules::Level::parse(&args.root_level)
+        .context("--root-level must be central, province, city or county")?;
+    std::fs::create_dir_all(data).with_context(|| format!("create {}", data.display()))?;
+    crate::tls::ensure_server_certificate(data, &[])?;
+    let db = Db::connect(&database_url(&args.db)).await?;
+    db.migrate().await?;
+    let today = crate::db::today();
+    let officer_id_number = match &args.officer_id_number {
+        Some(n) => match crate::member::idcard::parse(n, today) {
+            Ok(id) => id.as_str().to_string(),
+            Err(e) => bail!("--officer-id-number: {}", e.message()),
+        },
+        None => synthetic_id_number(),
+    };
+    let officer_password = password::generate();
+    let officer_totp_secret = totp::new_secret();
+    let root_id = new_id();
+    let mut tx = db.begin().await?;
+    crate::org::store::insert(
+        &mut tx,
+        &root_id,
+        &args.root_code,
+        None,
+        &NewOrg {
+            name: args.root_name.clone(),
+            short_name: String::new(),
+            category: "1".to_string(),
+            level: Some(level.as_str().to_string()),
+            secretary: String::new(),
+            contact_name: String::new(),
+            contact_phone: String::new(),
+            subordination: String::new(),
+            founded_on: None,
+            unit_mode: None,
+            work_category: None,
+            may_approve_development: false,
+        },
+    )
+    .await?;
+    let account_id = accounts::create_account(
+        &mut tx,
+        &accounts::NewAccount {
+            name: &args.officer_name,
+            id_number: &officer_id_number,
+            mobile: &args.officer_mobile,
+            password: &officer_password,
+            totp_secret: &officer_totp_secret,
+            totp_confirmed: true,
+            must_change_password: true,
+        },
+    )
+    .await?;
+    accounts::create_grant(
+        &mut tx,
+        &account_id,
+        Role::Security,
+        &root_id,
+        None,
+        true,
+        None,
+    )
+    .await?;
+    audit::append(
+        &mut tx,
+        &Who::system(),
+        Event::ok("platform.init", &root_id)
+            .with_detail(format!("{} {}", args.root_code, args.root_name)),
+    )
+    .await?;
+    tx.commit().await?;
+    let file = ConfigFile {
+        root_code: args.root_code.clone(),
+        root_name: args.root_name.clone(),
+        database_url: args.db.database.clone(),
+    };
+    file.save(data)?;
+    Ok(Initialised {
+        db,
+        root_id,
+        root_code: args.root_code.clone(),
+        officer_id_number,
+        officer_password,
+        officer_totp_secret,
+    })
+}
+
+fn synthetic_id_number() -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    let birth = chrono::NaiveDate::from_ymd_opt(
+        1970 + rng.gen_range(0..30),
+        rng.gen_range(1..=12),
+        rng.gen_range(1..=28),
+    )
+    .expect("valid date");
+    crate::member::idcard::compose("370102", birth, rng.gen_range(1..999))
+}
+
+fn print_first_officer(i: &Initialised) {
+    let uri = totp::otpauth_uri(&i.officer_totp_secret, &i.officer_id_number).unwrap_or_default();
+    println!("platform initialised; the first security officer (shown once):");
+    println!("  ID number: {}", i.officer_id_number);
+    println!("  one-time password: {}", i.officer_password);
+    println!("  authenticator: {uri}");
+}
+
+async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let db = open_db(&args.db).await?;
+    serve_with(args, db).await
+}
+
+async fn serve_with(args: &ServeArgs, db: Db) -> anyhow::Result<()> {
+    let file = ConfigFile::load(&args.db.data)?;
+    let addr: SocketAddr = args.listen.parse().with_context(|| {
+        format!(
+            "--listen {} is not an address such as 127.0.0.1:8443",
+            args.listen
+        )
+    })?;
+    if args.insecure_http && !crate::tls::is_loopback(&addr) {
+        bail!("--insecure-http is refused on {addr}: plain HTTP is allowed on loopback only");
+    }
+    db.migrate().await?;
+    crate::tls::ensure_server_certificate(&args.db.data, &[])?;
+    let config = Config {
+        data_dir: args.db.data.clone(),
+        file,
+        secure_cookies: !args.insecure_http,
+    };
+    let state = AppState {
+        db,
+        config: Arc::new(config),
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    let scheme = if args.insecure_http { "http" } else { "https" };
+    println!("listening on {scheme}://{local}");
+    std::io::stdout().flush().ok();
+    tracing::info!("serving {scheme}://{local}");
+    crate::tls::serve(listener, router(state), &args.db.data, !args.insecure_http).await
+}
+
+async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
+    let data = &args.serve.db.data;
+    let accounts_path = data.join("demo-accounts.json");
+    let db = if accounts_path.exists() {
+        eprintln!("demo data already in {}; serving it", data.display());
+        open_db(&args.serve.db).await?
+    } else {
+        let init_args = InitArgs {
+            db: args.serve.db.clone(),
+            root_name: "中共泉山省委员会".to_string(),
+            root_code: "037".to_string(),
+            root_level: "province".to_string(),
+            officer_name: "平台安全员".to_string(),
+            officer_id_number: None,
+            officer_mobile: "13900000000".to_string(),
+        };
+        let started = std::time::Instant::now();
+        let init = init(&init_args).await?;
+        let accounts =
+            crate::demo::generate(&init.db, &init.root_id, &init.root_code, args.members).await?;
+        write_private(
+            &accounts_path,
+            serde_json::to_string_pretty(&accounts)?.as_bytes(),
+        )?;
+        eprintln!(
+            "demo province with {} members built in {:.1} s; accounts in {}",
+            args.members,
+            started.elapsed().as_secs_f64(),
+            accounts_path.display()
+        );
+        init.db
+    };
+    print_demo_hint(data, &args.serve);
+    if args.no_serve {
+        return Ok(());
+    }
+    serve_with(&args.serve, db).await
+}
+
+fn print_demo_hint(data: &Path, args: &ServeArgs) {
+    let scheme = if args.insecure_http { "http" } else { "https" };
+    println!(
+        "demo accounts: {}",
+        data.join("demo-accounts.json").display()
+    );
+    println!(
+        "sign in at {scheme}://{}/ with an ID number, password and the six-digit code of its totp_secret",
+        args.listen
+    );
+    println!(
+        "  CA certificate for curl/browsers: {}",
+        data.join("tls/ca.crt").display()
+    );
+}

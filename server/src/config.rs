@@ -1,0 +1,71 @@
+//! The data directory and its configuration file (`config.json`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+/// What `init` writes and `serve` reads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConfigFile {
+    /// Unified code of the root organisation, e.g. `037`.
+    pub root_code: String,
+    pub root_name: String,
+    /// Database URL; absent means the SQLite file in the data directory.
+    #[serde(default)]
+    pub database_url: Option<String>,
+}
+
+/// The running server's configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub file: ConfigFile,
+    /// Cookies carry `Secure` (always, except on plain-HTTP loopback test servers).
+    pub secure_cookies: bool,
+}
+
+pub fn config_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("config.json")
+}
+
+impl ConfigFile {
+    pub fn load(data_dir: &Path) -> anyhow::Result<ConfigFile> {
+        let path = config_path(data_dir);
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "read {} (run `dangjian-server init --data {}` first)",
+                path.display(),
+                data_dir.display()
+            )
+        })?;
+        serde_json::from_str(&text).with_context(|| format!("parse {}", path.display()))
+    }
+
+    pub fn save(&self, data_dir: &Path) -> anyhow::Result<()> {
+        let path = config_path(data_dir);
+        std::fs::write(&path, serde_json::to_string_pretty(self)?)
+            .with_context(|| format!("write {}", path.display()))
+    }
+}
+
+/// Writes a file readable only by its owner (keys, demo credentials).
+pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut f = options
+        .open(path)
+        .with_context(|| format!("create {}", path.display()))?;
+    f.write_all(contents)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,224 @@
+//! Database pools and migrations for both engines: SQLite (embedded default, WAL) and
+//! PostgreSQL (selected by a `postgres://` URL). Queries are written once, with `$n`
+//! placeholders and portable types (TEXT dates, integer flags), and run through sqlx's `Any`
+//! driver on either engine.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+/// Which engine a pool talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// The store's connection pools. On SQLite all writes go through a single connection (one
+/// writer at a time, as SQLite wants it) while reads use several; on PostgreSQL both are the
+/// same pool.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub engine: Engine,
+    read: AnyPool,
+    write: AnyPool,
+}
+
+static MIGRATE_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static MIGRATE_POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The SQLite URL for the database file in a data directory.
+pub fn sqlite_url(data_dir: &Path) -> String {
+    format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join("dangjian.db").display()
+    )
+}
+
+impl Db {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`).
+    pub async fn connect(url: &str) -> anyhow::Result<Db> {
+        sqlx::any::install_default_drivers();
+        let engine = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Engine::Postgres
+        } else if url.starts_with("sqlite:") {
+            Engine::Sqlite
+        } else {
+            anyhow::bail!("unsupported database URL (use sqlite:// or postgres://): {url}");
+        };
+        let options = AnyConnectOptions::from_str(url).context("parse database URL")?;
+        match engine {
+            Engine::Sqlite => {
+                let write = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .after_connect(|c, _| Box::pin(sqlite_pragmas(c)))
+                    .connect_with(options.clone())
+                    .await
+                    .with_context(|| format!("open SQLite database {url}"))?;
+                let read = AnyPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .after_connect(|c, _| Box::pin(sqlite_pragmas(c)))
+                    .connect_with(options)
+                    .await?;
+                Ok(Db {
+                    engine,
+                    read,
+                    write,
+                })
+            }
+            Engine::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(options)
+                    .await
+                    .context("connect to PostgreSQL")?;
+                Ok(Db {
+                    engine,
+                    read: pool.clone(),
+                    write: pool,
+                })
+            }
+        }
+    }
+
+    /// Applies pending migrations of this engine's set.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let migrator = match self.engine {
+            Engine::Sqlite => &MIGRATE_SQLITE,
+            Engine::Postgres => &MIGRATE_POSTGRES,
+        };
+        migrator
+            .run(&self.write)
+            .await
+            .context("apply migrations")?;
+        Ok(())
+    }
+
+    /// The pool for reads.
+    pub fn read(&self) -> &AnyPool {
+        &self.read
+    }
+
+    /// Starts a write transaction.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        self.write.begin().await
+    }
+
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+}
+
+async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    conn.execute(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000;",
+    )
+    .await?;
+    Ok(())
+}
+
+/// Current time as RFC 3339 UTC with seconds.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Today's date (UTC+8, the platform's calendar).
+pub fn today() -> chrono::NaiveDate {
+    (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive()
+}
+
+/// A new opaque identifier.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Flag columns are integers on both engines.
+pub fn flag(b: bool) -> i64 {
+    i64::from(b)
+}
+
+/// The exclusive upper bound of the range of codes that start with `prefix`: codes are made of
+/// digits and upper-case letters, all of which sort below `~`.
+pub fn subtree_upper(prefix: &str) -> String {
+    format!("{prefix}~")
+}
+
+/// A bound value of a dynamically built statement.
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+/// A statement built piece by piece whose `$n` placeholders are numbered as values are bound,
+/// so that every engine sees exactly the parameters it uses.
+#[derive(Debug, Clone, Default)]
+pub struct Sql {
+    pub text: String,
+    pub args: Vec<Arg>,
+}
+
+impl Sql {
+    pub fn new(text: &str) -> Sql {
+        Sql {
+            text: text.to_string(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Appends literal SQL.
+    pub fn push(&mut self, s: &str) -> &mut Self {
+        self.text.push_str(s);
+        self
+    }
+
+    /// Appends a placeholder bound to `v`.
+    pub fn bind(&mut self, v: impl Into<String>) -> &mut Self {
+        self.args.push(Arg::Text(v.into()));
+        self.text.push_str(&format!("${}", self.args.len()));
+        self
+    }
+
+    pub fn bind_int(&mut self, v: i64) -> &mut Self {
+        self.args.push(Arg::Int(v));
+        self.text.push_str(&format!("${}", self.args.len()));
+        self
+    }
+
+    pub fn query(&self) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+        let mut q = sqlx::query(&self.text);
+        for a in &self.args {
+            q = match a {
+                Arg::Text(s) => q.bind(s.clone()),
+                Arg::Int(i) => q.bind(*i),
+            };
+        }
+        q
+    }
+
+    pub fn scalar<T>(
+        &self,
+    ) -> sqlx::query::QueryScalar<'_, sqlx::Any, T, sqlx::any::AnyArguments<'_>>
+    where
+        (T,): for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
+    {
+        let mut q = sqlx::query_scalar(&self.text);
+        for a in &self.args {
+            q = match a {
+                Arg::Text(s) => q.bind(s.clone()),
+                Arg::Int(i) => q.bind(*i),
+            };
+        }
+        q
+    }
+}

@@ -1,0 +1,193 @@
+//! The API's error shape: `{"error": {"code", "message", "field"}}` with a Chinese message.
+//! Internal causes are logged with a reference and never shown to the client.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// An error that renders itself into the API's error shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// 400 naming the field that is wrong.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_field",
+            message: message.into(),
+            field: Some(field.to_string()),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "not_signed_in",
+            "尚未登录或登录已过期，请重新登录",
+        )
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what}不存在或不在您的管理范围内"),
+        )
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    /// A conflict on a named field (a duplicate name, a taken credit code, ...).
+    pub fn conflict_field(field: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::CONFLICT,
+            code: "duplicate",
+            message: message.into(),
+            field: Some(field.to_string()),
+        }
+    }
+
+    /// An internal failure: logged with a reference; the client sees only the reference.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        let reference = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        tracing::error!(reference = %reference, "internal error: {cause}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("服务器内部错误，请稍后重试（参考编号 {reference}）"),
+        )
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// snake_case error code
+    pub code: String,
+    /// 中文说明
+    pub message: String,
+    /// the field at fault, or null
+    pub field: Option<String>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+                field: self.field,
+            },
+        };
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        if let Some(db) = e.as_database_error() {
+            if let Some(mapped) = on_constraint(db.message()) {
+                return mapped;
+            }
+        }
+        ApiError::internal(e)
+    }
+}
+
+/// Maps unique-constraint violations of both engines to field errors, in one place.
+/// SQLite names the columns (`UNIQUE constraint failed: units.name`), PostgreSQL the index.
+fn on_constraint(message: &str) -> Option<ApiError> {
+    const RULES: &[(&[&str], &str, &str)] = &[
+        (&["units.name", "units_name_key"], "name", "单位名称已存在"),
+        (
+            &["units.credit_code", "units_credit_code_key"],
+            "credit_code",
+            "统一社会信用代码已被其他单位使用",
+        ),
+        (
+            &["members.id_number", "members_id_number_key"],
+            "id_number",
+            "该公民身份证号已存在于党员信息库中",
+        ),
+        (
+            &["members.registered_phone", "members_registered_phone_key"],
+            "registered_phone",
+            "该注册手机号已被其他党员使用",
+        ),
+        (
+            &["orgs.parent_id, orgs.name", "orgs_sibling_name"],
+            "name",
+            "同一上级党组织下已有同名党组织",
+        ),
+        (
+            &["accounts.id_number", "accounts_id_number_key"],
+            "id_number",
+            "该公民身份证号已有账号",
+        ),
+    ];
+    RULES.iter().find_map(|(needles, field, text)| {
+        needles
+            .iter()
+            .any(|n| message.contains(n))
+            .then(|| ApiError::conflict_field(field, *text))
+    })
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl ApiError {
+    /// The same error, naming a field.
+    pub fn with_field(mut self, field: &str) -> Self {
+        self.field = Some(field.to_string());
+        self
+    }
+}

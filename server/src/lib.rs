@@ -1,0 +1,21 @@
+//! dangjian-server: the platform's HTTP API, domain rules and storage.
+//!
+//! Areas of the domain each own a folder (`org/`, `unit/`, `member/`, `account/`) with their
+//! types, rules, storage and routes; `access` answers every permission question; `audit`
+//! records every change in the same transaction; `db` hides the two engines.
+
+pub mod access;
+pub mod account;
+pub mod app;
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod dict;
+pub mod error;
+pub mod fields;
+pub mod member;
+pub mod org;
+pub mod tls;
+pub mod unit;

@@ -1,0 +1,353 @@
+//! Member routes: direct entry, edit, view (audited), list per organisation with 包含下级.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::rules::{self, MemberInput, ValidMember, LETTER_FIELDS};
+use super::{MemberRow, MemberView, MEMBER_COLUMNS};
+use crate::access::{self, Actor, Allowed, Reach};
+use crate::app::{ApiJson, AppState, Page, Paging};
+use crate::audit::{self, Event, Who};
+use crate::db::{flag, new_id, now_rfc3339, subtree_upper, today, Db, Sql, Tx};
+use crate::error::{ApiError, ApiResult};
+use crate::org::{rules::Category, OrgRow};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_member))
+        .routes(routes!(get_member, edit_member))
+        .routes(routes!(org_members))
+}
+
+async fn load(db: &Db, id: &str) -> ApiResult<(MemberRow, String)> {
+    let row: Option<MemberRow> = sqlx::query_as(&format!(
+        "SELECT {MEMBER_COLUMNS} FROM members m WHERE m.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db.read())
+    .await?;
+    let row = row.ok_or_else(|| ApiError::not_found("党员"))?;
+    let branch_name: String = sqlx::query_scalar("SELECT name FROM orgs WHERE id = $1")
+        .bind(&row.branch_id)
+        .fetch_one(db.read())
+        .await?;
+    Ok((row, branch_name))
+}
+
+/// The branch a member is entered into: must exist, be in scope, be active and be a
+/// branch-type organisation (631/632/9).
+async fn branch_for_entry(
+    db: &Db,
+    actor: &Actor,
+    branch_id: Option<&str>,
+) -> ApiResult<(OrgRow, Allowed)> {
+    let id = branch_id.map(str::trim).unwrap_or("");
+    if id.is_empty() {
+        return Err(ApiError::field("branch_id", "请选择所在党支部"));
+    }
+    let org = crate::org::store::get(db.read(), id)
+        .await?
+        .ok_or_else(|| ApiError::field("branch_id", "所在党支部不存在"))?;
+    let allowed = access::org(actor, &org.code, Reach::Subtree)?;
+    if !org.category().is_some_and(Category::is_branch) {
+        return Err(ApiError::field(
+            "branch_id",
+            format!(
+                "“{}”不是党支部，党员只能隶属于党支部、联合党支部或临时基层党组织",
+                org.name
+            ),
+        ));
+    }
+    if !org.is_active() {
+        return Err(ApiError::conflict(
+            "org_revoked",
+            format!("党组织“{}”已撤销，不能录入党员", org.name),
+        ));
+    }
+    Ok((org, allowed))
+}
+
+async fn ensure_unique(tx: &mut Tx, v: &ValidMember, except: &str) -> ApiResult<()> {
+    if v.id_number != super::idcard::UNKNOWN_ID_NUMBER {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE id_number = $1 AND id <> $2")
+                .bind(&v.id_number)
+                .bind(except)
+                .fetch_one(&mut **tx)
+                .await?;
+        if n > 0 {
+            return Err(ApiError::conflict_field(
+                "id_number",
+                "该公民身份证号已存在于党员信息库中",
+            ));
+        }
+    }
+    if let Some(p) = &v.registered_phone {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM members WHERE registered_phone = $1 AND id <> $2",
+        )
+        .bind(p)
+        .bind(except)
+        .fetch_one(&mut **tx)
+        .await?;
+        if n > 0 {
+            return Err(ApiError::conflict_field(
+                "registered_phone",
+                "该注册手机号已被其他党员使用",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Writes a validated member (insert or full update) inside `tx`.
+async fn write(
+    tx: &mut Tx,
+    id: &str,
+    branch: &OrgRow,
+    v: &ValidMember,
+    insert: bool,
+    _allowed: &Allowed,
+) -> Result<(), sqlx::Error> {
+    let sql = if insert {
+        "INSERT INTO members (name, id_number, sex, ethnicity, birth_date, education, category, branch_id, org_code, \
+         joined_on, full_on, job, phone, address, status, lost_contact, lost_contact_on, floating, floating_to, \
+         registered_phone, origin, title, new_social_stratum, completeness, updated_at, id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
+         $22, $23, $24, $25, $26, $25)"
+    } else {
+        "UPDATE members SET name = $1, id_number = $2, sex = $3, ethnicity = $4, birth_date = $5, education = $6, \
+         category = $7, branch_id = $8, org_code = $9, joined_on = $10, full_on = $11, job = $12, phone = $13, \
+         address = $14, status = $15, lost_contact = $16, lost_contact_on = $17, floating = $18, floating_to = $19, \
+         registered_phone = $20, origin = $21, title = $22, new_social_stratum = $23, completeness = $24, \
+         updated_at = $25 WHERE id = $26"
+    };
+    sqlx::query(sql)
+        .bind(&v.name)
+        .bind(&v.id_number)
+        .bind(&v.sex)
+        .bind(&v.ethnicity)
+        .bind(v.birth_date.to_string())
+        .bind(&v.education)
+        .bind(&v.category)
+        .bind(&branch.id)
+        .bind(&branch.code)
+        .bind(v.joined_on.to_string())
+        .bind(v.full_on.map(|d| d.to_string()))
+        .bind(&v.job)
+        .bind(&v.phone)
+        .bind(&v.address)
+        .bind(&v.status)
+        .bind(flag(v.lost_contact))
+        .bind(v.lost_contact_on.map(|d| d.to_string()))
+        .bind(flag(v.floating))
+        .bind(v.floating_to.clone())
+        .bind(v.registered_phone.clone())
+        .bind(&v.origin)
+        .bind(&v.title)
+        .bind(&v.new_social_stratum)
+        .bind(v.completeness)
+        .bind(now_rfc3339())
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// `POST /members`: direct entry 直接录入 into a branch in scope.
+#[utoipa::path(post, path = "/api/v1/members", request_body = MemberInput,
+    responses((status = 201, body = MemberView), (status = 400, body = crate::error::ErrorBody),
+              (status = 409, body = crate::error::ErrorBody)))]
+async fn create_member(
+    State(state): State<AppState>,
+    actor: Actor,
+    ApiJson(req): ApiJson<MemberInput>,
+) -> ApiResult<(StatusCode, Json<MemberView>)> {
+    access::business_read(&actor)?;
+    let (branch, allowed) = branch_for_entry(&state.db, &actor, req.branch_id.as_deref()).await?;
+    let v = rules::validate(&req, today())?;
+    let id = new_id();
+    let mut tx = state.db.begin().await?;
+    ensure_unique(&mut tx, &v, "").await?;
+    write(&mut tx, &id, &branch, &v, true, &allowed).await?;
+    audit::append(
+        &mut tx,
+        &Who::from(&actor),
+        Event::ok("member.create", &id).with_detail(format!(
+            "{} {}",
+            v.name,
+            super::idcard::mask(&v.id_number)
+        )),
+    )
+    .await?;
+    tx.commit().await?;
+    let (row, branch_name) = load(&state.db, &id).await?;
+    Ok((StatusCode::CREATED, Json(row.view(branch_name, false))))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ViewOptions {
+    /// `1` shows the full ID number and phones (audited)
+    pub unmask: Option<String>,
+}
+
+/// `GET /members/{id}`: one record 档案查询, audited.
+#[utoipa::path(get, path = "/api/v1/members/{id}", params(("id" = String, Path), ViewOptions),
+    responses((status = 200, body = MemberView), (status = 404, body = crate::error::ErrorBody)))]
+async fn get_member(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Query(opts): Query<ViewOptions>,
+) -> ApiResult<Json<MemberView>> {
+    access::business_read(&actor)?;
+    let (row, branch_name) = load(&state.db, &id).await?;
+    access::member(&actor, &row.org_code)?;
+    let unmask = matches!(opts.unmask.as_deref(), Some("1") | Some("true"));
+    audit::append_alone(
+        &state.db,
+        &Who::from(&actor),
+        Event::ok("member.view", &row.id).with_detail(if unmask { "unmasked" } else { "masked" }),
+    )
+    .await?;
+    Ok(Json(row.view(branch_name, unmask)))
+}
+
+/// `PATCH /members/{id}`: edit; every rule is checked again on the merged record. The ID number
+/// never changes; a new name goes through renaming; a new branch through a transfer.
+#[utoipa::path(patch, path = "/api/v1/members/{id}", params(("id" = String, Path)), request_body = MemberInput,
+    responses((status = 200, body = MemberView), (status = 400, body = crate::error::ErrorBody),
+              (status = 409, body = crate::error::ErrorBody)))]
+async fn edit_member(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<MemberInput>,
+) -> ApiResult<Json<MemberView>> {
+    access::business_read(&actor)?;
+    let (current, _) = load(&state.db, &id).await?;
+    let allowed = access::member(&actor, &current.org_code)?;
+    if let Some(n) = req.id_number.as_deref() {
+        if n.trim().replace('x', "X") != current.id_number {
+            return Err(ApiError::field("id_number", "公民身份证号不能修改"));
+        }
+    }
+    if let Some(n) = req.name.as_deref() {
+        if n.trim() != current.name {
+            return Err(ApiError::field("name", "姓名须通过“党员改名”办理"));
+        }
+    }
+    if let Some(b) = req.branch_id.as_deref() {
+        if b.trim() != current.branch_id {
+            return Err(ApiError::field(
+                "branch_id",
+                "变更所在党支部须通过组织关系转接办理",
+            ));
+        }
+    }
+    let merged = rules::merge(&current, &req);
+    let v = rules::validate(&merged, today())?;
+    if current.in_transfer != 0 {
+        let changed: Vec<&str> = LETTER_FIELDS
+            .iter()
+            .copied()
+            .filter(|f| match *f {
+                "sex" => v.sex != current.sex,
+                "ethnicity" => v.ethnicity != current.ethnicity,
+                "birth_date" => v.birth_date.to_string() != current.birth_date,
+                "category" => v.category != current.category,
+                _ => false,
+            })
+            .collect();
+        if !changed.is_empty() {
+            return Err(ApiError::conflict(
+                "member_in_transfer",
+                "该党员正在办理组织关系转接，介绍信所载信息不能修改",
+            )
+            .with_field(changed[0]));
+        }
+    }
+    let branch = crate::org::routes::load(&state.db, &current.branch_id).await?;
+    let mut tx = state.db.begin().await?;
+    ensure_unique(&mut tx, &v, &id).await?;
+    write(&mut tx, &id, &branch, &v, false, &allowed).await?;
+    audit::append(
+        &mut tx,
+        &Who::from(&actor),
+        Event::ok("member.edit", &id).with_detail(v.name.clone()),
+    )
+    .await?;
+    tx.commit().await?;
+    let (row, branch_name) = load(&state.db, &id).await?;
+    Ok(Json(row.view(branch_name, false)))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct MemberListQuery {
+    /// `1` includes every organisation below 包含下级
+    pub include_sub: Option<String>,
+    /// part of the name, or the start of the ID number
+    pub q: Option<String>,
+    pub page: Option<i64>,
+    pub per_page: Option<i64>,
+}
+
+/// `GET /orgs/{id}/members`: members of an organisation (with `include_sub=1`, of its subtree),
+/// paged, ID numbers and phones masked.
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/members", params(("id" = String, Path), MemberListQuery),
+    responses((status = 200, body = Page<MemberView>), (status = 403, body = crate::error::ErrorBody)))]
+async fn org_members(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Query(q): Query<MemberListQuery>,
+) -> ApiResult<Page<MemberView>> {
+    let org = crate::org::routes::load(&state.db, &id).await?;
+    access::org(&actor, &org.code, Reach::Subtree)?;
+    let paging = Paging {
+        page: q.page,
+        per_page: q.per_page,
+    };
+    let include_sub = matches!(q.include_sub.as_deref(), Some("1") | Some("true"));
+    let mut filter = Sql::new(" WHERE ");
+    if include_sub {
+        filter
+            .push("m.org_code >= ")
+            .bind(&org.code)
+            .push(" AND m.org_code < ")
+            .bind(subtree_upper(&org.code));
+    } else {
+        filter.push("m.branch_id = ").bind(&org.id);
+    }
+    let text = q.q.unwrap_or_default().trim().replace(['%', '_'], "");
+    if !text.is_empty() {
+        filter
+            .push(" AND (m.name LIKE ")
+            .bind(format!("%{text}%"))
+            .push(" OR m.id_number LIKE ")
+            .bind(format!("{}%", text.to_uppercase()))
+            .push(")");
+    }
+    let mut count = Sql::new("SELECT COUNT(*) FROM members m");
+    count.push(&filter.text).args = filter.args.clone();
+    let total: i64 = count.scalar().fetch_one(state.db.read()).await?;
+    let mut list = Sql::new(&format!(
+        "SELECT {MEMBER_COLUMNS}, o.name AS branch_name FROM members m JOIN orgs o ON o.id = m.branch_id"
+    ));
+    list.push(&filter.text).args = filter.args;
+    list.push(" ORDER BY m.org_code, m.name, m.id LIMIT ")
+        .bind_int(paging.per_page())
+        .push(" OFFSET ")
+        .bind_int(paging.offset());
+    let rows = list.query().fetch_all(state.db.read()).await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for r in rows {
+        use sqlx::{FromRow, Row};
+        let branch_name: String = r.try_get("branch_name")?;
+        items.push(MemberRow::from_row(&r)?.view(branch_name, false));
+    }
+    Ok(Page::new(items, total, &paging))
+}

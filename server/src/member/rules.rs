@@ -1,0 +1,441 @@
+//! Field rules for members (SPEC §4), enforced on every write: each refusal names the field.
+//! Pure: no IO.
+
+use chrono::NaiveDate;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::dict::{self, CATEGORIES, EDUCATIONS, ETHNICITIES, JOBS, STATUSES};
+use super::idcard::{self, IdNumber};
+use super::MemberRow;
+use crate::error::ApiError;
+use crate::fields::{self, years_between};
+
+/// The earliest possible join date: the founding of the Party.
+pub fn earliest_join_date() -> NaiveDate {
+    NaiveDate::from_ymd_opt(1921, 7, 1).expect("valid date")
+}
+
+/// A member as submitted (direct entry or edit). Every field is optional here so that each
+/// missing one is reported by name in Chinese.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct MemberInput {
+    /// 姓名
+    pub name: Option<String>,
+    /// 公民身份证号: 18 characters; a lower-case x is accepted and stored as X
+    pub id_number: Option<String>,
+    /// male | female; derived from the ID number when absent
+    pub sex: Option<String>,
+    /// 民族 (GB/T 3304 code)
+    pub ethnicity: Option<String>,
+    /// derived from the ID number when absent
+    pub birth_date: Option<String>,
+    /// 学历 (GB/T 4658 code)
+    pub education: Option<String>,
+    /// full | probationary
+    pub category: Option<String>,
+    /// 所在党支部 (631/632/9)
+    pub branch_id: Option<String>,
+    /// 加入党组织日期
+    pub joined_on: Option<String>,
+    /// 转正日期 (full members)
+    pub full_on: Option<String>,
+    /// worker | farmer | student | retired | other
+    pub job: Option<String>,
+    /// 联系电话
+    pub phone: Option<String>,
+    /// 家庭住址
+    pub address: Option<String>,
+    /// 党籍状态 (normal)
+    pub status: Option<String>,
+    pub lost_contact: Option<bool>,
+    pub lost_contact_on: Option<String>,
+    pub floating: Option<bool>,
+    pub floating_to: Option<String>,
+    /// 注册手机号
+    pub registered_phone: Option<String>,
+    /// 籍贯
+    pub origin: Option<String>,
+    /// 职称
+    pub title: Option<String>,
+    /// 新社会阶层情况
+    pub new_social_stratum: Option<String>,
+}
+
+/// A member that passed every rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidMember {
+    pub name: String,
+    pub id_number: String,
+    pub sex: String,
+    pub ethnicity: String,
+    pub birth_date: NaiveDate,
+    pub education: String,
+    pub category: String,
+    pub joined_on: NaiveDate,
+    pub full_on: Option<NaiveDate>,
+    pub job: String,
+    pub phone: String,
+    pub address: String,
+    pub status: String,
+    pub lost_contact: bool,
+    pub lost_contact_on: Option<NaiveDate>,
+    pub floating: bool,
+    pub floating_to: Option<String>,
+    pub registered_phone: Option<String>,
+    pub origin: String,
+    pub title: String,
+    pub new_social_stratum: String,
+    pub completeness: i64,
+}
+
+fn coded(
+    field: &str,
+    label: &str,
+    table: &[(&str, &str)],
+    value: Option<&str>,
+) -> Result<String, ApiError> {
+    let v = value.map(str::trim).unwrap_or("");
+    if v.is_empty() {
+        return Err(ApiError::field(field, format!("请选择{label}")));
+    }
+    dict::code_of(table, v)
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::field(field, format!("{label}“{v}”不在代码表中")))
+}
+
+/// Checks every field rule. `today` is the platform's calendar date.
+pub fn validate(m: &MemberInput, today: NaiveDate) -> Result<ValidMember, ApiError> {
+    let name = fields::required_text("name", "姓名", m.name.as_deref(), 30)?;
+    if name.chars().any(|c| c.is_ascii_digit()) {
+        return Err(ApiError::field("name", "姓名不能包含数字"));
+    }
+    let raw_id = m.id_number.as_deref().unwrap_or("");
+    if raw_id.trim().is_empty() {
+        return Err(ApiError::field("id_number", "请填写公民身份证号"));
+    }
+    let id = idcard::parse(raw_id, today).map_err(|e| ApiError::field("id_number", e.message()))?;
+    let (derived_birth, derived_sex) = match &id {
+        IdNumber::Known {
+            birth_date, male, ..
+        } => (
+            Some(*birth_date),
+            Some(if *male { "male" } else { "female" }),
+        ),
+        IdNumber::Unknown => (None, None),
+    };
+    let sex = match m.sex.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some("male") | Some("男") => "male",
+        Some("female") | Some("女") => "female",
+        Some(other) => {
+            return Err(ApiError::field(
+                "sex",
+                format!("性别“{other}”无效，应为男或女"),
+            ))
+        }
+        None => derived_sex.ok_or_else(|| ApiError::field("sex", "身份证号未知时须填写性别"))?,
+    }
+    .to_string();
+    let birth_date = match m
+        .birth_date
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        Some(v) => fields::date("birth_date", "出生日期", v)?,
+        None => derived_birth
+            .ok_or_else(|| ApiError::field("birth_date", "身份证号未知时须填写出生日期"))?,
+    };
+    fields::not_future("birth_date", "出生日期", birth_date, today)?;
+    if years_between(birth_date, today) < 18 {
+        return Err(ApiError::field("birth_date", "党员年龄应满18周岁"));
+    }
+    let ethnicity = coded("ethnicity", "民族", &ETHNICITIES, m.ethnicity.as_deref())?;
+    let education = coded("education", "学历", &EDUCATIONS, m.education.as_deref())?;
+    let category = coded("category", "人员类别", &CATEGORIES, m.category.as_deref())?;
+    let joined_on = fields::optional_date("joined_on", "加入党组织日期", m.joined_on.as_deref())?
+        .ok_or_else(|| ApiError::field("joined_on", "请填写加入党组织日期"))?;
+    fields::not_future("joined_on", "加入党组织日期", joined_on, today)?;
+    if joined_on < earliest_join_date() {
+        return Err(ApiError::field(
+            "joined_on",
+            "加入党组织日期不能早于1921年7月1日",
+        ));
+    }
+    if years_between(birth_date, joined_on) < 16 {
+        return Err(ApiError::field(
+            "joined_on",
+            "加入党组织日期与出生日期相差不足16年，请核对",
+        ));
+    }
+    let full_on = fields::optional_date("full_on", "转正日期", m.full_on.as_deref())?;
+    let full_on = match (category.as_str(), full_on) {
+        ("full", None) => return Err(ApiError::field("full_on", "正式党员须填写转正日期")),
+        ("full", Some(d)) => {
+            fields::not_future("full_on", "转正日期", d, today)?;
+            if d < joined_on {
+                return Err(ApiError::field("full_on", "转正日期不能早于加入党组织日期"));
+            }
+            if years_between(joined_on, d) < 1 {
+                return Err(ApiError::field(
+                    "full_on",
+                    "转正日期与加入党组织日期相差不足1年",
+                ));
+            }
+            Some(d)
+        }
+        (_, Some(_)) => return Err(ApiError::field("full_on", "预备党员不填写转正日期")),
+        (_, None) => None,
+    };
+    let job = coded("job", "工作岗位", &JOBS, m.job.as_deref())?;
+    let phone = fields::phone("phone", "联系电话", m.phone.as_deref())?;
+    let address = fields::required_text("address", "家庭住址", m.address.as_deref(), 200)?;
+    let status = match m.status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => "normal".to_string(),
+        Some(s) => dict::code_of(&STATUSES, s)
+            .map(str::to_string)
+            .ok_or_else(|| ApiError::field("status", format!("党籍状态“{s}”无效")))?,
+    };
+    let lost_contact = m.lost_contact.unwrap_or(false);
+    let lost_contact_on = if lost_contact {
+        let d = fields::optional_date("lost_contact_on", "失联日期", m.lost_contact_on.as_deref())?
+            .ok_or_else(|| ApiError::field("lost_contact_on", "失联党员须填写失联日期"))?;
+        Some(fields::not_future("lost_contact_on", "失联日期", d, today)?)
+    } else {
+        None
+    };
+    let floating = m.floating.unwrap_or(false);
+    let floating_to = if floating {
+        Some(fields::required_text(
+            "floating_to",
+            "外出流向",
+            m.floating_to.as_deref(),
+            100,
+        )?)
+    } else {
+        None
+    };
+    let registered_phone = match m
+        .registered_phone
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        None => None,
+        Some(p) => Some(fields::mobile("registered_phone", "注册手机号", Some(p))?),
+    };
+    let origin = fields::optional_text("origin", "籍贯", m.origin.as_deref(), 50)?;
+    let title = fields::optional_text("title", "职称", m.title.as_deref(), 50)?;
+    let new_social_stratum = fields::optional_text(
+        "new_social_stratum",
+        "新社会阶层情况",
+        m.new_social_stratum.as_deref(),
+        50,
+    )?;
+    let mut v = ValidMember {
+        name,
+        id_number: id.as_str().to_string(),
+        sex,
+        ethnicity,
+        birth_date,
+        education,
+        category,
+        joined_on,
+        full_on,
+        job,
+        phone,
+        address,
+        status,
+        lost_contact,
+        lost_contact_on,
+        floating,
+        floating_to,
+        registered_phone,
+        origin,
+        title,
+        new_social_stratum,
+        completeness: 0,
+    };
+    v.completeness = completeness(&v);
+    Ok(v)
+}
+
+/// 信息完整度: the percentage of required plus recommended fields filled.
+pub fn completeness(v: &ValidMember) -> i64 {
+    let filled = [
+        !v.name.is_empty(),
+        v.id_number != idcard::UNKNOWN_ID_NUMBER,
+        !v.sex.is_empty(),
+        !v.ethnicity.is_empty(),
+        true, // birth date
+        !v.education.is_empty(),
+        !v.category.is_empty(),
+        true, // join date
+        v.category != "full" || v.full_on.is_some(),
+        !v.job.is_empty(),
+        !v.phone.is_empty(),
+        !v.address.is_empty(),
+        v.registered_phone.is_some(),
+        !v.origin.is_empty(),
+        !v.title.is_empty(),
+    ];
+    let n = filled.iter().filter(|&&f| f).count() as i64;
+    (n * 100 + filled.len() as i64 / 2) / filled.len() as i64
+}
+
+/// The fields a letter of transfer carries: refused while a transfer is in progress.
+pub const LETTER_FIELDS: [&str; 6] = [
+    "name",
+    "sex",
+    "ethnicity",
+    "birth_date",
+    "category",
+    "id_number",
+];
+
+/// An edit merged over the stored record. Changing the person category to probationary clears
+/// the full-membership date that depends on it.
+pub fn merge(current: &MemberRow, patch: &MemberInput) -> MemberInput {
+    let keep = |p: &Option<String>, c: &str| p.clone().or_else(|| Some(c.to_string()));
+    let keep_opt = |p: &Option<String>, c: &Option<String>| p.clone().or_else(|| c.clone());
+    let becomes_probationary = patch.category.as_deref().map(str::trim) == Some("probationary")
+        || patch.category.as_deref().map(str::trim) == Some("预备党员");
+    MemberInput {
+        name: keep(&patch.name, &current.name),
+        id_number: keep(&patch.id_number, &current.id_number),
+        sex: keep(&patch.sex, &current.sex),
+        ethnicity: keep(&patch.ethnicity, &current.ethnicity),
+        birth_date: keep(&patch.birth_date, &current.birth_date),
+        education: keep(&patch.education, &current.education),
+        category: keep(&patch.category, &current.category),
+        branch_id: keep(&patch.branch_id, &current.branch_id),
+        joined_on: keep(&patch.joined_on, &current.joined_on),
+        full_on: if becomes_probationary && patch.full_on.is_none() {
+            None
+        } else {
+            keep_opt(&patch.full_on, &current.full_on)
+        },
+        job: keep(&patch.job, &current.job),
+        phone: keep(&patch.phone, &current.phone),
+        address: keep(&patch.address, &current.address),
+        status: keep(&patch.status, &current.status),
+        lost_contact: patch.lost_contact.or(Some(current.lost_contact != 0)),
+        lost_contact_on: keep_opt(&patch.lost_contact_on, &current.lost_contact_on),
+        floating: patch.floating.or(Some(current.floating != 0)),
+        floating_to: keep_opt(&patch.floating_to, &current.floating_to),
+        registered_phone: keep_opt(&patch.registered_phone, &current.registered_phone),
+        origin: keep(&patch.origin, &current.origin),
+        title: keep(&patch.title, &current.title),
+        new_social_stratum: keep(&patch.new_social_stratum, &current.new_social_stratum),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 23).unwrap()
+    }
+
+    fn good() -> MemberInput {
+        let birth = NaiveDate::from_ymd_opt(1980, 5, 17).unwrap();
+        MemberInput {
+            name: Some("王测试".into()),
+            id_number: Some(idcard::compose("370102", birth, 217)),
+            ethnicity: Some("01".into()),
+            education: Some("21".into()),
+            category: Some("full".into()),
+            joined_on: Some("2005-07-01".into()),
+            full_on: Some("2006-07-01".into()),
+            job: Some("worker".into()),
+            phone: Some("13800000000".into()),
+            address: Some("某市某区某路1号".into()),
+            ..MemberInput::default()
+        }
+    }
+
+    fn field_of(m: &MemberInput) -> Option<String> {
+        validate(m, today()).err().and_then(|e| e.field)
+    }
+
+    #[test]
+    fn a_good_member_passes_with_derived_sex_and_birth_date() {
+        let v = validate(&good(), today()).unwrap();
+        assert_eq!(v.sex, "male");
+        assert_eq!(v.birth_date, NaiveDate::from_ymd_opt(1980, 5, 17).unwrap());
+        assert!(v.completeness > 50 && v.completeness < 100);
+    }
+
+    #[test]
+    fn join_less_than_16_years_after_birth_is_refused() {
+        let mut m = good();
+        m.joined_on = Some("1995-01-01".into());
+        m.full_on = Some("1996-02-01".into());
+        assert_eq!(field_of(&m).as_deref(), Some("joined_on"));
+    }
+
+    #[test]
+    fn full_date_less_than_a_year_after_joining_is_refused() {
+        let mut m = good();
+        m.full_on = Some("2006-06-30".into());
+        assert_eq!(field_of(&m).as_deref(), Some("full_on"));
+    }
+
+    #[test]
+    fn future_dates_are_refused() {
+        let mut m = good();
+        m.joined_on = Some("2027-01-01".into());
+        assert_eq!(field_of(&m).as_deref(), Some("joined_on"));
+        let mut m = good();
+        m.full_on = Some("2030-01-01".into());
+        assert_eq!(field_of(&m).as_deref(), Some("full_on"));
+    }
+
+    #[test]
+    fn probationary_members_have_no_full_date() {
+        let mut m = good();
+        m.category = Some("probationary".into());
+        assert_eq!(field_of(&m).as_deref(), Some("full_on"));
+        m.full_on = None;
+        assert!(validate(&m, today()).is_ok());
+    }
+
+    #[test]
+    fn under_18_is_refused() {
+        let mut m = good();
+        let birth = NaiveDate::from_ymd_opt(2010, 1, 1).unwrap();
+        m.id_number = Some(idcard::compose("370102", birth, 11));
+        assert_eq!(field_of(&m).as_deref(), Some("birth_date"));
+    }
+
+    #[test]
+    fn unknown_id_needs_sex_and_birth_date() {
+        let mut m = good();
+        m.id_number = Some(idcard::UNKNOWN_ID_NUMBER.into());
+        assert_eq!(field_of(&m).as_deref(), Some("sex"));
+        m.sex = Some("female".into());
+        assert_eq!(field_of(&m).as_deref(), Some("birth_date"));
+        m.birth_date = Some("1980-01-01".into());
+        assert!(validate(&m, today()).is_ok());
+    }
+
+    #[test]
+    fn bad_codes_name_their_field() {
+        let mut m = good();
+        m.ethnicity = Some("99".into());
+        assert_eq!(field_of(&m).as_deref(), Some("ethnicity"));
+        let mut m = good();
+        m.phone = Some("12345".into());
+        assert_eq!(field_of(&m).as_deref(), Some("phone"));
+        let mut m = good();
+        m.joined_on = Some("1920-01-01".into());
+        m.id_number = Some(idcard::compose(
+            "370102",
+            NaiveDate::from_ymd_opt(1900, 1, 1).unwrap(),
+            1,
+        ));
+        m.full_on = Some("1921-01-01".into());
+        assert_eq!(field_of(&m).as_deref(), Some("joined_on"));
+    }
+}

@@ -1,0 +1,111 @@
+//! Organisations 党组织 (SPEC §2): the tree, its rules, storage and routes.
+
+pub mod routes;
+pub mod rules;
+pub mod store;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// One organisation as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrgRow {
+    pub id: String,
+    pub code: String,
+    pub parent_id: Option<String>,
+    pub name: String,
+    pub short_name: String,
+    pub category: String,
+    pub level: Option<String>,
+    pub secretary: String,
+    pub contact_name: String,
+    pub contact_phone: String,
+    pub subordination: String,
+    pub founded_on: Option<String>,
+    pub unit_mode: Option<String>,
+    pub work_category: Option<String>,
+    pub may_approve_development: i64,
+    pub status: String,
+    pub revoked_document_no: Option<String>,
+    pub revoked_reason: Option<String>,
+    pub revoked_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl OrgRow {
+    pub fn category(&self) -> Option<rules::Category> {
+        rules::Category::parse(&self.category)
+    }
+    pub fn level(&self) -> Option<rules::Level> {
+        self.level.as_deref().and_then(rules::Level::parse)
+    }
+    pub fn is_active(&self) -> bool {
+        self.status == "active"
+    }
+    /// Has a legal-entity unit of its own or through its parent (`same_as_parent`).
+    pub fn has_legal_entity_unit(&self) -> bool {
+        matches!(
+            self.unit_mode.as_deref(),
+            Some("legal_entity") | Some("same_as_parent")
+        )
+    }
+}
+
+/// A unit linked to an organisation.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LinkedUnit {
+    pub id: String,
+    pub name: String,
+    pub credit_code: String,
+    pub category: String,
+    pub is_default: bool,
+}
+
+/// An organisation as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OrgView {
+    pub id: String,
+    /// 党组织统一编码
+    pub code: String,
+    pub parent_id: Option<String>,
+    pub name: String,
+    pub short_name: String,
+    pub category: String,
+    pub category_name: String,
+    pub level: Option<String>,
+    pub secretary: String,
+    pub contact_name: String,
+    pub contact_phone: String,
+    pub subordination: String,
+    pub founded_on: Option<String>,
+    pub unit_mode: Option<String>,
+    /// 党组织工作分类: the unit category of the main unit
+    pub work_category: Option<String>,
+    pub may_approve_development: bool,
+    /// `active` or `revoked`
+    pub status: String,
+    pub revoked_document_no: Option<String>,
+    pub revoked_reason: Option<String>,
+    pub revoked_at: Option<String>,
+    /// members in this organisation and everything below it
+    pub member_count: i64,
+    /// direct child organisations
+    pub child_count: i64,
+    pub units: Vec<LinkedUnit>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A node of the tree (children lists).
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct OrgNode {
+    pub id: String,
+    pub code: String,
+    pub name: String,
+    pub short_name: String,
+    pub category: String,
+    pub status: String,
+    pub member_count: i64,
+    pub child_count: i64,
+}

@@ -1,0 +1,784 @@
+//! Organisation routes: thin handlers that parse, ask `access`, call the operations below and
+//! render. Every change is one transaction with its audit record.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::rules::{self, Category, Level, UnitMode};
+use super::store::{self, NewOrg};
+use super::{OrgNode, OrgRow, OrgView};
+use crate::access::{self, Actor, Allowed, Reach};
+use crate::app::{ApiJson, AppState, Page, Paging};
+use crate::audit::{self, Event, Who};
+use crate::db::{new_id, now_rfc3339, today, Db, Tx};
+use crate::error::{ApiError, ApiResult};
+use crate::fields;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_org, search_orgs))
+        .routes(routes!(get_org, edit_org, delete_org))
+        .routes(routes!(children))
+        .routes(routes!(change_category))
+        .routes(routes!(revoke_org))
+        .routes(routes!(unlink_units))
+}
+
+/// Loads an organisation or answers 404.
+pub async fn load(db: &Db, id: &str) -> ApiResult<OrgRow> {
+    store::get(db.read(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("党组织"))
+}
+
+async fn load_in_tx(tx: &mut Tx, id: &str) -> ApiResult<OrgRow> {
+    store::get(&mut **tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("党组织"))
+}
+
+fn must_be_active(org: &OrgRow) -> ApiResult<()> {
+    if org.is_active() {
+        Ok(())
+    } else {
+        Err(ApiError::conflict(
+            "org_revoked",
+            format!("党组织“{}”已撤销，不能再办理新的业务", org.name),
+        ))
+    }
+}
+
+fn refusal(r: rules::Refusal) -> ApiError {
+    ApiError::field(r.field, r.message)
+}
+
+/// `GET /orgs/{id}`: one organisation with its counts and units.
+#[utoipa::path(get, path = "/api/v1/orgs/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = OrgView), (status = 403, body = crate::error::ErrorBody),
+              (status = 404, body = crate::error::ErrorBody)))]
+async fn get_org(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OrgView>> {
+    let org = load(&state.db, &id).await?;
+    access::org(&actor, &org.code, Reach::Subtree)?;
+    Ok(Json(store::view(&state.db, org).await?))
+}
+
+/// `GET /orgs/{id}/children`: one page of direct children, each with its counts.
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/children", params(("id" = String, Path), Paging),
+    responses((status = 200, body = Page<OrgNode>)))]
+async fn children(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Query(paging): Query<Paging>,
+) -> ApiResult<Page<OrgNode>> {
+    let org = load(&state.db, &id).await?;
+    access::org(&actor, &org.code, Reach::Subtree)?;
+    let (items, total) =
+        store::children(&state.db, &org.id, paging.per_page(), paging.offset()).await?;
+    Ok(Page::new(items, total, &paging))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct OrgSearch {
+    /// part of the full or short name
+    pub q: Option<String>,
+}
+
+/// `GET /orgs?q=`: organisations in the actor's scope whose name contains `q` (at most 50).
+#[utoipa::path(get, path = "/api/v1/orgs", params(OrgSearch), responses((status = 200, body = Vec<OrgNode>)))]
+async fn search_orgs(
+    State(state): State<AppState>,
+    actor: Actor,
+    Query(q): Query<OrgSearch>,
+) -> ApiResult<Json<Vec<OrgNode>>> {
+    access::business_read(&actor)?;
+    let q = q.q.unwrap_or_default();
+    Ok(Json(
+        store::search(&state.db, &actor.org_code, q.trim(), 50).await?,
+    ))
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+pub struct CreateOrg {
+    pub parent_id: Option<String>,
+    /// 党组织全称
+    pub name: Option<String>,
+    /// 简称
+    pub short_name: Option<String>,
+    /// 组织类别: 1, 2, 3, 4, 5, 611, 621, 631, 632, 9
+    #[serde(default, deserialize_with = "fields::string_or_number")]
+    #[schema(value_type = Option<String>)]
+    pub category: Option<String>,
+    /// for category 1: county, city, province, central
+    pub level: Option<String>,
+    /// 书记
+    pub secretary: Option<String>,
+    /// 联系人
+    pub contact_name: Option<String>,
+    /// 联系电话
+    pub contact_phone: Option<String>,
+    /// 隶属关系
+    pub subordination: Option<String>,
+    /// same_as_parent | legal_entity | joint
+    pub unit_mode: Option<String>,
+    pub unit_ids: Option<Vec<String>>,
+    pub default_unit_id: Option<String>,
+    /// 批准建立日期
+    pub founded_on: Option<String>,
+    /// 具有发展党员审批权限
+    pub may_approve_development: Option<bool>,
+}
+
+fn parse_category(value: Option<&str>) -> ApiResult<Category> {
+    let v = value.map(str::trim).unwrap_or("");
+    if v.is_empty() {
+        return Err(ApiError::field("category", "请选择组织类别"));
+    }
+    Category::parse(v).ok_or_else(|| ApiError::field("category", format!("组织类别“{v}”不存在")))
+}
+
+fn parse_level(category: Category, value: Option<&str>) -> ApiResult<Option<Level>> {
+    let v = value.map(str::trim).unwrap_or("");
+    if category != Category::Committee {
+        return Ok(None);
+    }
+    if v.is_empty() {
+        return Err(ApiError::field(
+            "level",
+            "中共各级委员会须选择级别（中央、省、市、县）",
+        ));
+    }
+    Level::parse(v)
+        .map(Some)
+        .ok_or_else(|| ApiError::field("level", format!("级别“{v}”不存在，应为中央、省、市或县")))
+}
+
+fn parse_unit_mode(value: Option<&str>) -> ApiResult<Option<UnitMode>> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => UnitMode::parse(v).map(Some).ok_or_else(|| {
+            ApiError::field(
+                "unit_mode",
+                "所在单位情况应为 same_as_parent、legal_entity 或 joint",
+            )
+        }),
+    }
+}
+
+/// Checks that every unit exists, is in the actor's scope and is not linked to another
+/// organisation. Returns the proof that the actor may link them.
+async fn check_units_linkable(
+    tx: &mut Tx,
+    actor: &Actor,
+    org_id: Option<&str>,
+    unit_ids: &[String],
+) -> ApiResult<()> {
+    for unit_id in unit_ids {
+        let unit: Option<(String, String)> =
+            sqlx::query_as("SELECT name, owner_code FROM units WHERE id = $1")
+                .bind(unit_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        let Some((name, owner_code)) = unit else {
+            return Err(ApiError::field(
+                "unit_ids",
+                format!("单位 {unit_id} 不存在"),
+            ));
+        };
+        if access::unit(actor, [owner_code.as_str()]).is_err() {
+            return Err(ApiError::field(
+                "unit_ids",
+                format!("单位“{name}”不在您的管理范围内"),
+            ));
+        }
+        let linked: Option<(String, String)> = sqlx::query_as(
+            "SELECT o.id, o.name FROM org_units ou JOIN orgs o ON o.id = ou.org_id WHERE ou.unit_id = $1",
+        )
+        .bind(unit_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some((other_id, other_name)) = linked {
+            if Some(other_id.as_str()) != org_id {
+                return Err(ApiError::conflict_field(
+                    "unit_ids",
+                    format!("单位“{name}”已关联党组织“{other_name}”"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `POST /orgs`: create under a parent in scope; the unified code is assigned here.
+#[utoipa::path(post, path = "/api/v1/orgs", request_body = CreateOrg,
+    responses((status = 201, body = OrgView), (status = 400, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+async fn create_org(
+    State(state): State<AppState>,
+    actor: Actor,
+    ApiJson(req): ApiJson<CreateOrg>,
+) -> ApiResult<(StatusCode, Json<OrgView>)> {
+    access::business_read(&actor)?;
+    let parent_id = fields::required_text("parent_id", "上级党组织", req.parent_id.as_deref(), 64)?;
+    let parent = store::get(state.db.read(), &parent_id)
+        .await?
+        .ok_or_else(|| ApiError::field("parent_id", "上级党组织不存在"))?;
+    let allowed = access::org(&actor, &parent.code, Reach::Subtree)?;
+    let id = create(&state.db, &actor, allowed, &parent, &req).await?;
+    let org = load(&state.db, &id).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(store::view(&state.db, org).await?),
+    ))
+}
+
+/// Validates and inserts a new organisation below `parent`; returns its id.
+pub async fn create(
+    db: &Db,
+    actor: &Actor,
+    _allowed: Allowed,
+    parent: &OrgRow,
+    req: &CreateOrg,
+) -> ApiResult<String> {
+    must_be_active(parent)?;
+    let parent_category = parent
+        .category()
+        .ok_or_else(|| ApiError::internal("parent with unknown category"))?;
+    let category = parse_category(req.category.as_deref())?;
+    let level = parse_level(category, req.level.as_deref())?;
+    rules::may_contain(parent_category, parent.level(), category, level).map_err(refusal)?;
+    let name = fields::required_text("name", "党组织全称", req.name.as_deref(), 100)?;
+    let short_name = fields::optional_text("short_name", "简称", req.short_name.as_deref(), 50)?;
+    let secretary = fields::optional_text("secretary", "书记", req.secretary.as_deref(), 30)?;
+    let contact_name =
+        fields::required_text("contact_name", "联系人", req.contact_name.as_deref(), 30)?;
+    let contact_phone = fields::phone("contact_phone", "联系电话", req.contact_phone.as_deref())?;
+    let subordination = fields::optional_text(
+        "subordination",
+        "隶属关系",
+        req.subordination.as_deref(),
+        50,
+    )?;
+    let founded_on =
+        fields::optional_date("founded_on", "批准建立日期", req.founded_on.as_deref())?
+            .ok_or_else(|| ApiError::field("founded_on", "请填写批准建立日期"))?;
+    fields::not_future("founded_on", "批准建立日期", founded_on, today())?;
+    let unit_mode = parse_unit_mode(req.unit_mode.as_deref())?;
+    let linkage = rules::check_linkage(
+        category,
+        unit_mode,
+        req.unit_ids.as_deref().unwrap_or(&[]),
+        req.default_unit_id.as_deref(),
+        parent.has_legal_entity_unit(),
+    )
+    .map_err(refusal)?;
+    let may_approve = req.may_approve_development.unwrap_or(false);
+    if may_approve {
+        if category != Category::BasicCommittee {
+            return Err(ApiError::field(
+                "may_approve_development",
+                "只有党委（611）可以具有发展党员审批权限",
+            ));
+        }
+        access::grant_approval_authority(actor, &format!("{}~", parent.code))?;
+    }
+    let mut tx = db.begin().await?;
+    let duplicate: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM orgs WHERE parent_id = $1 AND name = $2")
+            .bind(&parent.id)
+            .bind(&name)
+            .fetch_one(&mut *tx)
+            .await?;
+    if duplicate > 0 {
+        return Err(ApiError::conflict_field(
+            "name",
+            "同一上级党组织下已有同名党组织",
+        ));
+    }
+    check_units_linkable(&mut tx, actor, None, &linkage.unit_ids).await?;
+    let id = new_id();
+    let code = store::next_child_code(&mut tx, &parent.id, &parent.code).await?;
+    let new = NewOrg {
+        name,
+        short_name,
+        category: category.code().to_string(),
+        level: level.map(|l| l.as_str().to_string()),
+        secretary,
+        contact_name,
+        contact_phone,
+        subordination,
+        founded_on: Some(founded_on.to_string()),
+        unit_mode: linkage.mode.map(|m| m.as_str().to_string()),
+        work_category: None,
+        may_approve_development: may_approve,
+    };
+    store::insert(&mut tx, &id, &code, Some(&parent.id), &new).await?;
+    let work_category = match linkage.mode {
+        Some(UnitMode::SameAsParent) => parent.work_category.clone(),
+        Some(_) => store::relink_units(&mut tx, &id, &linkage).await?,
+        None => None,
+    };
+    sqlx::query("UPDATE orgs SET work_category = $1 WHERE id = $2")
+        .bind(work_category)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+    audit::append(
+        &mut tx,
+        &Who::from(actor),
+        Event::ok("org.create", &id).with_detail(format!(
+            "{} {} {}",
+            code,
+            category.code(),
+            new.name
+        )),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+pub struct EditOrg {
+    /// a new full name is a rename 更名: only for organisations strictly below your own
+    pub name: Option<String>,
+    pub short_name: Option<String>,
+    pub secretary: Option<String>,
+    pub contact_name: Option<String>,
+    pub contact_phone: Option<String>,
+    pub subordination: Option<String>,
+    pub founded_on: Option<String>,
+    pub may_approve_development: Option<bool>,
+    /// with unit_ids and default_unit_id: replaces the unit links
+    pub unit_mode: Option<String>,
+    pub unit_ids: Option<Vec<String>>,
+    pub default_unit_id: Option<String>,
+}
+
+/// `PATCH /orgs/{id}`: edit; a changed `name` is a rename.
+#[utoipa::path(patch, path = "/api/v1/orgs/{id}", params(("id" = String, Path)), request_body = EditOrg,
+    responses((status = 200, body = OrgView), (status = 400, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+async fn edit_org(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<EditOrg>,
+) -> ApiResult<Json<OrgView>> {
+    let org = load(&state.db, &id).await?;
+    access::org(&actor, &org.code, Reach::Subtree)?;
+    must_be_active(&org)?;
+    let mut tx = state.db.begin().await?;
+    let org = load_in_tx(&mut tx, &id).await?;
+    let mut changes = Vec::new();
+    let mut name = org.name.clone();
+    if let Some(new_name) = req.name.as_deref() {
+        let new_name = fields::required_text("name", "党组织全称", Some(new_name), 100)?;
+        if new_name != org.name {
+            access::org(&actor, &org.code, Reach::StrictlyBelow).map_err(|_| {
+                ApiError::forbidden("不能修改本级党组织的名称，只能为下级党组织更名")
+            })?;
+            let duplicate: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM orgs WHERE parent_id = $1 AND name = $2 AND id <> $3",
+            )
+            .bind(org.parent_id.clone())
+            .bind(&new_name)
+            .bind(&org.id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if duplicate > 0 {
+                return Err(ApiError::conflict_field(
+                    "name",
+                    "同一上级党组织下已有同名党组织",
+                ));
+            }
+            changes.push(format!("更名：{} → {}", org.name, new_name));
+            name = new_name;
+        }
+    }
+    let pick = |v: Option<&String>, current: &str| {
+        v.map(|s| s.to_string())
+            .unwrap_or_else(|| current.to_string())
+    };
+    let short_name = fields::optional_text(
+        "short_name",
+        "简称",
+        Some(&pick(req.short_name.as_ref(), &org.short_name)),
+        50,
+    )?;
+    let secretary = fields::optional_text(
+        "secretary",
+        "书记",
+        Some(&pick(req.secretary.as_ref(), &org.secretary)),
+        30,
+    )?;
+    let contact_name = fields::required_text(
+        "contact_name",
+        "联系人",
+        Some(&pick(req.contact_name.as_ref(), &org.contact_name)),
+        30,
+    )?;
+    let contact_phone = fields::phone(
+        "contact_phone",
+        "联系电话",
+        Some(&pick(req.contact_phone.as_ref(), &org.contact_phone)),
+    )?;
+    let subordination = fields::optional_text(
+        "subordination",
+        "隶属关系",
+        Some(&pick(req.subordination.as_ref(), &org.subordination)),
+        50,
+    )?;
+    let founded_on = match req.founded_on.as_deref() {
+        Some(v) => {
+            let d = fields::optional_date("founded_on", "批准建立日期", Some(v))?
+                .ok_or_else(|| ApiError::field("founded_on", "请填写批准建立日期"))?;
+            Some(fields::not_future("founded_on", "批准建立日期", d, today())?.to_string())
+        }
+        None => org.founded_on.clone(),
+    };
+    let mut may_approve = org.may_approve_development != 0;
+    if let Some(v) = req.may_approve_development {
+        if v != may_approve {
+            if v && org.category() != Some(Category::BasicCommittee) {
+                return Err(ApiError::field(
+                    "may_approve_development",
+                    "只有党委（611）可以具有发展党员审批权限",
+                ));
+            }
+            access::grant_approval_authority(&actor, &org.code)?;
+            changes.push(format!(
+                "具有发展党员审批权限：{}",
+                if v { "是" } else { "否" }
+            ));
+            may_approve = v;
+        }
+    }
+    let mut work_category = org.work_category.clone();
+    let mut unit_mode = org.unit_mode.clone();
+    if req.unit_mode.is_some() || req.unit_ids.is_some() {
+        let category = org
+            .category()
+            .ok_or_else(|| ApiError::internal("unknown category"))?;
+        let parent_has_unit = match &org.parent_id {
+            Some(p) => load_in_tx(&mut tx, p).await?.has_legal_entity_unit(),
+            None => false,
+        };
+        let linkage = rules::check_linkage(
+            category,
+            parse_unit_mode(req.unit_mode.as_deref())?,
+            req.unit_ids.as_deref().unwrap_or(&[]),
+            req.default_unit_id.as_deref(),
+            parent_has_unit,
+        )
+        .map_err(refusal)?;
+        check_units_linkable(&mut tx, &actor, Some(&org.id), &linkage.unit_ids).await?;
+        work_category = match linkage.mode {
+            Some(UnitMode::SameAsParent) => {
+                store::unlink_all(&mut tx, &org.id).await?;
+                match &org.parent_id {
+                    Some(p) => load_in_tx(&mut tx, p).await?.work_category,
+                    None => None,
+                }
+            }
+            _ => store::relink_units(&mut tx, &org.id, &linkage).await?,
+        };
+        unit_mode = linkage.mode.map(|m| m.as_str().to_string());
+        changes.push("调整关联单位".to_string());
+    }
+    sqlx::query(
+        "UPDATE orgs SET name = $1, short_name = $2, secretary = $3, contact_name = $4, contact_phone = $5, \
+         subordination = $6, founded_on = $7, may_approve_development = $8, unit_mode = $9, work_category = $10, \
+         updated_at = $11 WHERE id = $12",
+    )
+    .bind(&name)
+    .bind(&short_name)
+    .bind(&secretary)
+    .bind(&contact_name)
+    .bind(&contact_phone)
+    .bind(&subordination)
+    .bind(founded_on)
+    .bind(crate::db::flag(may_approve))
+    .bind(unit_mode)
+    .bind(work_category)
+    .bind(now_rfc3339())
+    .bind(&org.id)
+    .execute(&mut *tx)
+    .await?;
+    let action = if name != org.name {
+        "org.rename"
+    } else {
+        "org.edit"
+    };
+    audit::append(
+        &mut tx,
+        &Who::from(&actor),
+        Event::ok(action, &org.id).with_detail(changes.join("；")),
+    )
+    .await?;
+    tx.commit().await?;
+    let org = load(&state.db, &id).await?;
+    Ok(Json(store::view(&state.db, org).await?))
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+pub struct ChangeCategory {
+    #[serde(default, deserialize_with = "fields::string_or_number")]
+    #[schema(value_type = Option<String>)]
+    pub category: Option<String>,
+    pub level: Option<String>,
+    /// required when a committee becomes a basic organisation, or for a joint branch
+    pub unit_mode: Option<String>,
+    pub unit_ids: Option<Vec<String>>,
+    pub default_unit_id: Option<String>,
+}
+
+/// `POST /orgs/{id}/category`: change the category under the rank rules. From basic (6xx/9) to
+/// committee (1-5) unlinks the units and clears the party-work information; the reverse needs
+/// a unit.
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/category", params(("id" = String, Path)), request_body = ChangeCategory,
+    responses((status = 200, body = OrgView), (status = 400, body = crate::error::ErrorBody),
+              (status = 409, body = crate::error::ErrorBody)))]
+async fn change_category(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ChangeCategory>,
+) -> ApiResult<Json<OrgView>> {
+    let org = load(&state.db, &id).await?;
+    access::org(&actor, &org.code, Reach::StrictlyBelow)?;
+    must_be_active(&org)?;
+    let category = parse_category(req.category.as_deref())?;
+    let level = parse_level(category, req.level.as_deref())?;
+    let old = org
+        .category()
+        .ok_or_else(|| ApiError::internal("unknown category"))?;
+    let mut tx = state.db.begin().await?;
+    let parent = match &org.parent_id {
+        Some(p) => load_in_tx(&mut tx, p).await?,
+        None => return Err(ApiError::forbidden("根党组织的类别不能修改")),
+    };
+    let parent_category = parent
+        .category()
+        .ok_or_else(|| ApiError::internal("unknown category"))?;
+    rules::may_contain(parent_category, parent.level(), category, level).map_err(refusal)?;
+    let kids: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT name, category, level FROM orgs WHERE parent_id = $1 AND status = 'active'",
+    )
+    .bind(&org.id)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (kid_name, kid_category, kid_level) in &kids {
+        let Some(kc) = Category::parse(kid_category) else {
+            continue;
+        };
+        let kl = kid_level.as_deref().and_then(Level::parse);
+        if rules::may_contain(category, level, kc, kl).is_err() {
+            return Err(ApiError::field(
+                "category",
+                format!(
+                    "下级党组织“{kid_name}”（{}）不能隶属于{}，不能修改为该类别",
+                    kc.label(),
+                    category.label()
+                ),
+            ));
+        }
+    }
+    if !category.is_branch() {
+        let members: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE branch_id = $1")
+            .bind(&org.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if members > 0 {
+            return Err(ApiError::conflict(
+                "org_has_members",
+                format!(
+                    "该党组织有{members}名党员，党员只能隶属于党支部类组织，不能修改为{}",
+                    category.label()
+                ),
+            ));
+        }
+    }
+    let relink = req.unit_mode.is_some()
+        || req.unit_ids.is_some()
+        || (category.is_basic() && !old.is_basic())
+        || ((category == Category::JointBranch) != (org.unit_mode.as_deref() == Some("joint"))
+            && category.is_basic());
+    let (unit_mode, work_category) = if !category.is_basic() && req.unit_mode.is_none() {
+        // Basic → committee: units are unlinked and the party-work information cleared.
+        store::unlink_all(&mut tx, &org.id).await?;
+        (None, None)
+    } else if relink {
+        let linkage = rules::check_linkage(
+            category,
+            parse_unit_mode(req.unit_mode.as_deref())?,
+            req.unit_ids.as_deref().unwrap_or(&[]),
+            req.default_unit_id.as_deref(),
+            parent.has_legal_entity_unit(),
+        )
+        .map_err(refusal)?;
+        check_units_linkable(&mut tx, &actor, Some(&org.id), &linkage.unit_ids).await?;
+        let wc = match linkage.mode {
+            Some(UnitMode::SameAsParent) => {
+                store::unlink_all(&mut tx, &org.id).await?;
+                parent.work_category.clone()
+            }
+            Some(_) => store::relink_units(&mut tx, &org.id, &linkage).await?,
+            None => None,
+        };
+        (linkage.mode.map(|m| m.as_str().to_string()), wc)
+    } else {
+        (org.unit_mode.clone(), org.work_category.clone())
+    };
+    let may_approve = category == Category::BasicCommittee && org.may_approve_development != 0;
+    sqlx::query(
+        "UPDATE orgs SET category = $1, level = $2, unit_mode = $3, work_category = $4, \
+         may_approve_development = $5, updated_at = $6 WHERE id = $7",
+    )
+    .bind(category.code())
+    .bind(level.map(|l| l.as_str().to_string()))
+    .bind(unit_mode)
+    .bind(work_category)
+    .bind(crate::db::flag(may_approve))
+    .bind(now_rfc3339())
+    .bind(&org.id)
+    .execute(&mut *tx)
+    .await?;
+    audit::append(
+        &mut tx,
+        &Who::from(&actor),
+        Event::ok("org.change_category", &org.id).with_detail(format!(
+            "{} → {}",
+            old.code(),
+            category.code()
+        )),
+    )
+    .await?;
+    tx.commit().await?;
+    let org = load(&state.db, &id).await?;
+    Ok(Json(store::view(&state.db, org).await?))
+}
+
+fn blocked(verb: &str, blockers: &[String]) -> ApiError {
+    ApiError::conflict(
+        "org_not_empty",
+        format!("不能{verb}：该党组织还有{}", blockers.join("、")),
+    )
+}
+
+/// `DELETE /orgs/{id}`: physical deletion of an organisation created by mistake.
+#[utoipa::path(delete, path = "/api/v1/orgs/{id}", params(("id" = String, Path)),
+    responses((status = 204), (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+async fn delete_org(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let org = load(&state.db, &id).await?;
+    access::org(&actor, &org.code, Reach::StrictlyBelow)?;
+    let mut tx = state.db.begin().await?;
+    let org = load_in_tx(&mut tx, &id).await?;
+    let blockers = store::blockers(&mut tx, &org, true).await?;
+    if !blockers.is_empty() {
+        return Err(blocked("删除", &blockers));
+    }
+    sqlx::query("DELETE FROM orgs WHERE id = $1")
+        .bind(&org.id)
+        .execute(&mut *tx)
+        .await?;
+    audit::append(
+        &mut tx,
+        &Who::from(&actor),
+        Event::ok("org.delete", &org.id).with_detail(format!("{} {}", org.code, org.name)),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+pub struct RevokeOrg {
+    /// 撤销文号
+    pub document_no: Option<String>,
+    /// 撤销原因
+    pub reason: Option<String>,
+}
+
+/// `POST /orgs/{id}/revoke`: 撤销, keeping the history.
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/revoke", params(("id" = String, Path)), request_body = RevokeOrg,
+    responses((status = 200, body = OrgView), (status = 409, body = crate::error::ErrorBody)))]
+async fn revoke_org(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<RevokeOrg>,
+) -> ApiResult<Json<OrgView>> {
+    let org = load(&state.db, &id).await?;
+    access::org(&actor, &org.code, Reach::StrictlyBelow)?;
+    must_be_active(&org)?;
+    let document_no =
+        fields::required_text("document_no", "撤销文号", req.document_no.as_deref(), 100)?;
+    let reason = fields::required_text("reason", "撤销原因", req.reason.as_deref(), 500)?;
+    let mut tx = state.db.begin().await?;
+    let org = load_in_tx(&mut tx, &id).await?;
+    let blockers = store::blockers(&mut tx, &org, false).await?;
+    if !blockers.is_empty() {
+        return Err(blocked("撤销", &blockers));
+    }
+    sqlx::query(
+        "UPDATE orgs SET status = 'revoked', revoked_document_no = $1, revoked_reason = $2, revoked_at = $3, \
+         updated_at = $3 WHERE id = $4",
+    )
+    .bind(&document_no)
+    .bind(&reason)
+    .bind(now_rfc3339())
+    .bind(&org.id)
+    .execute(&mut *tx)
+    .await?;
+    audit::append(
+        &mut tx,
+        &Who::from(&actor),
+        Event::ok("org.revoke", &org.id).with_detail(format!("{document_no} {reason}")),
+    )
+    .await?;
+    tx.commit().await?;
+    let org = load(&state.db, &id).await?;
+    Ok(Json(store::view(&state.db, org).await?))
+}
+
+/// `POST /orgs/{id}/unlink-units`: removes every unit link (both records stay), e.g. before
+/// deleting an organisation created by mistake.
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/unlink-units", params(("id" = String, Path)),
+    responses((status = 200, body = OrgView)))]
+async fn unlink_units(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OrgView>> {
+    let org = load(&state.db, &id).await?;
+    access::org(&actor, &org.code, Reach::StrictlyBelow)?;
+    let mut tx = state.db.begin().await?;
+    let n = store::unlink_all(&mut tx, &org.id).await?;
+    sqlx::query("UPDATE orgs SET work_category = NULL, updated_at = $1 WHERE id = $2")
+        .bind(now_rfc3339())
+        .bind(&org.id)
+        .execute(&mut *tx)
+        .await?;
+    audit::append(
+        &mut tx,
+        &Who::from(&actor),
+        Event::ok("org.unlink_units", &org.id).with_detail(format!("{n}")),
+    )
+    .await?;
+    tx.commit().await?;
+    let org = load(&state.db, &id).await?;
+    Ok(Json(store::view(&state.db, org).await?))
+}

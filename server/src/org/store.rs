@@ -1,0 +1,338 @@
+//! Storage of organisations and their unit links. The unified code is a materialised path:
+//! "this organisation and everything below it" is the range `code >= C AND code < C || '~'`.
+
+use sqlx::{Any, Executor};
+
+use super::rules::{sibling_segment, Linkage};
+use super::{LinkedUnit, OrgNode, OrgRow, OrgView};
+use crate::db::{flag, now_rfc3339, subtree_upper, Tx};
+
+pub const ORG_COLUMNS: &str = "id, code, parent_id, name, short_name, category, level, secretary, \
+    contact_name, contact_phone, subordination, founded_on, unit_mode, work_category, \
+    may_approve_development, status, revoked_document_no, revoked_reason, revoked_at, created_at, updated_at";
+
+pub async fn get<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    id: &str,
+) -> Result<Option<OrgRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {ORG_COLUMNS} FROM orgs WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(e)
+        .await
+}
+
+pub async fn get_by_code<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    code: &str,
+) -> Result<Option<OrgRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {ORG_COLUMNS} FROM orgs WHERE code = $1"))
+        .bind(code)
+        .fetch_optional(e)
+        .await
+}
+
+/// Members in the subtree of `code`: one indexed range count.
+pub async fn subtree_member_count<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    code: &str,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE org_code >= $1 AND org_code < $2")
+        .bind(code)
+        .bind(subtree_upper(code))
+        .fetch_one(e)
+        .await
+}
+
+pub async fn child_count<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    id: &str,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM orgs WHERE parent_id = $1")
+        .bind(id)
+        .fetch_one(e)
+        .await
+}
+
+pub async fn linked_units<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    org_id: &str,
+) -> Result<Vec<LinkedUnit>, sqlx::Error> {
+    let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
+        "SELECT u.id, u.name, u.credit_code, u.category, ou.is_default FROM org_units ou \
+         JOIN units u ON u.id = ou.unit_id WHERE ou.org_id = $1 ORDER BY ou.is_default DESC, u.name",
+    )
+    .bind(org_id)
+    .fetch_all(e)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| LinkedUnit {
+            id: r.0,
+            name: r.1,
+            credit_code: r.2,
+            category: r.3,
+            is_default: r.4 != 0,
+        })
+        .collect())
+}
+
+/// The full view of one organisation.
+pub async fn view(db: &crate::db::Db, row: OrgRow) -> Result<OrgView, sqlx::Error> {
+    let member_count = subtree_member_count(db.read(), &row.code).await?;
+    let child_count = child_count(db.read(), &row.id).await?;
+    let units = linked_units(db.read(), &row.id).await?;
+    let category_name = row
+        .category()
+        .map(|c| c.label().to_string())
+        .unwrap_or_default();
+    Ok(OrgView {
+        id: row.id,
+        code: row.code,
+        parent_id: row.parent_id,
+        name: row.name,
+        short_name: row.short_name,
+        category: row.category,
+        category_name,
+        level: row.level,
+        secretary: row.secretary,
+        contact_name: row.contact_name,
+        contact_phone: row.contact_phone,
+        subordination: row.subordination,
+        founded_on: row.founded_on,
+        unit_mode: row.unit_mode,
+        work_category: row.work_category,
+        may_approve_development: row.may_approve_development != 0,
+        status: row.status,
+        revoked_document_no: row.revoked_document_no,
+        revoked_reason: row.revoked_reason,
+        revoked_at: row.revoked_at,
+        member_count,
+        child_count,
+        units,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+/// One page of the direct children of an organisation, each with its counts, in code order.
+pub async fn children(
+    db: &crate::db::Db,
+    parent_id: &str,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<OrgNode>, i64), sqlx::Error> {
+    let total = child_count(db.read(), parent_id).await?;
+    let items = sqlx::query_as(
+        "SELECT o.id, o.code, o.name, o.short_name, o.category, o.status, \
+         (SELECT COUNT(*) FROM members m WHERE m.org_code >= o.code AND m.org_code < o.code || '~') AS member_count, \
+         (SELECT COUNT(*) FROM orgs c WHERE c.parent_id = o.id) AS child_count \
+         FROM orgs o WHERE o.parent_id = $1 ORDER BY o.code LIMIT $2 OFFSET $3",
+    )
+    .bind(parent_id)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(db.read())
+    .await?;
+    Ok((items, total))
+}
+
+/// Organisations in the subtree of `code` whose name contains `q` (tree search).
+pub async fn search(
+    db: &crate::db::Db,
+    code: &str,
+    q: &str,
+    limit: i64,
+) -> Result<Vec<OrgNode>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT o.id, o.code, o.name, o.short_name, o.category, o.status, \
+         (SELECT COUNT(*) FROM members m WHERE m.org_code >= o.code AND m.org_code < o.code || '~') AS member_count, \
+         (SELECT COUNT(*) FROM orgs c WHERE c.parent_id = o.id) AS child_count \
+         FROM orgs o WHERE o.code >= $1 AND o.code < $2 AND (o.name LIKE $3 OR o.short_name LIKE $3) \
+         ORDER BY o.code LIMIT $4",
+    )
+    .bind(code)
+    .bind(subtree_upper(code))
+    .bind(format!("%{}%", q.replace(['%', '_'], "")))
+    .bind(limit)
+    .fetch_all(db.read())
+    .await
+}
+
+/// Everything needed to insert an organisation (already validated).
+pub struct NewOrg {
+    pub name: String,
+    pub short_name: String,
+    pub category: String,
+    pub level: Option<String>,
+    pub secretary: String,
+    pub contact_name: String,
+    pub contact_phone: String,
+    pub subordination: String,
+    pub founded_on: Option<String>,
+    pub unit_mode: Option<String>,
+    pub work_category: Option<String>,
+    pub may_approve_development: bool,
+}
+
+/// Takes the next sibling code under `parent_id`. Codes are never reused.
+pub async fn next_child_code(
+    tx: &mut Tx,
+    parent_id: &str,
+    parent_code: &str,
+) -> anyhow::Result<String> {
+    sqlx::query("UPDATE orgs SET next_child_seq = next_child_seq + 1 WHERE id = $1")
+        .bind(parent_id)
+        .execute(&mut **tx)
+        .await?;
+    let seq: i64 = sqlx::query_scalar("SELECT next_child_seq FROM orgs WHERE id = $1")
+        .bind(parent_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let segment = sibling_segment(seq)
+        .ok_or_else(|| anyhow::anyhow!("sibling codes exhausted under {parent_code}"))?;
+    Ok(format!("{parent_code}{segment}"))
+}
+
+/// Inserts an organisation with the given code and parent.
+pub async fn insert(
+    tx: &mut Tx,
+    id: &str,
+    code: &str,
+    parent_id: Option<&str>,
+    o: &NewOrg,
+) -> Result<(), sqlx::Error> {
+    let now = now_rfc3339();
+    sqlx::query(
+        "INSERT INTO orgs (id, code, parent_id, name, short_name, category, level, secretary, \
+         contact_name, contact_phone, subordination, founded_on, unit_mode, work_category, \
+         may_approve_development, status, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'active', $16, $16)",
+    )
+    .bind(id)
+    .bind(code)
+    .bind(parent_id.map(str::to_string))
+    .bind(&o.name)
+    .bind(&o.short_name)
+    .bind(&o.category)
+    .bind(o.level.clone())
+    .bind(&o.secretary)
+    .bind(&o.contact_name)
+    .bind(&o.contact_phone)
+    .bind(&o.subordination)
+    .bind(o.founded_on.clone())
+    .bind(o.unit_mode.clone())
+    .bind(o.work_category.clone())
+    .bind(flag(o.may_approve_development))
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Replaces the unit links of an organisation by `linkage` and returns the work category
+/// (the main unit's category). Units linked as a legal entity become situation 1, units of a
+/// joint branch situation 2.
+pub async fn relink_units(
+    tx: &mut Tx,
+    org_id: &str,
+    linkage: &Linkage,
+) -> Result<Option<String>, sqlx::Error> {
+    unlink_all(tx, org_id).await?;
+    let situation = if linkage.unit_ids.len() > 1 { 2 } else { 1 };
+    let mut work_category = None;
+    for unit_id in &linkage.unit_ids {
+        let is_default = linkage.default_unit_id.as_deref() == Some(unit_id.as_str());
+        sqlx::query("INSERT INTO org_units (org_id, unit_id, is_default) VALUES ($1, $2, $3)")
+            .bind(org_id)
+            .bind(unit_id)
+            .bind(flag(is_default))
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("UPDATE units SET party_org_situation = $1, managing_org_id = NULL, updated_at = $2 WHERE id = $3")
+            .bind(situation)
+            .bind(now_rfc3339())
+            .bind(unit_id)
+            .execute(&mut **tx)
+            .await?;
+        if is_default {
+            work_category = sqlx::query_scalar("SELECT category FROM units WHERE id = $1")
+                .bind(unit_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(work_category)
+}
+
+/// Removes every unit link of an organisation; both records stay. Returns how many.
+pub async fn unlink_all(tx: &mut Tx, org_id: &str) -> Result<u64, sqlx::Error> {
+    let n = sqlx::query("DELETE FROM org_units WHERE org_id = $1")
+        .bind(org_id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    Ok(n)
+}
+
+/// What stands in the way of deleting or revoking an organisation, in Chinese, one item each.
+pub async fn blockers(
+    tx: &mut Tx,
+    org: &OrgRow,
+    for_delete: bool,
+) -> Result<Vec<String>, sqlx::Error> {
+    let mut out = Vec::new();
+    let children: i64 = sqlx::query_scalar(if !for_delete {
+        "SELECT COUNT(*) FROM orgs WHERE parent_id = $1 AND status = 'active'"
+    } else {
+        "SELECT COUNT(*) FROM orgs WHERE parent_id = $1"
+    })
+    .bind(&org.id)
+    .fetch_one(&mut **tx)
+    .await?;
+    if children > 0 {
+        out.push(format!("{children}个下级党组织"));
+    }
+    let members: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE branch_id = $1")
+        .bind(&org.id)
+        .fetch_one(&mut **tx)
+        .await?;
+    if members > 0 {
+        out.push(format!("{members}名党员"));
+    }
+    let in_transfer: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE branch_id = $1 AND in_transfer = 1")
+            .bind(&org.id)
+            .fetch_one(&mut **tx)
+            .await?;
+    if in_transfer > 0 {
+        out.push(format!("{in_transfer}件正在办理的组织关系转接"));
+    }
+    let units: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM org_units WHERE org_id = $1")
+        .bind(&org.id)
+        .fetch_one(&mut **tx)
+        .await?;
+    if units > 0 {
+        out.push(format!("{units}个关联单位（请先解除关联）"));
+    }
+    let grants: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM grants WHERE org_id = $1 AND revoked_at IS NULL")
+            .bind(&org.id)
+            .fetch_one(&mut **tx)
+            .await?;
+    if grants > 0 {
+        out.push(format!(
+            "{grants}个管理员、安全员或审计员授权（请先撤销授权）"
+        ));
+    } else if for_delete {
+        let history: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM grants WHERE org_id = $1")
+            .bind(&org.id)
+            .fetch_one(&mut **tx)
+            .await?;
+        if history > 0 {
+            out.push(format!(
+                "{history}条已撤销的授权记录（有授权历史的党组织只能撤销，不能删除）"
+            ));
+        }
+    }
+    Ok(out)
+}

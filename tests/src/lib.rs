@@ -1,0 +1,330 @@
+//! Shared helpers for the end-to-end suites: fresh databases on both engines, a real
+//! `dangjian-server` process on a random port, signed-in HTTP clients with TOTP codes.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The PostgreSQL server the suites use: `DANGJIAN_TEST_PG` (an admin URL such as
+/// `postgres://dangjian:dangjian@127.0.0.1:5432/postgres`), set by `scripts/test.sh`.
+pub fn pg_admin_url() -> String {
+    std::env::var("DANGJIAN_TEST_PG").expect(
+        "DANGJIAN_TEST_PG is not set: run the suites through scripts/test.sh, which starts PostgreSQL",
+    )
+}
+
+/// A database of its own for one test, dropped at the end.
+pub struct TestDb {
+    pub url: String,
+    name: Option<String>,
+    _dir: Option<tempdir::TempDir>,
+}
+
+mod tempdir {
+    use std::path::{Path, PathBuf};
+
+    /// A temporary directory removed on drop.
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new(prefix: &str) -> TempDir {
+            let p =
+                std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&p).expect("create temp dir");
+            TempDir(p)
+        }
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+pub use tempdir::TempDir;
+
+impl TestDb {
+    pub async fn sqlite() -> TestDb {
+        let dir = TempDir::new("dangjian-store");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        TestDb {
+            url,
+            name: None,
+            _dir: Some(dir),
+        }
+    }
+
+    pub async fn postgres() -> TestDb {
+        let admin = pg_admin_url();
+        let name = format!("dj_test_{}", uuid::Uuid::new_v4().simple());
+        sqlx::any::install_default_drivers();
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
+            .await
+            .expect("connect to PostgreSQL");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+        TestDb {
+            url: format!("{base}/{name}"),
+            name: Some(name),
+            _dir: None,
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = self.name.take() {
+            let admin = pg_admin_url();
+            // Best effort, on a thread of its own: Drop may run inside a runtime.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                rt.block_on(async move {
+                    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
+                        .await
+                        .ok()?;
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await
+                        .ok()
+                })
+            })
+            .join();
+        }
+    }
+}
+
+/// The `dangjian-server` binary next to the test executable (scripts/test.sh builds it first).
+pub fn server_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("dangjian-server");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p dangjian-server` (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// One demo account from `demo-accounts.json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DemoAccount {
+    pub role: String,
+    pub tier: Option<u8>,
+    pub org_id: String,
+    pub org_name: String,
+    pub id_number: String,
+    pub password: String,
+    pub totp_secret: String,
+}
+
+/// A running server process with its data directory.
+pub struct Server {
+    pub base: String,
+    pub data: TempDir,
+    pub accounts: Vec<DemoAccount>,
+    child: Child,
+    _db: Option<TestDb>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// `dangjian-server demo --members N` on a random loopback port over HTTPS, on SQLite or
+    /// (with `db`) PostgreSQL.
+    pub async fn demo(members: usize, db: Option<TestDb>) -> Server {
+        let data = TempDir::new("dangjian-api");
+        let mut cmd = Command::new(server_binary());
+        cmd.arg("demo")
+            .arg("--data")
+            .arg(data.path())
+            .arg("--members")
+            .arg(members.to_string())
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .env("DANGJIAN_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(db) = &db {
+            cmd.arg("--database").arg(&db.url);
+        }
+        let mut child = cmd.spawn().expect("spawn dangjian-server");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(url.trim().to_string());
+                }
+            }
+        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("server did not report its address");
+        let text = std::fs::read_to_string(data.path().join("demo-accounts.json"))
+            .expect("demo-accounts.json");
+        let accounts: Vec<DemoAccount> = serde_json::from_str(&text).expect("parse demo accounts");
+        Server {
+            base,
+            data,
+            accounts,
+            child,
+            _db: db,
+        }
+    }
+
+    pub fn account(&self, role: &str, tier: Option<u8>) -> DemoAccount {
+        self.accounts
+            .iter()
+            .find(|a| a.role == role && a.tier == tier)
+            .cloned()
+            .unwrap_or_else(|| panic!("no demo account {role} {tier:?}"))
+    }
+
+    /// An HTTPS client that trusts the server's CA (and keeps cookies).
+    pub fn client(&self) -> reqwest::Client {
+        let ca = std::fs::read(self.data.path().join("tls/ca.crt")).expect("ca.crt");
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("CA pem"))
+            .cookie_store(true)
+            .build()
+            .expect("client")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Signs in as a demo account; returns a client carrying its bearer token.
+    pub async fn sign_in(&self, account: &DemoAccount) -> Api {
+        let client = self.client();
+        let code = current_code(&account.totp_secret);
+        let res = client
+            .post(self.url("/api/v1/session"))
+            .json(&serde_json::json!({
+                "id_number": account.id_number, "password": account.password, "code": code
+            }))
+            .send()
+            .await
+            .expect("sign in");
+        let status = res.status();
+        let body: Value = res.json().await.expect("json");
+        assert_eq!(status, 200, "sign in failed: {body}");
+        Api {
+            client,
+            base: self.base.clone(),
+            token: body["token"].as_str().expect("token").to_string(),
+        }
+    }
+}
+
+/// The six-digit code of a base32 secret for now.
+pub fn current_code(secret: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    dangjian_server::account::totp::code_at(secret, now).expect("totp")
+}
+
+/// A signed-in API client.
+#[derive(Clone)]
+pub struct Api {
+    pub client: reqwest::Client,
+    pub base: String,
+    pub token: String,
+}
+
+/// A response: status and JSON body (Null when empty).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The `field` of an error answer.
+    pub fn field(&self) -> Option<&str> {
+        self.body["error"]["field"].as_str()
+    }
+    pub fn message(&self) -> &str {
+        self.body["error"]["message"].as_str().unwrap_or("")
+    }
+}
+
+impl Api {
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Reply {
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap_or_default();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Reply { status, body }
+    }
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+    pub async fn patch(&self, path: &str, body: Value) -> Reply {
+        self.send(reqwest::Method::PATCH, path, Some(body)).await
+    }
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send(reqwest::Method::DELETE, path, None).await
+    }
+}
+
+/// Rows of a shared vector file: (value, expected, note). Reads `../shared/vectors/` when it
+/// is beside the repository (it may hold newer rows), else the copy in `tests/vectors/`.
+pub fn vectors(file: &str) -> Vec<(String, String, String)> {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shared = here.join("../../shared/vectors").join(file);
+    let path = if shared.exists() {
+        shared
+    } else {
+        here.join("vectors").join(file)
+    };
+    let text = std::fs::read_to_string(&path).expect("read vectors");
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let mut c = l.split('\t');
+            (
+                c.next().unwrap_or("").to_string(),
+                c.next().unwrap_or("").to_string(),
+                c.next().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
