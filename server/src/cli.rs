@@ -43,6 +43,12 @@ enum Command {
     Migrate(DbArgs),
     /// Check the audit chain: exit 0 when intact, 1 naming the first broken record
     AuditVerify(DbArgs),
+    /// Print the current six-digit code of a base32 TOTP secret (demos and scripts)
+    TotpCode {
+        /// The base32 secret, e.g. a demo account's totp_secret
+        #[arg(long)]
+        secret: String,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -147,6 +153,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let db = open_db(&args).await?;
             db.migrate().await?;
             println!("migrations applied");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::TotpCode { secret } => {
+            let now = chrono::Utc::now().timestamp() as u64;
+            println!("{}", totp::code_at(secret.trim(), now)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::AuditVerify(args) => {
@@ -391,16 +402,23 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
 
 fn print_demo_hint(data: &Path, args: &ServeArgs) {
     let scheme = if args.insecure_http { "http" } else { "https" };
+    let path = data.join("demo-accounts.json");
+    println!("demo accounts ({}):", path.display());
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        if let Ok(accounts) = serde_json::from_str::<Vec<crate::demo::DemoAccount>>(&text) {
+            for a in accounts {
+                let tier = a.tier.map(|t| format!(" tier {t}")).unwrap_or_default();
+                println!(
+                    "  {:<8}{:<8} {:<18} password {:<14} totp_secret {}  ({})",
+                    a.role, tier, a.id_number, a.password, a.totp_secret, a.org_name
+                );
+            }
+        }
+    }
+    println!("six-digit code: dangjian-server totp-code --secret <totp_secret> (or any authenticator app)");
     println!(
-        "demo accounts: {}",
-        data.join("demo-accounts.json").display()
-    );
-    println!(
-        "sign in at {scheme}://{}/ with an ID number, password and the six-digit code of its totp_secret",
-        args.listen
-    );
-    println!(
-        "  CA certificate for curl/browsers: {}",
+        "CA certificate for curl and browsers: {}",
         data.join("tls/ca.crt").display()
     );
+    println!("sign in: {scheme}://{}/api/v1/session", args.listen);
 }

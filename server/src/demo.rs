@@ -20,7 +20,7 @@ use crate::org::store::NewOrg;
 use crate::unit::credit_code;
 
 /// One demo sign-in, printed by `dangjian-server demo` so that people can try the platform.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DemoAccount {
     /// `security`, `auditor` or `admin`.
     pub role: String,
@@ -447,10 +447,18 @@ fn person(
         ((61, 75), 22),
         ((76, 92), 12),
     ];
-    let (lo_age, hi_age) = *weighted(rng, age_bands);
-    let age = rng.gen_range(lo_age..=hi_age);
-    let target = sub_years(today, age) - Duration::days(rng.gen_range(0..365));
-    let birth_date = target.clamp(earliest_birth, latest_birth.max(earliest_birth));
+    // Draw again when the age falls outside the allowed birth years (clamping would pile
+    // people up on the bounds); clamp only as a last resort.
+    let mut birth_date = earliest_birth;
+    for _ in 0..20 {
+        let (lo_age, hi_age) = *weighted(rng, age_bands);
+        let age = rng.gen_range(lo_age..=hi_age);
+        birth_date = sub_years(today, age) - Duration::days(rng.gen_range(0..365));
+        if (earliest_birth..=latest_birth).contains(&birth_date) {
+            break;
+        }
+    }
+    let birth_date = birth_date.clamp(earliest_birth, latest_birth.max(earliest_birth));
     let age_today = years_between(birth_date, today);
 
     let id_number = unique_id_number(rng, birth_date, male, ids);
@@ -460,7 +468,13 @@ fn person(
     // Dates of joining and of full membership.
     let join_lo = (add_years(birth_date, 18) + Duration::days(1)).max(date(1921, 7, 1));
     let join_hi_full = sub_years(today - Duration::days(1), 1);
-    let probationary = rng.gen_bool(0.08) || join_lo > join_hi_full;
+    // About 8% probationary, most of them young.
+    let probation_chance = match age_today {
+        ..=35 => 0.28,
+        36..=50 => 0.06,
+        _ => 0.01,
+    };
+    let probationary = rng.gen_bool(probation_chance) || join_lo > join_hi_full;
     let (joined_on, full_on) = if probationary {
         let lo = join_lo.max(today - Duration::days(330)).min(today);
         (date_between(rng, lo, today), None)
