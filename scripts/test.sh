@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
+ensure_packages curl ca-certificates
 ensure_postgres
 export CARGO_TERM_COLOR=never
 

@@ -62,6 +62,7 @@ pub fn router(state: AppState) -> Router {
     .route("/api/v1/health", axum::routing::get(health))
     .fallback(not_found)
     .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+    .layer(axum::middleware::from_fn(refuse_oversized_bodies))
     .layer(axum::middleware::from_fn(security_headers))
     .with_state(state)
 }
@@ -90,6 +91,40 @@ async fn security_headers(req: Request, next: axum::middleware::Next) -> axum::r
     res
 }
 
+/// Bodies declared larger than this are read and discarded before answering 413, so that
+/// HTTP/2 clients still uploading get the answer instead of a reset stream.
+const DRAIN_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
+
+fn body_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("请求内容过大（上限 {} KB）", MAX_BODY_BYTES / 1024),
+    )
+}
+
+/// Answers 413 to any request whose declared length exceeds the API's limit, before sign-in
+/// checks, after draining what the client sends (up to a cap).
+async fn refuse_oversized_bodies(
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let Some(len) = declared.filter(|&n| n > MAX_BODY_BYTES as u64) else {
+        return next.run(req).await;
+    };
+    if len <= DRAIN_LIMIT_BYTES {
+        use http_body_util::BodyExt;
+        let mut body = req.into_body();
+        while let Some(Ok(_)) = body.frame().await {}
+    }
+    body_too_large().into_response()
+}
+
 /// A JSON body whose every failure answers in the API's error shape, naming the field.
 pub struct ApiJson<T>(pub T);
 
@@ -99,11 +134,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    format!("请求内容过大（上限 {} KB）", MAX_BODY_BYTES / 1024),
-                )
+                body_too_large()
             } else {
                 ApiError::bad_request("无法读取请求内容")
             }
