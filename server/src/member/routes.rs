@@ -166,16 +166,23 @@ async fn create_member(
     actor: Actor,
     ApiJson(req): ApiJson<MemberInput>,
 ) -> ApiResult<(StatusCode, Json<MemberView>)> {
-    access::business_read(&actor)?;
-    let (branch, allowed) = branch_for_entry(&state.db, &actor, req.branch_id.as_deref()).await?;
-    let v = rules::validate(&req, today())?;
+    let id = create(&state.db, &actor, &req).await?;
+    let (row, branch_name) = load(&state.db, &id).await?;
+    Ok((StatusCode::CREATED, Json(row.view(branch_name, false))))
+}
+
+/// Direct entry: validates every field rule and inserts the member; returns its id.
+pub async fn create(db: &Db, actor: &Actor, req: &MemberInput) -> ApiResult<String> {
+    access::business_read(actor)?;
+    let (branch, allowed) = branch_for_entry(db, actor, req.branch_id.as_deref()).await?;
+    let v = rules::validate(req, today())?;
     let id = new_id();
-    let mut tx = state.db.begin().await?;
+    let mut tx = db.begin().await?;
     ensure_unique(&mut tx, &v, "").await?;
     write(&mut tx, &id, &branch, &v, true, &allowed).await?;
     audit::append(
         &mut tx,
-        &Who::from(&actor),
+        &Who::from(actor),
         Event::ok("member.create", &id).with_detail(format!(
             "{} {}",
             v.name,
@@ -184,8 +191,7 @@ async fn create_member(
     )
     .await?;
     tx.commit().await?;
-    let (row, branch_name) = load(&state.db, &id).await?;
-    Ok((StatusCode::CREATED, Json(row.view(branch_name, false))))
+    Ok(id)
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -203,17 +209,22 @@ async fn get_member(
     Path(id): Path<String>,
     Query(opts): Query<ViewOptions>,
 ) -> ApiResult<Json<MemberView>> {
-    access::business_read(&actor)?;
-    let (row, branch_name) = load(&state.db, &id).await?;
-    access::member(&actor, &row.org_code)?;
     let unmask = matches!(opts.unmask.as_deref(), Some("1") | Some("true"));
+    Ok(Json(view(&state.db, &actor, &id, unmask).await?))
+}
+
+/// One member record 档案查询, audited; unmasked only when asked.
+pub async fn view(db: &Db, actor: &Actor, id: &str, unmask: bool) -> ApiResult<MemberView> {
+    access::business_read(actor)?;
+    let (row, branch_name) = load(db, id).await?;
+    access::member(actor, &row.org_code)?;
     audit::append_alone(
-        &state.db,
-        &Who::from(&actor),
+        db,
+        &Who::from(actor),
         Event::ok("member.view", &row.id).with_detail(if unmask { "unmasked" } else { "masked" }),
     )
     .await?;
-    Ok(Json(row.view(branch_name, unmask)))
+    Ok(row.view(branch_name, unmask))
 }
 
 /// `PATCH /members/{id}`: edit; every rule is checked again on the merged record. The ID number
@@ -227,9 +238,16 @@ async fn edit_member(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<MemberInput>,
 ) -> ApiResult<Json<MemberView>> {
-    access::business_read(&actor)?;
-    let (current, _) = load(&state.db, &id).await?;
-    let allowed = access::member(&actor, &current.org_code)?;
+    edit(&state.db, &actor, &id, &req).await?;
+    let (row, branch_name) = load(&state.db, &id).await?;
+    Ok(Json(row.view(branch_name, false)))
+}
+
+/// Edits a member: every rule is checked again on the merged record.
+pub async fn edit(db: &Db, actor: &Actor, id: &str, req: &MemberInput) -> ApiResult<()> {
+    access::business_read(actor)?;
+    let (current, _) = load(db, id).await?;
+    let allowed = access::member(actor, &current.org_code)?;
     if let Some(n) = req.id_number.as_deref() {
         if n.trim().replace('x', "X") != current.id_number {
             return Err(ApiError::field("id_number", "公民身份证号不能修改"));
@@ -248,7 +266,7 @@ async fn edit_member(
             ));
         }
     }
-    let merged = rules::merge(&current, &req);
+    let merged = rules::merge(&current, req);
     let v = rules::validate(&merged, today())?;
     if current.in_transfer != 0 {
         let changed: Vec<&str> = LETTER_FIELDS
@@ -270,19 +288,18 @@ async fn edit_member(
             .with_field(changed[0]));
         }
     }
-    let branch = crate::org::routes::load(&state.db, &current.branch_id).await?;
-    let mut tx = state.db.begin().await?;
-    ensure_unique(&mut tx, &v, &id).await?;
-    write(&mut tx, &id, &branch, &v, false, &allowed).await?;
+    let branch = crate::org::routes::load(db, &current.branch_id).await?;
+    let mut tx = db.begin().await?;
+    ensure_unique(&mut tx, &v, id).await?;
+    write(&mut tx, id, &branch, &v, false, &allowed).await?;
     audit::append(
         &mut tx,
-        &Who::from(&actor),
-        Event::ok("member.edit", &id).with_detail(v.name.clone()),
+        &Who::from(actor),
+        Event::ok("member.edit", id).with_detail(v.name.clone()),
     )
     .await?;
     tx.commit().await?;
-    let (row, branch_name) = load(&state.db, &id).await?;
-    Ok(Json(row.view(branch_name, false)))
+    Ok(())
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -305,13 +322,33 @@ async fn org_members(
     Path(id): Path<String>,
     Query(q): Query<MemberListQuery>,
 ) -> ApiResult<Page<MemberView>> {
-    let org = crate::org::routes::load(&state.db, &id).await?;
-    access::org(&actor, &org.code, Reach::Subtree)?;
     let paging = Paging {
         page: q.page,
         per_page: q.per_page,
     };
     let include_sub = matches!(q.include_sub.as_deref(), Some("1") | Some("true"));
+    list(
+        &state.db,
+        &actor,
+        &id,
+        include_sub,
+        q.q.as_deref().unwrap_or(""),
+        &paging,
+    )
+    .await
+}
+
+/// Members of an organisation (or its subtree), paged, masked.
+pub async fn list(
+    db: &Db,
+    actor: &Actor,
+    id: &str,
+    include_sub: bool,
+    q: &str,
+    paging: &Paging,
+) -> ApiResult<Page<MemberView>> {
+    let org = crate::org::routes::load(db, id).await?;
+    access::org(actor, &org.code, Reach::Subtree)?;
     let mut filter = Sql::new(" WHERE ");
     if include_sub {
         filter
@@ -322,7 +359,7 @@ async fn org_members(
     } else {
         filter.push("m.branch_id = ").bind(&org.id);
     }
-    let text = q.q.unwrap_or_default().trim().replace(['%', '_'], "");
+    let text = q.trim().replace(['%', '_'], "");
     if !text.is_empty() {
         filter
             .push(" AND (m.name LIKE ")
@@ -333,7 +370,7 @@ async fn org_members(
     }
     let mut count = Sql::new("SELECT COUNT(*) FROM members m");
     count.push(&filter.text).args = filter.args.clone();
-    let total: i64 = count.scalar().fetch_one(state.db.read()).await?;
+    let total: i64 = count.scalar().fetch_one(db.read()).await?;
     let mut list = Sql::new(&format!(
         "SELECT {MEMBER_COLUMNS}, o.name AS branch_name FROM members m JOIN orgs o ON o.id = m.branch_id"
     ));
@@ -342,12 +379,12 @@ async fn org_members(
         .bind_int(paging.per_page())
         .push(" OFFSET ")
         .bind_int(paging.offset());
-    let rows = list.query().fetch_all(state.db.read()).await?;
+    let rows = list.query().fetch_all(db.read()).await?;
     let mut items = Vec::with_capacity(rows.len());
     for r in rows {
         use sqlx::{FromRow, Row};
         let branch_name: String = r.try_get("branch_name")?;
         items.push(MemberRow::from_row(&r)?.view(branch_name, false));
     }
-    Ok(Page::new(items, total, &paging))
+    Ok(Page::new(items, total, paging))
 }

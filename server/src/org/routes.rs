@@ -226,18 +226,23 @@ async fn create_org(
     actor: Actor,
     ApiJson(req): ApiJson<CreateOrg>,
 ) -> ApiResult<(StatusCode, Json<OrgView>)> {
-    access::business_read(&actor)?;
-    let parent_id = fields::required_text("parent_id", "上级党组织", req.parent_id.as_deref(), 64)?;
-    let parent = store::get(state.db.read(), &parent_id)
-        .await?
-        .ok_or_else(|| ApiError::field("parent_id", "上级党组织不存在"))?;
-    let allowed = access::org(&actor, &parent.code, Reach::Subtree)?;
-    let id = create(&state.db, &actor, allowed, &parent, &req).await?;
+    let id = create_under(&state.db, &actor, &req).await?;
     let org = load(&state.db, &id).await?;
     Ok((
         StatusCode::CREATED,
         Json(store::view(&state.db, org).await?),
     ))
+}
+
+/// Creates an organisation below `req.parent_id`, which must be in the actor's scope.
+pub async fn create_under(db: &Db, actor: &Actor, req: &CreateOrg) -> ApiResult<String> {
+    access::business_read(actor)?;
+    let parent_id = fields::required_text("parent_id", "上级党组织", req.parent_id.as_deref(), 64)?;
+    let parent = store::get(db.read(), &parent_id)
+        .await?
+        .ok_or_else(|| ApiError::field("parent_id", "上级党组织不存在"))?;
+    let allowed = access::org(actor, &parent.code, Reach::Subtree)?;
+    create(db, actor, allowed, &parent, req).await
 }
 
 /// Validates and inserts a new organisation below `parent`; returns its id.
@@ -373,17 +378,24 @@ async fn edit_org(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<EditOrg>,
 ) -> ApiResult<Json<OrgView>> {
+    edit(&state.db, &actor, &id, &req).await?;
     let org = load(&state.db, &id).await?;
-    access::org(&actor, &org.code, Reach::Subtree)?;
+    Ok(Json(store::view(&state.db, org).await?))
+}
+
+/// Edits an organisation; a changed name is a rename (only strictly below the actor).
+pub async fn edit(db: &Db, actor: &Actor, id: &str, req: &EditOrg) -> ApiResult<()> {
+    let org = load(db, id).await?;
+    access::org(actor, &org.code, Reach::Subtree)?;
     must_be_active(&org)?;
-    let mut tx = state.db.begin().await?;
-    let org = load_in_tx(&mut tx, &id).await?;
+    let mut tx = db.begin().await?;
+    let org = load_in_tx(&mut tx, id).await?;
     let mut changes = Vec::new();
     let mut name = org.name.clone();
     if let Some(new_name) = req.name.as_deref() {
         let new_name = fields::required_text("name", "党组织全称", Some(new_name), 100)?;
         if new_name != org.name {
-            access::org(&actor, &org.code, Reach::StrictlyBelow).map_err(|_| {
+            access::org(actor, &org.code, Reach::StrictlyBelow).map_err(|_| {
                 ApiError::forbidden("不能修改本级党组织的名称，只能为下级党组织更名")
             })?;
             let duplicate: i64 = sqlx::query_scalar(
@@ -454,7 +466,7 @@ async fn edit_org(
                     "只有党委（611）可以具有发展党员审批权限",
                 ));
             }
-            access::grant_approval_authority(&actor, &org.code)?;
+            access::grant_approval_authority(actor, &org.code)?;
             changes.push(format!(
                 "具有发展党员审批权限：{}",
                 if v { "是" } else { "否" }
@@ -480,7 +492,7 @@ async fn edit_org(
             parent_has_unit,
         )
         .map_err(refusal)?;
-        check_units_linkable(&mut tx, &actor, Some(&org.id), &linkage.unit_ids).await?;
+        check_units_linkable(&mut tx, actor, Some(&org.id), &linkage.unit_ids).await?;
         work_category = match linkage.mode {
             Some(UnitMode::SameAsParent) => {
                 store::unlink_all(&mut tx, &org.id).await?;
@@ -520,13 +532,12 @@ async fn edit_org(
     };
     audit::append(
         &mut tx,
-        &Who::from(&actor),
+        &Who::from(actor),
         Event::ok(action, &org.id).with_detail(changes.join("；")),
     )
     .await?;
     tx.commit().await?;
-    let org = load(&state.db, &id).await?;
-    Ok(Json(store::view(&state.db, org).await?))
+    Ok(())
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -553,15 +564,27 @@ async fn change_category(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ChangeCategory>,
 ) -> ApiResult<Json<OrgView>> {
+    change_category_of(&state.db, &actor, &id, &req).await?;
     let org = load(&state.db, &id).await?;
-    access::org(&actor, &org.code, Reach::StrictlyBelow)?;
+    Ok(Json(store::view(&state.db, org).await?))
+}
+
+/// Changes the category of an organisation under the rank rules.
+pub async fn change_category_of(
+    db: &Db,
+    actor: &Actor,
+    id: &str,
+    req: &ChangeCategory,
+) -> ApiResult<()> {
+    let org = load(db, id).await?;
+    access::org(actor, &org.code, Reach::StrictlyBelow)?;
     must_be_active(&org)?;
     let category = parse_category(req.category.as_deref())?;
     let level = parse_level(category, req.level.as_deref())?;
     let old = org
         .category()
         .ok_or_else(|| ApiError::internal("unknown category"))?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = db.begin().await?;
     let parent = match &org.parent_id {
         Some(p) => load_in_tx(&mut tx, p).await?,
         None => return Err(ApiError::forbidden("根党组织的类别不能修改")),
@@ -625,7 +648,7 @@ async fn change_category(
             parent.has_legal_entity_unit(),
         )
         .map_err(refusal)?;
-        check_units_linkable(&mut tx, &actor, Some(&org.id), &linkage.unit_ids).await?;
+        check_units_linkable(&mut tx, actor, Some(&org.id), &linkage.unit_ids).await?;
         let wc = match linkage.mode {
             Some(UnitMode::SameAsParent) => {
                 store::unlink_all(&mut tx, &org.id).await?;
@@ -654,7 +677,7 @@ async fn change_category(
     .await?;
     audit::append(
         &mut tx,
-        &Who::from(&actor),
+        &Who::from(actor),
         Event::ok("org.change_category", &org.id).with_detail(format!(
             "{} → {}",
             old.code(),
@@ -663,8 +686,7 @@ async fn change_category(
     )
     .await?;
     tx.commit().await?;
-    let org = load(&state.db, &id).await?;
-    Ok(Json(store::view(&state.db, org).await?))
+    Ok(())
 }
 
 fn blocked(verb: &str, blockers: &[String]) -> ApiError {
@@ -682,10 +704,16 @@ async fn delete_org(
     actor: Actor,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let org = load(&state.db, &id).await?;
-    access::org(&actor, &org.code, Reach::StrictlyBelow)?;
-    let mut tx = state.db.begin().await?;
-    let org = load_in_tx(&mut tx, &id).await?;
+    delete(&state.db, &actor, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes an organisation created by mistake.
+pub async fn delete(db: &Db, actor: &Actor, id: &str) -> ApiResult<()> {
+    let org = load(db, id).await?;
+    access::org(actor, &org.code, Reach::StrictlyBelow)?;
+    let mut tx = db.begin().await?;
+    let org = load_in_tx(&mut tx, id).await?;
     let blockers = store::blockers(&mut tx, &org, true).await?;
     if !blockers.is_empty() {
         return Err(blocked("删除", &blockers));
@@ -696,12 +724,12 @@ async fn delete_org(
         .await?;
     audit::append(
         &mut tx,
-        &Who::from(&actor),
+        &Who::from(actor),
         Event::ok("org.delete", &org.id).with_detail(format!("{} {}", org.code, org.name)),
     )
     .await?;
     tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -721,14 +749,21 @@ async fn revoke_org(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<RevokeOrg>,
 ) -> ApiResult<Json<OrgView>> {
+    revoke(&state.db, &actor, &id, &req).await?;
     let org = load(&state.db, &id).await?;
-    access::org(&actor, &org.code, Reach::StrictlyBelow)?;
+    Ok(Json(store::view(&state.db, org).await?))
+}
+
+/// Revokes an organisation (撤销), keeping its history.
+pub async fn revoke(db: &Db, actor: &Actor, id: &str, req: &RevokeOrg) -> ApiResult<()> {
+    let org = load(db, id).await?;
+    access::org(actor, &org.code, Reach::StrictlyBelow)?;
     must_be_active(&org)?;
     let document_no =
         fields::required_text("document_no", "撤销文号", req.document_no.as_deref(), 100)?;
     let reason = fields::required_text("reason", "撤销原因", req.reason.as_deref(), 500)?;
-    let mut tx = state.db.begin().await?;
-    let org = load_in_tx(&mut tx, &id).await?;
+    let mut tx = db.begin().await?;
+    let org = load_in_tx(&mut tx, id).await?;
     let blockers = store::blockers(&mut tx, &org, false).await?;
     if !blockers.is_empty() {
         return Err(blocked("撤销", &blockers));
@@ -745,13 +780,12 @@ async fn revoke_org(
     .await?;
     audit::append(
         &mut tx,
-        &Who::from(&actor),
+        &Who::from(actor),
         Event::ok("org.revoke", &org.id).with_detail(format!("{document_no} {reason}")),
     )
     .await?;
     tx.commit().await?;
-    let org = load(&state.db, &id).await?;
-    Ok(Json(store::view(&state.db, org).await?))
+    Ok(())
 }
 
 /// `POST /orgs/{id}/unlink-units`: removes every unit link (both records stay), e.g. before
@@ -763,9 +797,16 @@ async fn unlink_units(
     actor: Actor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<OrgView>> {
+    unlink(&state.db, &actor, &id).await?;
     let org = load(&state.db, &id).await?;
-    access::org(&actor, &org.code, Reach::StrictlyBelow)?;
-    let mut tx = state.db.begin().await?;
+    Ok(Json(store::view(&state.db, org).await?))
+}
+
+/// Removes every unit link of an organisation.
+pub async fn unlink(db: &Db, actor: &Actor, id: &str) -> ApiResult<()> {
+    let org = load(db, id).await?;
+    access::org(actor, &org.code, Reach::StrictlyBelow)?;
+    let mut tx = db.begin().await?;
     let n = store::unlink_all(&mut tx, &org.id).await?;
     sqlx::query("UPDATE orgs SET work_category = NULL, updated_at = $1 WHERE id = $2")
         .bind(now_rfc3339())
@@ -774,11 +815,10 @@ async fn unlink_units(
         .await?;
     audit::append(
         &mut tx,
-        &Who::from(&actor),
+        &Who::from(actor),
         Event::ok("org.unlink_units", &org.id).with_detail(format!("{n}")),
     )
     .await?;
     tx.commit().await?;
-    let org = load(&state.db, &id).await?;
-    Ok(Json(store::view(&state.db, org).await?))
+    Ok(())
 }

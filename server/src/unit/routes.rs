@@ -156,7 +156,12 @@ async fn list_units(
     actor: Actor,
     Query(q): Query<UnitQuery>,
 ) -> ApiResult<Page<UnitView>> {
-    access::business_read(&actor)?;
+    list(&state.db, &actor, &q).await
+}
+
+/// Units in the actor's scope, filtered and paged.
+pub async fn list(db: &Db, actor: &Actor, q: &UnitQuery) -> ApiResult<Page<UnitView>> {
+    access::business_read(actor)?;
     let paging = Paging {
         page: q.page,
         per_page: q.per_page,
@@ -173,14 +178,17 @@ async fn list_units(
     );
     let pattern = format!(
         "%{}%",
-        q.q.unwrap_or_default().trim().replace(['%', '_'], "")
+        q.q.clone()
+            .unwrap_or_default()
+            .trim()
+            .replace(['%', '_'], "")
     );
     let upper = subtree_upper(&actor.org_code);
     let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) {filter}"))
         .bind(&actor.org_code)
         .bind(&upper)
         .bind(&pattern)
-        .fetch_one(state.db.read())
+        .fetch_one(db.read())
         .await?;
     let rows: Vec<UnitRow> = sqlx::query_as(&format!(
         "SELECT {UNIT_COLUMNS} {filter} ORDER BY u.name LIMIT $4 OFFSET $5"
@@ -190,11 +198,11 @@ async fn list_units(
     .bind(&pattern)
     .bind(paging.per_page())
     .bind(paging.offset())
-    .fetch_all(state.db.read())
+    .fetch_all(db.read())
     .await?;
     let mut items = Vec::with_capacity(rows.len());
     for r in rows {
-        items.push(to_view(&state.db, r).await?);
+        items.push(to_view(db, r).await?);
     }
     Ok(Page::new(items, total, &paging))
 }
@@ -321,7 +329,14 @@ async fn create_unit(
     actor: Actor,
     ApiJson(req): ApiJson<UnitInput>,
 ) -> ApiResult<(StatusCode, Json<UnitView>)> {
-    access::business_read(&actor)?;
+    let id = create(&state.db, &actor, &req).await?;
+    let (row, _) = load_in_scope(&state.db, &actor, &id).await?;
+    Ok((StatusCode::CREATED, Json(to_view(&state.db, row).await?)))
+}
+
+/// Creates a unit; returns its id.
+pub async fn create(db: &Db, actor: &Actor, req: &UnitInput) -> ApiResult<String> {
+    access::business_read(actor)?;
     let (owner_id, owner_code) = match req
         .owner_org_id
         .as_deref()
@@ -329,17 +344,17 @@ async fn create_unit(
         .filter(|s| !s.is_empty())
     {
         Some(o) => {
-            let org = crate::org::store::get(state.db.read(), o)
+            let org = crate::org::store::get(db.read(), o)
                 .await?
                 .ok_or_else(|| ApiError::field("owner_org_id", "所属党组织不存在"))?;
-            access::org(&actor, &org.code, access::Reach::Subtree)?;
+            access::org(actor, &org.code, access::Reach::Subtree)?;
             (org.id, org.code)
         }
         None => (actor.org_id.clone(), actor.org_code.clone()),
     };
-    let v = validate(&state.db, &actor, &req, None).await?;
+    let v = validate(db, actor, req, None).await?;
     let id = new_id();
-    let mut tx = state.db.begin().await?;
+    let mut tx = db.begin().await?;
     ensure_unique(&mut tx, &v, None).await?;
     let now = now_rfc3339();
     sqlx::query(
@@ -362,13 +377,12 @@ async fn create_unit(
     .await?;
     audit::append(
         &mut tx,
-        &Who::from(&actor),
+        &Who::from(actor),
         Event::ok("unit.create", &id).with_detail(format!("{} {}", v.credit_code, v.name)),
     )
     .await?;
     tx.commit().await?;
-    let (row, _) = load_in_scope(&state.db, &actor, &id).await?;
-    Ok((StatusCode::CREATED, Json(to_view(&state.db, row).await?)))
+    Ok(id)
 }
 
 async fn ensure_unique(
@@ -412,8 +426,13 @@ async fn get_unit(
     actor: Actor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<UnitView>> {
-    let (row, _) = load_in_scope(&state.db, &actor, &id).await?;
-    Ok(Json(to_view(&state.db, row).await?))
+    Ok(Json(get(&state.db, &actor, &id).await?))
+}
+
+/// One unit in the actor's scope.
+pub async fn get(db: &Db, actor: &Actor, id: &str) -> ApiResult<UnitView> {
+    let (row, _) = load_in_scope(db, actor, id).await?;
+    Ok(to_view(db, row).await?)
 }
 
 /// `PATCH /units/{id}`: a linked unit's category change clears its organisations' party-work
@@ -427,16 +446,23 @@ async fn edit_unit(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<UnitInput>,
 ) -> ApiResult<Json<UnitView>> {
-    let (row, linked) = load_in_scope(&state.db, &actor, &id).await?;
-    let v = validate(&state.db, &actor, &req, Some(&row)).await?;
+    edit(&state.db, &actor, &id, &req).await?;
+    let (row, _) = load_in_scope(&state.db, &actor, &id).await?;
+    Ok(Json(to_view(&state.db, row).await?))
+}
+
+/// Edits a unit; a category change clears its organisations' party-work information.
+pub async fn edit(db: &Db, actor: &Actor, id: &str, req: &UnitInput) -> ApiResult<()> {
+    let (row, linked) = load_in_scope(db, actor, id).await?;
+    let v = validate(db, actor, req, Some(&row)).await?;
     if !linked.is_empty() && v.situation >= 3 {
         return Err(ApiError::field(
             "party_org_situation",
             "该单位已关联党组织，不能改为未建立党组织",
         ));
     }
-    let mut tx = state.db.begin().await?;
-    ensure_unique(&mut tx, &v, Some(&id)).await?;
+    let mut tx = db.begin().await?;
+    ensure_unique(&mut tx, &v, Some(id)).await?;
     sqlx::query(
         "UPDATE units SET name = $1, credit_code = $2, category = $3, subcategory = $4, has_party_group = $5, \
          party_org_situation = $6, managing_org_id = $7, updated_at = $8 WHERE id = $9",
@@ -449,7 +475,7 @@ async fn edit_unit(
     .bind(v.situation)
     .bind(v.managing_org_id.clone())
     .bind(now_rfc3339())
-    .bind(&id)
+    .bind(id)
     .execute(&mut *tx)
     .await?;
     if v.category != row.3 {
@@ -458,19 +484,18 @@ async fn edit_unit(
              (SELECT org_id FROM org_units WHERE unit_id = $2)",
         )
         .bind(now_rfc3339())
-        .bind(&id)
+        .bind(id)
         .execute(&mut *tx)
         .await?;
     }
     audit::append(
         &mut tx,
-        &Who::from(&actor),
-        Event::ok("unit.edit", &id).with_detail(format!("{} {}", v.credit_code, v.name)),
+        &Who::from(actor),
+        Event::ok("unit.edit", id).with_detail(format!("{} {}", v.credit_code, v.name)),
     )
     .await?;
     tx.commit().await?;
-    let (row, _) = load_in_scope(&state.db, &actor, &id).await?;
-    Ok(Json(to_view(&state.db, row).await?))
+    Ok(())
 }
 
 /// `DELETE /units/{id}`: refused while the unit is linked to an organisation.
@@ -481,7 +506,13 @@ async fn delete_unit(
     actor: Actor,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let (row, linked) = load_in_scope(&state.db, &actor, &id).await?;
+    delete(&state.db, &actor, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a unit that is linked to no organisation.
+pub async fn delete(db: &Db, actor: &Actor, id: &str) -> ApiResult<()> {
+    let (row, linked) = load_in_scope(db, actor, id).await?;
     if !linked.is_empty() {
         let names: Vec<&str> = linked.iter().map(|l| l.name.as_str()).collect();
         return Err(ApiError::conflict(
@@ -489,9 +520,9 @@ async fn delete_unit(
             format!("单位已关联党组织“{}”，请先解除关联再删除", names.join("、")),
         ));
     }
-    let mut tx = state.db.begin().await?;
+    let mut tx = db.begin().await?;
     let n = sqlx::query("DELETE FROM units WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM org_units WHERE unit_id = $1)")
-        .bind(&id)
+        .bind(id)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -503,10 +534,10 @@ async fn delete_unit(
     }
     audit::append(
         &mut tx,
-        &Who::from(&actor),
-        Event::ok("unit.delete", &id).with_detail(format!("{} {}", row.2, row.1)),
+        &Who::from(actor),
+        Event::ok("unit.delete", id).with_detail(format!("{} {}", row.2, row.1)),
     )
     .await?;
     tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
