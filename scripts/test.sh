@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-ensure_packages curl ca-certificates
+ensure_packages curl ca-certificates chromium chromium-driver fonts-noto-cjk
 ensure_postgres
 export CARGO_TERM_COLOR=never
 

@@ -19,3 +19,4 @@ pub mod member;
 pub mod org;
 pub mod tls;
 pub mod unit;
+pub mod web;

@@ -51,6 +51,8 @@ mod tempdir {
 
 pub use tempdir::TempDir;
 
+pub mod browser;
+
 impl TestDb {
     pub async fn sqlite() -> TestDb {
         let dir = TempDir::new("dangjian-store");

@@ -76,6 +76,14 @@ async fn sign_in(
     ApiJson(body): ApiJson<SignIn>,
 ) -> ApiResult<Response> {
     let client = conn.client_addr.ip().to_string();
+    let signed = authenticate(&state, &client, &body).await?;
+    let cookie = session::session_cookie(&signed.token, state.config.secure_cookies);
+    Ok(([(SET_COOKIE, cookie)], Json(signed)).into_response())
+}
+
+/// Checks ID number, password and six-digit code (replay refused, lockout after repeated
+/// failures), audits the attempt and opens a session under the default grant.
+pub async fn authenticate(state: &AppState, client: &str, body: &SignIn) -> ApiResult<SignedIn> {
     let id_number = body.id_number.trim().replace('x', "X");
     if id_number.is_empty() {
         return Err(ApiError::field("id_number", "请输入公民身份证号"));
@@ -93,7 +101,7 @@ async fn sign_in(
     .bind(&id_number)
     .fetch_optional(state.db.read())
     .await?;
-    let who = Who::anonymous(&client);
+    let who = Who::anonymous(client);
     let masked = idcard::mask(&id_number);
     let Some(a) = row else {
         super::password::verify(&body.password, super::password::dummy_hash());
@@ -156,7 +164,7 @@ async fn sign_in(
         .as_deref()
         .is_some_and(|h| super::password::verify(&body.password, h));
     if !password_ok {
-        record_failure(&state, &account_id, failed, &who, &masked, "bad password").await?;
+        record_failure(state, &account_id, failed, &who, &masked, "bad password").await?;
         return Err(bad_credentials());
     }
     let Some(secret) = totp_secret.filter(|_| totp_confirmed != 0) else {
@@ -173,7 +181,7 @@ async fn sign_in(
         } else {
             "bad code"
         };
-        record_failure(&state, &account_id, failed, &who, &masked, why).await?;
+        record_failure(state, &account_id, failed, &who, &masked, why).await?;
         return Err(ApiError::new(
             axum::http::StatusCode::UNAUTHORIZED,
             "bad_code",
@@ -204,7 +212,7 @@ async fn sign_in(
         .with_field("code"));
     }
     let (token, csrf) =
-        session::create(&mut tx, &account_id, &active.grant_id, &client, None).await?;
+        session::create(&mut tx, &account_id, &active.grant_id, client, None).await?;
     let who = Who {
         role: active.role.as_str().to_string(),
         org_id: Some(active.org_id.clone()),
@@ -212,23 +220,15 @@ async fn sign_in(
     };
     audit::append(&mut tx, &who, Event::ok("session.sign_in", &masked)).await?;
     tx.commit().await?;
-    let body = SignedIn {
-        token: token.clone(),
+    Ok(SignedIn {
+        token,
         account: AccountView {
             id: account_id,
             name,
         },
         roles: grants,
         csrf_token: csrf,
-    };
-    Ok((
-        [(
-            SET_COOKIE,
-            session::session_cookie(&token, state.config.secure_cookies),
-        )],
-        Json(body),
-    )
-        .into_response())
+    })
 }
 
 fn bad_credentials() -> ApiError {

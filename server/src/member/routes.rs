@@ -1,6 +1,6 @@
 //! Member routes: direct entry, edit, view (audited), list per organisation with 包含下级.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
@@ -9,7 +9,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::rules::{self, MemberInput, ValidMember, LETTER_FIELDS};
 use super::{MemberRow, MemberView, MEMBER_COLUMNS};
 use crate::access::{self, Actor, Allowed, Reach};
-use crate::app::{ApiJson, AppState, Page, Paging};
+use crate::app::{ApiJson, ApiQuery, AppState, Page, Paging};
 use crate::audit::{self, Event, Who};
 use crate::db::{flag, new_id, now_rfc3339, subtree_upper, today, Db, Sql, Tx};
 use crate::error::{ApiError, ApiResult};
@@ -207,7 +207,7 @@ async fn get_member(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
-    Query(opts): Query<ViewOptions>,
+    ApiQuery(opts): ApiQuery<ViewOptions>,
 ) -> ApiResult<Json<MemberView>> {
     let unmask = matches!(opts.unmask.as_deref(), Some("1") | Some("true"));
     Ok(Json(view(&state.db, &actor, &id, unmask).await?))
@@ -320,7 +320,7 @@ async fn org_members(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
-    Query(q): Query<MemberListQuery>,
+    ApiQuery(q): ApiQuery<MemberListQuery>,
 ) -> ApiResult<Page<MemberView>> {
     let paging = Paging {
         page: q.page,

@@ -109,3 +109,14 @@ pub struct OrgNode {
     pub member_count: i64,
     pub child_count: i64,
 }
+
+impl OrgRow {
+    /// The short name when there is one (tree, breadcrumbs), else the full name.
+    pub fn short_name_or_name(&self) -> String {
+        if self.short_name.trim().is_empty() {
+            self.name.clone()
+        } else {
+            self.short_name.clone()
+        }
+    }
+}

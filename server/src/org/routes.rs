@@ -1,7 +1,7 @@
 //! Organisation routes: thin handlers that parse, ask `access`, call the operations below and
 //! render. Every change is one transaction with its audit record.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
@@ -12,7 +12,7 @@ use super::rules::{self, Category, Level, UnitMode};
 use super::store::{self, NewOrg};
 use super::{OrgNode, OrgRow, OrgView};
 use crate::access::{self, Actor, Allowed, Reach};
-use crate::app::{ApiJson, AppState, Page, Paging};
+use crate::app::{ApiJson, ApiQuery, AppState, Page, Paging};
 use crate::audit::{self, Event, Who};
 use crate::db::{new_id, now_rfc3339, today, Db, Tx};
 use crate::error::{ApiError, ApiResult};
@@ -77,7 +77,7 @@ async fn children(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
-    Query(paging): Query<Paging>,
+    ApiQuery(paging): ApiQuery<Paging>,
 ) -> ApiResult<Page<OrgNode>> {
     let org = load(&state.db, &id).await?;
     access::org(&actor, &org.code, Reach::Subtree)?;
@@ -97,7 +97,7 @@ pub struct OrgSearch {
 async fn search_orgs(
     State(state): State<AppState>,
     actor: Actor,
-    Query(q): Query<OrgSearch>,
+    ApiQuery(q): ApiQuery<OrgSearch>,
 ) -> ApiResult<Json<Vec<OrgNode>>> {
     access::business_read(&actor)?;
     let q = q.q.unwrap_or_default();
@@ -207,10 +207,11 @@ async fn check_units_linkable(
         .await?;
         if let Some((other_id, other_name)) = linked {
             if Some(other_id.as_str()) != org_id {
-                return Err(ApiError::conflict_field(
-                    "unit_ids",
+                return Err(ApiError::conflict(
+                    "unit_linked",
                     format!("单位“{name}”已关联党组织“{other_name}”"),
-                ));
+                )
+                .with_field("unit_ids"));
             }
         }
     }
@@ -806,13 +807,16 @@ async fn unlink_units(
 pub async fn unlink(db: &Db, actor: &Actor, id: &str) -> ApiResult<()> {
     let org = load(db, id).await?;
     access::org(actor, &org.code, Reach::StrictlyBelow)?;
+    must_be_active(&org)?;
     let mut tx = db.begin().await?;
     let n = store::unlink_all(&mut tx, &org.id).await?;
-    sqlx::query("UPDATE orgs SET work_category = NULL, updated_at = $1 WHERE id = $2")
-        .bind(now_rfc3339())
-        .bind(&org.id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE orgs SET unit_mode = NULL, work_category = NULL, updated_at = $1 WHERE id = $2",
+    )
+    .bind(now_rfc3339())
+    .bind(&org.id)
+    .execute(&mut *tx)
+    .await?;
     audit::append(
         &mut tx,
         &Who::from(actor),

@@ -85,7 +85,9 @@ fn load_server_config(data_dir: &Path) -> anyhow::Result<rustls::ServerConfig> {
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // HTTP/1.1 only for now: curl 7.88 (Debian 12) loses early answers on HTTP/2 streams
+    // whose upload is still running. The agent tunnel brings HTTP/2 back with body draining.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
 
@@ -125,7 +127,7 @@ pub async fn serve(
                     async move { app.call(req.map(axum::body::Body::new)).await }
                 },
             );
-            let builder = Builder::new(TokioExecutor::new());
+            let builder = Builder::new(TokioExecutor::new()).http1_only();
             let result = match acceptor {
                 Some(acceptor) => match acceptor.accept(stream).await {
                     Ok(tls_stream) => {

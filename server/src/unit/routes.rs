@@ -1,7 +1,7 @@
 //! Unit routes: search, create, view, edit, delete, with name and credit-code uniqueness and
 //! the linkage rules.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -10,7 +10,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{category_label, credit_code};
 use crate::access::{self, Actor};
-use crate::app::{ApiJson, AppState, Page, Paging};
+use crate::app::{ApiJson, ApiQuery, AppState, Page, Paging};
 use crate::audit::{self, Event, Who};
 use crate::db::{flag, new_id, now_rfc3339, subtree_upper, Db};
 use crate::error::{ApiError, ApiResult};
@@ -143,23 +143,28 @@ async fn load_in_scope(db: &Db, actor: &Actor, id: &str) -> ApiResult<(UnitRow, 
 pub struct UnitQuery {
     /// part of the name or credit code
     pub q: Option<String>,
-    /// `linked` (已建立党组织), `unlinked` (未关联)
+    /// `linked` (已建立党组织: linked to an organisation), `no_party_org` (未建立党组织:
+    /// situation 3 or 4), `unlinked` (未关联); anything else lists all
     pub linkage: Option<String>,
+    /// limit the list to the subtree of this organisation (which must be in the actor's scope)
+    /// instead of the actor's whole scope
+    pub org_id: Option<String>,
     pub page: Option<i64>,
     pub per_page: Option<i64>,
 }
 
-/// `GET /units?q=`: units in the actor's scope.
+/// `GET /units?q=`: units in the actor's scope (or in the subtree of `org_id`).
 #[utoipa::path(get, path = "/api/v1/units", params(UnitQuery), responses((status = 200, body = Page<UnitView>)))]
 async fn list_units(
     State(state): State<AppState>,
     actor: Actor,
-    Query(q): Query<UnitQuery>,
+    ApiQuery(q): ApiQuery<UnitQuery>,
 ) -> ApiResult<Page<UnitView>> {
     list(&state.db, &actor, &q).await
 }
 
-/// Units in the actor's scope, filtered and paged.
+/// Units in the actor's scope (or in the subtree of `q.org_id`, which must lie in it), filtered
+/// and paged.
 pub async fn list(db: &Db, actor: &Actor, q: &UnitQuery) -> ApiResult<Page<UnitView>> {
     access::business_read(actor)?;
     let paging = Paging {
@@ -169,11 +174,21 @@ pub async fn list(db: &Db, actor: &Actor, q: &UnitQuery) -> ApiResult<Page<UnitV
     let linked_clause = match q.linkage.as_deref() {
         Some("linked") => " AND EXISTS (SELECT 1 FROM org_units l WHERE l.unit_id = u.id)",
         Some("unlinked") => " AND NOT EXISTS (SELECT 1 FROM org_units l WHERE l.unit_id = u.id)",
+        Some("no_party_org") => " AND u.party_org_situation IN (3, 4)",
         _ => "",
+    };
+    let scope_code = match q.org_id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(org_id) => {
+            let org = crate::org::routes::load(db, org_id).await?;
+            access::org(actor, &org.code, access::Reach::Subtree)?;
+            org.code
+        }
+        None => actor.org_code.clone(),
     };
     let filter = format!(
         "FROM units u WHERE (u.owner_code >= $1 AND u.owner_code < $2 OR EXISTS (SELECT 1 FROM org_units ou \
-         JOIN orgs o ON o.id = ou.org_id WHERE ou.unit_id = u.id AND o.code >= $1 AND o.code < $2)) \
+         JOIN orgs o ON o.id = ou.org_id WHERE ou.unit_id = u.id AND o.code >= $1 AND o.code < $2) \
+         OR EXISTS (SELECT 1 FROM orgs mo WHERE mo.id = u.managing_org_id AND mo.code >= $1 AND mo.code < $2)) \
          AND (u.name LIKE $3 OR u.credit_code LIKE $3){linked_clause}"
     );
     let pattern = format!(
@@ -183,9 +198,9 @@ pub async fn list(db: &Db, actor: &Actor, q: &UnitQuery) -> ApiResult<Page<UnitV
             .trim()
             .replace(['%', '_'], "")
     );
-    let upper = subtree_upper(&actor.org_code);
+    let upper = subtree_upper(&scope_code);
     let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) {filter}"))
-        .bind(&actor.org_code)
+        .bind(&scope_code)
         .bind(&upper)
         .bind(&pattern)
         .fetch_one(db.read())
@@ -193,7 +208,7 @@ pub async fn list(db: &Db, actor: &Actor, q: &UnitQuery) -> ApiResult<Page<UnitV
     let rows: Vec<UnitRow> = sqlx::query_as(&format!(
         "SELECT {UNIT_COLUMNS} {filter} ORDER BY u.name LIMIT $4 OFFSET $5"
     ))
-    .bind(&actor.org_code)
+    .bind(&scope_code)
     .bind(&upper)
     .bind(&pattern)
     .bind(paging.per_page())

@@ -1,0 +1,402 @@
+//! Server-rendered pages in Simplified Chinese: sign-in, the organisation tree and work area,
+//! organisations, units and members. Pages call the same domain operations as the JSON API;
+//! every form carries the session's CSRF token; templates (maud) escape by default; scripts
+//! are static files only (the Content-Security-Policy forbids inline script).
+
+pub mod login;
+pub mod members;
+pub mod orgs;
+pub mod units;
+
+use std::collections::HashMap;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use maud::{html, Markup, DOCTYPE};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::access::{Actor, Role};
+use crate::account::session;
+use crate::app::{AppState, ConnInfo};
+use crate::error::ApiError;
+
+/// The page routes (not part of the JSON API).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/static/app.js", get(app_js))
+        .route("/static/app.css", get(app_css))
+        .merge(login::router())
+        .merge(orgs::router())
+        .merge(units::router())
+        .merge(members::router())
+}
+
+/// The Content-Security-Policy of every page: no inline script, nothing from elsewhere.
+pub const CSP: &str =
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+    object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+async fn app_js() -> Response {
+    static_file(
+        include_str!("../../static/app.js"),
+        "text/javascript; charset=utf-8",
+    )
+}
+
+async fn app_css() -> Response {
+    static_file(
+        include_str!("../../static/app.css"),
+        "text/css; charset=utf-8",
+    )
+}
+
+fn static_file(body: &'static str, content_type: &'static str) -> Response {
+    let mut res = body.into_response();
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res
+}
+
+async fn home(PageActor(actor): PageActor) -> Response {
+    match actor.role {
+        Role::Admin => Redirect::to(&format!("/orgs/{}", actor.org_id)).into_response(),
+        Role::Security | Role::Auditor => page(
+            &actor,
+            "工作台",
+            &[],
+            None,
+            html! {
+                div.panel {
+                    h2 { "工作台" }
+                    p { "您当前的角色是" (actor.role.label()) "。按照三员分立的要求，" (actor.role.label())
+                        "不能办理党组织、单位和党员业务。" }
+                }
+            },
+        ),
+    }
+}
+
+/// The signed-in actor of a page request; without a session, a redirect to the sign-in page.
+pub struct PageActor(pub Actor);
+
+impl FromRequestParts<AppState> for PageActor {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let client = parts
+            .extensions
+            .get::<ConnInfo>()
+            .map(|c| c.client_addr.ip().to_string())
+            .unwrap_or_default();
+        let Some((token, _)) = session::token_from_parts(parts) else {
+            return Err(Redirect::to("/login").into_response());
+        };
+        match session::load_actor(&state.db, &token, &client).await {
+            Ok(actor) => Ok(PageActor(actor)),
+            Err(e) if e.status == StatusCode::UNAUTHORIZED => {
+                Err(Redirect::to("/login?expired=1").into_response())
+            }
+            Err(e) => Err(error_page(None, e)),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct CsrfField {
+    csrf: Option<String>,
+}
+
+/// A posted form from a signed-in actor whose `csrf` field matches the session's token.
+pub struct CsrfForm<T> {
+    pub actor: Actor,
+    pub form: T,
+}
+
+/// Largest form body accepted.
+const MAX_FORM_BYTES: usize = 256 * 1024;
+
+impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let PageActor(actor) = PageActor::from_request_parts(&mut parts, state).await?;
+        let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
+            .await
+            .map_err(|_| {
+                error_page(
+                    Some(&actor),
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body_too_large",
+                        "提交的内容过大",
+                    ),
+                )
+            })?;
+        let token: CsrfField = serde_html_form::from_bytes(&bytes).unwrap_or_default();
+        if token.csrf.as_deref() != Some(actor.csrf_token.as_str()) {
+            return Err(error_page(
+                Some(&actor),
+                ApiError::forbidden("表单已失效（防伪令牌不符），请返回刷新页面后重新提交"),
+            ));
+        }
+        let form = serde_html_form::from_bytes(&bytes).map_err(|e| {
+            error_page(
+                Some(&actor),
+                ApiError::bad_request(format!("表单内容格式不正确：{e}")),
+            )
+        })?;
+        Ok(CsrfForm { actor, form })
+    }
+}
+
+/// The hidden CSRF field every state-changing form carries.
+pub fn csrf_field(actor: &Actor) -> Markup {
+    html! { input type="hidden" name="csrf" value=(actor.csrf_token); }
+}
+
+/// Field errors of a refused form: field name → message, plus a general message.
+#[derive(Debug, Default, Clone)]
+pub struct FormErrors {
+    pub fields: HashMap<String, String>,
+    pub general: Option<String>,
+}
+
+impl FormErrors {
+    /// Places an API error next to the field it names, or at the top of the form.
+    pub fn from_api(e: &ApiError) -> FormErrors {
+        let mut errors = FormErrors::default();
+        match &e.field {
+            Some(f) => {
+                errors.fields.insert(f.clone(), e.message.clone());
+                errors.general = Some("提交的信息有误，请按提示修改后重新保存".to_string());
+            }
+            None => errors.general = Some(e.message.clone()),
+        }
+        errors
+    }
+
+    /// The message next to a field, if any.
+    pub fn at(&self, field: &str) -> Markup {
+        html! {
+            @if let Some(m) = self.fields.get(field) {
+                div.field-error data-field=(field) role="alert" { (m) }
+            }
+        }
+    }
+
+    pub fn banner(&self) -> Markup {
+        html! {
+            @if let Some(m) = &self.general {
+                div.alert.alert-error role="alert" { (m) }
+            }
+        }
+    }
+}
+
+/// A labelled text input with its error slot. `required` marks the label with `*`.
+pub fn text_field(
+    name: &str,
+    label: &str,
+    value: &str,
+    required: bool,
+    errors: &FormErrors,
+) -> Markup {
+    html! {
+        div.field.has-error[errors.fields.contains_key(name)] {
+            label for=(name) { @if required { span.req { "*" } } (label) }
+            input type="text" id=(name) name=(name) value=(value);
+            (errors.at(name))
+        }
+    }
+}
+
+/// A labelled date input with its error slot.
+pub fn date_field(
+    name: &str,
+    label: &str,
+    value: &str,
+    required: bool,
+    errors: &FormErrors,
+) -> Markup {
+    html! {
+        div.field.has-error[errors.fields.contains_key(name)] {
+            label for=(name) { @if required { span.req { "*" } } (label) }
+            input type="date" id=(name) name=(name) value=(value);
+            (errors.at(name))
+        }
+    }
+}
+
+/// A labelled select of (code, label) options with its error slot.
+pub fn select_field(
+    name: &str,
+    label: &str,
+    options: &[(String, String)],
+    selected: &str,
+    required: bool,
+    errors: &FormErrors,
+) -> Markup {
+    html! {
+        div.field.has-error[errors.fields.contains_key(name)] {
+            label for=(name) { @if required { span.req { "*" } } (label) }
+            select id=(name) name=(name) {
+                @if !required { option value="" { "（请选择）" } }
+                @for (code, text) in options {
+                    option value=(code) selected[code == selected] { (text) }
+                }
+            }
+            (errors.at(name))
+        }
+    }
+}
+
+/// Code tables as select options.
+pub fn options(table: &[(&str, &str)]) -> Vec<(String, String)> {
+    table
+        .iter()
+        .map(|(c, l)| (c.to_string(), l.to_string()))
+        .collect()
+}
+
+/// The role line of the header: 管理员（三级） etc.
+pub fn role_text(actor: &Actor) -> String {
+    match (actor.role, actor.tier) {
+        (Role::Admin, Some(t)) => format!(
+            "管理员（{}级）",
+            ["", "一", "二", "三"].get(t as usize).unwrap_or(&"")
+        ),
+        (role, _) => role.label().to_string(),
+    }
+}
+
+/// The whole page: header with the person, role and scope; the tree on the left; breadcrumbs
+/// and the work area on the right.
+pub fn page(
+    actor: &Actor,
+    title: &str,
+    crumbs: &[(String, String)],
+    current_org: Option<&str>,
+    body: Markup,
+) -> Response {
+    let markup = html! {
+        (DOCTYPE)
+        html lang="zh-CN" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " - 党员信息管理系统" }
+                link rel="stylesheet" href="/static/app.css";
+                script src="/static/app.js" defer {}
+            }
+            body {
+                header.top {
+                    div.brand { "党员信息管理系统" }
+                    div.who {
+                        span.person { "当前用户：" (actor.name) }
+                        span.role { "角色：" (role_text(actor)) }
+                        span.scope { "管理范围：" (actor.org_name) }
+                        form.inline method="post" action="/logout" {
+                            (csrf_field(actor))
+                            button.link type="submit" { "退出" }
+                        }
+                    }
+                }
+                div.main {
+                    @if actor.role == Role::Admin {
+                        aside.tree-panel {
+                            div.tree-title { "党组织机构树" }
+                            input #tree-search type="search" placeholder="按名称查找党组织" autocomplete="off";
+                            ul #tree-search-results.search-results hidden {}
+                            ul #tree.tree data-root=(actor.org_id) data-root-name=(actor.org_name)
+                                data-current=(current_org.unwrap_or("")) {}
+                            ul #tree-menu.context-menu hidden {}
+                        }
+                    }
+                    section.work {
+                        nav.crumbs aria-label="位置" {
+                            @for (i, (href, text)) in crumbs.iter().enumerate() {
+                                @if i > 0 { span.sep { "›" } }
+                                @if href.is_empty() { span { (text) } } @else { a href=(href) { (text) } }
+                            }
+                        }
+                        (body)
+                    }
+                }
+            }
+        }
+    };
+    html_response(StatusCode::OK, markup)
+}
+
+pub fn html_response(status: StatusCode, markup: Markup) -> Response {
+    let mut res = (status, Html(markup.into_string())).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    res
+}
+
+/// A page that explains a refusal, with a way back.
+pub fn error_page(actor: Option<&Actor>, e: ApiError) -> Response {
+    let title = match e.status.as_u16() {
+        403 => "无权操作",
+        404 => "未找到",
+        409 => "无法办理",
+        _ => "操作未成功",
+    };
+    let body = html! {
+        div.panel {
+            h2 { (title) }
+            div.alert.alert-error role="alert" { (e.message) }
+            p { a href="/" data-back="1" { "返回上一页" } " · " a href="/" { "回到首页" } }
+        }
+    };
+    let mut res = match actor {
+        Some(a) => page(a, title, &[], None, body),
+        None => html_response(
+            e.status,
+            html! { (DOCTYPE) html lang="zh-CN" { head { meta charset="utf-8"; title { (title) }
+            link rel="stylesheet" href="/static/app.css"; } body { section.work { (body) } } } },
+        ),
+    };
+    *res.status_mut() = e.status;
+    res
+}
+
+/// Renders a handler's outcome: the page, or the refusal.
+pub fn or_error(actor: &Actor, r: Result<Response, ApiError>) -> Response {
+    r.unwrap_or_else(|e| error_page(Some(actor), e))
+}
+
+/// Breadcrumbs from the actor's scope organisation down to `org_id`.
+pub async fn org_crumbs(
+    state: &AppState,
+    actor: &Actor,
+    org_id: &str,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let mut chain = Vec::new();
+    let mut next = Some(org_id.to_string());
+    while let Some(id) = next {
+        let Some(org) = crate::org::store::get(state.db.read(), &id).await? else {
+            break;
+        };
+        chain.push((format!("/orgs/{}", org.id), org.short_name_or_name()));
+        if org.id == actor.org_id || chain.len() > 12 {
+            break;
+        }
+        next = org.parent_id.clone();
+    }
+    chain.reverse();
+    Ok(chain)
+}

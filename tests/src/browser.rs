@@ -1,0 +1,175 @@
+//! A real headless Chromium driven over WebDriver (Debian's `chromium` and `chromium-driver`),
+//! with screenshots saved for people to look at.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+
+/// A chromedriver process and a WebDriver session on a headless Chromium.
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+    _profile: crate::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl Browser {
+    pub async fn start() -> Browser {
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver (scripts/test.sh installs chromium-driver)");
+        let profile = crate::TempDir::new("dangjian-chromium");
+        let mut caps = serde_json::Map::new();
+        caps.insert("acceptInsecureCerts".into(), serde_json::json!(true));
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--window-size=1366,768", "--lang=zh-CN",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }),
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        let mut last_error = String::new();
+        for _ in 0..50 {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(client) => {
+                    return Browser {
+                        client,
+                        driver,
+                        _profile: profile,
+                    }
+                }
+                Err(e) => {
+                    last_error = e.to_string();
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        panic!("could not start a WebDriver session: {last_error}");
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.client.goto(url).await.expect("navigate");
+    }
+
+    /// Fills a form field by its id.
+    pub async fn fill(&self, id: &str, value: &str) {
+        let e = self
+            .client
+            .find(Locator::Id(id))
+            .await
+            .unwrap_or_else(|_| panic!("no field #{id}"));
+        if e.attr("type").await.ok().flatten().as_deref() == Some("date") {
+            // Date inputs take keystrokes in the browser's locale order: set the value instead.
+            self.client
+                .execute(
+                    "document.getElementById(arguments[0]).value = arguments[1];",
+                    vec![serde_json::json!(id), serde_json::json!(value)],
+                )
+                .await
+                .expect("set date");
+            return;
+        }
+        e.clear().await.expect("clear");
+        e.send_keys(value).await.expect("type");
+    }
+
+    /// Chooses an option of a select by its value.
+    pub async fn select(&self, id: &str, value: &str) {
+        let e = self
+            .client
+            .find(Locator::Id(id))
+            .await
+            .unwrap_or_else(|_| panic!("no select #{id}"));
+        e.select_by_value(value).await.expect("select");
+    }
+
+    pub async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|_| panic!("nothing matches {css}"))
+            .click()
+            .await
+            .expect("click");
+    }
+
+    pub async fn text(&self, css: &str) -> String {
+        self.wait_for(css).await;
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .expect("element")
+            .text()
+            .await
+            .expect("text")
+    }
+
+    pub async fn exists(&self, css: &str) -> bool {
+        self.client.find(Locator::Css(css)).await.is_ok()
+    }
+
+    /// Waits up to ten seconds for an element.
+    pub async fn wait_for(&self, css: &str) {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|_| panic!("{css} did not appear"));
+    }
+
+    pub async fn current_path(&self) -> String {
+        let url = self.client.current_url().await.expect("url");
+        let mut s = url.path().to_string();
+        if let Some(q) = url.query() {
+            s.push('?');
+            s.push_str(q);
+        }
+        s
+    }
+
+    /// Saves a PNG screenshot under `docs/screenshots/`.
+    pub async fn screenshot(&self, name: &str) -> PathBuf {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+        std::fs::create_dir_all(&dir).expect("screenshot dir");
+        let png = self.client.screenshot().await.expect("screenshot");
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).expect("write screenshot");
+        path
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+    }
+}
