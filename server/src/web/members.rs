@@ -83,12 +83,8 @@ pub async fn tab(
         if include_sub { "1" } else { "0" }
     );
     Ok(html! {
-        div.toolbar {
-            @if branch {
-                @if org.is_active() { a.button href={"/orgs/" (org.id) "/members/new"} { "【新增党员】" } }
-            } @else {
-                p.muted.hint { "党员只能录入到党支部，请在左侧机构树中选择党支部后【新增党员】" }
-            }
+        @if !branch {
+            p.muted.hint { "党员只能录入到党支部，请在左侧机构树中选择党支部后【新增党员】" }
         }
         form #member-search.search method="get" action={"/orgs/" (org.id)} {
             input type="hidden" name="tab" value="members";

@@ -81,9 +81,6 @@ pub async fn tab(
         enc(&text)
     );
     Ok(html! {
-        div.toolbar {
-            @if org.is_active() { a.button href={"/units/new?org=" (org.id)} { "【新增单位】" } }
-        }
         nav.filters #unit-filters {
             @for (key, label) in LINKAGES {
                 a.filter.active[key == linkage] href={"/orgs/" (org.id) "?tab=units&linkage=" (key)} { (label) }
