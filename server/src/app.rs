@@ -38,9 +38,31 @@ pub struct ConnInfo {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "dangjian API", version = "1", description = "党员信息管理平台 JSON API"),
-    servers((url = "/"))
+    servers((url = "/")),
+    modifiers(&SecuritySchemes),
+    security(("bearer" = []), ("session_cookie" = []))
 )]
 struct ApiDoc;
+
+/// Bearer token (scripts) and the `dj_session` cookie (browser; writes need `X-CSRF-Token`).
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("dj_session"))),
+        );
+    }
+}
 
 /// The whole router with its OpenAPI document.
 pub fn router(state: AppState) -> Router {
@@ -50,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::unit::routes::router())
         .merge(crate::member::routes::router())
         .merge(crate::dict::router())
+        .merge(crate::audit::routes::router())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     api.route(
@@ -62,6 +85,10 @@ pub fn router(state: AppState) -> Router {
     .route("/api/v1/health", axum::routing::get(health))
     .merge(crate::web::router())
     .fallback(not_found)
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::audit::refusals::record,
+    ))
     .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
     .layer(axum::middleware::from_fn(refuse_oversized_bodies))
     .layer(axum::middleware::from_fn(security_headers))

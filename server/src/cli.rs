@@ -1,5 +1,5 @@
 //! The command line (API.md "Command-line contract"): `init`, `serve`, `demo`, `migrate`,
-//! `audit-verify`. Errors go to stderr in one line with a non-zero exit.
+//! `audit-verify`, `rotate-keys`. Errors go to stderr in one line with a non-zero exit.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -43,6 +43,9 @@ enum Command {
     Migrate(DbArgs),
     /// Check the audit chain: exit 0 when intact, 1 naming the first broken record
     AuditVerify(DbArgs),
+    /// Add a new encryption key version, make it current and re-encrypt every encrypted
+    /// column in batches while servers keep running; then retire the older versions
+    RotateKeys(DbArgs),
     /// Print the current six-digit code of a base32 TOTP secret (demos and scripts)
     TotpCode {
         /// The base32 secret, e.g. a demo account's totp_secret
@@ -155,6 +158,28 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("migrations applied");
             Ok(ExitCode::SUCCESS)
         }
+        Command::RotateKeys(args) => {
+            let db = open_db(&args).await?;
+            db.migrate().await?;
+            let started = std::time::Instant::now();
+            let report = crate::crypto::rotate::rotate(
+                &db,
+                &args.data,
+                &crate::crypto::rotate::Options::default(),
+                &mut |line| {
+                    println!("{line}");
+                    std::io::stdout().flush().ok();
+                },
+            )
+            .await?;
+            println!(
+                "key v{} current; {} rows re-encrypted in {:.1} s",
+                report.version,
+                report.rewritten,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::TotpCode { secret } => {
             let now = chrono::Utc::now().timestamp() as u64;
             println!("{}", totp::code_at(secret.trim(), now)?);
@@ -221,6 +246,9 @@ async fn init(args: &InitArgs) -> anyhow::Result<Initialised> {
         .context("--root-level must be central, province, city or county")?;
     std::fs::create_dir_all(data).with_context(|| format!("create {}", data.display()))?;
     crate::tls::ensure_server_certificate(data, &[])?;
+    // The field-encryption keys (`keys.json`, mode 0600): in the data directory, never in the
+    // database.
+    crate::crypto::init_dir(data)?;
     let db = Db::connect(&database_url(&args.db)).await?;
     db.migrate().await?;
     let today = crate::db::today();
@@ -291,6 +319,7 @@ async fn init(args: &InitArgs) -> anyhow::Result<Initialised> {
         root_code: args.root_code.clone(),
         root_name: args.root_name.clone(),
         database_url: args.db.database.clone(),
+        sms_gateway_url: None,
     };
     file.save(data)?;
     Ok(Initialised {
@@ -340,6 +369,7 @@ async fn serve_with(args: &ServeArgs, db: Db) -> anyhow::Result<()> {
         bail!("--insecure-http is refused on {addr}: plain HTTP is allowed on loopback only");
     }
     db.migrate().await?;
+    crate::crypto::install_from_dir(&args.db.data)?;
     crate::tls::ensure_server_certificate(&args.db.data, &[])?;
     let config = Config {
         data_dir: args.db.data.clone(),

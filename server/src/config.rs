@@ -14,6 +14,9 @@ pub struct ConfigFile {
     /// Database URL; absent means the SQLite file in the data directory.
     #[serde(default)]
     pub database_url: Option<String>,
+    /// SMS gateway URL (messages are POSTed as JSON); absent means `<data dir>/outbox.jsonl`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms_gateway_url: Option<String>,
 }
 
 /// The running server's configuration.

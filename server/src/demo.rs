@@ -14,6 +14,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::access::Role;
 use crate::account::store::NewAccount;
+use crate::crypto::Column;
 use crate::db::{new_id, now_rfc3339, Db, Engine, Tx};
 use crate::member::idcard;
 use crate::org::store::NewOrg;
@@ -35,7 +36,7 @@ pub struct DemoAccount {
 
 /// The seed that makes the demo reproducible.
 const SEED: u64 = 20261123;
-/// Members per multi-row INSERT (20 parameters each plus one shared: far below the limits of
+/// Members per multi-row INSERT (24 parameters each: far below the limits of
 /// SQLite (32766) and PostgreSQL (65535)).
 const MEMBER_ROWS_PER_STATEMENT: usize = 400;
 
@@ -1142,9 +1143,10 @@ async fn build_tree(g: &mut Gen, tx: &mut Tx, root: &OrgRef) -> anyhow::Result<T
 
 const MEMBER_COLUMNS: &str = "created_at, updated_at, id, name, id_number, sex, ethnicity, birth_date, education, \
     category, branch_id, org_code, joined_on, full_on, job, phone, address, registered_phone, origin, title, \
-    new_social_stratum, completeness, status, lost_contact, floating, in_transfer";
+    new_social_stratum, completeness, id_number_idx, registered_phone_idx, status, lost_contact, floating, \
+    in_transfer";
 /// Bound parameters per member row.
-const MEMBER_BINDS: usize = 22;
+const MEMBER_BINDS: usize = 24;
 // SQLite allows at most 32766 parameters per statement, PostgreSQL 65535.
 const _: () = assert!(MEMBER_ROWS_PER_STATEMENT * MEMBER_BINDS < 32_766);
 
@@ -1190,6 +1192,8 @@ async fn insert_members(
 ) -> anyhow::Result<()> {
     let numbered = engine == Engine::Postgres;
     let full_sql = member_insert_sql(MEMBER_ROWS_PER_STATEMENT, numbered);
+    // ID numbers and phones are sealed like every other write (`crypto`), with their indexes.
+    let keys = crate::crypto::keys();
     for chunk in rows.chunks(MEMBER_ROWS_PER_STATEMENT) {
         let partial;
         let sql: &str = if chunk.len() == MEMBER_ROWS_PER_STATEMENT {
@@ -1207,7 +1211,7 @@ async fn insert_members(
                 .bind(now.to_string())
                 .bind(new_id())
                 .bind(p.name.clone())
-                .bind(p.id_number.clone())
+                .bind(keys.seal(Column::MembersIdNumber, &p.id_number))
                 .bind(if p.male { "male" } else { "female" })
                 .bind(p.ethnicity)
                 .bind(ymd(p.birth_date))
@@ -1222,13 +1226,23 @@ async fn insert_members(
                 .bind(ymd(p.joined_on))
                 .bind(p.full_on.map(ymd))
                 .bind(p.job)
-                .bind(p.phone.clone())
+                .bind(keys.seal(Column::MembersPhone, &p.phone))
                 .bind(p.address.clone())
-                .bind(p.registered_phone.clone())
+                .bind(
+                    p.registered_phone
+                        .as_deref()
+                        .map(|r| keys.seal(Column::MembersRegisteredPhone, r)),
+                )
                 .bind(p.origin.clone())
                 .bind(p.title.clone())
                 .bind(p.new_social_stratum.clone())
-                .bind(p.completeness);
+                .bind(p.completeness)
+                .bind(keys.id_number_index(Column::MembersIdNumber, &p.id_number))
+                .bind(
+                    p.registered_phone
+                        .as_deref()
+                        .map(|r| keys.index(Column::MembersRegisteredPhone, r)),
+                );
         }
         q.execute(&mut **tx).await?;
     }
@@ -1533,9 +1547,9 @@ mod tests {
     fn member_sql_placeholders() {
         let sql = member_insert_sql(2, true);
         assert!(sql.contains("VALUES ($1, $2, "));
-        assert!(sql.contains(", $22, 'normal', 0, 0, 0), ($23, "));
-        assert!(sql.contains(", $44, 'normal', 0, 0, 0)"));
-        assert!(!sql.contains("$45") && !sql.contains('?'));
+        assert!(sql.contains(", $24, 'normal', 0, 0, 0), ($25, "));
+        assert!(sql.contains(", $48, 'normal', 0, 0, 0)"));
+        assert!(!sql.contains("$49") && !sql.contains('?'));
         let sql = member_insert_sql(2, false);
         assert_eq!(sql.matches('?').count(), 2 * MEMBER_BINDS);
         assert!(!sql.contains('$'));

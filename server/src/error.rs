@@ -141,6 +141,8 @@ impl From<sqlx::Error> for ApiError {
 
 /// Maps unique-constraint violations of both engines to field errors, in one place.
 /// SQLite names the columns (`UNIQUE constraint failed: units.name`), PostgreSQL the index.
+/// Encrypted columns are unique through their blind index (`members.id_number_idx`, index
+/// `members_id_number_key`): the needles below match those messages too.
 fn on_constraint(message: &str) -> Option<ApiError> {
     const RULES: &[(&[&str], &str, &str)] = &[
         (&["units.name", "units_name_key"], "name", "单位名称已存在"),

@@ -31,7 +31,10 @@ async fn main() {
             .await;
         assert_eq!(r.status, 201, "{:?}", r.body);
     }
-    println!("created {children} children in {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "created {children} children in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let measure = |label: &'static str, path: String| {
         let api = api.clone();
         async move {
@@ -51,8 +54,27 @@ async fn main() {
             );
         }
     };
-    measure("children page 1 (100 of 2,000+) JSON", format!("/api/v1/orgs/{}/children?per_page=100", tier2.org_id)).await;
-    measure("children page 20 (100 of 2,000+) JSON", format!("/api/v1/orgs/{}/children?per_page=100&page=20", tier2.org_id)).await;
-    measure("organisation record JSON", format!("/api/v1/orgs/{}", tier2.org_id)).await;
-    measure("organisation page, children tab (HTML)", format!("/orgs/{}?tab=children", tier2.org_id)).await;
+    measure(
+        "children page 1 (100 of 2,000+) JSON",
+        format!("/api/v1/orgs/{}/children?per_page=100", tier2.org_id),
+    )
+    .await;
+    measure(
+        "children page 20 (100 of 2,000+) JSON",
+        format!(
+            "/api/v1/orgs/{}/children?per_page=100&page=20",
+            tier2.org_id
+        ),
+    )
+    .await;
+    measure(
+        "organisation record JSON",
+        format!("/api/v1/orgs/{}", tier2.org_id),
+    )
+    .await;
+    measure(
+        "organisation page, children tab (HTML)",
+        format!("/orgs/{}?tab=children", tier2.org_id),
+    )
+    .await;
 }

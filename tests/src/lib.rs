@@ -51,6 +51,23 @@ mod tempdir {
 
 pub use tempdir::TempDir;
 
+/// The data directory holding this test process's field-encryption key file (`keys.json`),
+/// made and installed once: storage functions seal with the process's keys, so every test of
+/// a process shares them (a rotation adds versions and keeps the older ones readable). The
+/// directory is a few hundred bytes in the temporary directory and outlives the process.
+pub fn test_keys_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!(
+            "dangjian-test-keys-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).expect("create key directory");
+        dangjian_server::crypto::init_dir(&dir).expect("make test keys");
+        dir
+    })
+}
+
 pub mod browser;
 
 impl TestDb {

@@ -1,9 +1,13 @@
 //! Store suite: the same tests against SQLite and PostgreSQL (`<test>::sqlite`,
 //! `<test>::postgres`), through the server's own storage functions.
 
+use dangjian_server::access::{Actor, Role};
+use dangjian_server::app::Paging;
 use dangjian_server::audit::{self, Event, Who};
-use dangjian_server::db::{new_id, Db};
+use dangjian_server::crypto::{self, Column};
+use dangjian_server::db::{new_id, Db, Engine};
 use dangjian_server::error::ApiError;
+use dangjian_server::member::{self, rules::MemberInput};
 use dangjian_server::org::store::{self as orgs, NewOrg};
 use dangjian_tests::TestDb;
 
@@ -27,10 +31,16 @@ on_both_engines!(
     subtree_is_one_range_over_unified_codes,
     unique_constraints_become_field_errors,
     audit_chain_verifies_and_names_the_first_broken_record,
+    audit_records_cannot_be_changed_or_deleted,
+    audit_prune_leaves_an_anchor_and_the_chain_verifiable,
+    audit_search_filters_match_on_both_engines,
     demo_province_is_consistent,
+    personal_information_is_encrypted_at_rest,
+    key_rotation_reencrypts_every_value,
 );
 
 async fn open(t: &TestDb) -> Db {
+    dangjian_tests::test_keys_dir();
     let db = Db::connect(&t.url).await.expect("connect");
     db.migrate().await.expect("migrate");
     db
@@ -89,21 +99,34 @@ async fn child(
     (id, code)
 }
 
-async fn add_member(db: &Db, branch_id: &str, code: &str, id_number: &str) {
-    let mut tx = db.begin().await.unwrap();
+/// Inserts a member row directly (sealed ID number and its blind index, as the storage
+/// functions write them).
+async fn insert_member(
+    db: &Db,
+    branch_id: &str,
+    code: &str,
+    id_number: &str,
+) -> Result<(), sqlx::Error> {
+    let keys = crypto::keys();
+    let mut tx = db.begin().await?;
     sqlx::query(
-        "INSERT INTO members (id, name, id_number, sex, ethnicity, birth_date, education, category, branch_id, \
-         org_code, joined_on, job, created_at, updated_at) VALUES ($1, '测试', $2, 'male', '01', '1980-01-01', \
-         '21', 'full', $3, $4, '2000-01-01', 'worker', 'now', 'now')",
+        "INSERT INTO members (id, name, id_number, id_number_idx, sex, ethnicity, birth_date, education, \
+         category, branch_id, org_code, joined_on, job, phone, created_at, updated_at) VALUES ($1, '测试', $2, $3, \
+         'male', '01', '1980-01-01', '21', 'full', $4, $5, '2000-01-01', 'worker', $6, 'now', 'now')",
     )
     .bind(new_id())
-    .bind(id_number)
+    .bind(keys.seal(Column::MembersIdNumber, id_number))
+    .bind(keys.id_number_index(Column::MembersIdNumber, id_number))
     .bind(branch_id)
     .bind(code)
+    .bind(keys.seal(Column::MembersPhone, ""))
     .execute(&mut *tx)
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    .await?;
+    tx.commit().await
+}
+
+async fn add_member(db: &Db, branch_id: &str, code: &str, id_number: &str) {
+    insert_member(db, branch_id, code, id_number).await.unwrap();
 }
 
 async fn subtree_is_one_range_over_unified_codes(t: TestDb) {
@@ -226,18 +249,10 @@ async fn unique_constraints_become_field_errors(t: TestDb) {
     add_member(&db, &branch, &code, "000000000000000000").await;
     add_member(&db, &branch, &code, "000000000000000000").await;
     add_member(&db, &branch, &code, "370102198001011231").await;
-    let mut tx = db.begin().await.unwrap();
-    let dup = sqlx::query(
-        "INSERT INTO members (id, name, id_number, sex, ethnicity, birth_date, education, category, branch_id, \
-         org_code, joined_on, job, created_at, updated_at) VALUES ($1, '重复', '370102198001011231', 'male', '01', \
-         '1980-01-01', '21', 'full', $2, $3, '2000-01-01', 'worker', 'now', 'now')",
-    )
-    .bind(new_id())
-    .bind(&branch)
-    .bind(&code)
-    .execute(&mut *tx)
-    .await
-    .unwrap_err();
+    // The sealed values differ (random nonces); the blind index catches the repeat.
+    let dup = insert_member(&db, &branch, &code, "370102198001011231")
+        .await
+        .unwrap_err();
     let e = ApiError::from(dup);
     assert_eq!(e.field.as_deref(), Some("id_number"));
 }
@@ -251,13 +266,212 @@ async fn audit_chain_verifies_and_names_the_first_broken_record(t: TestDb) {
             .unwrap();
     }
     assert_eq!(audit::verify(&db).await.unwrap(), None);
+    // The chain is for someone with raw database access, who can drop the guard triggers.
+    drop_audit_guards(&db).await;
+    raw(&db, "UPDATE audit_log SET target = 'forged' WHERE seq = 3").await;
+    assert_eq!(audit::verify(&db).await.unwrap(), Some(3));
+    let report = audit::verify_report(&db).await.unwrap();
+    assert!(!report.intact);
+    assert_eq!(report.first_broken, Some(3));
+}
+
+/// Runs one statement in a transaction of its own.
+async fn raw(db: &Db, sql: &str) {
     let mut tx = db.begin().await.unwrap();
-    sqlx::query("UPDATE audit_log SET target = 'forged' WHERE seq = 3")
+    sqlx::query(sql).execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// What an attacker with raw database access does first.
+async fn drop_audit_guards(db: &Db) {
+    match db.engine {
+        Engine::Sqlite => {
+            raw(db, "DROP TRIGGER audit_log_no_update").await;
+            raw(db, "DROP TRIGGER audit_log_no_delete").await;
+        }
+        Engine::Postgres => raw(db, "DROP TRIGGER audit_log_no_change ON audit_log").await,
+    }
+}
+
+async fn audit_records_cannot_be_changed_or_deleted(t: TestDb) {
+    let db = open(&t).await;
+    for i in 0..3 {
+        let target = format!("t{i}");
+        audit::append_alone(&db, &Who::system(), Event::ok("test.event", &target))
+            .await
+            .unwrap();
+    }
+    for sql in [
+        "UPDATE audit_log SET target = 'forged' WHERE seq = 2",
+        "DELETE FROM audit_log WHERE seq = 1",
+        "DELETE FROM audit_log",
+    ] {
+        let mut tx = db.begin().await.unwrap();
+        let r = sqlx::query(sql).execute(&mut *tx).await;
+        assert!(r.is_err(), "{sql} must be refused by the database");
+        drop(tx);
+    }
+    // Opening the gate alone is not enough: only records covered by an anchor may go.
+    let mut tx = db.begin().await.unwrap();
+    sqlx::query("UPDATE audit_prune_gate SET upto = 3 WHERE id = 1")
         .execute(&mut *tx)
         .await
         .unwrap();
-    tx.commit().await.unwrap();
-    assert_eq!(audit::verify(&db).await.unwrap(), Some(3));
+    assert!(sqlx::query("DELETE FROM audit_log WHERE seq = 1")
+        .execute(&mut *tx)
+        .await
+        .is_err());
+    drop(tx);
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
+        .fetch_one(db.read())
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    assert_eq!(audit::verify(&db).await.unwrap(), None);
+}
+
+async fn audit_prune_leaves_an_anchor_and_the_chain_verifiable(t: TestDb) {
+    let db = open(&t).await;
+    let append = |target: &'static str| {
+        let db = db.clone();
+        async move {
+            audit::append_alone(&db, &Who::system(), Event::ok("test.event", target))
+                .await
+                .unwrap()
+        }
+    };
+    for target in ["old1", "old2", "old3"] {
+        append(target).await;
+    }
+    // Records carry whole seconds: move to the next second so that the cutoff splits them.
+    let now = chrono::Utc::now();
+    let next = chrono::DateTime::<chrono::Utc>::from_timestamp(now.timestamp() + 1, 0).unwrap();
+    tokio::time::sleep((next - now).to_std().unwrap()).await;
+    for target in ["new4", "new5"] {
+        append(target).await;
+    }
+    // Nothing is older than the shortest retention, and shorter ones are refused. The
+    // pruning that found nothing still records itself (seq 6).
+    assert!(audit::prune(&db, 30).await.is_err());
+    let none = audit::prune(&db, audit::DEFAULT_RETENTION_DAYS)
+        .await
+        .unwrap();
+    assert_eq!((none.pruned, none.anchor.is_none()), (0, true));
+    let report = audit::prune_older_than(&db, next).await.unwrap();
+    assert_eq!(report.pruned, 3);
+    let anchor = report.anchor.expect("anchor");
+    assert_eq!(anchor.seq, 3);
+    let seqs: Vec<i64> = sqlx::query_scalar("SELECT seq FROM audit_log ORDER BY seq")
+        .fetch_all(db.read())
+        .await
+        .unwrap();
+    assert_eq!(seqs, vec![4, 5, 6, 7]);
+    let (action, detail): (String, String) =
+        sqlx::query_as("SELECT action, detail FROM audit_log WHERE seq = 7")
+            .fetch_one(db.read())
+            .await
+            .unwrap();
+    assert_eq!(action, "audit.prune");
+    assert!(detail.contains("pruned 3 records"), "{detail}");
+    // The gate is closed again and the anchor is append-only.
+    let gate: i64 = sqlx::query_scalar("SELECT upto FROM audit_prune_gate WHERE id = 1")
+        .fetch_one(db.read())
+        .await
+        .unwrap();
+    assert_eq!(gate, 0);
+    let mut tx = db.begin().await.unwrap();
+    assert!(sqlx::query("DELETE FROM audit_anchor")
+        .execute(&mut *tx)
+        .await
+        .is_err());
+    drop(tx);
+    // Verification resumes from the anchor; appends continue the chain.
+    let v = audit::verify_report(&db).await.unwrap();
+    assert!(v.intact, "{v:?}");
+    assert_eq!(v.records, 4);
+    assert_eq!(v.anchor.as_ref().map(|a| a.seq), Some(3));
+    append("after").await;
+    assert_eq!(audit::verify(&db).await.unwrap(), None);
+    // Forging the first kept record, or deleting the newest, is still caught.
+    drop_audit_guards(&db).await;
+    raw(&db, "DELETE FROM audit_log WHERE seq = 8").await;
+    assert_eq!(audit::verify(&db).await.unwrap(), Some(8));
+    raw(&db, "UPDATE audit_log SET detail = 'forged' WHERE seq = 4").await;
+    assert_eq!(audit::verify(&db).await.unwrap(), Some(4));
+    // A broken chain is never pruned away.
+    assert!(
+        audit::prune_older_than(&db, chrono::Utc::now() + chrono::Duration::days(1))
+            .await
+            .is_err()
+    );
+}
+
+async fn audit_search_filters_match_on_both_engines(t: TestDb) {
+    use dangjian_server::audit::query::{find, AuditFilter};
+    let db = open(&t).await;
+    let alice = Who {
+        account_id: Some("acc-1".to_string()),
+        name: "张审计".to_string(),
+        role: "auditor".to_string(),
+        ..Who::system()
+    };
+    for (who, action, target) in [
+        (&alice, "session.sign_in", "a_1"),
+        (&alice, "member.view", "m%1"),
+        (&Who::system(), "session.sign_out", "ax1"),
+    ] {
+        audit::append_alone(&db, who, Event::ok(action, target))
+            .await
+            .unwrap();
+    }
+    let refused = Event::ok("GET /api/v1/audit", "/api/v1/audit")
+        .outcome(audit::Outcome::Refused)
+        .with_detail("forbidden");
+    audit::append_alone(&db, &alice, refused).await.unwrap();
+    let count = |f: AuditFilter| {
+        let db = db.clone();
+        async move { find(&db, &f, 100, 0).await.unwrap() }
+    };
+    let (all, total) = count(AuditFilter::default()).await;
+    assert_eq!(total, 4);
+    assert_eq!(all.iter().map(|i| i.seq).collect::<Vec<_>>(), [4, 3, 2, 1]);
+    let by = |actor: &str| AuditFilter {
+        actor: Some(actor.to_string()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(count(by("acc-1")).await.1, 3);
+    assert_eq!(count(by("审计")).await.1, 3);
+    let action = AuditFilter {
+        action: Some("session.".to_string()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(count(action).await.1, 2);
+    // `_` and `%` are literal, not wildcards.
+    let target = |t: &str| AuditFilter {
+        target: Some(t.to_string()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(count(target("a_1")).await.1, 1);
+    assert_eq!(count(target("m%")).await.1, 1);
+    let refusals = AuditFilter {
+        outcome: Some("refused".to_string()),
+        ..AuditFilter::default()
+    };
+    let (items, n) = count(refusals).await;
+    assert_eq!((n, items[0].detail.as_str()), (1, "forbidden"));
+    let today = dangjian_server::db::today().to_string();
+    let dated = AuditFilter {
+        since: Some(today.clone()),
+        until: Some(today),
+        ..AuditFilter::default()
+    };
+    assert_eq!(count(dated).await.1, 4);
+    let bad = AuditFilter {
+        outcome: Some("maybe".to_string()),
+        ..AuditFilter::default()
+    };
+    let e = find(&db, &bad, 10, 0).await.unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("outcome"));
 }
 
 async fn demo_province_is_consistent(t: TestDb) {
@@ -302,6 +516,7 @@ async fn demo_province_is_consistent(t: TestDb) {
             .unwrap();
     let today = dangjian_server::db::today();
     for (id, sex, birth) in rows {
+        let id = crypto::open(Column::MembersIdNumber, &id).unwrap();
         match dangjian_server::member::idcard::parse(&id, today).unwrap() {
             dangjian_server::member::idcard::IdNumber::Known {
                 birth_date, male, ..
@@ -328,4 +543,330 @@ async fn demo_province_is_consistent(t: TestDb) {
         assert_eq!(defaults, 1);
     }
     assert_eq!(audit::verify(&db).await.unwrap(), None);
+}
+
+/// A security officer and a tier-1 admin of the root, made through `create_account`; returns
+/// the admin as an actor and the officer's (ID number, mobile, TOTP secret).
+async fn accounts_and_admin(db: &Db, root: &str) -> (Actor, (String, String, String)) {
+    use dangjian_server::account::store::{create_account, create_grant, NewAccount};
+    let officer = (
+        "11010519491231002X".to_string(),
+        "13900001111".to_string(),
+        "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP".to_string(),
+    );
+    let mut tx = db.begin().await.unwrap();
+    let officer_id = create_account(
+        &mut tx,
+        &NewAccount {
+            name: "安全员",
+            id_number: &officer.0,
+            mobile: &officer.1,
+            password: "Secret-2026!",
+            totp_secret: &officer.2,
+            totp_confirmed: true,
+            must_change_password: false,
+        },
+    )
+    .await
+    .unwrap();
+    create_grant(&mut tx, &officer_id, Role::Security, root, None, true, None)
+        .await
+        .unwrap();
+    let admin_id = create_account(
+        &mut tx,
+        &NewAccount {
+            name: "管理员",
+            id_number: "370102197001011236",
+            mobile: "13900002222",
+            password: "Secret-2026!",
+            totp_secret: "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU",
+            totp_confirmed: true,
+            must_change_password: false,
+        },
+    )
+    .await
+    .unwrap();
+    let grant = create_grant(&mut tx, &admin_id, Role::Admin, root, Some(1), true, None)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let actor = Actor {
+        account_id: admin_id,
+        name: "管理员".to_string(),
+        grant_id: grant,
+        role: Role::Admin,
+        tier: Some(1),
+        org_id: root.to_string(),
+        org_code: "037".to_string(),
+        org_name: "根".to_string(),
+        client_addr: "127.0.0.1".to_string(),
+        cert_serial: None,
+        session_token_hash: String::new(),
+        csrf_token: String::new(),
+    };
+    (actor, officer)
+}
+
+fn member_input(branch: &str, id_number: &str, registered_phone: &str) -> MemberInput {
+    MemberInput {
+        name: Some("测试党员".to_string()),
+        id_number: Some(id_number.to_string()),
+        ethnicity: Some("01".to_string()),
+        education: Some("21".to_string()),
+        category: Some("full".to_string()),
+        branch_id: Some(branch.to_string()),
+        joined_on: Some("2000-01-01".to_string()),
+        full_on: Some("2001-01-01".to_string()),
+        job: Some("worker".to_string()),
+        phone: Some("13812345678".to_string()),
+        address: Some("泉山市历下区".to_string()),
+        registered_phone: Some(registered_phone.to_string()),
+        ..MemberInput::default()
+    }
+}
+
+/// Every encrypted value of the database: (column, stored value).
+async fn sealed_values(db: &Db) -> Vec<(Column, String)> {
+    let mut out = Vec::new();
+    let members: Vec<(String, String, Option<String>)> =
+        sqlx::query_as("SELECT id_number, phone, registered_phone FROM members")
+            .fetch_all(db.read())
+            .await
+            .unwrap();
+    for (id, phone, registered) in members {
+        out.push((Column::MembersIdNumber, id));
+        out.push((Column::MembersPhone, phone));
+        if let Some(r) = registered {
+            out.push((Column::MembersRegisteredPhone, r));
+        }
+    }
+    let accounts: Vec<(String, String, Option<String>)> =
+        sqlx::query_as("SELECT id_number, mobile, totp_secret FROM accounts")
+            .fetch_all(db.read())
+            .await
+            .unwrap();
+    for (id, mobile, secret) in accounts {
+        out.push((Column::AccountsIdNumber, id));
+        out.push((Column::AccountsMobile, mobile));
+        if let Some(s) = secret {
+            out.push((Column::AccountsTotpSecret, s));
+        }
+    }
+    out
+}
+
+/// The root, a demo province of `members` members below it, the two accounts and a member
+/// entered through `member::routes::create`; returns (admin, officer, the member's id and
+/// branch).
+async fn encrypted_province(
+    db: &Db,
+    members: usize,
+) -> (Actor, (String, String, String), String, String) {
+    let root = new_id();
+    let mut tx = db.begin().await.unwrap();
+    orgs::insert(&mut tx, &root, "037", None, &new_org("根", "1"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    dangjian_server::demo::generate(db, &root, "037", members)
+        .await
+        .unwrap();
+    let (admin, officer) = accounts_and_admin(db, &root).await;
+    let branch: String =
+        sqlx::query_scalar("SELECT id FROM orgs WHERE category = '631' ORDER BY code LIMIT 1")
+            .fetch_one(db.read())
+            .await
+            .unwrap();
+    let id = member::routes::create(
+        db,
+        &admin,
+        &member_input(&branch, "37010219800101127x", "13712345678"),
+    )
+    .await
+    .unwrap();
+    (admin, officer, id, branch)
+}
+
+async fn personal_information_is_encrypted_at_rest(t: TestDb) {
+    let db = open(&t).await;
+    let (admin, officer, id, branch) = encrypted_province(&db, 300).await;
+    // The raw database holds no plaintext ID number, phone or TOTP secret.
+    let values = sealed_values(&db).await;
+    assert!(values.len() > 300 * 2);
+    for (column, stored) in &values {
+        assert!(crypto::is_sealed(stored), "{}: {stored}", column.name());
+        let plain = crypto::open(*column, stored).unwrap();
+        assert!(!stored.contains(&plain) || plain.is_empty());
+    }
+    for needle in [
+        "37010219800101127",
+        "13812345678",
+        "13712345678",
+        &officer.0,
+        &officer.1,
+        &officer.2,
+    ] {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM members m, accounts a WHERE m.id_number LIKE $1 OR m.phone LIKE $1 \
+             OR m.registered_phone LIKE $1 OR a.id_number LIKE $1 OR a.mobile LIKE $1 OR a.totp_secret LIKE $1",
+        )
+        .bind(format!("%{needle}%"))
+        .fetch_one(db.read())
+        .await
+        .unwrap();
+        assert_eq!(n, 0, "{needle} found in the clear");
+    }
+    // Read back: masked by default, whole (upper-case X) when unmasked.
+    let masked = member::routes::view(&db, &admin, &id, false).await.unwrap();
+    assert_eq!(masked.id_number, "370102********127X");
+    assert_eq!(masked.phone, "138****5678");
+    let whole = member::routes::view(&db, &admin, &id, true).await.unwrap();
+    assert_eq!(whole.id_number, "37010219800101127X");
+    assert_eq!(whole.registered_phone.as_deref(), Some("13712345678"));
+    // Uniqueness holds through the blind indexes.
+    let again = member::routes::create(
+        &db,
+        &admin,
+        &member_input(&branch, "37010219800101127X", "13700000000"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        (again.status.as_u16(), again.field.as_deref()),
+        (409, Some("id_number"))
+    );
+    let phone = member::routes::create(
+        &db,
+        &admin,
+        &member_input(&branch, "370102198001011245", "13712345678"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(phone.field.as_deref(), Some("registered_phone"));
+    // A whole ID number finds its member through the index; a part of it finds nothing.
+    let paging = Paging {
+        page: None,
+        per_page: None,
+    };
+    let found = member::routes::list(&db, &admin, &branch, false, "37010219800101127x", &paging)
+        .await
+        .unwrap();
+    assert_eq!(found.items.len(), 1);
+    assert_eq!(found.items[0].id, id);
+    let part = member::routes::list(&db, &admin, &branch, false, "370102198001", &paging)
+        .await
+        .unwrap();
+    assert!(part.items.is_empty());
+    // Accounts are found by the index of their ID number, in either case of x.
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE id_number_idx = $1")
+        .bind(crypto::index(
+            Column::AccountsIdNumber,
+            "11010519491231002x",
+        ))
+        .fetch_one(db.read())
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let mut tx = db.begin().await.unwrap();
+    let dup = create_duplicate_account(&mut tx, &officer.0).await;
+    drop(tx);
+    let dup = dup.downcast::<sqlx::Error>().expect("a database error");
+    assert_eq!(ApiError::from(dup).field.as_deref(), Some("id_number"));
+}
+
+async fn create_duplicate_account(
+    tx: &mut dangjian_server::db::Tx,
+    id_number: &str,
+) -> anyhow::Error {
+    dangjian_server::account::store::create_account(
+        tx,
+        &dangjian_server::account::store::NewAccount {
+            name: "重复",
+            id_number,
+            mobile: "13900003333",
+            password: "Secret-2026!",
+            totp_secret: "JBSWY3DPEHPK3PXP",
+            totp_confirmed: true,
+            must_change_password: false,
+        },
+    )
+    .await
+    .unwrap_err()
+}
+
+async fn key_rotation_reencrypts_every_value(t: TestDb) {
+    // Rotations of the process's shared key file one at a time (both engines' variants may run
+    // in one process under `cargo test`).
+    static ROTATING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let db = open(&t).await;
+    let (admin, officer, id, _) = encrypted_province(&db, 250).await;
+    let before: Vec<(Column, String)> = sealed_values(&db).await;
+    let plain: Vec<String> = before
+        .iter()
+        .map(|(c, s)| crypto::open(*c, s).unwrap())
+        .collect();
+    let _one = ROTATING.lock().await;
+    let mut lines = Vec::new();
+    let report = crypto::rotate::rotate(
+        &db,
+        dangjian_tests::test_keys_dir(),
+        &crypto::rotate::Options {
+            batch: 100,
+            grace: std::time::Duration::ZERO,
+        },
+        &mut |l| lines.push(l.to_string()),
+    )
+    .await
+    .unwrap();
+    assert!(report.version >= 2);
+    assert_eq!(report.rewritten, (250 + 1 + 5 + 2) as u64, "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("members: 100 rows")),
+        "{lines:?}"
+    );
+    // Every value is under the new key, opens to what it was, and keeps its index.
+    let after = sealed_values(&db).await;
+    assert_eq!(after.len(), before.len());
+    let mut after_plain = Vec::new();
+    for (column, stored) in &after {
+        let (key, _) = crypto::parse(stored).expect("sealed");
+        assert!(key >= report.version, "{}: {stored}", column.name());
+        after_plain.push(crypto::open(*column, stored).unwrap());
+    }
+    let mut a = plain.clone();
+    let mut b = after_plain;
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+    let whole = member::routes::view(&db, &admin, &id, true).await.unwrap();
+    assert_eq!(whole.id_number, "37010219800101127X");
+    let secret: String =
+        sqlx::query_scalar("SELECT totp_secret FROM accounts WHERE id_number_idx = $1")
+            .bind(crypto::index(Column::AccountsIdNumber, &officer.0))
+            .fetch_one(db.read())
+            .await
+            .unwrap();
+    assert_eq!(
+        crypto::open(Column::AccountsTotpSecret, &secret).unwrap(),
+        officer.2
+    );
+    // The older keys stay in the file, retired.
+    let file = crypto::KeyFile::load(&crypto::key_path(dangjian_tests::test_keys_dir())).unwrap();
+    assert!(file.current >= report.version);
+    let v1 = file.keys.iter().find(|k| k.id == 1).expect("v1 kept");
+    assert!(v1.retired_at.is_some());
+    // A second rotation right away works as well.
+    let again = crypto::rotate::rotate(
+        &db,
+        dangjian_tests::test_keys_dir(),
+        &crypto::rotate::Options {
+            batch: 1000,
+            grace: std::time::Duration::ZERO,
+        },
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    assert!(again.version > report.version);
+    assert_eq!(again.rewritten, report.rewritten);
 }

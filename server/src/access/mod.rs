@@ -98,6 +98,17 @@ pub fn business_read(actor: &Actor) -> Result<Allowed, ApiError> {
     Ok(Allowed(()))
 }
 
+/// May the actor read (search, verify, export) the audit log? Only auditors (SPEC §1, §12).
+pub fn audit_read(actor: &Actor) -> Result<Allowed, ApiError> {
+    match actor.role {
+        Role::Auditor => Ok(Allowed(())),
+        Role::Security | Role::Admin => Err(ApiError::forbidden(format!(
+            "只有审计员可以查看和导出安全审计日志（三员分立），{}无此权限",
+            actor.role.label()
+        ))),
+    }
+}
+
 /// May the actor work on the organisation with unified code `target_code`?
 pub fn org(actor: &Actor, target_code: &str, reach: Reach) -> Result<Allowed, ApiError> {
     business_role(actor)?;
@@ -141,6 +152,37 @@ pub fn unit<'a>(
 pub fn grant_approval_authority(actor: &Actor, target_code: &str) -> Result<Allowed, ApiError> {
     org(actor, target_code, Reach::StrictlyBelow)?;
     if actor.tier == Some(1) {
+        Ok(Allowed(()))
+    } else {
+        Err(ApiError::forbidden(
+            "只有县级及以上党委管理员可以设置“具有发展党员审批权限”",
+        ))
+    }
+}
+
+/// May the actor manage grants and accounts (grant, revoke, unlock, reset) on the organisation
+/// with unified code `target_code`? Security officers only, inside their own subtree.
+pub fn grant_admin(actor: &Actor, target_code: &str) -> Result<Allowed, ApiError> {
+    if actor.role != Role::Security {
+        return Err(ApiError::forbidden(
+            "只有安全员可以管理授权和账号（三员分立）",
+        ));
+    }
+    if code_within(&actor.org_code, target_code) {
+        Ok(Allowed(()))
+    } else {
+        Err(ApiError::forbidden("该党组织不在您的管理范围内"))
+    }
+}
+
+/// Setting `may_approve_development` on a new child of an organisation the actor may work on
+/// (proved by `parent_in_scope`): only tier-1 admins.
+pub fn approval_authority_for_new_child(
+    actor: &Actor,
+    parent_in_scope: &Allowed,
+) -> Result<Allowed, ApiError> {
+    let _ = parent_in_scope;
+    if actor.role == Role::Admin && actor.tier == Some(1) {
         Ok(Allowed(()))
     } else {
         Err(ApiError::forbidden(
@@ -203,11 +245,33 @@ mod tests {
     }
 
     #[test]
+    fn only_auditors_read_the_audit_log() {
+        let mut a = admin("037", 1);
+        assert!(audit_read(&a).is_err());
+        a.role = Role::Security;
+        assert!(audit_read(&a).is_err());
+        a.role = Role::Auditor;
+        assert!(audit_read(&a).is_ok());
+    }
+
+    #[test]
     fn tiers_follow_the_organisation() {
         assert_eq!(tier_for_org("1", false), 1);
         assert_eq!(tier_for_org("611", true), 2);
         assert_eq!(tier_for_org("611", false), 3);
         assert_eq!(tier_for_org("631", false), 3);
+    }
+
+    #[test]
+    fn only_security_officers_manage_grants_in_their_subtree() {
+        let mut a = admin("037", 1);
+        assert!(grant_admin(&a, "03701").is_err());
+        a.role = Role::Auditor;
+        assert!(grant_admin(&a, "03701").is_err());
+        a.role = Role::Security;
+        assert!(grant_admin(&a, "03701").is_ok());
+        assert!(grant_admin(&a, "037").is_ok());
+        assert!(grant_admin(&a, "038").is_err());
     }
 
     #[test]

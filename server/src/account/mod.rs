@@ -1,9 +1,12 @@
 //! Accounts 账号: passwords, six-digit codes, grants (role + scope + tier) and sessions.
 
+pub mod activation;
+pub mod grants;
 pub mod password;
 pub mod routes;
 pub mod session;
 pub mod store;
+pub mod throttle;
 pub mod totp;
 
 /// Consecutive failures of password or code that lock an account.

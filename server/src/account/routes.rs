@@ -20,6 +20,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(sign_in, current_session, sign_out))
         .routes(routes!(switch_role))
+        .merge(super::grants::router())
+        .merge(super::activation::router())
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -82,8 +84,20 @@ async fn sign_in(
 }
 
 /// Checks ID number, password and six-digit code (replay refused, lockout after repeated
-/// failures), audits the attempt and opens a session under the default grant.
+/// failures), audits the attempt and opens a session under the default grant. Too many
+/// failures from one client address answer 429 (`throttle`).
 pub async fn authenticate(state: &AppState, client: &str, body: &SignIn) -> ApiResult<SignedIn> {
+    super::throttle::refuse_if_throttled(&state.db, "sign_in", client).await?;
+    let result = authenticate_once(state, client, body).await;
+    if let Err(e) = &result {
+        if super::throttle::sign_in_failure(e) {
+            super::throttle::record_failure(&state.db, "sign_in", client).await?;
+        }
+    }
+    result
+}
+
+async fn authenticate_once(state: &AppState, client: &str, body: &SignIn) -> ApiResult<SignedIn> {
     let id_number = body.id_number.trim().replace('x', "X");
     if id_number.is_empty() {
         return Err(ApiError::field("id_number", "请输入公民身份证号"));
@@ -94,11 +108,15 @@ pub async fn authenticate(state: &AppState, client: &str, body: &SignIn) -> ApiR
     if body.code.trim().is_empty() {
         return Err(ApiError::field("code", "请输入六位动态码"));
     }
+    // The ID number is encrypted: the account is found through its blind index.
     let row: Option<AccountRow> = sqlx::query_as(
         "SELECT id, name, password_hash, totp_secret, totp_confirmed, last_totp_step, \
-         failed_attempts, locked_until, status FROM accounts WHERE id_number = $1",
+         failed_attempts, locked_until, status FROM accounts WHERE id_number_idx = $1",
     )
-    .bind(&id_number)
+    .bind(crate::crypto::index(
+        crate::crypto::Column::AccountsIdNumber,
+        &id_number,
+    ))
     .fetch_optional(state.db.read())
     .await?;
     let who = Who::anonymous(client);
@@ -167,6 +185,10 @@ pub async fn authenticate(state: &AppState, client: &str, body: &SignIn) -> ApiR
         record_failure(state, &account_id, failed, &who, &masked, "bad password").await?;
         return Err(bad_credentials());
     }
+    let totp_secret = crate::crypto::open_opt(
+        crate::crypto::Column::AccountsTotpSecret,
+        totp_secret.as_deref(),
+    )?;
     let Some(secret) = totp_secret.filter(|_| totp_confirmed != 0) else {
         return Err(ApiError::forbidden(
             "该账号尚未完成动态码绑定，请先完成用户激活",
@@ -299,9 +321,30 @@ async fn current_session(
     }))
 }
 
-/// 退出登录.
-#[utoipa::path(delete, path = "/api/v1/session", responses((status = 204)))]
-async fn sign_out(State(state): State<AppState>, actor: Actor) -> ApiResult<Response> {
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct SignOutQuery {
+    /// `1`: end every session of the account (退出所有设备)
+    pub all: Option<String>,
+}
+
+/// 退出登录; `?all=1` ends every session of the account.
+#[utoipa::path(delete, path = "/api/v1/session", params(SignOutQuery), responses((status = 204)))]
+async fn sign_out(
+    State(state): State<AppState>,
+    actor: Actor,
+    crate::app::ApiQuery(q): crate::app::ApiQuery<SignOutQuery>,
+) -> ApiResult<Response> {
+    if matches!(q.all.as_deref(), Some("1" | "true")) {
+        super::grants::sign_out_everywhere(&state, &actor).await?;
+        return Ok((
+            axum::http::StatusCode::NO_CONTENT,
+            [(
+                SET_COOKIE,
+                session::clear_cookie(state.config.secure_cookies),
+            )],
+        )
+            .into_response());
+    }
     let mut tx = state.db.begin().await?;
     sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
         .bind(&actor.session_token_hash)
@@ -337,23 +380,8 @@ async fn switch_role(
     actor: Actor,
     ApiJson(body): ApiJson<SwitchRole>,
 ) -> ApiResult<Json<SessionView>> {
+    let active_role = super::grants::switch_grant(&state, &actor, &body.grant_id).await?;
     let roles = grants_of(&state.db, &actor.account_id).await?;
-    let Some(active_role) = roles.iter().find(|g| g.grant_id == body.grant_id).cloned() else {
-        return Err(ApiError::not_found("授权").with_field("grant_id"));
-    };
-    let mut tx = state.db.begin().await?;
-    sqlx::query("UPDATE sessions SET grant_id = $1 WHERE token_hash = $2")
-        .bind(&active_role.grant_id)
-        .bind(&actor.session_token_hash)
-        .execute(&mut *tx)
-        .await?;
-    audit::append(
-        &mut tx,
-        &Who::from(&actor),
-        Event::ok("session.switch_role", &active_role.grant_id),
-    )
-    .await?;
-    tx.commit().await?;
     Ok(Json(SessionView {
         account: AccountView {
             id: actor.account_id.clone(),

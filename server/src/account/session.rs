@@ -192,6 +192,7 @@ impl FromRequestParts<AppState> for Actor {
             .unwrap_or_default();
         let (token, via_cookie) = token_from_parts(parts).ok_or_else(ApiError::unauthorized)?;
         let actor = load_actor(&state.db, &token, &client_addr).await?;
+        crate::audit::refusals::note_actor(&parts.extensions, &actor);
         if via_cookie && !is_safe_method(&parts.method) {
             let sent = parts
                 .headers

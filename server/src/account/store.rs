@@ -1,6 +1,7 @@
 //! Storage of accounts and grants.
 
 use crate::access::Role;
+use crate::crypto::Column;
 use crate::db::{flag, new_id, now_rfc3339, Tx};
 
 /// A new account as created by `init`, `demo` or (later) activation.
@@ -14,23 +15,27 @@ pub struct NewAccount<'a> {
     pub must_change_password: bool,
 }
 
-/// Creates an account; returns its id.
+/// Creates an account; returns its id. The ID number, mobile and TOTP secret are sealed (see
+/// `crypto`); the account is found by the blind index of its ID number (`id_number_idx`).
 pub async fn create_account(tx: &mut Tx, a: &NewAccount<'_>) -> anyhow::Result<String> {
     let id = new_id();
     let hash = super::password::hash(a.password)?;
+    let keys = crate::crypto::keys();
     sqlx::query(
         "INSERT INTO accounts (id, name, id_number, mobile, password_hash, totp_secret, \
-         totp_confirmed, must_change_password, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         totp_confirmed, must_change_password, created_at, id_number_idx) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&id)
     .bind(a.name)
-    .bind(a.id_number)
-    .bind(a.mobile)
+    .bind(keys.seal(Column::AccountsIdNumber, a.id_number))
+    .bind(keys.seal(Column::AccountsMobile, a.mobile))
     .bind(hash)
-    .bind(a.totp_secret)
+    .bind(keys.seal(Column::AccountsTotpSecret, a.totp_secret))
     .bind(flag(a.totp_confirmed))
     .bind(flag(a.must_change_password))
     .bind(now_rfc3339())
+    .bind(keys.index(Column::AccountsIdNumber, a.id_number))
     .execute(&mut **tx)
     .await?;
     Ok(id)

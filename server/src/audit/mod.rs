@@ -1,6 +1,19 @@
 //! The audit log 安全审计: append-only, hash-chained records written in the same transaction
 //! as the change they describe.
+//!
+//! Retention: [`prune`] deletes the records older than the retention period (at least
+//! [`MIN_RETENTION_DAYS`]) and leaves an anchor (sequence number and hash of the last pruned
+//! record) in `audit_anchor`; [`verify`] resumes the chain from the newest anchor. Database
+//! triggers refuse every UPDATE of `audit_log` and every DELETE except pruning's, which opens
+//! the gate row `audit_prune_gate` inside its own transaction and deletes only records covered
+//! by an anchor.
 
+pub mod query;
+pub mod refusals;
+pub mod routes;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::access::Actor;
@@ -191,8 +204,69 @@ pub async fn append_alone(
     tx.commit().await
 }
 
-/// Walks the chain from the start; returns the sequence number of the first broken record.
+/// The `prev_hash` of the very first record.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Where the chain resumes after pruning: the last pruned record.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Anchor {
+    /// sequence number of the last pruned record
+    pub seq: i64,
+    /// its hash: the `prev_hash` of the first record kept
+    pub hash: String,
+    /// when the pruning ran (RFC 3339)
+    pub at: String,
+    /// records older than this were pruned (RFC 3339)
+    pub cutoff: String,
+    /// how many records that pruning deleted
+    pub pruned_count: i64,
+}
+
+/// The outcome of walking the chain.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct VerifyReport {
+    /// every record checked links to its predecessor and hashes to its stored hash
+    pub intact: bool,
+    /// sequence number of the first broken (or missing) record
+    pub first_broken: Option<i64>,
+    /// how many records were checked
+    pub records: i64,
+    /// the anchor the walk started from (null when nothing was ever pruned)
+    pub anchor: Option<Anchor>,
+}
+
+/// The newest anchor, if the log was ever pruned.
+pub async fn latest_anchor<'e, E>(exec: E) -> Result<Option<Anchor>, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let row: Option<(i64, String, String, String, i64)> = sqlx::query_as(
+        "SELECT seq, hash, at, cutoff, pruned_count FROM audit_anchor ORDER BY seq DESC LIMIT 1",
+    )
+    .fetch_optional(exec)
+    .await?;
+    Ok(row.map(|r| Anchor {
+        seq: r.0,
+        hash: r.1,
+        at: r.2,
+        cutoff: r.3,
+        pruned_count: r.4,
+    }))
+}
+
+/// Records are read in chunks of this many while walking the chain.
+const VERIFY_CHUNK: i64 = 5000;
+
+/// Walks the chain from the newest anchor (or from the start); returns the sequence number of
+/// the first broken record.
 pub async fn verify(db: &crate::db::Db) -> Result<Option<i64>, sqlx::Error> {
+    Ok(verify_report(db).await?.first_broken)
+}
+
+/// Walks the chain from the newest anchor (or from the start): every record must follow its
+/// predecessor's sequence number, carry its hash as `prev_hash` and hash to its stored hash;
+/// the chain must reach the head row. Reads in chunks, so memory stays flat.
+pub async fn verify_report(db: &crate::db::Db) -> Result<VerifyReport, sqlx::Error> {
     type Row = (
         i64,
         String,
@@ -209,32 +283,185 @@ pub async fn verify(db: &crate::db::Db) -> Result<Option<i64>, sqlx::Error> {
         String,
         String,
     );
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT seq, at, actor_account_id, actor_name, role, org_id, client_addr, cert_serial, \
-         action, target, outcome, detail, prev_hash, hash FROM audit_log ORDER BY seq",
-    )
-    .fetch_all(db.read())
-    .await?;
-    let mut expected_prev: Option<String> = None;
-    for r in rows {
-        let who = Who {
-            account_id: r.2,
-            name: r.3,
-            role: r.4,
-            org_id: r.5,
-            client_addr: r.6,
-            cert_serial: r.7,
-        };
-        if let Some(prev) = &expected_prev {
-            if prev != &r.12 {
-                return Ok(Some(r.0));
+    // The head first: records committed later only extend what it names.
+    let (head_seq, head_hash): (i64, String) =
+        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(db.read())
+            .await?;
+    let anchor = latest_anchor(db.read()).await?;
+    let (mut last_seq, mut expected_prev) = match &anchor {
+        Some(a) => (a.seq, a.hash.clone()),
+        None => (0, GENESIS_HASH.to_string()),
+    };
+    let mut records = 0i64;
+    let broken = |seq: i64, records: i64, anchor: &Option<Anchor>| VerifyReport {
+        intact: false,
+        first_broken: Some(seq),
+        records,
+        anchor: anchor.clone(),
+    };
+    loop {
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT seq, at, actor_account_id, actor_name, role, org_id, client_addr, cert_serial, \
+             action, target, outcome, detail, prev_hash, hash FROM audit_log WHERE seq > $1 \
+             ORDER BY seq LIMIT $2",
+        )
+        .bind(last_seq)
+        .bind(VERIFY_CHUNK)
+        .fetch_all(db.read())
+        .await?;
+        let done = (rows.len() as i64) < VERIFY_CHUNK;
+        for r in rows {
+            if r.0 != last_seq + 1 {
+                // A record is missing.
+                return Ok(broken(last_seq + 1, records, &anchor));
             }
+            records += 1;
+            let who = Who {
+                account_id: r.2,
+                name: r.3,
+                role: r.4,
+                org_id: r.5,
+                client_addr: r.6,
+                cert_serial: r.7,
+            };
+            if r.12 != expected_prev {
+                return Ok(broken(r.0, records, &anchor));
+            }
+            let hash = record_hash(&r.12, r.0, &r.1, &who, &r.8, &r.9, &r.10, &r.11);
+            if hash != r.13 || (r.0 == head_seq && r.13 != head_hash) {
+                return Ok(broken(r.0, records, &anchor));
+            }
+            last_seq = r.0;
+            expected_prev = r.13;
         }
-        let hash = record_hash(&r.12, r.0, &r.1, &who, &r.8, &r.9, &r.10, &r.11);
-        if hash != r.13 {
-            return Ok(Some(r.0));
+        if done {
+            break;
         }
-        expected_prev = Some(r.13);
     }
-    Ok(None)
+    if last_seq < head_seq {
+        // The newest records are gone.
+        return Ok(broken(last_seq + 1, records, &anchor));
+    }
+    Ok(VerifyReport {
+        intact: true,
+        first_broken: None,
+        records,
+        anchor,
+    })
+}
+
+/// Default retention of audit records, in days (SPEC §12: at least six months).
+pub const DEFAULT_RETENTION_DAYS: u32 = 180;
+/// Shortest retention [`prune`] accepts, in days.
+pub const MIN_RETENTION_DAYS: u32 = 180;
+
+/// What a pruning did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PruneReport {
+    /// records older than this were deleted (RFC 3339)
+    pub cutoff: String,
+    /// how many records were deleted
+    pub pruned: i64,
+    /// the anchor this pruning left (None when nothing was old enough)
+    pub anchor: Option<Anchor>,
+}
+
+/// Deletes the audit records older than `retention_days` (at least [`MIN_RETENTION_DAYS`]),
+/// leaving an anchor so that [`verify`] still proves the rest of the chain, and appends an
+/// `audit.prune` record. Refuses when the chain is broken, so that pruning never hides
+/// tampering.
+pub async fn prune(db: &crate::db::Db, retention_days: u32) -> anyhow::Result<PruneReport> {
+    if retention_days < MIN_RETENTION_DAYS {
+        anyhow::bail!(
+            "audit retention must be at least {MIN_RETENTION_DAYS} days (SPEC §12), got {retention_days}"
+        );
+    }
+    let cutoff = Utc::now() - chrono::Duration::days(i64::from(retention_days));
+    prune_older_than(db, cutoff).await
+}
+
+/// The step behind [`prune`] without the minimum retention: deletes every record written
+/// before `cutoff` (a prefix of the chain, since records are appended in time order).
+pub async fn prune_older_than(
+    db: &crate::db::Db,
+    cutoff: DateTime<Utc>,
+) -> anyhow::Result<PruneReport> {
+    let report = verify_report(db).await?;
+    if let Some(seq) = report.first_broken {
+        anyhow::bail!(
+            "the audit chain is broken at record {seq}; pruning refused so that the evidence is kept"
+        );
+    }
+    let cutoff = cutoff.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut tx = db.begin().await?;
+    // Take the chain's lock first: nothing is appended while the anchor is chosen.
+    sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
+        .execute(&mut *tx)
+        .await?;
+    let upto: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_log WHERE at < $1")
+        .bind(&cutoff)
+        .fetch_one(&mut *tx)
+        .await?;
+    let mut anchor = None;
+    let mut pruned = 0;
+    if let Some(upto) = upto {
+        let hash: String = sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = $1")
+            .bind(upto)
+            .fetch_one(&mut *tx)
+            .await?;
+        pruned = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE seq <= $1")
+            .bind(upto)
+            .fetch_one(&mut *tx)
+            .await?;
+        let a = Anchor {
+            seq: upto,
+            hash,
+            at: now_rfc3339(),
+            cutoff: cutoff.clone(),
+            pruned_count: pruned,
+        };
+        sqlx::query(
+            "INSERT INTO audit_anchor (seq, hash, at, cutoff, pruned_count) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(a.seq)
+        .bind(&a.hash)
+        .bind(&a.at)
+        .bind(&a.cutoff)
+        .bind(a.pruned_count)
+        .execute(&mut *tx)
+        .await?;
+        // Open the gate for this transaction only, delete, close it again.
+        sqlx::query("UPDATE audit_prune_gate SET upto = $1 WHERE id = 1")
+            .bind(upto)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM audit_log WHERE seq <= $1")
+            .bind(upto)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE audit_prune_gate SET upto = 0 WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        anchor = Some(a);
+    }
+    let detail = match &anchor {
+        Some(a) => format!(
+            "pruned {} records up to seq {} (written before {cutoff}); anchor hash {}",
+            a.pruned_count, a.seq, a.hash
+        ),
+        None => format!("no records written before {cutoff}"),
+    };
+    append(
+        &mut tx,
+        &Who::system(),
+        Event::ok("audit.prune", "audit_log").with_detail(detail),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(PruneReport {
+        cutoff,
+        pruned,
+        anchor,
+    })
 }

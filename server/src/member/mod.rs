@@ -8,7 +8,8 @@ pub mod rules;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// One member as stored.
+/// One member as stored; `id_number`, `phone` and `registered_phone` are sealed in the database
+/// (see `crypto`) and open once [`MemberRow::decrypted`] has run.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MemberRow {
     pub id: String,
@@ -102,6 +103,19 @@ pub fn mask_phone(p: &str) -> String {
 }
 
 impl MemberRow {
+    /// The row as read from the database, with its encrypted columns (ID number, phones)
+    /// opened. Every read of `MEMBER_COLUMNS` goes through here.
+    pub fn decrypted(mut self) -> Result<MemberRow, crate::crypto::Error> {
+        use crate::crypto::{open, open_opt, Column};
+        self.id_number = open(Column::MembersIdNumber, &self.id_number)?;
+        self.phone = open(Column::MembersPhone, &self.phone)?;
+        self.registered_phone = open_opt(
+            Column::MembersRegisteredPhone,
+            self.registered_phone.as_deref(),
+        )?;
+        Ok(self)
+    }
+
     pub fn view(self, branch_name: String, unmask: bool) -> MemberView {
         let (id_number, phone, registered_phone) = if unmask {
             (self.id_number, self.phone, self.registered_phone)

@@ -11,6 +11,7 @@ use super::{MemberRow, MemberView, MEMBER_COLUMNS};
 use crate::access::{self, Actor, Allowed, Reach};
 use crate::app::{ApiJson, ApiQuery, AppState, Page, Paging};
 use crate::audit::{self, Event, Who};
+use crate::crypto::{self, Column};
 use crate::db::{flag, new_id, now_rfc3339, subtree_upper, today, Db, Sql, Tx};
 use crate::error::{ApiError, ApiResult};
 use crate::org::{rules::Category, OrgRow};
@@ -29,7 +30,9 @@ async fn load(db: &Db, id: &str) -> ApiResult<(MemberRow, String)> {
     .bind(id)
     .fetch_optional(db.read())
     .await?;
-    let row = row.ok_or_else(|| ApiError::not_found("党员"))?;
+    let row = row
+        .ok_or_else(|| ApiError::not_found("党员"))?
+        .decrypted()?;
     let branch_name: String = sqlx::query_scalar("SELECT name FROM orgs WHERE id = $1")
         .bind(&row.branch_id)
         .fetch_one(db.read())
@@ -70,14 +73,17 @@ async fn branch_for_entry(
     Ok((org, allowed))
 }
 
+/// Uniqueness of the ID number and the registered phone, through their blind indexes (the
+/// unique indexes back this up under concurrency).
 async fn ensure_unique(tx: &mut Tx, v: &ValidMember, except: &str) -> ApiResult<()> {
     if v.id_number != super::idcard::UNKNOWN_ID_NUMBER {
-        let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE id_number = $1 AND id <> $2")
-                .bind(&v.id_number)
-                .bind(except)
-                .fetch_one(&mut **tx)
-                .await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM members WHERE id_number_idx = $1 AND id <> $2",
+        )
+        .bind(crypto::index(Column::MembersIdNumber, &v.id_number))
+        .bind(except)
+        .fetch_one(&mut **tx)
+        .await?;
         if n > 0 {
             return Err(ApiError::conflict_field(
                 "id_number",
@@ -87,9 +93,9 @@ async fn ensure_unique(tx: &mut Tx, v: &ValidMember, except: &str) -> ApiResult<
     }
     if let Some(p) = &v.registered_phone {
         let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM members WHERE registered_phone = $1 AND id <> $2",
+            "SELECT COUNT(*) FROM members WHERE registered_phone_idx = $1 AND id <> $2",
         )
-        .bind(p)
+        .bind(crypto::index(Column::MembersRegisteredPhone, p))
         .bind(except)
         .fetch_one(&mut **tx)
         .await?;
@@ -103,7 +109,8 @@ async fn ensure_unique(tx: &mut Tx, v: &ValidMember, except: &str) -> ApiResult<
     Ok(())
 }
 
-/// Writes a validated member (insert or full update) inside `tx`.
+/// Writes a validated member (insert or full update) inside `tx`, sealing the ID number and
+/// phones and storing their blind indexes.
 async fn write(
     tx: &mut Tx,
     id: &str,
@@ -115,19 +122,21 @@ async fn write(
     let sql = if insert {
         "INSERT INTO members (name, id_number, sex, ethnicity, birth_date, education, category, branch_id, org_code, \
          joined_on, full_on, job, phone, address, status, lost_contact, lost_contact_on, floating, floating_to, \
-         registered_phone, origin, title, new_social_stratum, completeness, updated_at, id, created_at) \
+         registered_phone, origin, title, new_social_stratum, completeness, updated_at, id, created_at, \
+         id_number_idx, registered_phone_idx) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
-         $22, $23, $24, $25, $26, $25)"
+         $22, $23, $24, $25, $26, $25, $27, $28)"
     } else {
         "UPDATE members SET name = $1, id_number = $2, sex = $3, ethnicity = $4, birth_date = $5, education = $6, \
          category = $7, branch_id = $8, org_code = $9, joined_on = $10, full_on = $11, job = $12, phone = $13, \
          address = $14, status = $15, lost_contact = $16, lost_contact_on = $17, floating = $18, floating_to = $19, \
          registered_phone = $20, origin = $21, title = $22, new_social_stratum = $23, completeness = $24, \
-         updated_at = $25 WHERE id = $26"
+         updated_at = $25, id_number_idx = $27, registered_phone_idx = $28 WHERE id = $26"
     };
+    let keys = crypto::keys();
     sqlx::query(sql)
         .bind(&v.name)
-        .bind(&v.id_number)
+        .bind(keys.seal(Column::MembersIdNumber, &v.id_number))
         .bind(&v.sex)
         .bind(&v.ethnicity)
         .bind(v.birth_date.to_string())
@@ -138,20 +147,30 @@ async fn write(
         .bind(v.joined_on.to_string())
         .bind(v.full_on.map(|d| d.to_string()))
         .bind(&v.job)
-        .bind(&v.phone)
+        .bind(keys.seal(Column::MembersPhone, &v.phone))
         .bind(&v.address)
         .bind(&v.status)
         .bind(flag(v.lost_contact))
         .bind(v.lost_contact_on.map(|d| d.to_string()))
         .bind(flag(v.floating))
         .bind(v.floating_to.clone())
-        .bind(v.registered_phone.clone())
+        .bind(
+            v.registered_phone
+                .as_deref()
+                .map(|p| keys.seal(Column::MembersRegisteredPhone, p)),
+        )
         .bind(&v.origin)
         .bind(&v.title)
         .bind(&v.new_social_stratum)
         .bind(v.completeness)
         .bind(now_rfc3339())
         .bind(id)
+        .bind(keys.id_number_index(Column::MembersIdNumber, &v.id_number))
+        .bind(
+            v.registered_phone
+                .as_deref()
+                .map(|p| keys.index(Column::MembersRegisteredPhone, p)),
+        )
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -306,7 +325,7 @@ pub async fn edit(db: &Db, actor: &Actor, id: &str, req: &MemberInput) -> ApiRes
 pub struct MemberListQuery {
     /// `1` includes every organisation below 包含下级
     pub include_sub: Option<String>,
-    /// part of the name, or the start of the ID number
+    /// part of the name, or a whole ID number (18 characters: exact match)
     pub q: Option<String>,
     pub page: Option<i64>,
     pub per_page: Option<i64>,
@@ -360,13 +379,13 @@ pub async fn list(
         filter.push("m.branch_id = ").bind(&org.id);
     }
     let text = q.trim().replace(['%', '_'], "");
-    if !text.is_empty() {
+    if looks_like_id_number(&text) {
+        // ID numbers are encrypted: a whole number is found through its blind index.
         filter
-            .push(" AND (m.name LIKE ")
-            .bind(format!("%{text}%"))
-            .push(" OR m.id_number LIKE ")
-            .bind(format!("{}%", text.to_uppercase()))
-            .push(")");
+            .push(" AND m.id_number_idx = ")
+            .bind(crypto::index(Column::MembersIdNumber, &text));
+    } else if !text.is_empty() {
+        filter.push(" AND m.name LIKE ").bind(format!("%{text}%"));
     }
     let mut count = Sql::new("SELECT COUNT(*) FROM members m");
     count.push(&filter.text).args = filter.args.clone();
@@ -384,7 +403,30 @@ pub async fn list(
     for r in rows {
         use sqlx::{FromRow, Row};
         let branch_name: String = r.try_get("branch_name")?;
-        items.push(MemberRow::from_row(&r)?.view(branch_name, false));
+        items.push(
+            MemberRow::from_row(&r)?
+                .decrypted()?
+                .view(branch_name, false),
+        );
     }
     Ok(Page::new(items, total, paging))
+}
+
+/// A whole ID number as typed in a search box: 17 digits and a digit or `X` (either case).
+fn looks_like_id_number(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() == 18
+        && b[..17].iter().all(u8::is_ascii_digit)
+        && (b[17].is_ascii_digit() || b[17] == b'x' || b[17] == b'X')
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn whole_id_numbers_are_recognised() {
+        assert!(super::looks_like_id_number("37010219800101123x"));
+        assert!(super::looks_like_id_number("370102198001011231"));
+        assert!(!super::looks_like_id_number("3701021980"));
+        assert!(!super::looks_like_id_number("张三"));
+    }
 }

@@ -250,7 +250,7 @@ pub async fn create_under(db: &Db, actor: &Actor, req: &CreateOrg) -> ApiResult<
 pub async fn create(
     db: &Db,
     actor: &Actor,
-    _allowed: Allowed,
+    allowed: Allowed,
     parent: &OrgRow,
     req: &CreateOrg,
 ) -> ApiResult<String> {
@@ -294,7 +294,8 @@ pub async fn create(
                 "只有党委（611）可以具有发展党员审批权限",
             ));
         }
-        access::grant_approval_authority(actor, &format!("{}~", parent.code))?;
+        // The new organisation lies strictly below the actor (its parent is in scope).
+        access::approval_authority_for_new_child(actor, &allowed)?;
     }
     let mut tx = db.begin().await?;
     let duplicate: i64 =

@@ -95,6 +95,7 @@ fn render(
                         }
                         button.primary type="submit" { "登录" }
                     }
+                    p.hint { a href="/activate" { "用户激活" } " · " a href="/password/forgot" { "忘记密码" } }
                 }
             }
         }

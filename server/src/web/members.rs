@@ -89,7 +89,7 @@ pub async fn tab(
         form #member-search.search method="get" action={"/orgs/" (org.id)} {
             input type="hidden" name="tab" value="members";
             label for="q" { "姓名或公民身份证号" }
-            input #q type="search" name="q" value=(text) placeholder="输入姓名或身份证号开头";
+            input #q type="search" name="q" value=(text) placeholder="输入姓名或完整身份证号";
             label.checkbox for="include_sub" {
                 input #include_sub type="checkbox" name="include_sub" value="1" checked[include_sub];
                 "包含下级"

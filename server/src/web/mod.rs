@@ -3,9 +3,12 @@
 //! every form carries the session's CSRF token; templates (maud) escape by default; scripts
 //! are static files only (the Content-Security-Policy forbids inline script).
 
+pub mod activation;
+pub mod audit;
 pub mod login;
 pub mod members;
 pub mod orgs;
+pub mod security;
 pub mod units;
 
 use std::collections::HashMap;
@@ -35,6 +38,9 @@ pub fn router() -> Router<AppState> {
         .merge(orgs::router())
         .merge(units::router())
         .merge(members::router())
+        .merge(security::router())
+        .merge(activation::router())
+        .merge(audit::router())
 }
 
 /// The Content-Security-Policy of every page: no inline script, nothing from elsewhere.
@@ -66,19 +72,8 @@ fn static_file(body: &'static str, content_type: &'static str) -> Response {
 async fn home(PageActor(actor): PageActor) -> Response {
     match actor.role {
         Role::Admin => Redirect::to(&format!("/orgs/{}", actor.org_id)).into_response(),
-        Role::Security | Role::Auditor => page(
-            &actor,
-            "工作台",
-            &[],
-            None,
-            html! {
-                div.panel {
-                    h2 { "工作台" }
-                    p { "您当前的角色是" (actor.role.label()) "。按照三员分立的要求，" (actor.role.label())
-                        "不能办理党组织、单位和党员业务。" }
-                }
-            },
-        ),
+        Role::Auditor => Redirect::to("/audit").into_response(),
+        Role::Security => Redirect::to("/security/grants").into_response(),
     }
 }
 
@@ -101,7 +96,16 @@ impl FromRequestParts<AppState> for PageActor {
             return Err(Redirect::to("/login").into_response());
         };
         match session::load_actor(&state.db, &token, &client).await {
-            Ok(actor) => Ok(PageActor(actor)),
+            Ok(actor) => {
+                crate::audit::refusals::note_actor(&parts.extensions, &actor);
+                // The header's role switcher lists the account's live grants.
+                if let Ok(grants) =
+                    crate::account::store::grants_of(&state.db, &actor.account_id).await
+                {
+                    security::remember_grants(&actor.account_id, grants);
+                }
+                Ok(PageActor(actor))
+            }
             Err(e) if e.status == StatusCode::UNAUTHORIZED => {
                 Err(Redirect::to("/login?expired=1").into_response())
             }
@@ -305,9 +309,15 @@ pub fn page(
                         span.person { "当前用户：" (actor.name) }
                         span.role { "角色：" (role_text(actor)) }
                         span.scope { "管理范围：" (actor.org_name) }
+                        @if actor.role == Role::Auditor { a.nav href="/audit" { "安全审计" } }
+                        (security::role_switcher(actor))
                         form.inline method="post" action="/logout" {
                             (csrf_field(actor))
                             button.link type="submit" { "退出" }
+                        }
+                        form.inline method="post" action="/logout/all" {
+                            (csrf_field(actor))
+                            button.link type="submit" { "【退出所有设备】" }
                         }
                     }
                 }

@@ -1,0 +1,413 @@
+//! Identity suite: grants by security officers, activation through the notifier's outbox,
+//! the authenticator, lockout and unlock, three-role separation, per-address throttling.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::NaiveDate;
+use dangjian_tests::{current_code, Server, TestDb};
+use serde_json::{json, Value};
+
+fn valid_id(seq: u16) -> String {
+    dangjian_server::member::idcard::compose(
+        "370102",
+        NaiveDate::from_ymd_opt(1988, 3, 15).unwrap(),
+        seq,
+    )
+}
+
+/// The last message of `kind` to `mobile` in `<data>/outbox.jsonl`.
+fn outbox_code(server: &Server, mobile: &str, kind: &str) -> String {
+    let text = std::fs::read_to_string(server.data.path().join("outbox.jsonl")).expect("outbox");
+    text.lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|m| m["to"] == mobile && m["kind"] == kind)
+        .and_then(|m| m["code"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("no {kind} message to {mobile} in the outbox"))
+}
+
+/// Sleeps into the next 30-second step, so that a fresh code can be used.
+async fn next_step() {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let wait = 30_000 - now % 30_000 + 300;
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+}
+
+async fn post_anon(server: &Server, path: &str, body: Value) -> (u16, Value) {
+    let res = server
+        .client()
+        .post(server.url(path))
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn sign_in_raw(server: &Server, id_number: &str, password: &str, code: &str) -> (u16, Value) {
+    post_anon(
+        server,
+        "/api/v1/session",
+        json!({"id_number": id_number, "password": password, "code": code}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn grant_activate_sign_in_lock_and_unlock() {
+    let server = Server::demo(200, None).await;
+    let officer = server.sign_in(&server.account("security", None)).await;
+    let branch = server.account("admin", Some(3)).org_id;
+    let id_number = valid_id(101);
+    let mobile = "13912345678";
+    let r = officer
+        .post(
+            "/api/v1/grants",
+            json!({"name": "李新华", "id_number": id_number, "mobile": mobile,
+                   "role": "admin", "org_id": branch, "tier": 3}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert!(r.body["expires_at"].as_str().is_some());
+    let account_id = r.body["account_id"].as_str().unwrap().to_string();
+    let activation_code = outbox_code(&server, mobile, "activation_code");
+    assert!(activation_code.len() >= 8);
+
+    // Listed as pending in the officer's scope.
+    let list = officer.get("/api/v1/grants").await;
+    assert_eq!(list.status, 200, "{:?}", list.body);
+    let item = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["account_id"] == account_id.as_str())
+        .cloned()
+        .expect("grant listed");
+    assert_eq!(item["state"], "pending");
+    assert_eq!(item["tier"], 3);
+
+    // Not activated yet: no sign-in.
+    let (status, _) = sign_in_raw(&server, &id_number, "Abcdefg123", "000000").await;
+    assert_eq!(status, 401);
+
+    let (status, body) =
+        post_anon(&server, "/api/v1/activation/sms", json!({"mobile": mobile})).await;
+    assert_eq!(status, 200, "{body}");
+    // Unknown mobiles get the same answer.
+    let (status2, body2) = post_anon(
+        &server,
+        "/api/v1/activation/sms",
+        json!({"mobile": "13000000000"}),
+    )
+    .await;
+    assert_eq!((status2, &body2), (status, &body));
+    let sms = outbox_code(&server, mobile, "activation_sms");
+    assert_eq!(sms.len(), 6);
+
+    let good = json!({"mobile": mobile, "sms_code": sms, "activation_code": activation_code,
+        "name": "李新华", "id_number": id_number, "password": "Abcdefg123"});
+    let wrong_sms = if sms == "000000" { "111111" } else { "000000" };
+    for (field, value) in [
+        ("mobile", json!("13700000000")),
+        ("sms_code", json!(wrong_sms)),
+        ("activation_code", json!("WRONGCODE234")),
+        ("name", json!("王五")),
+        ("id_number", json!(valid_id(103))),
+        ("password", json!("weakpass")),
+    ] {
+        let mut body = good.clone();
+        body[field] = value;
+        let (status, answer) = post_anon(&server, "/api/v1/activation", body).await;
+        assert_eq!(status, 400, "{field}: {answer}");
+        assert_eq!(answer["error"]["field"], field, "{answer}");
+        assert!(!answer["error"]["message"].as_str().unwrap().is_empty());
+    }
+    let (status, activated) = post_anon(&server, "/api/v1/activation", good.clone()).await;
+    assert_eq!(status, 200, "{activated}");
+    assert_eq!(activated["account_id"], account_id.as_str());
+    let secret = activated["totp"]["secret"].as_str().unwrap().to_string();
+    assert!(activated["totp"]["otpauth_uri"]
+        .as_str()
+        .unwrap()
+        .starts_with("otpauth://totp/"));
+    // The activation code is single use.
+    let (status, _) = post_anon(&server, "/api/v1/activation", good).await;
+    assert_eq!(status, 400);
+
+    // Without a confirmed authenticator, no sign-in.
+    let (status, _) = sign_in_raw(&server, &id_number, "Abcdefg123", &current_code(&secret)).await;
+    assert_eq!(status, 403);
+    let (status, body) = post_anon(
+        &server,
+        "/api/v1/activation/totp",
+        json!({"account_id": account_id, "code": "12345x"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("code"))
+    );
+    let (status, body) = post_anon(
+        &server,
+        "/api/v1/activation/totp",
+        json!({"account_id": account_id, "code": current_code(&secret)}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    next_step().await;
+    let code = current_code(&secret);
+    let (status, body) = sign_in_raw(&server, &id_number, "Abcdefg123", &code).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["roles"][0]["tier"], 3);
+    let (status, _) = sign_in_raw(&server, &id_number, "Abcdefg123", &code).await;
+    assert_eq!(status, 401, "a replayed code is refused");
+
+    for _ in 0..5 {
+        let (status, _) = sign_in_raw(&server, &id_number, "Wrong12345", &code).await;
+        assert!(status == 401 || status == 423);
+    }
+    let (status, body) =
+        sign_in_raw(&server, &id_number, "Abcdefg123", &current_code(&secret)).await;
+    assert_eq!(status, 423, "{body}");
+    let list = officer.get("/api/v1/grants").await;
+    let item = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["account_id"] == account_id.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(item["state"], "locked");
+
+    let r = officer
+        .post(&format!("/api/v1/accounts/{account_id}/unlock"), json!({}))
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    next_step().await;
+    let (status, body) =
+        sign_in_raw(&server, &id_number, "Abcdefg123", &current_code(&secret)).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().unwrap().to_string();
+
+    // Revoking the grant ends its sessions.
+    let r = officer
+        .delete(&format!(
+            "/api/v1/grants/{}",
+            item["grant_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let res = server
+        .client()
+        .get(server.url("/api/v1/session"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+}
+
+#[tokio::test]
+async fn grant_rules_and_separation() {
+    grant_rules(None).await;
+}
+
+#[tokio::test]
+async fn grant_rules_and_separation_postgres() {
+    grant_rules(Some(TestDb::postgres().await)).await;
+}
+
+async fn grant_rules(db: Option<TestDb>) {
+    let server = Server::demo(200, db).await;
+    let sec = server.account("security", None);
+    let officer = server.sign_in(&sec).await;
+    let tier3 = server.account("admin", Some(3));
+    let tier2 = server.account("admin", Some(2));
+
+    // Self-grant.
+    let r = officer
+        .post(
+            "/api/v1/grants",
+            json!({"name": "某人", "id_number": sec.id_number, "mobile": "13911110000",
+                   "role": "admin", "org_id": tier3.org_id}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    assert_eq!(r.field(), Some("id_number"));
+
+    // A second role family for the tier-3 admin.
+    let r = officer
+        .post(
+            "/api/v1/grants",
+            json!({"name": "某人", "id_number": tier3.id_number, "mobile": "13911110001",
+                   "role": "auditor", "org_id": tier3.org_id}),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{:?}", r.body);
+    assert_eq!(r.field(), Some("role"));
+
+    // Raising the tier of the tier-2 committee.
+    let r = officer
+        .post(
+            "/api/v1/grants",
+            json!({"name": "赵敏", "id_number": valid_id(201), "mobile": "13911110002",
+                   "role": "admin", "org_id": tier2.org_id, "tier": 1}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert_eq!(r.field(), Some("tier"));
+    assert!(r.message().contains('2'), "{}", r.message());
+    // Lowering is allowed.
+    let r = officer
+        .post(
+            "/api/v1/grants",
+            json!({"name": "赵敏", "id_number": valid_id(201), "mobile": "13911110002",
+                   "role": "admin", "org_id": tier2.org_id, "tier": 3}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let grant_id = r.body["grant_id"].as_str().unwrap().to_string();
+    let account_id = r.body["account_id"].as_str().unwrap().to_string();
+    // A second admin grant for the same person is fine; a bad field is named.
+    let r = officer
+        .post(
+            "/api/v1/grants",
+            json!({"name": "赵敏", "id_number": valid_id(201), "mobile": "13911110002",
+                   "role": "admin", "org_id": tier3.org_id}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let r = officer
+        .post(
+            "/api/v1/grants",
+            json!({"name": "钱", "id_number": "123", "mobile": "139",
+                   "role": "admin", "org_id": tier3.org_id}),
+        )
+        .await;
+    assert_eq!((r.status, r.field()), (400, Some("id_number")));
+    let r = officer
+        .post(
+            "/api/v1/grants",
+            json!({"name": "钱", "id_number": valid_id(203), "mobile": "139",
+                   "role": "admin", "org_id": tier3.org_id}),
+        )
+        .await;
+    assert_eq!((r.status, r.field()), (400, Some("mobile")));
+    let r = officer
+        .post(
+            "/api/v1/grants",
+            json!({"name": "钱", "id_number": valid_id(203), "mobile": "13911110009",
+                   "role": "boss", "org_id": tier3.org_id}),
+        )
+        .await;
+    assert_eq!((r.status, r.field()), (400, Some("role")));
+
+    // Reset sends a new activation code.
+    let r = officer
+        .post(&format!("/api/v1/accounts/{account_id}/reset"), json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert!(r.body["expires_at"].as_str().is_some());
+
+    // The officer's pages: home leads to 授权管理; the grant form offers only allowed tiers.
+    let page = officer
+        .client
+        .get(format!("{}/", officer.base))
+        .bearer_auth(&officer.token)
+        .send()
+        .await
+        .unwrap();
+    assert!(page.url().path().ends_with("/security/grants"));
+    let html = page.text().await.unwrap();
+    assert!(html.contains("授权管理") && html.contains("赵敏"), "{html}");
+    let form = officer
+        .client
+        .get(format!(
+            "{}/security/grants/new?org_id={}",
+            officer.base, tier2.org_id
+        ))
+        .bearer_auth(&officer.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        form.contains("管理员（二级）") && !form.contains("管理员（一级）"),
+        "{form}"
+    );
+    let activate = server
+        .client()
+        .get(server.url("/activate"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(activate.status(), 200);
+    assert!(activate.text().await.unwrap().contains("获取短信验证码"));
+
+    // Admins and auditors may not touch grants.
+    for who in [server.account("auditor", None), tier3.clone()] {
+        let api = server.sign_in(&who).await;
+        let r = api
+            .post(
+                "/api/v1/grants",
+                json!({"name": "孙", "id_number": valid_id(205), "mobile": "13911110005",
+                       "role": "admin", "org_id": tier3.org_id}),
+            )
+            .await;
+        assert_eq!(r.status, 403, "{:?}", r.body);
+        assert_eq!(api.get("/api/v1/grants").await.status, 403);
+        assert_eq!(
+            api.delete(&format!("/api/v1/grants/{grant_id}"))
+                .await
+                .status,
+            403
+        );
+        let r = api
+            .post(&format!("/api/v1/accounts/{account_id}/unlock"), json!({}))
+            .await;
+        assert_eq!(r.status, 403);
+    }
+}
+
+#[tokio::test]
+async fn sign_in_is_throttled_per_address() {
+    let server = Server::demo(100, None).await;
+    let admin = server.account("admin", Some(3));
+    for i in 0..20 {
+        let (status, body) = sign_in_raw(&server, &valid_id(300 + i), "Wrong12345", "123456").await;
+        assert_eq!(status, 401, "attempt {i}: {body}");
+    }
+    let (status, body) = sign_in_raw(
+        &server,
+        &admin.id_number,
+        &admin.password,
+        &current_code(&admin.totp_secret),
+    )
+    .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "throttled");
+    assert!(body["error"]["message"].as_str().unwrap().contains("再试"));
+}
+
+#[tokio::test]
+async fn sign_out_everywhere_ends_every_session() {
+    let server = Server::demo(100, None).await;
+    let admin = server.account("admin", Some(3));
+    let first = server.sign_in(&admin).await;
+    next_step().await;
+    let second = server.sign_in(&admin).await;
+    let r = first
+        .send(reqwest::Method::DELETE, "/api/v1/session?all=1", None)
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(second.get("/api/v1/session").await.status, 401);
+    assert_eq!(first.get("/api/v1/session").await.status, 401);
+}
