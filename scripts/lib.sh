@@ -11,7 +11,10 @@ ensure_packages() {
     echo "installing: ${missing[*]}"
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
+    if [ -z "${DANGJIAN_APT_UPDATED:-}" ]; then
+      $sudo apt-get update -qq
+      DANGJIAN_APT_UPDATED=1
+    fi
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 }
@@ -34,4 +37,25 @@ ensure_postgres() {
   $sudo su postgres -c "psql -qtAc \"select 1 from pg_roles where rolname='dangjian'\"" | grep -q 1 ||
     $sudo su postgres -c "psql -qc \"create role dangjian login createdb password 'dangjian'\""
   export DANGJIAN_TEST_PG="postgres://dangjian:dangjian@127.0.0.1:5432/postgres"
+}
+
+# Starts pcscd (the PC/SC daemon, with vsmartcard's vpcd readers "Virtual PCD 00 00" on TCP
+# 35963 and "Virtual PCD 00 01" on 35964) when it is not running. No systemd here: plain
+# `pcscd` daemonises. Never `--auto-exit`: it would close the vpcd ports under a connected card.
+ensure_pcscd() {
+  ensure_packages pcscd libpcsclite-dev vsmartcard-vpcd opensc yubico-piv-tool pcsc-tools
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  # A live pcscd (not a zombie) with its socket; otherwise clean up and start one.
+  if ! { ps -C pcscd -o stat= 2>/dev/null | grep -qv '^Z' && [ -S /run/pcscd/pcscd.comm ]; }; then
+    $sudo pkill -x pcscd 2>/dev/null || true
+    $sudo rm -f /run/pcscd/pcscd.pid /run/pcscd/pcscd.comm
+    $sudo pcscd
+  fi
+  for _ in $(seq 1 50); do
+    [ -S /run/pcscd/pcscd.comm ] && return 0
+    sleep 0.1
+  done
+  echo "pcscd did not start" >&2
+  return 1
 }

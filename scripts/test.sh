@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Runs every test: installs and starts what the suites need (PostgreSQL), checks formatting and
-# lints, builds once, then runs the unit, store (SQLite and PostgreSQL) and API suites.
+# Runs every test: installs and starts what the suites need (PostgreSQL; pcscd with vsmartcard's
+# vpcd for the card suite; Chromium for the browser suite), checks formatting and lints, builds
+# once, then runs the unit, store (SQLite and PostgreSQL), API, browser, certificate and card
+# suites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-ensure_packages curl ca-certificates chromium chromium-driver fonts-noto-cjk
+ensure_packages postgresql curl ca-certificates openssl chromium chromium-driver fonts-noto-cjk \
+  pcscd libpcsclite-dev vsmartcard-vpcd opensc yubico-piv-tool pcsc-tools
 ensure_postgres
+ensure_pcscd
 export CARGO_TERM_COLOR=never
 
 echo "== format and lints"

@@ -33,6 +33,9 @@ pub struct AppState {
 pub struct ConnInfo {
     pub client_addr: SocketAddr,
     pub tls: bool,
+    /// The client certificate the TLS layer verified (chain to the platform CA, validity,
+    /// keyUsage, EKU clientAuth, CRL), if the connection carried one.
+    pub peer_cert: Option<crate::tls::PeerCert>,
 }
 
 #[derive(OpenApi)]
@@ -73,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::member::routes::router())
         .merge(crate::dict::router())
         .merge(crate::audit::routes::router())
+        .merge(crate::card::routes::router())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     api.route(
@@ -83,6 +87,10 @@ pub fn router(state: AppState) -> Router {
         }),
     )
     .route("/api/v1/health", axum::routing::get(health))
+    .route(
+        crate::tls::CRL_URL_PATH,
+        axum::routing::get(crate::card::routes::crl_file),
+    )
     .merge(crate::web::router())
     .fallback(not_found)
     .layer(axum::middleware::from_fn_with_state(
@@ -95,8 +103,21 @@ pub fn router(state: AppState) -> Router {
     .with_state(state)
 }
 
+/// `ok`, or `degraded` when the CRL is past its nextUpdate (or none is loaded): card sessions
+/// are then refused until a fresh CRL is published.
 async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "ok"}))
+    match crate::tls::pki() {
+        Some(pki) => {
+            let crl = pki.status();
+            let status = if crl.expired || crl.error.is_some() {
+                "degraded"
+            } else {
+                "ok"
+            };
+            Json(serde_json::json!({"status": status, "crl": crl}))
+        }
+        None => Json(serde_json::json!({"status": "ok"})),
+    }
 }
 
 async fn not_found() -> ApiError {

@@ -43,6 +43,9 @@ enum Command {
     Migrate(DbArgs),
     /// Check the audit chain: exit 0 when intact, 1 naming the first broken record
     AuditVerify(DbArgs),
+    /// Delete audit records older than the retention period (config `audit_retention_days`,
+    /// default 180, at least 180), keeping the chain verifiable through an anchor record
+    AuditPrune(DbArgs),
     /// Add a new encryption key version, make it current and re-encrypt every encrypted
     /// column in batches while servers keep running; then retire the older versions
     RotateKeys(DbArgs),
@@ -185,6 +188,22 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("{}", totp::code_at(secret.trim(), now)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::AuditPrune(args) => {
+            let db = open_db(&args).await?;
+            let days = ConfigFile::load(&args.data)?.audit_retention_days;
+            let report = audit::prune(&db, days).await?;
+            println!(
+                "pruned {} audit records older than {}{}",
+                report.pruned,
+                report.cutoff,
+                if report.anchor.is_some() {
+                    "; anchor recorded"
+                } else {
+                    ""
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::AuditVerify(args) => {
             let db = open_db(&args).await?;
             match audit::verify(&db).await? {
@@ -232,6 +251,9 @@ pub struct Initialised {
     pub officer_id_number: String,
     pub officer_password: String,
     pub officer_totp_secret: String,
+    /// The first officer's card certificate and key (PEM, 0600): security officers sign in
+    /// with the USB key only.
+    pub officer_card: (PathBuf, PathBuf),
 }
 
 async fn init(args: &InitArgs) -> anyhow::Result<Initialised> {
@@ -297,7 +319,7 @@ async fn init(args: &InitArgs) -> anyhow::Result<Initialised> {
         },
     )
     .await?;
-    accounts::create_grant(
+    let officer_grant = accounts::create_grant(
         &mut tx,
         &account_id,
         Role::Security,
@@ -320,8 +342,13 @@ async fn init(args: &InitArgs) -> anyhow::Result<Initialised> {
         root_name: args.root_name.clone(),
         database_url: args.db.database.clone(),
         sms_gateway_url: None,
+        audit_retention_days: audit::DEFAULT_RETENTION_DAYS,
     };
     file.save(data)?;
+    let officer_card =
+        crate::card::issue_card_files(&db, data, &officer_grant, &cards_dir(data), "officer")
+            .await
+            .context("issue the first security officer's card certificate")?;
     Ok(Initialised {
         db,
         root_id,
@@ -329,7 +356,13 @@ async fn init(args: &InitArgs) -> anyhow::Result<Initialised> {
         officer_id_number,
         officer_password,
         officer_totp_secret,
+        officer_card,
     })
+}
+
+/// Where `init` and `demo` write the card certificates and keys they issue.
+fn cards_dir(data: &Path) -> PathBuf {
+    data.join("cards")
 }
 
 fn synthetic_id_number() -> String {
@@ -350,6 +383,11 @@ fn print_first_officer(i: &Initialised) {
     println!("  ID number: {}", i.officer_id_number);
     println!("  one-time password: {}", i.officer_password);
     println!("  authenticator: {uri}");
+    println!(
+        "  USB key certificate: {} (key {})",
+        i.officer_card.0.display(),
+        i.officer_card.1.display()
+    );
 }
 
 async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
@@ -371,6 +409,10 @@ async fn serve_with(args: &ServeArgs, db: Db) -> anyhow::Result<()> {
     db.migrate().await?;
     crate::crypto::install_from_dir(&args.db.data)?;
     crate::tls::ensure_server_certificate(&args.db.data, &[])?;
+    // The platform PKI: trust store (the platform CA alone), CRL watched every few seconds.
+    let pki = crate::tls::install(crate::tls::Pki::load(&args.db.data)?);
+    crate::card::spawn_crl_watcher(db.clone(), pki.clone());
+    let on_refusal = crate::card::refusal_auditor(db.clone());
     let config = Config {
         data_dir: args.db.data.clone(),
         file,
@@ -388,7 +430,8 @@ async fn serve_with(args: &ServeArgs, db: Db) -> anyhow::Result<()> {
     println!("listening on {scheme}://{local}");
     std::io::stdout().flush().ok();
     tracing::info!("serving {scheme}://{local}");
-    crate::tls::serve(listener, router(state), &args.db.data, !args.insecure_http).await
+    let tls = (!args.insecure_http).then_some(pki);
+    crate::tls::serve(listener, router(state), tls, Some(on_refusal)).await
 }
 
 async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
@@ -409,8 +452,9 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         };
         let started = std::time::Instant::now();
         let init = init(&init_args).await?;
-        let accounts =
+        let mut accounts =
             crate::demo::generate(&init.db, &init.root_id, &init.root_code, args.members).await?;
+        crate::demo::issue_cards(&init.db, data, &cards_dir(data), &mut accounts).await?;
         write_private(
             &accounts_path,
             serde_json::to_string_pretty(&accounts)?.as_bytes(),
@@ -442,6 +486,9 @@ fn print_demo_hint(data: &Path, args: &ServeArgs) {
                     "  {:<8}{:<8} {:<18} password {:<14} totp_secret {}  ({})",
                     a.role, tier, a.id_number, a.password, a.totp_secret, a.org_name
                 );
+                if let (Some(cert), Some(key)) = (&a.cert, &a.key) {
+                    println!("      USB key: --cert {cert} --key {key}");
+                }
             }
         }
     }
@@ -450,5 +497,13 @@ fn print_demo_hint(data: &Path, args: &ServeArgs) {
         "CA certificate for curl and browsers: {}",
         data.join("tls/ca.crt").display()
     );
-    println!("sign in: {scheme}://{}/api/v1/session", args.listen);
+    println!(
+        "sign in (tier 3): {scheme}://{}/api/v1/session",
+        args.listen
+    );
+    println!(
+        "sign in with a USB key (tiers 1-2, security, audit): curl --cacert {} --cert <cert> --key <key> -d '{{\"code\":\"<six digits>\"}}' {scheme}://{}/api/v1/session/card",
+        data.join("tls/ca.crt").display(),
+        args.listen
+    );
 }

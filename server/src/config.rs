@@ -17,6 +17,13 @@ pub struct ConfigFile {
     /// SMS gateway URL (messages are POSTed as JSON); absent means `<data dir>/outbox.jsonl`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sms_gateway_url: Option<String>,
+    /// How long audit records are kept before `audit-prune` may remove them (at least 180).
+    #[serde(default = "default_audit_retention_days")]
+    pub audit_retention_days: u32,
+}
+
+fn default_audit_retention_days() -> u32 {
+    crate::audit::DEFAULT_RETENTION_DAYS
 }
 
 /// The running server's configuration.

@@ -32,6 +32,17 @@ pub struct DemoAccount {
     pub id_number: String,
     pub password: String,
     pub totp_secret: String,
+    /// The category of the scope organisation (`621` marks the second tier-3 admin, on a
+    /// general branch 党总支).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_category: Option<String>,
+    /// The USB-key certificate (PEM file, 0600) of accounts that sign in with a card: tier-1
+    /// and tier-2 admins, security officers, auditors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<String>,
+    /// The certificate's private key (PEM file, 0600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// The seed that makes the demo reproducible.
@@ -1254,7 +1265,7 @@ async fn insert_members(
 
 /// Builds the demo province below the root organisation (`root_id`, `root_code`, inserted by
 /// `init`): 2 cities, 4 counties, 12 basic committees with general branches, branches and
-/// joint branches, their units, `members` synthetic members and five demo accounts (security
+/// joint branches, their units, `members` synthetic members and six demo accounts (security
 /// officer, auditor, admins of tiers 1, 2 and 3), all in one transaction. Returns the accounts
 /// with their one-time shown passwords and TOTP secrets.
 pub async fn generate(
@@ -1360,15 +1371,45 @@ pub async fn generate(
         founded: today,
     };
 
-    let scopes: [(Role, &OrgRef, Option<u8>); 5] = [
-        (Role::Security, &root, None),
-        (Role::Auditor, &root, None),
-        (Role::Admin, &tree.first_city, Some(1)),
-        (Role::Admin, &tree.tier2_committee, Some(2)),
-        (Role::Admin, &tier3, Some(3)),
+    // A second tier-3 admin on a general branch 党总支 below the tier-2 committee: it may
+    // create branches in the browser (tiers 1 and 2 sign in with the USB key only). Made after
+    // the members so that the seeded people above stay the same.
+    let general: (String, String, String) = sqlx::query_as(
+        "SELECT id, code, name FROM orgs WHERE category = '621' AND code > $1 AND code < $2 \
+         ORDER BY code LIMIT 1",
+    )
+    .bind(&tree.tier2_committee.code)
+    .bind(crate::db::subtree_upper(&tree.tier2_committee.code))
+    .fetch_one(&mut *tx)
+    .await?;
+    let general = OrgRef {
+        id: general.0,
+        code: general.1,
+        name: general.2,
+        work_category: None,
+        founded: today,
+    };
+    {
+        let male = g.rng.gen_bool(0.6);
+        let birth = date_between(&mut g.rng, date(1970, 1, 1), date(1992, 12, 31));
+        let id_number = unique_id_number(&mut g.rng, birth, male, &mut ids);
+        let name = person_name(&mut g.rng, male);
+        let mobile = unique_mobile(&mut g.rng, &mut registered_phones);
+        account_people.push((name, id_number, mobile));
+    }
+
+    let scopes: [(Role, &OrgRef, Option<u8>, &str); 6] = [
+        (Role::Security, &root, None, "1"),
+        (Role::Auditor, &root, None, "1"),
+        (Role::Admin, &tree.first_city, Some(1), "1"),
+        (Role::Admin, &tree.tier2_committee, Some(2), "611"),
+        (Role::Admin, &tier3, Some(3), "631"),
+        (Role::Admin, &general, Some(3), "621"),
     ];
     let mut accounts = Vec::with_capacity(scopes.len());
-    for ((role, org, tier), (name, id_number, mobile)) in scopes.into_iter().zip(account_people) {
+    for ((role, org, tier, category), (name, id_number, mobile)) in
+        scopes.into_iter().zip(account_people)
+    {
         let password = crate::account::password::generate();
         let totp_secret = crate::account::totp::new_secret();
         let account_id = crate::account::store::create_account(
@@ -1394,6 +1435,9 @@ pub async fn generate(
             id_number,
             password,
             totp_secret,
+            org_category: Some(category.to_string()),
+            cert: None,
+            key: None,
         });
     }
 
@@ -1406,6 +1450,41 @@ pub async fn generate(
     .await?;
     tx.commit().await?;
     Ok(accounts)
+}
+
+/// Issues USB-key certificates (key made here) for the demo accounts that sign in with a
+/// card — tier-1 and tier-2 admins, security officers, auditors — and writes them into
+/// `cards_dir` (PEM, mode 0600), naming them in each account's `cert` and `key`.
+pub async fn issue_cards(
+    db: &Db,
+    data_dir: &std::path::Path,
+    cards_dir: &std::path::Path,
+    accounts: &mut [DemoAccount],
+) -> anyhow::Result<()> {
+    for a in accounts.iter_mut() {
+        let role = Role::parse(&a.role).ok_or_else(|| anyhow::anyhow!("role {}", a.role))?;
+        if !crate::access::needs_card(role, a.tier) {
+            continue;
+        }
+        let index = crate::crypto::index(Column::AccountsIdNumber, &a.id_number);
+        let grant_id: String = sqlx::query_scalar(
+            "SELECT g.id FROM grants g JOIN accounts ac ON ac.id = g.account_id \
+             WHERE ac.id_number_idx = $1 AND g.org_id = $2 AND g.revoked_at IS NULL",
+        )
+        .bind(index)
+        .bind(&a.org_id)
+        .fetch_one(db.read())
+        .await?;
+        let stem = match a.tier {
+            Some(t) => format!("{}-tier{t}", a.role),
+            None => a.role.clone(),
+        };
+        let (cert, key) =
+            crate::card::issue_card_files(db, data_dir, &grant_id, cards_dir, &stem).await?;
+        a.cert = Some(cert.display().to_string());
+        a.key = Some(key.display().to_string());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

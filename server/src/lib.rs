@@ -8,6 +8,7 @@ pub mod access;
 pub mod account;
 pub mod app;
 pub mod audit;
+pub mod card;
 pub mod cli;
 pub mod config;
 pub mod crypto;

@@ -69,6 +69,7 @@ pub fn test_keys_dir() -> &'static Path {
 }
 
 pub mod browser;
+pub mod vcard;
 
 impl TestDb {
     pub async fn sqlite() -> TestDb {
@@ -149,6 +150,14 @@ pub struct DemoAccount {
     pub id_number: String,
     pub password: String,
     pub totp_secret: String,
+    /// The category of the scope organisation (`621`: the tier-3 admin of a general branch).
+    #[serde(default)]
+    pub org_category: Option<String>,
+    /// USB-key certificate and key (PEM files) of accounts that sign in with a card.
+    #[serde(default)]
+    pub cert: Option<String>,
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 /// A running server process with its data directory.
@@ -219,32 +228,87 @@ impl Server {
             .unwrap_or_else(|| panic!("no demo account {role} {tier:?}"))
     }
 
+    /// The demo account of `role` and `tier` whose scope organisation has `category` (e.g.
+    /// the tier-3 admin of a general branch: `("admin", Some(3), "621")`).
+    pub fn account_in(&self, role: &str, tier: Option<u8>, category: &str) -> DemoAccount {
+        self.accounts
+            .iter()
+            .find(|a| {
+                a.role == role && a.tier == tier && a.org_category.as_deref() == Some(category)
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("no demo account {role} {tier:?} on a {category}"))
+    }
+
+    /// The platform CA certificate (PEM path) that clients trust.
+    pub fn ca_path(&self) -> PathBuf {
+        self.data.path().join("tls/ca.crt")
+    }
+
     /// An HTTPS client that trusts the server's CA (and keeps cookies).
     pub fn client(&self) -> reqwest::Client {
-        let ca = std::fs::read(self.data.path().join("tls/ca.crt")).expect("ca.crt");
+        self.client_builder().build().expect("client")
+    }
+
+    fn client_builder(&self) -> reqwest::ClientBuilder {
+        let ca = std::fs::read(self.ca_path()).expect("ca.crt");
         reqwest::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("CA pem"))
             .cookie_store(true)
+    }
+
+    /// An HTTPS client that presents a client certificate (PEM files) on every connection.
+    pub fn client_with_cert(&self, cert: &str, key: &str) -> reqwest::Client {
+        let mut pem = std::fs::read(cert).expect("read certificate");
+        pem.extend_from_slice(b"\n");
+        pem.extend(std::fs::read(key).expect("read key"));
+        self.client_builder()
+            .identity(reqwest::Identity::from_pem(&pem).expect("identity"))
             .build()
             .expect("client")
+    }
+
+    /// A client presenting the account's USB-key certificate, when it has one.
+    pub fn card_client(&self, account: &DemoAccount) -> Option<reqwest::Client> {
+        match (&account.cert, &account.key) {
+            (Some(cert), Some(key)) => Some(self.client_with_cert(cert, key)),
+            _ => None,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
 
-    /// Signs in as a demo account; returns a client carrying its bearer token.
+    /// Signs in as a demo account; returns a client carrying its bearer token. Accounts with
+    /// a USB-key certificate open a card session (`POST /api/v1/session/card` over a
+    /// connection presenting the certificate, which the returned client keeps presenting);
+    /// the others a password session.
     pub async fn sign_in(&self, account: &DemoAccount) -> Api {
-        let client = self.client();
         let code = current_code(&account.totp_secret);
-        let res = client
-            .post(self.url("/api/v1/session"))
-            .json(&serde_json::json!({
-                "id_number": account.id_number, "password": account.password, "code": code
-            }))
-            .send()
-            .await
-            .expect("sign in");
+        let (client, res) = match self.card_client(account) {
+            Some(client) => {
+                let res = client
+                    .post(self.url("/api/v1/session/card"))
+                    .json(&serde_json::json!({ "code": code }))
+                    .send()
+                    .await
+                    .expect("card sign in");
+                (client, res)
+            }
+            None => {
+                let client = self.client();
+                let res = client
+                    .post(self.url("/api/v1/session"))
+                    .json(&serde_json::json!({
+                        "id_number": account.id_number, "password": account.password, "code": code
+                    }))
+                    .send()
+                    .await
+                    .expect("sign in");
+                (client, res)
+            }
+        };
         let status = res.status();
         let body: Value = res.json().await.expect("json");
         assert_eq!(status, 200, "sign in failed: {body}");

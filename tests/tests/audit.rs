@@ -272,3 +272,41 @@ async fn exports_carry_the_watermark_are_audited_and_the_chain_verifies() {
         );
     }
 }
+
+#[test]
+fn audit_prune_command_keeps_the_chain_verifiable() {
+    let data = dangjian_tests::TempDir::new("dangjian-prune");
+    let run = |args: &[&str]| {
+        std::process::Command::new(dangjian_tests::server_binary())
+            .args(args)
+            .arg("--data")
+            .arg(data.path())
+            .output()
+            .expect("run dangjian-server")
+    };
+    let init = run(&[
+        "init",
+        "--root-name",
+        "中共测试省委员会",
+        "--root-code",
+        "037",
+    ]);
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let prune = run(&["audit-prune"]);
+    assert!(
+        prune.status.success(),
+        "{}",
+        String::from_utf8_lossy(&prune.stderr)
+    );
+    assert!(String::from_utf8_lossy(&prune.stdout).contains("pruned 0"));
+    let verify = run(&["audit-verify"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}

@@ -73,25 +73,18 @@ async fn sign_in_page_explains_each_failure_and_signs_in_with_a_totp_code() {
 #[tokio::test]
 async fn an_admin_creates_a_branch_under_a_general_branch() {
     let server = Server::demo(300, None).await;
-    let tier2 = server.account("admin", Some(2));
-    // Look around through the API as the tier-1 admin above: each six-digit code signs in once.
+    // Browsers carry no USB key: the general branch's own tier-3 admin signs in with a password
+    // (tiers 1 and 2 sign in with the card only).
+    let admin = server.account_in("admin", Some(3), "621");
+    // Look around through the API as the tier-1 admin above (a card session).
     let api = server.sign_in(&server.account("admin", Some(1))).await;
-    let kids = api
-        .get(&format!(
-            "/api/v1/orgs/{}/children?per_page=200",
-            tier2.org_id
-        ))
-        .await;
-    let general = kids.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["category"] == "621")
-        .cloned()
-        .expect("a general branch");
-    let general_id = general["id"].as_str().unwrap();
+    let general = api.get(&format!("/api/v1/orgs/{}", admin.org_id)).await;
+    assert_eq!(general.status, 200, "{:?}", general.body);
+    let general = general.body;
+    assert_eq!(general["category"], "621");
+    let general_id = admin.org_id.as_str();
     let b = Browser::start().await;
-    sign_in(&b, &server, &tier2).await;
+    sign_in(&b, &server, &admin).await;
     b.goto(&server.url(&format!("/orgs/{general_id}"))).await;
     b.wait_for("#tree li[data-id] .node-name").await;
     b.screenshot("general-branch").await;
@@ -208,22 +201,11 @@ async fn an_admin_enters_a_member_and_sees_a_bad_id_number_named_next_to_the_fie
 #[tokio::test]
 async fn pages_escape_names_and_refuse_forms_without_the_csrf_token() {
     let server = Server::demo(50, None).await;
-    let tier2 = server.account("admin", Some(2));
-    // Look around through the API as the tier-1 admin above: each six-digit code signs in once.
+    // The general branch's tier-3 admin browses (browsers carry no USB key).
+    let admin = server.account_in("admin", Some(3), "621");
+    // The tier-1 admin (a card session) makes the organisation with the hostile name.
     let api = server.sign_in(&server.account("admin", Some(1))).await;
-    let kids = api
-        .get(&format!(
-            "/api/v1/orgs/{}/children?per_page=200",
-            tier2.org_id
-        ))
-        .await;
-    let general = kids.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["category"] == "621")
-        .cloned()
-        .unwrap();
+    let general = serde_json::json!({ "id": admin.org_id });
     let evil = "<script>alert(1)</script>";
     let r = api
         .post(
@@ -235,7 +217,7 @@ async fn pages_escape_names_and_refuse_forms_without_the_csrf_token() {
     assert_eq!(r.status, 201, "{:?}", r.body);
     let evil_id = r.body["id"].as_str().unwrap().to_string();
     let b = Browser::start().await;
-    sign_in(&b, &server, &tier2).await;
+    sign_in(&b, &server, &admin).await;
     b.goto(&server.url(&format!("/orgs/{evil_id}"))).await;
     assert_eq!(
         b.text(".org-head h2").await,

@@ -191,6 +191,25 @@ pub fn approval_authority_for_new_child(
     }
 }
 
+/// Does a grant of this role and tier need a card session (SPEC §1, §8)? Security officers,
+/// auditors and admins of tiers 1 and 2 sign in with the USB key (card certificate + code)
+/// only; tier-3 admins may use either.
+pub fn needs_card(role: Role, tier: Option<u8>) -> bool {
+    match role {
+        Role::Security | Role::Auditor => true,
+        Role::Admin => matches!(tier, Some(1 | 2)),
+    }
+}
+
+/// The answer to a password session (or a role switch) where the grant needs the USB key.
+pub fn card_required() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "card_required",
+        "一级、二级管理员和安全员、审计员须使用 USB Key 登录：请插入 USB Key，通过党建客户端以证书和六位动态码登录",
+    )
+}
+
 /// The tier an admin grant on an organisation carries (SPEC §1): a category-1 committee
 /// (county level or above) gives 1, a basic committee with approval authority gives 2,
 /// anything else 3.
@@ -252,6 +271,16 @@ mod tests {
         assert!(audit_read(&a).is_err());
         a.role = Role::Auditor;
         assert!(audit_read(&a).is_ok());
+    }
+
+    #[test]
+    fn card_rule_follows_role_and_tier() {
+        assert!(needs_card(Role::Security, None));
+        assert!(needs_card(Role::Auditor, None));
+        assert!(needs_card(Role::Admin, Some(1)));
+        assert!(needs_card(Role::Admin, Some(2)));
+        assert!(!needs_card(Role::Admin, Some(3)));
+        assert!(card_required().message.contains("使用 USB Key 登录"));
     }
 
     #[test]

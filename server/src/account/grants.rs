@@ -575,6 +575,10 @@ pub async fn switch_grant(state: &AppState, actor: &Actor, grant_id: &str) -> Ap
     let Some(active) = roles.into_iter().find(|g| g.grant_id == grant_id) else {
         return Err(ApiError::not_found("授权").with_field("grant_id"));
     };
+    // A password session cannot take up a grant that needs the USB key.
+    if actor.cert_serial.is_none() && access::needs_card(active.role, active.tier) {
+        return Err(access::card_required().with_field("grant_id"));
+    }
     let mut tx = state.db.begin().await?;
     sqlx::query("UPDATE sessions SET grant_id = $1 WHERE token_hash = $2")
         .bind(&active.grant_id)

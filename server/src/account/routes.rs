@@ -56,7 +56,7 @@ pub struct SessionView {
     pub csrf_token: String,
 }
 
-type AccountRow = (
+pub(crate) type AccountRow = (
     String,
     String,
     Option<String>,
@@ -109,10 +109,9 @@ async fn authenticate_once(state: &AppState, client: &str, body: &SignIn) -> Api
         return Err(ApiError::field("code", "请输入六位动态码"));
     }
     // The ID number is encrypted: the account is found through its blind index.
-    let row: Option<AccountRow> = sqlx::query_as(
-        "SELECT id, name, password_hash, totp_secret, totp_confirmed, last_totp_step, \
-         failed_attempts, locked_until, status FROM accounts WHERE id_number_idx = $1",
-    )
+    let row: Option<AccountRow> = sqlx::query_as(&format!(
+        "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id_number_idx = $1"
+    ))
     .bind(crate::crypto::index(
         crate::crypto::Column::AccountsIdNumber,
         &id_number,
@@ -133,6 +132,61 @@ async fn authenticate_once(state: &AppState, client: &str, body: &SignIn) -> Api
         .await?;
         return Err(bad_credentials());
     };
+    complete_sign_in(
+        state,
+        a,
+        who,
+        &masked,
+        Some(&body.password),
+        &body.code,
+        None,
+    )
+    .await
+}
+
+/// The columns of [`AccountRow`].
+pub(crate) const ACCOUNT_COLUMNS: &str = "id, name, password_hash, totp_secret, totp_confirmed, \
+     last_totp_step, failed_attempts, locked_until, status";
+
+/// The account facts sign-in needs, by account id (card sign-in finds the account through its
+/// certificate).
+pub(crate) async fn account_row(
+    state: &AppState,
+    account_id: &str,
+) -> ApiResult<Option<AccountRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
+    ))
+    .bind(account_id)
+    .fetch_optional(state.db.read())
+    .await?)
+}
+
+/// The card certificate a card sign-in presented: the session is bound to its fingerprint and
+/// the audit records carry its serial.
+#[derive(Debug, Clone)]
+pub struct CardCredential {
+    pub serial: String,
+    pub fingerprint: String,
+}
+
+/// The common end of password and card sign-in: lockout, account state, the password (when
+/// given), the card rule of the default grant (SPEC §1), the six-digit code (replay refused,
+/// five failures lock), then the session under the default grant — bound to the card's
+/// certificate when there is one — and its audit record.
+pub(crate) async fn complete_sign_in(
+    state: &AppState,
+    a: AccountRow,
+    who: Who,
+    masked: &str,
+    password: Option<&str>,
+    code: &str,
+    card: Option<&CardCredential>,
+) -> ApiResult<SignedIn> {
+    let client = who.client_addr.clone();
+    let masked = masked.to_string();
+    // Password and card sign-ins are one kind of record; a card's carries its serial.
+    let action = "session.sign_in";
     let (
         account_id,
         name,
@@ -147,6 +201,7 @@ async fn authenticate_once(state: &AppState, client: &str, body: &SignIn) -> Api
     let who = Who {
         account_id: Some(account_id.clone()),
         name: name.clone(),
+        cert_serial: card.map(|c| c.serial.clone()),
         ..who
     };
     let now = chrono::Utc::now();
@@ -158,7 +213,7 @@ async fn authenticate_once(state: &AppState, client: &str, body: &SignIn) -> Api
             audit::append_alone(
                 &state.db,
                 &who,
-                Event::ok("session.sign_in", &masked)
+                Event::ok(action, &masked)
                     .outcome(Outcome::Refused)
                     .with_detail("locked"),
             )
@@ -178,12 +233,39 @@ async fn authenticate_once(state: &AppState, client: &str, body: &SignIn) -> Api
     if status != "active" {
         return Err(ApiError::forbidden("该账号已停用，请联系安全员"));
     }
-    let password_ok = password_hash
-        .as_deref()
-        .is_some_and(|h| super::password::verify(&body.password, h));
-    if !password_ok {
-        record_failure(state, &account_id, failed, &who, &masked, "bad password").await?;
-        return Err(bad_credentials());
+    if let Some(password) = password {
+        let password_ok = password_hash
+            .as_deref()
+            .is_some_and(|h| super::password::verify(password, h));
+        if !password_ok {
+            record_failure(
+                state,
+                &account_id,
+                failed,
+                &who,
+                &masked,
+                action,
+                "bad password",
+            )
+            .await?;
+            return Err(bad_credentials());
+        }
+    }
+    let grants = grants_of(&state.db, &account_id).await?;
+    let Some(active) = grants.first().cloned() else {
+        return Err(ApiError::forbidden("该账号没有有效的授权，请联系安全员"));
+    };
+    // Tier-1 and tier-2 admins, security officers and auditors sign in with the USB key only.
+    if card.is_none() && crate::access::needs_card(active.role, active.tier) {
+        audit::append_alone(
+            &state.db,
+            &who,
+            Event::ok(action, &masked)
+                .outcome(Outcome::Refused)
+                .with_detail("card required"),
+        )
+        .await?;
+        return Err(crate::access::card_required());
     }
     let totp_secret = crate::crypto::open_opt(
         crate::crypto::Column::AccountsTotpSecret,
@@ -195,7 +277,7 @@ async fn authenticate_once(state: &AppState, client: &str, body: &SignIn) -> Api
         ));
     };
     let unix = now.timestamp() as u64;
-    let step = totp::matching_step(&secret, &body.code, unix);
+    let step = totp::matching_step(&secret, code, unix);
     let fresh = step.filter(|&s| s as i64 > last_step);
     let Some(step) = fresh else {
         let why = if step.is_some() {
@@ -203,17 +285,13 @@ async fn authenticate_once(state: &AppState, client: &str, body: &SignIn) -> Api
         } else {
             "bad code"
         };
-        record_failure(state, &account_id, failed, &who, &masked, why).await?;
+        record_failure(state, &account_id, failed, &who, &masked, action, why).await?;
         return Err(ApiError::new(
             axum::http::StatusCode::UNAUTHORIZED,
             "bad_code",
             "动态码错误或已使用，请输入验证器中当前显示的六位动态码",
         )
         .with_field("code"));
-    };
-    let grants = grants_of(&state.db, &account_id).await?;
-    let Some(active) = grants.first().cloned() else {
-        return Err(ApiError::forbidden("该账号没有有效的授权，请联系安全员"));
     };
     let mut tx = state.db.begin().await?;
     // Accept each time step once per account, even under concurrent sign-ins.
@@ -233,14 +311,29 @@ async fn authenticate_once(state: &AppState, client: &str, body: &SignIn) -> Api
         )
         .with_field("code"));
     }
-    let (token, csrf) =
-        session::create(&mut tx, &account_id, &active.grant_id, client, None).await?;
+    let (token, csrf) = session::create(
+        &mut tx,
+        &account_id,
+        &active.grant_id,
+        &client,
+        card.map(|c| c.fingerprint.as_str()),
+    )
+    .await?;
     let who = Who {
         role: active.role.as_str().to_string(),
         org_id: Some(active.org_id.clone()),
         ..who
     };
-    audit::append(&mut tx, &who, Event::ok("session.sign_in", &masked)).await?;
+    let detail = match card {
+        Some(c) => format!("USB key certificate {}", c.serial),
+        None => String::new(),
+    };
+    audit::append(
+        &mut tx,
+        &who,
+        Event::ok(action, &masked).with_detail(detail),
+    )
+    .await?;
     tx.commit().await?;
     Ok(SignedIn {
         token,
@@ -261,12 +354,14 @@ fn bad_credentials() -> ApiError {
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn record_failure(
     state: &AppState,
     account_id: &str,
     failed_before: i64,
     who: &Who,
     target: &str,
+    action: &str,
     why: &str,
 ) -> ApiResult<()> {
     let failed = failed_before + 1;
@@ -288,7 +383,7 @@ async fn record_failure(
     audit::append(
         &mut tx,
         who,
-        Event::ok("session.sign_in", target)
+        Event::ok(action, target)
             .outcome(Outcome::Failed)
             .with_detail(detail),
     )

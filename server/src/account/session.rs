@@ -115,8 +115,16 @@ type SessionRow = (
     Option<String>,
 );
 
-/// Loads the actor behind a session token, enforcing the timeouts.
-pub async fn load_actor(db: &Db, token: &str, client_addr: &str) -> Result<Actor, ApiError> {
+/// Loads the actor behind a session token, enforcing the timeouts and the card rules: a
+/// session bound to a certificate answers only over a connection that presents that
+/// certificate (`peer`), while the certificate is unrevoked and the CRL fresh; a session
+/// without one cannot act under a grant that needs the USB key.
+pub async fn load_actor(
+    db: &Db,
+    token: &str,
+    client_addr: &str,
+    peer: Option<&crate::tls::PeerCert>,
+) -> Result<Actor, ApiError> {
     let hash = token_hash(token);
     let row: Option<SessionRow> = sqlx::query_as(
         "SELECT s.account_id, a.name, s.grant_id, g.role, g.tier, g.org_id, o.code, o.name, \
@@ -155,17 +163,48 @@ pub async fn load_actor(db: &Db, token: &str, client_addr: &str) -> Result<Actor
         tx.commit().await?;
     }
     let role = Role::parse(&r.3).ok_or_else(|| ApiError::internal("unknown role in grant"))?;
+    let tier = r.4.map(|t| t as u8);
+    let cert_serial = match &r.13 {
+        Some(fingerprint) => {
+            if peer.map(|p| &p.fingerprint) != Some(fingerprint) {
+                return Err(crate::card::certificate_mismatch());
+            }
+            let cert: Option<(String, Option<String>, String)> = sqlx::query_as(
+                "SELECT serial, revoked_at, expires_at FROM certificates WHERE fingerprint = $1",
+            )
+            .bind(fingerprint)
+            .fetch_optional(db.read())
+            .await?;
+            let Some((serial, None, expires_at)) = cert else {
+                // Revoked (or gone from the register): the session ends.
+                let mut tx = db.begin().await?;
+                sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+                    .bind(&hash)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                return Err(crate::card::certificate_revoked());
+            };
+            crate::card::refuse_if_crl_stale()?;
+            crate::card::note_expiry(&hash, Some(&expires_at));
+            Some(serial)
+        }
+        None if crate::access::needs_card(role, tier) => {
+            return Err(crate::access::card_required());
+        }
+        None => None,
+    };
     Ok(Actor {
         account_id: r.0,
         name: r.1,
         grant_id: r.2,
         role,
-        tier: r.4.map(|t| t as u8),
+        tier,
         org_id: r.5,
         org_code: r.6,
         org_name: r.7,
         client_addr: client_addr.to_string(),
-        cert_serial: r.13,
+        cert_serial,
         session_token_hash: hash,
         csrf_token: r.8,
     })
@@ -185,13 +224,13 @@ impl FromRequestParts<AppState> for Actor {
         if let Some(actor) = parts.extensions.get::<Actor>() {
             return Ok(actor.clone());
         }
-        let client_addr = parts
-            .extensions
-            .get::<ConnInfo>()
+        let conn = parts.extensions.get::<ConnInfo>();
+        let client_addr = conn
             .map(|c| c.client_addr.ip().to_string())
             .unwrap_or_default();
+        let peer = conn.and_then(|c| c.peer_cert.clone());
         let (token, via_cookie) = token_from_parts(parts).ok_or_else(ApiError::unauthorized)?;
-        let actor = load_actor(&state.db, &token, &client_addr).await?;
+        let actor = load_actor(&state.db, &token, &client_addr, peer.as_ref()).await?;
         crate::audit::refusals::note_actor(&parts.extensions, &actor);
         if via_cookie && !is_safe_method(&parts.method) {
             let sent = parts

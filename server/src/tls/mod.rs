@@ -1,110 +1,186 @@
-//! The listener: HTTPS with rustls (ring provider) using the certificate made at `init`, or
-//! plain HTTP on loopback with `--insecure-http`. Each connection's facts (client address, TLS)
-//! reach the handlers as a [`ConnInfo`] extension.
+//! The listener: HTTPS with rustls (ring provider) using the server certificate that the
+//! platform CA issued at `init`, or plain HTTP on loopback with `--insecure-http`. Each
+//! connection's facts (client address, TLS, the verified client certificate) reach the
+//! handlers as a [`ConnInfo`] extension.
+//!
+//! Client certificates (USB keys, SPEC §8 and §11) are requested but optional: tier-3 browsers
+//! have none. A presented certificate is checked against a trust store that holds only the
+//! platform CA (never the system roots): chain, validity, keyUsage digitalSignature, EKU
+//! clientAuth and the CRL. The CRL is reloaded without restart ([`Pki::reload_if_changed`],
+//! every few seconds): a new `ServerConfig` with a new verifier is built and swapped in, and
+//! the accept loop takes the current config for every new connection. A CRL past its
+//! nextUpdate does not stop handshakes (the pages must still explain themselves); it stops card
+//! sign-in and card-bound requests (`card`), fails closed there, and `GET /api/v1/health`
+//! reports it.
+
+pub mod pki;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tower::Service;
 
 use crate::app::ConnInfo;
+
+use anyhow::Context;
+
 use crate::config::write_private;
+pub use pki::{describe, install, normalize_serial, pki, CrlStatus, Pki};
 
 pub fn tls_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("tls")
 }
 
-/// Creates a local certificate authority and a server certificate for `localhost`, 127.0.0.1
-/// and ::1 (plus `extra_names`), unless they exist. Clients trust `tls/ca.crt`.
+/// The platform CA (`dangjian-certs` layout: `ca.crt`, `ca.key`, `register.jsonl`,
+/// `crl.pem`, `config.json`).
+pub fn ca_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("ca")
+}
+
+/// The platform CA certificate that clients trust (PEM; a copy of `ca/ca.crt`).
+pub fn ca_cert_path(data_dir: &Path) -> PathBuf {
+    tls_dir(data_dir).join("ca.crt")
+}
+
+/// The CRL the server loads, watches and serves at [`CRL_URL_PATH`]: the one `dangjian-certs
+/// crl` (and the server itself on revocation) writes into the CA directory.
+pub fn crl_path(data_dir: &Path) -> PathBuf {
+    dangjian_certs::CaDir::new(ca_dir(data_dir)).crl_path()
+}
+
+/// Validity of the server certificate, in days; `serve` renews it 30 days before the end.
+pub const SERVER_CERT_DAYS: u32 = 825;
+
+/// The CRL distribution point written into every certificate of a new platform CA.
+pub const DEFAULT_CRL_URL: &str = "https://localhost:8443/crl/platform.crl";
+
+/// The passphrase of the CA key, when the operator encrypted it (`dangjian-certs init-ca
+/// --passphrase`); the server needs the key for enrolment and revocation.
+pub fn ca_passphrase() -> Option<String> {
+    std::env::var("DANGJIAN_CA_PASSPHRASE")
+        .ok()
+        .filter(|p| !p.is_empty())
+}
+
+/// Makes sure the data directory has the platform CA (created in `<data>/ca` with a first CRL
+/// when missing), `tls/ca.crt` (a copy of the CA certificate, which clients trust) and a server
+/// certificate issued by the CA for `localhost`, 127.0.0.1 and ::1 (plus `extra_names`),
+/// renewed when it ends within 30 days or was issued by another CA.
 pub fn ensure_server_certificate(data_dir: &Path, extra_names: &[String]) -> anyhow::Result<()> {
     let dir = tls_dir(data_dir);
     std::fs::create_dir_all(&dir)?;
-    if dir.join("server.crt").exists() && dir.join("server.key").exists() {
+    let ca_path = ca_dir(data_dir);
+    let ca_dir_files = dangjian_certs::CaDir::new(&ca_path);
+    let passphrase = ca_passphrase();
+    let ca = if ca_dir_files.cert_path().exists() {
+        None
+    } else {
+        Some(
+            dangjian_certs::Ca::init(&ca_path, "dangjian platform CA", DEFAULT_CRL_URL, None)
+                .context("create the platform CA")?,
+        )
+    };
+    let ca_pem = std::fs::read_to_string(ca_dir_files.cert_path())
+        .with_context(|| format!("read {}", ca_dir_files.cert_path().display()))?;
+    if std::fs::read_to_string(ca_cert_path(data_dir))
+        .ok()
+        .as_deref()
+        != Some(ca_pem.as_str())
+    {
+        std::fs::write(ca_cert_path(data_dir), &ca_pem)?;
+    }
+    let ca_der = rustls_pemfile::certs(&mut ca_pem.as_bytes())
+        .next()
+        .context("no certificate in ca/ca.crt")??;
+    let ca_subject = describe(ca_der.as_ref())?.subject;
+    let current = std::fs::read(dir.join("server.crt"))
+        .ok()
+        .and_then(|pem| rustls_pemfile::certs(&mut pem.as_slice()).next()?.ok())
+        .and_then(|der| describe(der.as_ref()).ok());
+    let fresh = current.is_some_and(|c| {
+        c.issuer == ca_subject && c.not_after > chrono::Utc::now() + chrono::Duration::days(30)
+    });
+    if fresh && dir.join("server.key").exists() {
         return Ok(());
     }
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-        KeyUsagePurpose,
+    let ca = match ca {
+        Some(ca) => ca,
+        None => dangjian_certs::Ca::open(&ca_path, passphrase.as_deref())
+            .context("open the platform CA to issue the server certificate")?,
     };
-    let ca_key = KeyPair::generate()?;
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.distinguished_name
-        .push(DnType::CommonName, "dangjian local CA");
-    ca.distinguished_name
-        .push(DnType::OrganizationName, "dangjian");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca.self_signed(&ca_key)?;
     let mut names = vec![
         "localhost".to_string(),
         "127.0.0.1".to_string(),
         "::1".to_string(),
     ];
     names.extend(extra_names.iter().cloned());
-    let server_key = KeyPair::generate()?;
-    let mut server = CertificateParams::new(names)?;
-    server
-        .distinguished_name
-        .push(DnType::CommonName, "dangjian server");
-    server.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let server_cert = server.signed_by(&server_key, &ca_cert, &ca_key)?;
-    std::fs::write(dir.join("ca.crt"), ca_cert.pem())?;
-    write_private(&dir.join("ca.key"), ca_key.serialize_pem().as_bytes())?;
-    std::fs::write(dir.join("server.crt"), server_cert.pem() + &ca_cert.pem())?;
-    write_private(
-        &dir.join("server.key"),
-        server_key.serialize_pem().as_bytes(),
-    )?;
+    let issued = ca.issue_server(&names, SERVER_CERT_DAYS)?;
+    let key = issued
+        .key_pem
+        .context("the CA returned no key for the server certificate")?;
+    write_private(&dir.join("server.key"), key.as_bytes())?;
+    std::fs::write(dir.join("server.crt"), issued.cert_pem + &ca_pem)?;
     Ok(())
 }
 
-fn load_server_config(data_dir: &Path) -> anyhow::Result<rustls::ServerConfig> {
-    let dir = tls_dir(data_dir);
-    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut std::io::BufReader::new(
-        std::fs::File::open(dir.join("server.crt")).context("open tls/server.crt")?,
-    ))
-    .collect::<Result<_, _>>()?;
-    let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut std::io::BufReader::new(
-        std::fs::File::open(dir.join("server.key")).context("open tls/server.key")?,
-    ))?
-    .context("no private key in tls/server.key")?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
-    // HTTP/1.1 only for now: curl 7.88 (Debian 12) loses early answers on HTTP/2 streams
-    // whose upload is still running. The agent tunnel brings HTTP/2 back with body draining.
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
+/// Where the CRL is served (its distribution point, on this server).
+pub const CRL_URL_PATH: &str = "/crl/platform.crl";
+
+/// The verified client certificate of a connection.
+#[derive(Clone, Debug)]
+pub struct PeerCert {
+    /// The certificate (DER).
+    pub der: Arc<Vec<u8>>,
+    /// Serial number, lower-case hex.
+    pub serial_hex: String,
+    /// SHA-256 of the DER, lower-case hex.
+    pub fingerprint: String,
+    /// The issuer's distinguished name as text.
+    pub issuer: String,
+    /// The subject as text (shown in audit records only; never used to find an account).
+    pub subject: String,
 }
 
-/// Serves `app` on `listener` until the process ends. With `tls` false, plain HTTP.
+impl PeerCert {
+    /// Reads the facts of a certificate that the verifier accepted.
+    pub fn from_der(der: &[u8]) -> Option<PeerCert> {
+        let info = pki::describe(der).ok()?;
+        Some(PeerCert {
+            der: Arc::new(der.to_vec()),
+            serial_hex: info.serial_hex,
+            fingerprint: info.sha256_fingerprint,
+            issuer: info.issuer,
+            subject: info.subject,
+        })
+    }
+}
+
+/// A handshake refused because of the client's certificate (audited by `card`).
+#[derive(Clone, Debug)]
+pub struct RefusedHandshake {
+    pub client_addr: SocketAddr,
+    /// Serial, subject and issuer of the refused certificate, when it could be read.
+    pub serial_hex: Option<String>,
+    pub subject: Option<String>,
+    pub issuer: Option<String>,
+    pub reason: String,
+}
+
+/// Called for every handshake refused because of the client certificate.
+pub type RefusalHook = Arc<dyn Fn(RefusedHandshake) + Send + Sync>;
+
+/// Serves `app` on `listener` until the process ends. With `pki` absent, plain HTTP.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
-    data_dir: &Path,
-    tls: bool,
+    pki: Option<Arc<Pki>>,
+    on_refusal: Option<RefusalHook>,
 ) -> anyhow::Result<()> {
-    let acceptor = if tls {
-        Some(tokio_rustls::TlsAcceptor::from(Arc::new(
-            load_server_config(data_dir)?,
-        )))
-    } else {
-        None
-    };
     loop {
         let (stream, client_addr) = match listener.accept().await {
             Ok(s) => s,
@@ -114,42 +190,76 @@ pub async fn serve(
             }
         };
         let app = app.clone();
-        let acceptor = acceptor.clone();
+        // The current configuration: a CRL reload swaps it for new connections.
+        let acceptor = pki
+            .as_ref()
+            .map(|p| tokio_rustls::TlsAcceptor::from(p.config()));
+        let on_refusal = on_refusal.clone();
         tokio::spawn(async move {
-            let info = ConnInfo {
-                client_addr,
-                tls: acceptor.is_some(),
+            let Some(acceptor) = acceptor else {
+                let info = ConnInfo {
+                    client_addr,
+                    tls: false,
+                    peer_cert: None,
+                };
+                serve_connection(stream, app, info).await;
+                return;
             };
-            let service = hyper::service::service_fn(
-                move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(info.clone());
-                    let mut app = app.clone();
-                    async move { app.call(req.map(axum::body::Body::new)).await }
-                },
-            );
-            let builder = Builder::new(TokioExecutor::new()).http1_only();
-            let result = match acceptor {
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(tls_stream) => {
-                        builder
-                            .serve_connection(TokioIo::new(tls_stream), service)
-                            .await
+            let (accepted, refused) = pki::capture_refusal(acceptor.accept(stream)).await;
+            let tls_stream = match accepted {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(%client_addr, "TLS handshake failed: {e}");
+                    if let (Some(r), Some(hook)) = (refused, on_refusal) {
+                        hook(RefusedHandshake {
+                            client_addr,
+                            serial_hex: r.serial_hex,
+                            subject: r.subject,
+                            issuer: r.issuer,
+                            reason: r.reason,
+                        });
                     }
-                    Err(e) => {
-                        tracing::debug!(%client_addr, "TLS handshake failed: {e}");
-                        return;
-                    }
-                },
-                None => {
-                    builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await
+                    return;
                 }
             };
-            if let Err(e) = result {
-                tracing::debug!(%client_addr, "connection ended: {e}");
-            }
+            let peer_cert = tls_stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(|c| PeerCert::from_der(c.as_ref()));
+            let info = ConnInfo {
+                client_addr,
+                tls: true,
+                peer_cert,
+            };
+            serve_connection(tls_stream, app, info).await;
         });
+    }
+}
+
+/// Serves HTTP/1.1 on one connection, inserting the connection's facts into every request.
+///
+/// HTTP/1.1 only: curl 7.88 (Debian 12) loses early answers (a 413 or 401 sent before the
+/// upload ends) on HTTP/2 streams whose upload is still running, so ALPN offers http/1.1 alone.
+/// The agent tunnel brings HTTP/2 back with body draining.
+async fn serve_connection<S>(stream: S, app: Router, info: ConnInfo)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let client_addr = info.client_addr;
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(info.clone());
+            let mut app = app.clone();
+            async move { app.call(req.map(axum::body::Body::new)).await }
+        });
+    let result = Builder::new(TokioExecutor::new())
+        .http1_only()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+    if let Err(e) = result {
+        tracing::debug!(%client_addr, "connection ended: {e}");
     }
 }
 

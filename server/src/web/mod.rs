@@ -87,15 +87,15 @@ impl FromRequestParts<AppState> for PageActor {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let client = parts
-            .extensions
-            .get::<ConnInfo>()
+        let conn = parts.extensions.get::<ConnInfo>();
+        let client = conn
             .map(|c| c.client_addr.ip().to_string())
             .unwrap_or_default();
+        let peer = conn.and_then(|c| c.peer_cert.clone());
         let Some((token, _)) = session::token_from_parts(parts) else {
             return Err(Redirect::to("/login").into_response());
         };
-        match session::load_actor(&state.db, &token, &client).await {
+        match session::load_actor(&state.db, &token, &client, peer.as_ref()).await {
             Ok(actor) => {
                 crate::audit::refusals::note_actor(&parts.extensions, &actor);
                 // The header's role switcher lists the account's live grants.
@@ -320,6 +320,9 @@ pub fn page(
                             button.link type="submit" { "【退出所有设备】" }
                         }
                     }
+                }
+                @if let Some(notice) = crate::card::notice_for(&actor.session_token_hash) {
+                    div.alert.alert-warn.cert-expiry role="status" { (notice) }
                 }
                 div.main {
                     @if actor.role == Role::Admin {

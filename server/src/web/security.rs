@@ -32,6 +32,12 @@ pub fn router() -> Router<AppState> {
         .route("/security/grants/{id}/revoke", post(revoke))
         .route("/security/accounts/{id}/unlock", post(unlock))
         .route("/security/accounts/{id}/reset", post(reset))
+        .route("/security/certificates", get(certificates_page))
+        .route(
+            "/security/certificates/{serial}/revoke",
+            post(revoke_certificate),
+        )
+        .route("/security/grants/{id}/enrolment-code", post(enrolment_code))
         .route("/role", post(switch_role))
         .route("/logout/all", post(logout_all))
 }
@@ -139,6 +145,8 @@ fn notice_text(n: &str) -> Option<&'static str> {
         "revoked" => "授权已撤销，该授权的登录会话已结束",
         "unlocked" => "账号已解锁",
         "reset" => "账号已重置，新的授权码已通过短信发送给本人",
+        "enrolment" => "证书申领码已通过短信发送给本人（72小时内有效，仅可使用一次）",
+        "cert_revoked" => "证书已吊销，新的吊销列表已发布，该证书的登录会话已结束",
         _ => return None,
     })
 }
@@ -204,7 +212,8 @@ async fn grants_page(
             }
             div.panel {
                 h2 { "授权管理" }
-                p { "共 " (list.total) " 条授权（管理范围：" (actor.org_name) "）" }
+                p { "共 " (list.total) " 条授权（管理范围：" (actor.org_name) "） · "
+                    a href="/security/certificates" { "USB Key 证书管理" } }
                 table.list {
                     thead { tr {
                         th { "姓名" } th { "身份证号" } th { "角色" } th { "授权范围" } th { "状态" } th { "操作" }
@@ -231,6 +240,8 @@ async fn grants_page(
                                         }
                                         form.inline method="post" action=(format!("/security/accounts/{}/reset", g.account_id)) {
                                             (csrf_field(&actor)) button.link type="submit" data-confirm="重置将清除密码和验证器并发送新的授权码，确定吗？" { "重置" } }
+                                        form.inline method="post" action=(format!("/security/grants/{}/enrolment-code", g.grant_id)) {
+                                            (csrf_field(&actor)) button.link type="submit" { "签发证书申领码" } }
                                     }
                                 }
                             }
@@ -398,6 +409,169 @@ async fn reset(
     let actor = form.actor;
     match grants::reset_account(&state, &actor, &id).await {
         Ok(_) => Redirect::to("/security/grants?notice=reset").into_response(),
+        Err(e) => super::error_page(Some(&actor), e),
+    }
+}
+
+// ---- USB Key 证书管理 --------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+struct CertQuery {
+    account_id: Option<String>,
+    page: Option<i64>,
+    notice: Option<String>,
+}
+
+fn certificate_rows(
+    actor: &Actor,
+    items: &[crate::card::routes::CertificateItem],
+    revocable: bool,
+) -> Markup {
+    html! {
+        table.list {
+            thead { tr {
+                th { "持有人" } th { "证书序列号" } th { "主题" } th { "签发时间" } th { "到期时间" }
+                th { "状态" } @if revocable { th { "操作" } }
+            } }
+            tbody {
+                @for c in items {
+                    tr data-serial=(c.serial) {
+                        td { @if let Some(id) = &c.account_id {
+                                a href=(format!("/security/certificates?account_id={id}")) { (c.holder_name.as_deref().unwrap_or("")) }
+                            } }
+                        td { code { (c.serial) } }
+                        td { small { (c.subject) } }
+                        td { (c.issued_at.get(..10).unwrap_or(&c.issued_at)) }
+                        td { (c.expires_at.get(..10).unwrap_or(&c.expires_at))
+                            @if c.state == "expiring" { br; small { "剩余 " (c.days_left) " 天" } } }
+                        td { (c.state_label)
+                            @if c.state == "revoked" {
+                                br; small { (crate::card::routes::reason_text(c.reason.as_deref())) }
+                            } }
+                        @if revocable {
+                            td.actions {
+                                @if c.state != "revoked" && c.account_id.as_deref() != Some(actor.account_id.as_str()) {
+                                    form.inline method="post" action=(format!("/security/certificates/{}/revoke", c.serial)) {
+                                        (csrf_field(actor))
+                                        select name="reason" aria-label="吊销原因" {
+                                            option value="unspecified" { "未说明" }
+                                            option value="key_compromise" { "密钥泄露（USB Key 丢失）" }
+                                            option value="affiliation_changed" { "所属关系变更" }
+                                            option value="superseded" { "已换发" }
+                                            option value="cessation_of_operation" { "停止使用" }
+                                        }
+                                        " "
+                                        button.link type="submit" data-confirm="吊销后该证书立即失效，确定吊销吗？" { "吊销" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn certificates_page(
+    State(state): State<AppState>,
+    PageActor(actor): PageActor,
+    Query(q): Query<CertQuery>,
+) -> Response {
+    use crate::card::routes::{list_certificates, CertificateQuery};
+    let result = async {
+        let expiring = list_certificates(
+            &state,
+            &actor,
+            &CertificateQuery {
+                expiring: Some("1".to_string()),
+                per_page: Some(200),
+                ..Default::default()
+            },
+        )
+        .await?;
+        let list = list_certificates(
+            &state,
+            &actor,
+            &CertificateQuery {
+                account_id: q.account_id.clone(),
+                page: q.page,
+                per_page: Some(50),
+                ..Default::default()
+            },
+        )
+        .await?;
+        let pages = (list.total + list.per_page - 1) / list.per_page;
+        let body = html! {
+            @if let Some(n) = q.notice.as_deref().and_then(notice_text) {
+                div.alert.alert-info role="status" { (n) }
+            }
+            div.panel {
+                h2 { "30 天内到期的证书" }
+                @if expiring.items.is_empty() {
+                    p { "没有 30 天内到期的有效证书。" }
+                } @else {
+                    p { "以下证书将在 30 天内到期，请通知持有人申领新证书（在授权管理中签发证书申领码）。" }
+                    (certificate_rows(&actor, &expiring.items, false))
+                }
+            }
+            div.panel {
+                h2 { "USB Key 证书管理" }
+                p { "共 " (list.total) " 张证书（管理范围：" (actor.org_name) "）"
+                    @if q.account_id.is_some() { " · " a href="/security/certificates" { "显示全部账号" } } }
+                (certificate_rows(&actor, &list.items, true))
+                @if pages > 1 {
+                    nav.pager {
+                        @for p in 1..=pages.min(50) {
+                            @if p == list.page { span.current { (p) } }
+                            @else { a href=(format!("/security/certificates?page={p}{}", q.account_id.as_deref().map(|a| format!("&account_id={a}")).unwrap_or_default())) { (p) } }
+                        }
+                    }
+                }
+            }
+        };
+        let crumbs = vec![
+            ("/security/grants".to_string(), "授权管理".to_string()),
+            (String::new(), "USB Key 证书管理".to_string()),
+        ];
+        Ok(page(&actor, "USB Key 证书管理", &crumbs, None, body))
+    }
+    .await;
+    or_error(&actor, result)
+}
+
+#[derive(Deserialize)]
+struct RevokeForm {
+    reason: Option<String>,
+}
+
+async fn revoke_certificate(
+    State(state): State<AppState>,
+    Path(serial): Path<String>,
+    form: CsrfForm<RevokeForm>,
+) -> Response {
+    let actor = form.actor;
+    match crate::card::routes::revoke_certificate(
+        &state,
+        &actor,
+        &serial,
+        form.form.reason.as_deref(),
+    )
+    .await
+    {
+        Ok(_) => Redirect::to("/security/certificates?notice=cert_revoked").into_response(),
+        Err(e) => super::error_page(Some(&actor), e),
+    }
+}
+
+async fn enrolment_code(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: CsrfForm<Empty>,
+) -> Response {
+    let actor = form.actor;
+    match crate::card::routes::issue_enrolment_code(&state, &actor, &id).await {
+        Ok(_) => Redirect::to("/security/grants?notice=enrolment").into_response(),
         Err(e) => super::error_page(Some(&actor), e),
     }
 }

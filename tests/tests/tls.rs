@@ -1,0 +1,532 @@
+//! TLS and card suite: real clients (curl, openssl s_client) against a `dangjian-server demo`
+//! over mutual TLS. Card sign-in with the demo's USB-key certificates, refusals of missing,
+//! foreign, unknown and revoked certificates, session binding, the card rule for tier-1/2
+//! admins, security officers and auditors, CRL reload without restart, and an expired CRL
+//! failing closed for card sessions only.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use dangjian_tests::{current_code, DemoAccount, Server};
+use serde_json::{json, Value};
+
+/// `curl` over HTTPS trusting the platform CA, with an optional client certificate and body;
+/// returns curl's exit code, the HTTP status (0 when there was none) and the JSON body.
+fn curl(
+    server: &Server,
+    cert: Option<(&str, &str)>,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (i32, u16, Value) {
+    let mut cmd = Command::new("curl");
+    cmd.arg("-s")
+        .arg("--cacert")
+        .arg(server.ca_path())
+        .arg("-X")
+        .arg(method)
+        .arg("-w")
+        .arg("\n%{http_code}");
+    if let Some((c, k)) = cert {
+        cmd.arg("--cert").arg(c).arg("--key").arg(k);
+    }
+    if let Some(t) = token {
+        cmd.arg("-H").arg(format!("Authorization: Bearer {t}"));
+    }
+    if let Some(b) = body {
+        cmd.arg("-H")
+            .arg("Content-Type: application/json")
+            .arg("-d")
+            .arg(b.to_string());
+    }
+    cmd.arg(server.url(path));
+    let out = cmd.output().expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
+    (
+        out.status.code().unwrap_or(-1),
+        status.trim().parse().unwrap_or(0),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+fn card(a: &DemoAccount) -> (&str, &str) {
+    (
+        a.cert.as_deref().expect("a card certificate"),
+        a.key.as_deref().expect("a card key"),
+    )
+}
+
+fn card_sign_in(server: &Server, a: &DemoAccount) -> (i32, u16, Value) {
+    curl(
+        server,
+        Some(card(a)),
+        "POST",
+        "/api/v1/session/card",
+        None,
+        Some(&json!({"code": current_code(&a.totp_secret)})),
+    )
+}
+
+/// Waits (up to 20 s) until `done` holds for the health answer.
+async fn wait_health(server: &Server, done: impl Fn(&Value) -> bool) -> Value {
+    let client = server.client();
+    for _ in 0..80 {
+        let health: Value = client
+            .get(server.url("/api/v1/health"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if done(&health) {
+            return health;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("health never reached the expected state");
+}
+
+/// Audit records of `action` as the auditor sees them.
+async fn audit_text(server: &Server, action: &str) -> String {
+    let auditor = server.sign_in(&server.account("auditor", None)).await;
+    let r = auditor
+        .get(&format!("/api/v1/audit?action={action}&per_page=200"))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.body.to_string()
+}
+
+/// Replaces a file atomically, as `dangjian-certs` does, so the watcher never reads half.
+fn write_atomic(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("test-tmp");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[tokio::test]
+async fn card_sign_in_with_curl_binds_the_session_and_refuses_passwords_for_tier_2() {
+    let server = Server::demo(100, None).await;
+    let tier2 = server.account("admin", Some(2));
+    let tier1 = server.account("admin", Some(1));
+
+    // Without a client certificate: the card refusal.
+    let (_, status, body) = curl(
+        &server,
+        None,
+        "POST",
+        "/api/v1/session/card",
+        None,
+        Some(&json!({"code": "123456"})),
+    );
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["code"], "no_client_certificate");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("USB Key"));
+
+    // The tier-2 admin's password sign-in: 403, use the USB key.
+    let (_, status, body) = curl(
+        &server,
+        None,
+        "POST",
+        "/api/v1/session",
+        None,
+        Some(
+            &json!({"id_number": tier2.id_number, "password": tier2.password,
+                     "code": current_code(&tier2.totp_secret)}),
+        ),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "card_required");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("使用 USB Key 登录"),
+        "{body}"
+    );
+
+    // With the demo card: a card session.
+    let (rc, status, body) = card_sign_in(&server, &tier2);
+    assert_eq!((rc, status), (0, 200), "{body}");
+    let token = body["token"].as_str().unwrap().to_string();
+    assert!(body["certificate"]["serial"].as_str().is_some(), "{body}");
+    assert_eq!(body["roles"][0]["tier"], 2);
+
+    // Tier-2 business with the card succeeds.
+    let path = format!("/api/v1/orgs/{}", tier2.org_id);
+    let (_, status, body) = curl(
+        &server,
+        Some(card(&tier2)),
+        "GET",
+        &path,
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    // The same token without the certificate, or with another one, is refused.
+    let (_, status, body) = curl(&server, None, "GET", &path, Some(&token), None);
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["code"], "certificate_mismatch");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("USB Key"));
+    let (_, status, body) = curl(
+        &server,
+        Some(card(&tier1)),
+        "GET",
+        &path,
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 401, "{body}");
+
+    // A certificate from the platform CA whose serial the register does not know (same
+    // subject as the holder's) is refused, and the refusal is audited.
+    let ca = dangjian_certs::Ca::open(&server.data.path().join("ca"), None).unwrap();
+    let described =
+        dangjian_certs::describe_bytes(&std::fs::read(card(&tier2).0).unwrap()).unwrap();
+    let copy = ca
+        .issue_client(
+            &dangjian_certs::ClientSubject {
+                name: described.holder_name.clone().unwrap(),
+                id_number: tier2.id_number.clone(),
+                org_code: described.org_code.clone().unwrap(),
+            },
+            None,
+            30,
+            None,
+        )
+        .unwrap();
+    let dir = server.data.path().join("copies");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (c, k) = (dir.join("copy.crt"), dir.join("copy.key"));
+    std::fs::write(&c, &copy.cert_pem).unwrap();
+    std::fs::write(&k, copy.key_pem.as_deref().unwrap()).unwrap();
+    let (_, status, body) = curl(
+        &server,
+        Some((c.to_str().unwrap(), k.to_str().unwrap())),
+        "POST",
+        "/api/v1/session/card",
+        None,
+        Some(&json!({"code": "123456"})),
+    );
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["code"], "unknown_certificate");
+    let audited = audit_text(&server, "session.sign_in").await;
+    assert!(audited.contains(&copy.serial_hex), "{audited}");
+    assert!(audited.contains("not in the register"), "{audited}");
+}
+
+#[tokio::test]
+async fn a_certificate_from_another_ca_is_refused_by_the_handshake_and_audited() {
+    let server = Server::demo(50, None).await;
+    let tier2 = server.account("admin", Some(2));
+    // Another CA, with a certificate whose subject copies the tier-2 holder's.
+    let other_dir = server.data.path().join("other-ca");
+    let other = dangjian_certs::Ca::init(
+        &other_dir,
+        "dangjian platform CA",
+        "https://example.invalid/crl",
+        None,
+    )
+    .unwrap();
+    let described =
+        dangjian_certs::describe_bytes(&std::fs::read(card(&tier2).0).unwrap()).unwrap();
+    let forged = other
+        .issue_client(
+            &dangjian_certs::ClientSubject {
+                name: described.holder_name.clone().unwrap(),
+                id_number: tier2.id_number.clone(),
+                org_code: described.org_code.clone().unwrap(),
+            },
+            None,
+            30,
+            None,
+        )
+        .unwrap();
+    let (c, k) = (other_dir.join("forged.crt"), other_dir.join("forged.key"));
+    std::fs::write(&c, &forged.cert_pem).unwrap();
+    std::fs::write(&k, forged.key_pem.as_deref().unwrap()).unwrap();
+
+    let addr = server.base.trim_start_matches("https://").to_string();
+    let mut child = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &addr,
+            "-servername",
+            "localhost",
+            "-CAfile",
+        ])
+        .arg(server.ca_path())
+        .arg("-cert")
+        .arg(&c)
+        .arg("-key")
+        .arg(&k)
+        .arg("-ign_eof")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run openssl s_client");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = stdin.write_all(
+            b"GET /api/v1/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        );
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stdout.contains("HTTP/1.1 200"),
+        "a foreign certificate got an answer: {stdout}"
+    );
+    assert!(
+        stderr.contains("alert") || stdout.contains("alert") || !out.status.success(),
+        "{stdout}\n{stderr}"
+    );
+    // curl with it gets no card session either.
+    let (_, status, _) = curl(
+        &server,
+        Some((c.to_str().unwrap(), k.to_str().unwrap())),
+        "POST",
+        "/api/v1/session/card",
+        None,
+        Some(&json!({"code": "123456"})),
+    );
+    assert_ne!(status, 200);
+    // The refused handshake is in the audit log, with the certificate's serial.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let audited = audit_text(&server, "tls.client_certificate").await;
+    assert!(audited.contains(&forged.serial_hex), "{audited}");
+}
+
+#[tokio::test]
+async fn revocation_through_the_api_and_the_command_line_ends_sessions_without_restart() {
+    let server = Server::demo(50, None).await;
+    let tier1 = server.account("admin", Some(1));
+    let tier2 = server.account("admin", Some(2));
+    let officer = server.sign_in(&server.account("security", None)).await;
+    let admin1 = server.sign_in(&tier1).await;
+    let admin2 = server.sign_in(&tier2).await;
+    let me2 = admin2.get("/api/v1/session").await;
+    assert_eq!(me2.status, 200, "{:?}", me2.body);
+    let account2 = me2.body["account"]["id"].as_str().unwrap().to_string();
+
+    // The officer lists the tier-2 admin's certificate and revokes it.
+    let list = officer
+        .get(&format!("/api/v1/certificates?account_id={account2}"))
+        .await;
+    assert_eq!(list.status, 200, "{:?}", list.body);
+    let item = list.body["items"][0].clone();
+    assert_eq!(item["state"], "valid", "{item}");
+    let serial = item["serial"].as_str().unwrap().to_string();
+    let r = officer
+        .post(
+            &format!("/api/v1/certificates/{serial}/revoke"),
+            json!({"reason": "key_compromise"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(admin2.get("/api/v1/session").await.status, 401);
+    let list = officer
+        .get(&format!("/api/v1/certificates?account_id={account2}"))
+        .await;
+    assert_eq!(list.body["items"][0]["state"], "revoked");
+    // The revoked card opens no card session (the new CRL is loaded at once).
+    let (_, status, body) = card_sign_in(&server, &tier2);
+    assert_ne!(status, 200, "{body}");
+
+    // Revoked with the command-line library instead (register + CRL file), the tier-1
+    // admin's live session ends at the next CRL reload, without a restart.
+    assert_eq!(admin1.get("/api/v1/session").await.status, 200);
+    let described =
+        dangjian_certs::describe_bytes(&std::fs::read(card(&tier1).0).unwrap()).unwrap();
+    let ca = dangjian_certs::Ca::open(&server.data.path().join("ca"), None).unwrap();
+    ca.revoke(
+        &described.serial_hex,
+        dangjian_certs::RevocationReason::AffiliationChanged,
+    )
+    .unwrap();
+    ca.crl(dangjian_certs::DEFAULT_CRL_HOURS).unwrap();
+    wait_health(&server, |h| h["crl"]["revoked"] == 2).await;
+    let mut ended = false;
+    for _ in 0..40 {
+        if admin1.get("/api/v1/session").await.status == 401 {
+            ended = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(ended, "the revoked card's session still answers");
+    let (_, status, body) = card_sign_in(&server, &tier1);
+    assert_ne!(status, 200, "{body}");
+    // The CRL is served at its distribution point.
+    let crl = server
+        .client()
+        .get(server.url("/crl/platform.crl"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(crl.status(), 200);
+    let der = crl.bytes().await.unwrap();
+    let ca_der = ca.cert_der();
+    let parsed = dangjian_certs::parse_crl(&der, &ca_der).unwrap();
+    assert!(parsed.revoked.contains(&serial));
+    assert!(parsed.revoked.contains(&described.serial_hex));
+}
+
+#[tokio::test]
+async fn an_expired_crl_fails_closed_for_card_sessions_only() {
+    let server = Server::demo(50, None).await;
+    let tier2 = server.account("admin", Some(2));
+    let tier3 = server.account("admin", Some(3));
+    let admin2 = server.sign_in(&tier2).await;
+    assert_eq!(admin2.get("/api/v1/session").await.status, 200);
+
+    // A CRL signed by the platform CA whose nextUpdate has passed.
+    let ca_dir = server.data.path().join("ca");
+    let key =
+        rcgen::KeyPair::from_pem(&std::fs::read_to_string(ca_dir.join("ca.key")).unwrap()).unwrap();
+    let params = rcgen::CertificateParams::from_ca_cert_pem(
+        &std::fs::read_to_string(ca_dir.join("ca.crt")).unwrap(),
+    )
+    .unwrap();
+    let issuer = params.self_signed(&key).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let crl = rcgen::CertificateRevocationListParams {
+        this_update: now - time::Duration::days(2),
+        next_update: now - time::Duration::hours(1),
+        crl_number: rcgen::SerialNumber::from(9_999u64),
+        issuing_distribution_point: None,
+        revoked_certs: Vec::new(),
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(&issuer, &key)
+    .unwrap();
+    write_atomic(&ca_dir.join("crl.pem"), crl.pem().unwrap().as_bytes());
+
+    let health = wait_health(&server, |h| h["crl"]["expired"] == true).await;
+    assert_eq!(health["status"], "degraded", "{health}");
+
+    // Card sign-in and the live card session fail closed, with a message.
+    let (_, status, body) = card_sign_in(&server, &server.account("security", None));
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "crl_expired");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("吊销列表"));
+    let r = admin2.get("/api/v1/session").await;
+    assert_eq!(r.status, 503, "{:?}", r.body);
+    // A tier-3 password sign-in still works.
+    let api3 = server.sign_in(&tier3).await;
+    assert_eq!(api3.get("/api/v1/session").await.status, 200);
+
+    // A fresh CRL brings card sessions back, without a restart.
+    let ca = dangjian_certs::Ca::open(&ca_dir, None).unwrap();
+    ca.crl(dangjian_certs::DEFAULT_CRL_HOURS).unwrap();
+    let health = wait_health(&server, |h| h["crl"]["expired"] == false).await;
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(admin2.get("/api/v1/session").await.status, 200);
+}
+
+#[tokio::test]
+async fn enrolment_with_a_one_time_code_issues_a_card_for_the_grant_holder() {
+    let server = Server::demo(50, None).await;
+    let tier3 = server.account("admin", Some(3));
+    let officer = server.sign_in(&server.account("security", None)).await;
+    let grants = officer.get("/api/v1/grants?per_page=200").await;
+    assert_eq!(grants.status, 200, "{:?}", grants.body);
+    let grant = grants.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["org_id"] == tier3.org_id.as_str() && g["tier"] == 3)
+        .cloned()
+        .expect("the tier-3 grant");
+    let r = officer
+        .post(
+            &format!(
+                "/api/v1/grants/{}/enrolment-code",
+                grant["grant_id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let outbox = std::fs::read_to_string(server.data.path().join("outbox.jsonl")).unwrap();
+    let code = outbox
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|m| m["kind"] == "enrolment_code")
+        .and_then(|m| m["code"].as_str().map(str::to_string))
+        .expect("an enrolment code in the outbox");
+    // A CSR whose subject claims someone else: the server rewrites it from the grant.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "冒名顶替");
+    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+    let anon = server.client();
+    let res = anon
+        .post(server.url("/api/v1/enrolment"))
+        .json(&json!({"code": code, "csr": csr}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let issued: Value = res.json().await.unwrap();
+    let pem = issued["certificate"].as_str().unwrap();
+    let info = dangjian_certs::describe_bytes(pem.as_bytes()).unwrap();
+    assert_eq!(info.id_number.as_deref(), Some(tier3.id_number.as_str()));
+    assert_ne!(info.holder_name.as_deref(), Some("冒名顶替"));
+    assert!(info.client_auth && info.digital_signature);
+    // The code is single use.
+    let again = anon
+        .post(server.url("/api/v1/enrolment"))
+        .json(&json!({"code": code, "csr": csr}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 401);
+    // The new card signs the tier-3 admin in, and the officer sees it in the register.
+    let dir = server.data.path().join("enrolled");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (c, k) = (dir.join("card.crt"), dir.join("card.key"));
+    std::fs::write(&c, pem).unwrap();
+    std::fs::write(&k, key.serialize_pem()).unwrap();
+    let (_, status, body) = curl(
+        &server,
+        Some((c.to_str().unwrap(), k.to_str().unwrap())),
+        "POST",
+        "/api/v1/session/card",
+        None,
+        Some(&json!({"code": current_code(&tier3.totp_secret)})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["certificate"]["serial"], issued["serial"]);
+    let page = officer
+        .client
+        .get(server.url("/security/certificates"))
+        .bearer_auth(&officer.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(issued["serial"].as_str().unwrap()), "{page}");
+    assert!(page.contains("USB Key 证书管理"));
+}
