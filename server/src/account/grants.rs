@@ -28,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Deserialize, ToSchema, Default, Clone)]
+#[serde(default)]
 pub struct NewGrant {
     /// 姓名
     pub name: String,

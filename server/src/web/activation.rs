@@ -6,7 +6,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Extension, Router};
+use axum::Extension;
 use base64::Engine as _;
 use maud::{html, Markup, DOCTYPE};
 use serde::Deserialize;
@@ -16,8 +16,8 @@ use crate::account::activation::{self, Activate, ConfirmTotp, ResetPassword, Sms
 use crate::app::{AppState, ConnInfo};
 use crate::error::ApiError;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> super::PageRouter {
+    super::PageRouter::new()
         .route("/activate", get(activate_page).post(activate_submit))
         .route("/activate/sms", post(activate_sms))
         .route("/activate/totp", post(totp_submit))

@@ -5,7 +5,6 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
-use axum::Router;
 use maud::{html, Markup};
 
 use super::orgs::pager;
@@ -17,8 +16,8 @@ use crate::audit::query::{
 };
 use crate::audit::{Anchor, VerifyReport};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> super::PageRouter {
+    super::PageRouter::new()
         .route("/audit", get(search_page))
         .route("/audit/verify", get(verify_page))
 }

@@ -5,7 +5,7 @@ use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Router};
+use axum::Extension;
 use maud::{html, DOCTYPE};
 use serde::Deserialize;
 
@@ -17,8 +17,8 @@ use crate::audit::{self, Event, Who};
 
 const LOGIN_CSRF_COOKIE: &str = "dj_login";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> super::PageRouter {
+    super::PageRouter::new()
         .route("/login", get(login_page).post(login_submit))
         .route("/logout", post(logout))
 }

@@ -6,7 +6,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::Router;
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -27,8 +26,8 @@ use crate::member::MemberView;
 use crate::org::rules::Category;
 use crate::org::OrgRow;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> super::PageRouter {
+    super::PageRouter::new()
         .route("/orgs/{id}/members/new", get(new_form).post(new_submit))
         .route("/members/{id}", get(record))
         .route("/members/{id}/edit", get(edit_form).post(edit_submit))

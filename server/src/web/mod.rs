@@ -30,7 +30,57 @@ use crate::error::ApiError;
 
 /// The page routes (not part of the JSON API).
 pub fn router() -> Router<AppState> {
-    Router::new()
+    routes().into_router()
+}
+
+/// Every page path, for the authorization-matrix test: the table the router is built from.
+pub fn page_paths() -> Vec<&'static str> {
+    routes().paths
+}
+
+/// A router that remembers the paths it serves, so that every page route can be enumerated.
+pub struct PageRouter {
+    router: Router<AppState>,
+    paths: Vec<&'static str>,
+}
+
+impl Default for PageRouter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PageRouter {
+    pub fn new() -> PageRouter {
+        PageRouter {
+            router: Router::new(),
+            paths: Vec::new(),
+        }
+    }
+
+    pub fn route(
+        mut self,
+        path: &'static str,
+        method_router: axum::routing::MethodRouter<AppState>,
+    ) -> PageRouter {
+        self.paths.push(path);
+        self.router = self.router.route(path, method_router);
+        self
+    }
+
+    pub fn merge(mut self, other: PageRouter) -> PageRouter {
+        self.paths.extend(other.paths);
+        self.router = self.router.merge(other.router);
+        self
+    }
+
+    pub fn into_router(self) -> Router<AppState> {
+        self.router
+    }
+}
+
+fn routes() -> PageRouter {
+    PageRouter::new()
         .route("/", get(home))
         .route("/static/app.js", get(app_js))
         .route("/static/app.css", get(app_css))

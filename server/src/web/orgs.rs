@@ -5,7 +5,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::Router;
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -20,8 +19,8 @@ use crate::org::routes::{self as ops, ChangeCategory, CreateOrg, EditOrg, Revoke
 use crate::org::rules::{allowed_children, Category, Level};
 use crate::org::{store, OrgRow, OrgView};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> super::PageRouter {
+    super::PageRouter::new()
         .route("/orgs/{id}", get(org_page))
         .route("/orgs/{id}/new", get(new_form).post(new_submit))
         .route("/orgs/{id}/edit", get(edit_form).post(edit_submit))

@@ -10,7 +10,6 @@ use axum::http::header::SET_COOKIE;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -22,8 +21,8 @@ use crate::account::store::GrantView;
 use crate::app::AppState;
 use crate::error::ApiError;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> super::PageRouter {
+    super::PageRouter::new()
         .route("/security/grants", get(grants_page))
         .route(
             "/security/grants/new",
@@ -285,6 +284,8 @@ async fn render_form(
     form: &GrantForm,
     errors: &FormErrors,
 ) -> Result<Response, ApiError> {
+    // Who may see this form at all comes first; then which organisation.
+    access::grant_admin(actor, &actor.org_code)?;
     let org_id = form.org_id.clone().unwrap_or_default();
     let Some(org) = crate::org::store::get(state.db.read(), &org_id).await? else {
         return Err(ApiError::not_found("党组织"));

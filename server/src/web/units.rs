@@ -6,7 +6,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::Router;
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -22,8 +21,8 @@ use crate::org::{store, OrgRow};
 use crate::unit::routes::{self as ops, UnitInput, UnitQuery, UnitView};
 use crate::unit::{PARTY_ORG_SITUATIONS, UNIT_CATEGORIES};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> super::PageRouter {
+    super::PageRouter::new()
         .route("/units/new", get(new_form).post(new_submit))
         .route("/units/{id}/edit", get(edit_form).post(edit_submit))
         .route("/units/{id}/delete", get(delete_form).post(delete_submit))

@@ -1,0 +1,593 @@
+//! The authorization matrix: every route of the router — the JSON API from its OpenAPI
+//! document and the pages from the page router's own table — called by an anonymous client,
+//! a security officer, an auditor and admins of tier 1, 2 and 3, on targets inside and outside
+//! their scopes. Only the allowed calls get through; a new route without an entry in `POLICY`
+//! fails this test.
+
+use std::collections::{BTreeSet, HashMap};
+
+use dangjian_tests::{Api, Server};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    /// Anyone, signed in or not.
+    Public,
+    /// Any signed-in account, whatever its role.
+    SignedIn,
+    /// Admins, on a target inside their scope (or with no target).
+    Admin,
+    /// Admins, on a target strictly below their own organisation.
+    AdminBelow,
+    /// Security officers, on a target inside their scope.
+    Security,
+    /// Auditors.
+    Auditor,
+    /// Ends the caller's session: checked separately at the end.
+    EndsSession,
+    /// The method is not served on this path.
+    Absent,
+}
+
+use Rule::*;
+
+/// The policy: (method, path) → rule. Page paths list GET and POST; API paths their methods.
+const POLICY: &[(&str, &str, Rule)] = &[
+    // JSON API: sign-in and accounts
+    ("POST", "/api/v1/session", Public),
+    ("GET", "/api/v1/session", SignedIn),
+    ("DELETE", "/api/v1/session", EndsSession),
+    ("POST", "/api/v1/session/role", SignedIn),
+    ("POST", "/api/v1/activation/sms", Public),
+    ("POST", "/api/v1/activation", Public),
+    ("POST", "/api/v1/activation/totp", Public),
+    ("POST", "/api/v1/password/sms", Public),
+    ("POST", "/api/v1/password/reset", Public),
+    ("GET", "/api/v1/grants", Security),
+    ("POST", "/api/v1/grants", Security),
+    ("DELETE", "/api/v1/grants/{id}", Security),
+    ("POST", "/api/v1/accounts/{id}/unlock", Security),
+    ("POST", "/api/v1/accounts/{id}/reset", Security),
+    ("GET", "/api/v1/dictionaries", SignedIn),
+    ("POST", "/api/v1/session/card", Public),
+    ("POST", "/api/v1/enrolment", Public),
+    ("POST", "/api/v1/grants/{id}/enrolment-code", Security),
+    ("GET", "/api/v1/certificates", Security),
+    ("POST", "/api/v1/certificates/{serial}/revoke", Security),
+    ("GET", "/api/v1/openapi.json", Public),
+    ("GET", "/api/v1/health", Public),
+    ("GET", "/crl/platform.crl", Public),
+    // organisations
+    ("GET", "/api/v1/orgs", Admin),
+    ("POST", "/api/v1/orgs", Admin),
+    ("GET", "/api/v1/orgs/{id}", Admin),
+    ("PATCH", "/api/v1/orgs/{id}", Admin),
+    ("DELETE", "/api/v1/orgs/{id}", AdminBelow),
+    ("GET", "/api/v1/orgs/{id}/children", Admin),
+    ("GET", "/api/v1/orgs/{id}/members", Admin),
+    ("POST", "/api/v1/orgs/{id}/category", AdminBelow),
+    ("POST", "/api/v1/orgs/{id}/revoke", AdminBelow),
+    ("POST", "/api/v1/orgs/{id}/unlink-units", AdminBelow),
+    // units and members
+    ("GET", "/api/v1/units", Admin),
+    ("POST", "/api/v1/units", Admin),
+    ("GET", "/api/v1/units/{id}", Admin),
+    ("PATCH", "/api/v1/units/{id}", Admin),
+    ("DELETE", "/api/v1/units/{id}", Admin),
+    ("POST", "/api/v1/members", Admin),
+    ("GET", "/api/v1/members/{id}", Admin),
+    ("PATCH", "/api/v1/members/{id}", Admin),
+    // audit
+    ("GET", "/api/v1/audit", Auditor),
+    ("GET", "/api/v1/audit/export", Auditor),
+    ("GET", "/api/v1/audit/verify", Auditor),
+    // pages
+    ("GET", "/", SignedIn),
+    ("POST", "/", Absent),
+    ("GET", "/static/app.js", Public),
+    ("POST", "/static/app.js", Absent),
+    ("GET", "/static/app.css", Public),
+    ("POST", "/static/app.css", Absent),
+    ("GET", "/login", Public),
+    ("POST", "/login", Public),
+    ("GET", "/logout", Absent),
+    ("POST", "/logout", EndsSession),
+    ("GET", "/logout/all", Absent),
+    ("POST", "/logout/all", EndsSession),
+    ("GET", "/role", Absent),
+    ("POST", "/role", SignedIn),
+    ("GET", "/activate", Public),
+    ("POST", "/activate", Public),
+    ("GET", "/activate/sms", Absent),
+    ("POST", "/activate/sms", Public),
+    ("GET", "/activate/totp", Absent),
+    ("POST", "/activate/totp", Public),
+    ("GET", "/password/forgot", Public),
+    ("POST", "/password/forgot", Public),
+    ("GET", "/password/forgot/sms", Absent),
+    ("POST", "/password/forgot/sms", Public),
+    ("GET", "/orgs/{id}", Admin),
+    ("POST", "/orgs/{id}", Absent),
+    ("GET", "/orgs/{id}/new", Admin),
+    ("POST", "/orgs/{id}/new", Admin),
+    ("GET", "/orgs/{id}/edit", Admin),
+    ("POST", "/orgs/{id}/edit", Admin),
+    ("GET", "/orgs/{id}/category", Admin),
+    ("POST", "/orgs/{id}/category", AdminBelow),
+    ("GET", "/orgs/{id}/revoke", Admin),
+    ("POST", "/orgs/{id}/revoke", AdminBelow),
+    ("GET", "/orgs/{id}/delete", Admin),
+    ("POST", "/orgs/{id}/delete", AdminBelow),
+    ("GET", "/orgs/{id}/members/new", Admin),
+    ("POST", "/orgs/{id}/members/new", Admin),
+    ("GET", "/members/{id}", Admin),
+    ("POST", "/members/{id}", Absent),
+    ("GET", "/members/{id}/edit", Admin),
+    ("POST", "/members/{id}/edit", Admin),
+    ("GET", "/units/new", Admin),
+    ("POST", "/units/new", Admin),
+    ("GET", "/units/{id}/edit", Admin),
+    ("POST", "/units/{id}/edit", Admin),
+    ("GET", "/units/{id}/delete", Admin),
+    ("POST", "/units/{id}/delete", Admin),
+    ("GET", "/audit", Auditor),
+    ("POST", "/audit", Absent),
+    ("GET", "/audit/verify", Auditor),
+    ("POST", "/audit/verify", Absent),
+    ("GET", "/security/grants", Security),
+    ("POST", "/security/grants", Absent),
+    ("GET", "/security/grants/new", Security),
+    ("POST", "/security/grants/new", Security),
+    ("GET", "/security/certificates", Security),
+    ("POST", "/security/certificates", Absent),
+    ("GET", "/security/certificates/{serial}/revoke", Absent),
+    ("POST", "/security/certificates/{serial}/revoke", Security),
+    ("GET", "/security/grants/{id}/enrolment-code", Absent),
+    ("POST", "/security/grants/{id}/enrolment-code", Security),
+    ("GET", "/security/grants/{id}/revoke", Absent),
+    ("POST", "/security/grants/{id}/revoke", Security),
+    ("GET", "/security/accounts/{id}/unlock", Absent),
+    ("POST", "/security/accounts/{id}/unlock", Security),
+    ("GET", "/security/accounts/{id}/reset", Absent),
+    ("POST", "/security/accounts/{id}/reset", Security),
+];
+
+/// Every route the server serves: the API from its OpenAPI document plus the routes added
+/// outside it, and the pages from the page router's table (GET and POST for each path).
+async fn all_routes(server: &Server) -> BTreeSet<(String, String)> {
+    let doc: Value = server
+        .client()
+        .get(server.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut routes = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            routes.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    for path in dangjian_server::app::undocumented_api_paths() {
+        routes.insert(("GET".to_string(), path.to_string()));
+    }
+    for path in dangjian_server::web::page_paths() {
+        for method in ["GET", "POST"] {
+            routes.insert((method.to_string(), path.to_string()));
+        }
+    }
+    routes
+}
+
+/// A caller: a name, an optional signed-in client and, for admins, whether each target lies
+/// in scope (`inside`) or strictly below (`below`).
+struct Caller {
+    name: &'static str,
+    api: Option<Api>,
+    csrf: String,
+    role: &'static str,
+    /// For admins: (target A inside, target A strictly below).
+    admin_reach: (bool, bool),
+}
+
+/// Targets: objects inside every admin's scope (A: the tier-3 admin's branch) and objects
+/// outside all of them (B: in another city).
+struct Targets {
+    ids: HashMap<(&'static str, bool), String>,
+}
+
+impl Targets {
+    fn path_for(&self, template: &str, inside: bool) -> Option<String> {
+        // Page routes that change grants and certificates get targets of their own, so that the
+        // API's revocations do not leave them nothing to act on.
+        let page = template.starts_with("/security/");
+        if template.contains("{serial}") {
+            let family = if page {
+                "page certificate"
+            } else {
+                "certificate"
+            };
+            let serial = self.ids.get(&(family, inside))?;
+            return Some(template.replace("{serial}", serial));
+        }
+        if !template.contains("{id}") {
+            return Some(template.to_string());
+        }
+        let family = if template.contains("/orgs/") {
+            "org"
+        } else if template.contains("/members/") {
+            "member"
+        } else if template.contains("/units/") {
+            "unit"
+        } else if template.contains("/grants/") {
+            if page {
+                "page grant"
+            } else {
+                "grant"
+            }
+        } else if template.contains("/accounts/") {
+            if page {
+                "page account"
+            } else {
+                "account"
+            }
+        } else if template.contains("/certificates/") {
+            "certificate"
+        } else {
+            panic!("no target family for {template}")
+        };
+        let id = self.ids.get(&(family, inside))?;
+        Some(template.replace("{id}", id))
+    }
+}
+
+fn expected(rule: Rule, caller: &Caller, scoped: bool, inside: bool) -> bool {
+    let signed_in = caller.api.is_some();
+    match rule {
+        Public => true,
+        SignedIn => signed_in,
+        Admin => caller.role == "admin" && (!scoped || (inside && caller.admin_reach.0)),
+        AdminBelow => caller.role == "admin" && (!scoped || (inside && caller.admin_reach.1)),
+        Security => caller.role == "security",
+        Auditor => caller.role == "auditor",
+        EndsSession | Absent => unreachable!(),
+    }
+}
+
+async fn call(server: &Server, caller: &Caller, method: &str, path: &str) -> (u16, String) {
+    let page = !path.starts_with("/api/");
+    let method = Method::from_bytes(method.as_bytes()).unwrap();
+    let (client, token) = match &caller.api {
+        Some(api) => (api.client.clone(), Some(api.token.clone())),
+        None => (server.client(), None),
+    };
+    let mut req = client.request(method.clone(), server.url(path));
+    if let Some(t) = &token {
+        req = req.bearer_auth(t);
+    }
+    if method == Method::POST || method == Method::PATCH {
+        req = if page {
+            req.form(&[("csrf", caller.csrf.as_str())])
+        } else {
+            req.json(&json!({}))
+        };
+    }
+    let res = req.send().await.expect("request");
+    let status = res.status().as_u16();
+    let final_path = res.url().path().to_string();
+    (status, final_path)
+}
+
+#[tokio::test]
+async fn every_route_admits_exactly_the_allowed_callers() {
+    let server = Server::demo(300, None).await;
+    let tier3 = server.account("admin", Some(3));
+    let officer_api = server.sign_in(&server.account("security", None)).await;
+    let t2_api = server.sign_in(&server.account("admin", Some(2))).await;
+    let t3_api = server.sign_in(&tier3).await;
+    // Targets inside: the tier-3 branch, one of its members, a unit it owns (linked, so it
+    // cannot be deleted), a pending grant on it and that grant's account.
+    let members = t3_api
+        .get(&format!("/api/v1/orgs/{}/members", tier3.org_id))
+        .await;
+    let member_a = members.body["items"][0]["id"].as_str().unwrap().to_string();
+    let code = dangjian_server::unit::credit_code::compose("91", "370102", "AUTHX001");
+    let unit = t3_api
+        .post(
+            "/api/v1/units",
+            json!({"name": "矩阵测试单位", "credit_code": code, "category": "2",
+                                      "has_party_group": false, "party_org_situation": 1}),
+        )
+        .await;
+    assert_eq!(unit.status, 201, "{:?}", unit.body);
+    let unit_a = unit.body["id"].as_str().unwrap().to_string();
+    let t2 = server.account("admin", Some(2));
+    let linked = t2_api
+        .post("/api/v1/orgs", json!({"parent_id": t2.org_id, "name": "矩阵测试党总支", "category": "621",
+                                     "contact_name": "联系人", "contact_phone": "13800000000",
+                                     "unit_mode": "legal_entity", "unit_ids": [unit_a], "founded_on": "2020-01-01"}))
+        .await;
+    assert_eq!(linked.status, 201, "{:?}", linked.body);
+    let person = dangjian_server::member::idcard::compose(
+        "370102",
+        chrono::NaiveDate::from_ymd_opt(1980, 1, 2).unwrap(),
+        77,
+    );
+    let grant = officer_api
+        .post(
+            "/api/v1/grants",
+            json!({"name": "矩阵测试", "id_number": person, "mobile": "13911112222",
+                                       "role": "admin", "org_id": tier3.org_id}),
+        )
+        .await;
+    assert_eq!(grant.status, 201, "{:?}", grant.body);
+    let grant_a = grant.body["grant_id"].as_str().unwrap().to_string();
+    // Two card certificates for the tier-3 admin, through enrolment, as revocable targets
+    // (one for the API route, one for the page), and a second pending grant likewise.
+    let serial_a = enrol(&server, &officer_api, &tier3.org_id).await;
+    let serial_page = enrol(&server, &officer_api, &tier3.org_id).await;
+    let person2 = dangjian_server::member::idcard::compose(
+        "370102",
+        chrono::NaiveDate::from_ymd_opt(1981, 2, 3).unwrap(),
+        79,
+    );
+    let grant2 = officer_api
+        .post(
+            "/api/v1/grants",
+            json!({"name": "矩阵测试乙", "id_number": person2, "mobile": "13911113333",
+                                       "role": "admin", "org_id": tier3.org_id}),
+        )
+        .await;
+    assert_eq!(grant2.status, 201, "{:?}", grant2.body);
+    let grant_page = grant2.body["grant_id"].as_str().unwrap().to_string();
+    let account_page = grant2.body["account_id"].as_str().unwrap().to_string();
+    let account_a = grant.body["account_id"].as_str().unwrap().to_string();
+    // Targets outside every admin's scope: straight from the database, in the second city.
+    let tier1 = server.account("admin", Some(1));
+    let t1_code: String = db_scalar(
+        &server,
+        "SELECT code FROM orgs WHERE id = $1",
+        &tier1.org_id,
+    )
+    .await;
+    let pattern = format!("{t1_code}%");
+    let org_b: String = db_scalar(
+        &server,
+        "SELECT o.id FROM orgs o WHERE o.category = '631' AND o.code NOT LIKE $1 \
+         AND EXISTS (SELECT 1 FROM members m WHERE m.branch_id = o.id) ORDER BY o.code LIMIT 1",
+        &pattern,
+    )
+    .await;
+    let member_b: String = db_scalar(
+        &server,
+        "SELECT id FROM members WHERE branch_id = $1 LIMIT 1",
+        &org_b,
+    )
+    .await;
+    let unit_b: String = db_scalar(
+        &server,
+        "SELECT id FROM units WHERE owner_code NOT LIKE $1 LIMIT 1",
+        &pattern,
+    )
+    .await;
+    let mut ids = HashMap::new();
+    ids.insert(("org", true), tier3.org_id.clone());
+    ids.insert(("member", true), member_a);
+    ids.insert(("unit", true), unit_a);
+    ids.insert(("grant", true), grant_a);
+    ids.insert(("account", true), account_a);
+    ids.insert(("certificate", true), serial_a);
+    ids.insert(("page certificate", true), serial_page);
+    ids.insert(("page grant", true), grant_page);
+    ids.insert(("page account", true), account_page);
+    ids.insert(("org", false), org_b);
+    ids.insert(("member", false), member_b);
+    ids.insert(("unit", false), unit_b);
+    let targets = Targets { ids };
+
+    // The callers. Each six-digit code signs in once, so every account signs in once here.
+    let csrf_of = |api: &Api| {
+        let api = api.clone();
+        async move {
+            api.get("/api/v1/session").await.body["csrf_token"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let auditor_api = server.sign_in(&server.account("auditor", None)).await;
+    let t1_api = server.sign_in(&tier1).await;
+    let mut callers = Vec::new();
+    callers.push(Caller {
+        name: "anonymous",
+        api: None,
+        csrf: String::new(),
+        role: "none",
+        admin_reach: (false, false),
+    });
+    for (name, role, api, reach) in [
+        ("security", "security", officer_api, (false, false)),
+        ("auditor", "auditor", auditor_api, (false, false)),
+        ("admin tier 1", "admin", t1_api, (true, true)),
+        ("admin tier 2", "admin", t2_api, (true, true)),
+        ("admin tier 3", "admin", t3_api, (true, false)),
+    ] {
+        let csrf = csrf_of(&api).await;
+        callers.push(Caller {
+            name,
+            api: Some(api),
+            csrf,
+            role,
+            admin_reach: reach,
+        });
+    }
+
+    let routes = all_routes(&server).await;
+    let policy: HashMap<(String, String), Rule> = POLICY
+        .iter()
+        .map(|(m, p, r)| ((m.to_string(), p.to_string()), *r))
+        .collect();
+    let missing: Vec<_> = routes.iter().filter(|r| !policy.contains_key(*r)).collect();
+    assert!(
+        missing.is_empty(),
+        "routes without an entry in POLICY: {missing:?}"
+    );
+    let stale: Vec<_> = policy.keys().filter(|k| !routes.contains(*k)).collect();
+    assert!(
+        stale.is_empty(),
+        "POLICY entries for routes that do not exist: {stale:?}"
+    );
+
+    // Revocations last: they end what the other routes act on.
+    let mut ordered: Vec<&(String, String)> = routes.iter().collect();
+    ordered.sort_by_key(|(m, p)| {
+        (
+            p.contains("revoke") || (m == "DELETE" && p.contains("/grants/")),
+            m.clone(),
+            p.clone(),
+        )
+    });
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for (method, template) in ordered {
+        let rule = policy[&(method.clone(), template.clone())];
+        if rule == EndsSession {
+            continue;
+        }
+        let scoped = template.contains("{id}") || template.contains("{serial}");
+        for inside in if scoped {
+            vec![false, true]
+        } else {
+            vec![true]
+        } {
+            let Some(path) = targets.path_for(template, inside) else {
+                continue;
+            };
+            let path = if template == "/units/new" {
+                format!("{path}?org={}", tier3.org_id)
+            } else {
+                path
+            };
+            // Denied callers first, so that an allowed call changing data comes last.
+            let mut order: Vec<&Caller> = callers.iter().collect();
+            if rule != Absent {
+                order.sort_by_key(|c| expected(rule, c, scoped, inside));
+            }
+            for caller in order {
+                let (status, final_path) = call(&server, caller, method, &path).await;
+                checked += 1;
+                let verdict = if rule == Absent {
+                    status == 405
+                } else if rule == Public {
+                    // Public routes answer everyone; what they answer is their own business.
+                    status < 500
+                } else {
+                    let page = !path.starts_with("/api/");
+                    let denied = match (&caller.api, page) {
+                        (None, false) => status == 401,
+                        (None, true) => final_path == "/login",
+                        (Some(_), _) => status == 403 || (scoped && status == 404),
+                    };
+                    let allowed = !denied
+                        && status != 401
+                        && status != 403
+                        && status != 405
+                        && !(scoped && status == 404);
+                    if expected(rule, caller, scoped, inside) {
+                        allowed
+                    } else {
+                        denied
+                    }
+                };
+                if !verdict {
+                    failures.push(format!(
+                        "{method} {path} ({}) by {}: {status} (rule {rule:?})",
+                        if inside { "inside" } else { "outside" },
+                        caller.name
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} calls broke the policy:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    // Finally the routes that end the caller's session.
+    for caller in callers.iter().filter(|c| c.api.is_some()) {
+        let api = caller.api.as_ref().unwrap();
+        let r = api.delete("/api/v1/session").await;
+        assert_eq!(r.status, 204, "{}", caller.name);
+        assert_eq!(
+            api.get("/api/v1/session").await.status,
+            401,
+            "{}",
+            caller.name
+        );
+    }
+}
+
+async fn db_scalar(server: &Server, sql: &str, bind: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let url = format!(
+        "sqlite://{}?mode=ro",
+        server.data.path().join("dangjian.db").display()
+    );
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query_scalar(sql)
+        .bind(bind)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// Issues a card certificate for the grant on `org_id` held by the tier-3 admin through a
+/// one-time enrolment code, as a client would; returns its serial.
+async fn enrol(server: &Server, officer: &Api, org_id: &str) -> String {
+    let grants = officer.get("/api/v1/grants?per_page=200").await;
+    let grant = grants.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["org_id"] == org_id && g["tier"] == 3 && g["state"] == "active")
+        .and_then(|g| g["grant_id"].as_str().map(str::to_string))
+        .expect("the tier-3 grant");
+    let r = officer
+        .post(&format!("/api/v1/grants/{grant}/enrolment-code"), json!({}))
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let outbox = std::fs::read_to_string(server.data.path().join("outbox.jsonl")).unwrap();
+    let code = outbox
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|m| m["kind"] == "enrolment_code")
+        .and_then(|m| m["code"].as_str().map(str::to_string))
+        .expect("an enrolment code in the outbox");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let csr = rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .serialize_request(&key)
+        .unwrap()
+        .pem()
+        .unwrap();
+    let issued: Value = server
+        .client()
+        .post(server.url("/api/v1/enrolment"))
+        .json(&json!({"code": code, "csr": csr}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    issued["serial"].as_str().expect("serial").to_string()
+}
