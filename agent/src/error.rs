@@ -52,6 +52,9 @@ pub enum PivError {
     /// but the operation's state (e.g. a verified PIN) is gone.
     #[error("card reset during the operation")]
     CardReset,
+    /// Another program holds the card (a sharing violation).
+    #[error("card in use by another program")]
+    InUse,
     /// The PC/SC service (pcscd) is not running or not reachable.
     #[error("PC/SC service unavailable")]
     NoService,
@@ -80,6 +83,7 @@ impl PivError {
             Self::NoCard(reader) => format!("读卡器“{reader}”中没有 USB Key，请插入"),
             Self::CardRemoved => "USB Key 已拔出".to_string(),
             Self::CardReset => "USB Key 被其他程序重置，请重试".to_string(),
+            Self::InUse => "USB Key 正被其他程序使用，请关闭该程序后重试".to_string(),
             Self::NoService => "智能卡服务（pcscd）未运行".to_string(),
             Self::Pcsc(text) => format!("读卡器错误：{text}"),
         }
@@ -108,6 +112,7 @@ impl From<pcsc::Error> for PivError {
             pcsc::Error::ResetCard => Self::CardReset,
             pcsc::Error::NoService | pcsc::Error::ServiceStopped => Self::NoService,
             pcsc::Error::NoReadersAvailable => Self::NoReader,
+            pcsc::Error::SharingViolation => Self::InUse,
             other => Self::Pcsc(other.to_string()),
         }
     }

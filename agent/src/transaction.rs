@@ -69,12 +69,25 @@ pub struct Reader {
     card: Option<pcsc::Card>,
     /// PIV has been selected on the current connection.
     selected: bool,
+    /// Shared for the one-shot commands; exclusive for a tunnel session, so that no other
+    /// program can select PIV (and so reset the verified PIN) under it.
+    share: ShareMode,
 }
 
 impl Reader {
     /// Opens the named reader, or (without a name) the first reader holding a card. Fails with
     /// `NoReader`, `ReaderNotFound` or `NoCard` — callers that wait retry on those.
     pub fn open(name: Option<&str>) -> Result<Self, PivError> {
+        Self::open_with(name, ShareMode::Shared)
+    }
+
+    /// Opens the reader as `open` does, holding the card exclusively (the tunnel session: the
+    /// verified PIN must survive, which another program's SELECT would undo).
+    pub fn open_exclusive(name: Option<&str>) -> Result<Self, PivError> {
+        Self::open_with(name, ShareMode::Exclusive)
+    }
+
+    fn open_with(name: Option<&str>, share: ShareMode) -> Result<Self, PivError> {
         let ctx = establish()?;
         let names = reader_names(&ctx)?;
         if names.is_empty() {
@@ -98,6 +111,7 @@ impl Reader {
             name: chosen,
             card: None,
             selected: false,
+            share,
         };
         reader.connect()?;
         Ok(reader)
@@ -106,9 +120,25 @@ impl Reader {
     /// Opens a reader as `open` does, retrying while there is no reader or no card, until
     /// `timeout` has passed.
     pub fn wait_and_open(name: Option<&str>, timeout: Duration) -> Result<Self, PivError> {
+        Self::wait_and_open_with(name, timeout, ShareMode::Shared)
+    }
+
+    /// `wait_and_open` holding the card exclusively (see `open_exclusive`).
+    pub fn wait_and_open_exclusive(
+        name: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Self, PivError> {
+        Self::wait_and_open_with(name, timeout, ShareMode::Exclusive)
+    }
+
+    fn wait_and_open_with(
+        name: Option<&str>,
+        timeout: Duration,
+        share: ShareMode,
+    ) -> Result<Self, PivError> {
         let deadline = Instant::now() + timeout;
         loop {
-            match Self::open(name) {
+            match Self::open_with(name, share) {
                 Err(PivError::NoReader | PivError::NoCard(_) | PivError::CardRemoved)
                     if Instant::now() < deadline =>
                 {
@@ -129,10 +159,19 @@ impl Reader {
     }
 
     fn connect(&mut self) -> Result<(), PivError> {
-        match self
+        // Right after insertion pcscd (or a program that looked at the card) may still hold
+        // it for a moment: a sharing violation is retried for up to 3 s.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut result = self
             .ctx
-            .connect(self.name_cstr(), ShareMode::Shared, Protocols::ANY)
-        {
+            .connect(self.name_cstr(), self.share, Protocols::ANY);
+        while matches!(result, Err(pcsc::Error::SharingViolation)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            result = self
+                .ctx
+                .connect(self.name_cstr(), self.share, Protocols::ANY);
+        }
+        match result {
             Ok(card) => {
                 self.card = Some(card);
                 self.selected = false;
@@ -154,10 +193,11 @@ impl Reader {
     /// next operation connects to whatever card is then in the reader).
     fn recover(&mut self, cause: &PivError) {
         self.selected = false;
+        let share = self.share;
         match (cause, self.card.as_mut()) {
             (PivError::CardReset, Some(card)) => {
                 if card
-                    .reconnect(ShareMode::Shared, Protocols::ANY, Disposition::LeaveCard)
+                    .reconnect(share, Protocols::ANY, Disposition::LeaveCard)
                     .is_err()
                 {
                     self.card = None;

@@ -653,6 +653,11 @@ async fn sealed_values(db: &Db) -> Vec<(Column, String)> {
             out.push((Column::AccountsTotpSecret, s));
         }
     }
+    let orgs: Vec<String> = sqlx::query_scalar("SELECT contact_phone FROM orgs")
+        .fetch_all(db.read())
+        .await
+        .unwrap();
+    out.extend(orgs.into_iter().map(|p| (Column::OrgsContactPhone, p)));
     out
 }
 
@@ -820,7 +825,15 @@ async fn key_rotation_reencrypts_every_value(t: TestDb) {
     .await
     .unwrap();
     assert!(report.version >= 2);
-    assert_eq!(report.rewritten, (250 + 1 + 6 + 2) as u64, "{lines:?}");
+    let orgs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orgs")
+        .fetch_one(db.read())
+        .await
+        .unwrap();
+    assert_eq!(
+        report.rewritten,
+        (250 + 1 + 6 + 2) as u64 + orgs as u64,
+        "{lines:?}"
+    );
     assert!(
         lines.iter().any(|l| l.starts_with("members: 100 rows")),
         "{lines:?}"

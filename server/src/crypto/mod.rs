@@ -51,16 +51,18 @@ pub enum Column {
     AccountsIdNumber,
     AccountsMobile,
     AccountsTotpSecret,
+    OrgsContactPhone,
 }
 
 impl Column {
-    pub const ALL: [Column; 6] = [
+    pub const ALL: [Column; 7] = [
         Column::MembersIdNumber,
         Column::MembersPhone,
         Column::MembersRegisteredPhone,
         Column::AccountsIdNumber,
         Column::AccountsMobile,
         Column::AccountsTotpSecret,
+        Column::OrgsContactPhone,
     ];
 
     /// `table.column`, the associated data.
@@ -72,6 +74,7 @@ impl Column {
             Column::AccountsIdNumber => "accounts.id_number",
             Column::AccountsMobile => "accounts.mobile",
             Column::AccountsTotpSecret => "accounts.totp_secret",
+            Column::OrgsContactPhone => "orgs.contact_phone",
         }
     }
 
@@ -79,9 +82,10 @@ impl Column {
     fn index_kind(self) -> &'static str {
         match self {
             Column::MembersIdNumber | Column::AccountsIdNumber => "id_number",
-            Column::MembersPhone | Column::MembersRegisteredPhone | Column::AccountsMobile => {
-                "phone"
-            }
+            Column::MembersPhone
+            | Column::MembersRegisteredPhone
+            | Column::AccountsMobile
+            | Column::OrgsContactPhone => "phone",
             Column::AccountsTotpSecret => "totp_secret",
         }
     }

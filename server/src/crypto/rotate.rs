@@ -34,7 +34,7 @@ struct Table {
     fields: &'static [Field],
 }
 
-const TABLES: [Table; 2] = [
+const TABLES: [Table; 3] = [
     Table {
         name: "members",
         fields: &[
@@ -74,6 +74,14 @@ const TABLES: [Table; 2] = [
                 index: None,
             },
         ],
+    },
+    Table {
+        name: "orgs",
+        fields: &[Field {
+            column: Column::OrgsContactPhone,
+            name: "contact_phone",
+            index: None,
+        }],
     },
 ];
 

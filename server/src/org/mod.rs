@@ -34,6 +34,15 @@ pub struct OrgRow {
 }
 
 impl OrgRow {
+    /// The row with its contact phone decrypted (it is personal information: often the contact
+    /// person's own mobile).
+    pub fn decrypted(mut self) -> Result<OrgRow, sqlx::Error> {
+        self.contact_phone =
+            crate::crypto::open(crate::crypto::Column::OrgsContactPhone, &self.contact_phone)
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        Ok(self)
+    }
+
     pub fn category(&self) -> Option<rules::Category> {
         rules::Category::parse(&self.category)
     }

@@ -517,7 +517,7 @@ pub async fn edit(db: &Db, actor: &Actor, id: &str, req: &EditOrg) -> ApiResult<
     .bind(&short_name)
     .bind(&secretary)
     .bind(&contact_name)
-    .bind(&contact_phone)
+    .bind(crate::crypto::seal(crate::crypto::Column::OrgsContactPhone, &contact_phone))
     .bind(&subordination)
     .bind(founded_on)
     .bind(crate::db::flag(may_approve))

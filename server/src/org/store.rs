@@ -15,20 +15,24 @@ pub async fn get<'e, E: Executor<'e, Database = Any>>(
     e: E,
     id: &str,
 ) -> Result<Option<OrgRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {ORG_COLUMNS} FROM orgs WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(e)
-        .await
+    let row: Option<OrgRow> =
+        sqlx::query_as(&format!("SELECT {ORG_COLUMNS} FROM orgs WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(e)
+            .await?;
+    row.map(OrgRow::decrypted).transpose()
 }
 
 pub async fn get_by_code<'e, E: Executor<'e, Database = Any>>(
     e: E,
     code: &str,
 ) -> Result<Option<OrgRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {ORG_COLUMNS} FROM orgs WHERE code = $1"))
-        .bind(code)
-        .fetch_optional(e)
-        .await
+    let row: Option<OrgRow> =
+        sqlx::query_as(&format!("SELECT {ORG_COLUMNS} FROM orgs WHERE code = $1"))
+            .bind(code)
+            .fetch_optional(e)
+            .await?;
+    row.map(OrgRow::decrypted).transpose()
 }
 
 /// Members in the subtree of `code`: one indexed range count.
@@ -217,7 +221,7 @@ pub async fn insert(
     .bind(o.level.clone())
     .bind(&o.secretary)
     .bind(&o.contact_name)
-    .bind(&o.contact_phone)
+    .bind(crate::crypto::seal(crate::crypto::Column::OrgsContactPhone, &o.contact_phone))
     .bind(&o.subordination)
     .bind(o.founded_on.clone())
     .bind(o.unit_mode.clone())

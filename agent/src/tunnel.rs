@@ -1,0 +1,648 @@
+//! The tunnel: card-authenticated HTTP/1.1 connections to the server (`Upstream`, a small pool
+//! of keep-alive connections over rustls; a new connection resumes the TLS session, so the card
+//! signs once) and the local endpoint on 127.0.0.1 for the administrator's browser (`serve`).
+//!
+//! The local endpoint:
+//! - listens on loopback only and answers only `Host: 127.0.0.1:<port>` or `localhost:<port>`
+//!   (a rebound DNS name reaching it gets 403);
+//! - accepts only its own browser: the first URL carries a secret (`/?k=…`) that sets the
+//!   `dj_agent` cookie (HttpOnly, SameSite=Strict) on the local origin; every later request
+//!   needs it (403 otherwise);
+//! - forwards every request with `Authorization: Bearer <card session token>`; the `dj_agent`
+//!   cookie and the browser's own Authorization never reach the server;
+//! - rewrites what would break the plain-http local origin: `Location` headers naming the server
+//!   are rewritten to the local origin, the `Secure` attribute is removed from `Set-Cookie`
+//!   (the browser would drop such cookies on http), `Strict-Transport-Security` is dropped;
+//! - while the card is out (or before the session is open again) answers every request with a
+//!   Chinese page, HTTP 503.
+//!
+//! Bodies are buffered both ways (requests up to 16 MiB; the server takes 1 MiB): a request can
+//! then be retried on a fresh connection when a kept-alive one turned out dead, and a connection
+//! goes back to the pool as soon as its answer is read.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore};
+
+use crate::tls::TlsClient;
+
+/// The local cookie that proves the request comes from the browser that opened the first URL.
+pub const LOCAL_COOKIE: &str = "dj_agent";
+/// At most this many connections to the server at once.
+const MAX_CONNECTIONS: usize = 4;
+const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
+
+/// A buffered request to send (kept so it can be sent again on a fresh connection).
+#[derive(Clone)]
+pub struct Outgoing {
+    pub method: Method,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// A buffered answer.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// Connections to the server over TLS (with the card's client certificate when the config has
+/// it), HTTP/1.1 keep-alive.
+pub struct Upstream {
+    host: String,
+    port: u16,
+    /// `https://host:port`, as `Location` headers name it.
+    pub base: String,
+    server_name: ServerName<'static>,
+    tls: Mutex<TlsClient>,
+    idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
+    /// A connection went back to the pool.
+    returned: Notify,
+    /// Connections open now.
+    live: Arc<AtomicUsize>,
+    permits: Semaphore,
+}
+
+impl Upstream {
+    /// `server` is `https://host[:port]`.
+    pub fn new(server: &str, tls: TlsClient) -> anyhow::Result<Self> {
+        let rest = server
+            .strip_prefix("https://")
+            .ok_or_else(|| anyhow::anyhow!("服务器地址应以 https:// 开头：{server}"))?
+            .trim_end_matches('/');
+        anyhow::ensure!(!rest.contains('/'), "服务器地址不应包含路径：{server}");
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
+                h.trim_start_matches('[').trim_end_matches(']').to_string(),
+                p.parse::<u16>()
+                    .map_err(|_| anyhow::anyhow!("端口无效：{server}"))?,
+            ),
+            _ => (rest.to_string(), 443),
+        };
+        let server_name = ServerName::try_from(host.clone())
+            .map_err(|_| anyhow::anyhow!("服务器名称无效：{host}"))?;
+        Ok(Self {
+            base: format!("https://{rest}"),
+            host,
+            port,
+            server_name,
+            tls: Mutex::new(tls),
+            idle: Mutex::new(Vec::new()),
+            returned: Notify::new(),
+            live: Arc::new(AtomicUsize::new(0)),
+            permits: Semaphore::new(MAX_CONNECTIONS),
+        })
+    }
+
+    /// The `Host` header for the server.
+    pub fn authority(&self) -> String {
+        self.base.trim_start_matches("https://").to_string()
+    }
+
+    /// Forgets every kept connection and the TLS sessions to resume (a new configuration has
+    /// an empty cache): after the card was pulled, nothing may reach the server without it.
+    pub fn reset(&self, tls: TlsClient) {
+        *self.tls.lock().unwrap() = tls;
+        self.idle.lock().unwrap().clear();
+    }
+
+    async fn connect(&self) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+        let config = self.tls.lock().unwrap().config.clone();
+        let tcp = tokio::time::timeout(
+            Duration::from_secs(10),
+            TcpStream::connect((self.host.as_str(), self.port)),
+        )
+        .await??;
+        tcp.set_nodelay(true)?;
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(self.server_name.clone(), tcp)
+            .await?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+        let live = self.live.clone();
+        live.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            let _ = conn.await;
+            live.fetch_sub(1, Ordering::SeqCst);
+        });
+        Ok(sender)
+    }
+
+    /// A kept connection that is still open and ready, if any.
+    async fn take_idle(&self) -> Option<SendRequest<Full<Bytes>>> {
+        loop {
+            let mut sender = self.idle.lock().unwrap().pop()?;
+            if sender.is_closed() {
+                continue;
+            }
+            if sender.ready().await.is_ok() {
+                return Some(sender);
+            }
+        }
+    }
+
+    /// Sends over a kept connection only (never opens one): used to end the session after the
+    /// card was pulled, while a connection the card authenticated is still open.
+    pub async fn send_on_open_connection(&self, out: &Outgoing) -> Option<Answer> {
+        let mut sender = self.take_idle().await?;
+        let answer = self.exchange(&mut sender, out).await.ok()?;
+        Some(answer)
+    }
+
+    fn build(&self, out: &Outgoing) -> anyhow::Result<Request<Full<Bytes>>> {
+        let mut req = Request::builder()
+            .method(out.method.clone())
+            .uri(out.path.as_str())
+            .body(Full::new(out.body.clone()))?;
+        *req.headers_mut() = out.headers.clone();
+        req.headers_mut()
+            .insert(header::HOST, HeaderValue::from_str(&self.authority())?);
+        Ok(req)
+    }
+
+    async fn exchange(
+        &self,
+        sender: &mut SendRequest<Full<Bytes>>,
+        out: &Outgoing,
+    ) -> Result<Answer, hyper::Error> {
+        let req = self.build(out).expect("request parts were checked");
+        let res = sender.send_request(req).await?;
+        let (parts, body) = res.into_parts();
+        let body = body.collect().await?.to_bytes();
+        Ok(Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    /// Sends a request on a kept connection (or a new one), reading the whole answer; retries
+    /// once on a new connection when a kept one was found closed.
+    pub async fn send(&self, out: &Outgoing) -> anyhow::Result<Answer> {
+        self.build(out)?;
+        let _permit = self.permits.acquire().await?;
+        // A kept connection; else a new one when it can resume the TLS session (or when there
+        // is none at all); else wait for one to come free — so the card signs once.
+        let (mut sender, reused) = loop {
+            if let Some(s) = self.take_idle().await {
+                break (s, true);
+            }
+            let sessions = self.tls.lock().unwrap().sessions.clone();
+            if self.live.load(Ordering::SeqCst) == 0 || sessions.reserve_ticket() {
+                break (self.connect().await?, false);
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(50), self.returned.notified()).await;
+        };
+        let result = match self.exchange(&mut sender, out).await {
+            Err(e)
+                if reused
+                    && (e.is_canceled()
+                        || out.method == Method::GET
+                        || out.method == Method::HEAD) =>
+            {
+                sender = self.connect().await?;
+                self.exchange(&mut sender, out).await
+            }
+            other => other,
+        };
+        let answer = result?;
+        if !sender.is_closed() {
+            self.idle.lock().unwrap().push(sender);
+            self.returned.notify_one();
+        }
+        Ok(answer)
+    }
+
+    /// A JSON request (for the agent's own calls: sign-in, sign-out, enrolment).
+    pub async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> anyhow::Result<(StatusCode, serde_json::Value)> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        if body.is_some() {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        if let Some(t) = token {
+            headers.insert(
+                header::AUTHORIZATION,
+                HeaderValue::from_str(&format!("Bearer {t}"))?,
+            );
+        }
+        let out = Outgoing {
+            method,
+            path: path.to_string(),
+            headers,
+            body: body.map(|b| Bytes::from(b.to_string())).unwrap_or_default(),
+        };
+        let answer = self.send(&out).await?;
+        let value = serde_json::from_slice(&answer.body).unwrap_or(serde_json::Value::Null);
+        Ok((answer.status, value))
+    }
+}
+
+/// The message of an API error body, or a fallback.
+pub fn error_message(status: StatusCode, body: &serde_json::Value) -> String {
+    body["error"]["message"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("服务器返回 HTTP {}", status.as_u16()))
+}
+
+/// Where the tunnel stands.
+#[derive(Clone)]
+pub enum Phase {
+    /// The card session is open: forward with this token.
+    Open { token: String },
+    /// The card was pulled: 503 with the page that says so.
+    CardRemoved,
+    /// The card is back, the session is being opened again.
+    Reopening,
+}
+
+/// The local endpoint's shared state.
+pub struct Tunnel {
+    pub upstream: Upstream,
+    phase: RwLock<Phase>,
+    port: u16,
+    secret: String,
+    cookie: String,
+}
+
+fn random_hex(bytes: usize) -> String {
+    use rand::RngCore;
+    let mut buf = vec![0u8; bytes];
+    rand::thread_rng().fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Tunnel {
+    pub fn new(upstream: Upstream, port: u16, token: String) -> Self {
+        Self {
+            upstream,
+            phase: RwLock::new(Phase::Open { token }),
+            port,
+            secret: random_hex(24),
+            cookie: random_hex(32),
+        }
+    }
+
+    /// The URL to open first (it carries the secret).
+    pub fn first_url(&self) -> String {
+        format!("http://127.0.0.1:{}/?k={}", self.port, self.secret)
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase.read().unwrap().clone()
+    }
+
+    pub fn set_phase(&self, phase: Phase) {
+        *self.phase.write().unwrap() = phase;
+    }
+
+    fn host_ok(&self, req: &Request<Incoming>) -> bool {
+        let Some(host) = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+        else {
+            return false;
+        };
+        host == format!("127.0.0.1:{}", self.port) || host == format!("localhost:{}", self.port)
+    }
+
+    fn cookie_ok(&self, headers: &HeaderMap) -> bool {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .any(|(k, v)| k == LOCAL_COOKIE && same(v.as_bytes(), self.cookie.as_bytes()))
+    }
+
+    async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        if !self.host_ok(&req) {
+            return page(
+                StatusCode::FORBIDDEN,
+                "访问被拒绝",
+                "只能通过 USB Key 代理打印的本机地址访问（127.0.0.1 或 localhost）。",
+            );
+        }
+        // The first URL: the secret sets the local cookie, then the query is dropped.
+        if let Some(query) = req.uri().query() {
+            let secret = query
+                .split('&')
+                .filter_map(|p| p.split_once('='))
+                .find(|(k, _)| *k == "k")
+                .map(|(_, v)| v);
+            if let Some(given) = secret {
+                if same(given.as_bytes(), self.secret.as_bytes()) {
+                    return Response::builder()
+                        .status(StatusCode::SEE_OTHER)
+                        .header(header::LOCATION, req.uri().path())
+                        .header(
+                            header::SET_COOKIE,
+                            format!(
+                                "{LOCAL_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
+                                self.cookie
+                            ),
+                        )
+                        .header(header::CACHE_CONTROL, "no-store")
+                        .body(Full::new(Bytes::new()))
+                        .expect("valid response");
+                }
+            }
+        }
+        if !self.cookie_ok(req.headers()) {
+            return page(
+                StatusCode::FORBIDDEN,
+                "访问被拒绝",
+                "请使用 USB Key 代理启动时显示的链接打开平台（该链接只对本浏览器有效）。",
+            );
+        }
+        let token = match self.phase() {
+            Phase::Open { token } => token,
+            Phase::CardRemoved => return removed_page(),
+            Phase::Reopening => {
+                return page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "正在恢复会话",
+                    "USB Key 已插入，请在代理窗口中输入 PIN 码和六位动态码，然后刷新本页。",
+                )
+            }
+        };
+        let local_origin = format!(
+            "http://{}",
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or_default()
+        );
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                return page(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "请求过大",
+                    "提交的内容超过了代理允许的大小。",
+                )
+            }
+        };
+        let out = Outgoing {
+            method: parts.method,
+            path: parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_else(|| "/".into()),
+            headers: request_headers(&parts.headers, &token, &local_origin, &self.upstream.base),
+            body,
+        };
+        match self.upstream.send(&out).await {
+            Ok(answer) => {
+                let mut res = Response::new(Full::new(answer.body));
+                *res.status_mut() = answer.status;
+                *res.headers_mut() =
+                    response_headers(&answer.headers, &self.upstream.base, &local_origin);
+                res
+            }
+            Err(_) if matches!(self.phase(), Phase::CardRemoved) => removed_page(),
+            Err(e) => page(
+                StatusCode::BAD_GATEWAY,
+                "无法连接服务器",
+                &format!("USB Key 代理无法连接到平台服务器，请稍后刷新重试。（{e}）"),
+            ),
+        }
+    }
+}
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+fn hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(&name.as_str())
+}
+
+/// The browser's headers as the server gets them: no hop-by-hop headers, no Host (set by the
+/// upstream), the card session's bearer token instead of any Authorization, the local cookie
+/// removed, Origin/Referer naming the local origin rewritten to the server's.
+fn request_headers(
+    incoming: &HeaderMap,
+    token: &str,
+    local_origin: &str,
+    server_base: &str,
+) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for (name, value) in incoming {
+        if hop_by_hop(name) || name == header::HOST || name == header::AUTHORIZATION {
+            continue;
+        }
+        if name == header::COOKIE {
+            let kept: Vec<&str> = value
+                .to_str()
+                .unwrap_or_default()
+                .split(';')
+                .map(str::trim)
+                .filter(|p| !p.is_empty() && !p.starts_with(&format!("{LOCAL_COOKIE}=")))
+                .collect();
+            if !kept.is_empty() {
+                if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
+                    out.append(header::COOKIE, v);
+                }
+            }
+            continue;
+        }
+        if name == header::ORIGIN || name == header::REFERER {
+            let text = value.to_str().unwrap_or_default();
+            if let Some(rest) = text.strip_prefix(local_origin) {
+                if let Ok(v) = HeaderValue::from_str(&format!("{server_base}{rest}")) {
+                    out.append(name.clone(), v);
+                }
+                continue;
+            }
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out.insert(
+        header::AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {token}")).expect("token is header-safe"),
+    );
+    out
+}
+
+/// The server's headers as the browser gets them (see the module note).
+fn response_headers(incoming: &HeaderMap, server_base: &str, local_origin: &str) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for (name, value) in incoming {
+        if hop_by_hop(name) || name == header::STRICT_TRANSPORT_SECURITY {
+            continue;
+        }
+        let text = value.to_str().unwrap_or_default();
+        if name == header::LOCATION {
+            if let Some(rest) = text.strip_prefix(server_base) {
+                if let Ok(v) = HeaderValue::from_str(&format!("{local_origin}{rest}")) {
+                    out.append(name.clone(), v);
+                }
+                continue;
+            }
+        }
+        if name == header::SET_COOKIE {
+            let kept: Vec<&str> = text
+                .split(';')
+                .filter(|attr| !attr.trim().eq_ignore_ascii_case("secure"))
+                .collect();
+            if let Ok(v) = HeaderValue::from_str(&kept.join(";")) {
+                out.append(name.clone(), v);
+            }
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+/// The page shown while the card is out.
+pub const REMOVED_MESSAGE: &str = "USB Key 已拔出，会话已结束。请插入 USB Key 并重新输入 PIN 码";
+
+fn removed_page() -> Response<Full<Bytes>> {
+    page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "USB Key 已拔出",
+        &format!("{REMOVED_MESSAGE}（在 USB Key 代理窗口中输入），然后刷新本页。"),
+    )
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A small Chinese page.
+pub fn page(status: StatusCode, title: &str, message: &str) -> Response<Full<Bytes>> {
+    let html = format!(
+        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>{t}</title>\
+         </head><body><h1>{t}</h1><p>{m}</p></body></html>",
+        t = escape(title),
+        m = escape(message)
+    );
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Full::new(Bytes::from(html)))
+        .expect("valid response")
+}
+
+/// Binds the local endpoint; refuses any address that is not loopback.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    anyhow::ensure!(
+        addr.ip().is_loopback(),
+        "本地端点只能监听本机回环地址（127.0.0.1）"
+    );
+    Ok(TcpListener::bind(addr).await?)
+}
+
+/// Serves the local endpoint until the process ends.
+pub async fn serve(listener: TcpListener, tunnel: Arc<Tunnel>) -> anyhow::Result<()> {
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        if !peer.ip().is_loopback() {
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let tunnel = tunnel.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let tunnel = tunnel.clone();
+                async move { Ok::<_, Infallible>(tunnel.handle(req).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_are_rewritten_for_the_local_origin() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::LOCATION,
+            HeaderValue::from_static("https://srv:8443/orgs/1"),
+        );
+        h.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("dj_session=abc; Path=/; HttpOnly; Secure; SameSite=Lax"),
+        );
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=1"),
+        );
+        let out = response_headers(&h, "https://srv:8443", "http://127.0.0.1:5000");
+        assert_eq!(out[header::LOCATION], "http://127.0.0.1:5000/orgs/1");
+        assert_eq!(
+            out[header::SET_COOKIE],
+            "dj_session=abc; Path=/; HttpOnly; SameSite=Lax"
+        );
+        assert!(out.get(header::STRICT_TRANSPORT_SECURITY).is_none());
+    }
+
+    #[test]
+    fn requests_carry_the_token_not_the_local_cookie() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("dj_agent=secret; other=1"),
+        );
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic x"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:5000"),
+        );
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        let out = request_headers(&h, "tok", "http://127.0.0.1:5000", "https://srv:8443");
+        assert_eq!(out[header::COOKIE], "other=1");
+        assert_eq!(out[header::AUTHORIZATION], "Bearer tok");
+        assert_eq!(out[header::ORIGIN], "https://srv:8443");
+        assert!(out.get(header::CONNECTION).is_none());
+    }
+}
