@@ -530,3 +530,76 @@ async fn enrolment_with_a_one_time_code_issues_a_card_for_the_grant_holder() {
     assert!(page.contains(issued["serial"].as_str().unwrap()), "{page}");
     assert!(page.contains("USB Key 证书管理"));
 }
+
+/// A certificate signed by the platform CA with `adjust` applied to its parameters (for
+/// certificates `dangjian-certs` would never issue); returns (cert path, key path, serial).
+fn platform_signed(
+    server: &Server,
+    name: &str,
+    adjust: impl FnOnce(&mut rcgen::CertificateParams),
+) -> (std::path::PathBuf, std::path::PathBuf, String) {
+    let ca_dir = server.data.path().join("ca");
+    let ca_key =
+        rcgen::KeyPair::from_pem(&std::fs::read_to_string(ca_dir.join("ca.key")).unwrap()).unwrap();
+    let issuer = rcgen::CertificateParams::from_ca_cert_pem(
+        &std::fs::read_to_string(ca_dir.join("ca.crt")).unwrap(),
+    )
+    .unwrap()
+    .self_signed(&ca_key)
+    .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "测试持有人");
+    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    adjust(&mut params);
+    let cert = params.signed_by(&key, &issuer, &ca_key).unwrap();
+    let dir = server.data.path().join("bad-cards");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (c, k) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&c, cert.pem()).unwrap();
+    std::fs::write(&k, key.serialize_pem()).unwrap();
+    let serial = dangjian_certs::describe_bytes(cert.pem().as_bytes())
+        .unwrap()
+        .serial_hex;
+    (c, k, serial)
+}
+
+#[tokio::test]
+async fn expired_certificates_and_ones_without_client_auth_are_refused_and_audited() {
+    let server = Server::demo(50, None).await;
+    let now = time::OffsetDateTime::now_utc();
+    let expired = platform_signed(&server, "expired", |p| {
+        p.not_before = now - time::Duration::days(400);
+        p.not_after = now - time::Duration::days(35);
+    });
+    let server_only = platform_signed(&server, "server-auth-only", |p| {
+        p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    });
+    for (c, k, _) in [&expired, &server_only] {
+        let (_, status, body) = curl(
+            &server,
+            Some((c.to_str().unwrap(), k.to_str().unwrap())),
+            "POST",
+            "/api/v1/session/card",
+            None,
+            Some(&json!({"code": "123456"})),
+        );
+        assert_ne!(status, 200, "{}: {body}", c.display());
+        assert!(body.get("token").is_none(), "{body}");
+    }
+    // Each refused handshake is in the audit log with its certificate's serial.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let audited = audit_text(&server, "tls.client_certificate").await;
+    for (_, _, serial) in [&expired, &server_only] {
+        assert!(
+            audited.contains(serial.as_str()),
+            "{serial} not audited: {audited}"
+        );
+    }
+}
