@@ -15,7 +15,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main]
 async fn main() {
-    let children = 2000;
+    let children: i64 = 2000;
     let server = Server::demo(10_000, None).await;
     let tier2 = server.account("admin", Some(2));
     let api = server.sign_in(&tier2).await;
@@ -35,6 +35,33 @@ async fn main() {
         "created {children} children in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    // What is timed must be the real answers: the whole first and last pages of children, and
+    // the organisation page itself (not the sign-in page a redirect would give).
+    let first = api
+        .get(&format!(
+            "/api/v1/orgs/{}/children?per_page=100",
+            tier2.org_id
+        ))
+        .await;
+    let total = first.body["total"].as_i64().expect("total");
+    assert!(total >= children, "{total} children");
+    assert_eq!(first.body["items"].as_array().map(Vec::len), Some(100));
+    let last = api
+        .get(&format!(
+            "/api/v1/orgs/{}/children?per_page=100&page=20",
+            tier2.org_id
+        ))
+        .await;
+    assert_eq!(last.body["items"].as_array().map(Vec::len), Some(100));
+    let page = api
+        .get(&format!("/orgs/{}?tab=children", tier2.org_id))
+        .await;
+    let html = page.body.as_str().unwrap_or_default();
+    assert!(
+        html.contains(tier2.org_name.as_str()) && !html.contains("name=\"password\""),
+        "the organisation page did not come back"
+    );
+    println!("{total} direct children under {}", tier2.org_name);
     let measure = |label: &'static str, path: String| {
         let api = api.clone();
         async move {

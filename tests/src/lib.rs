@@ -411,3 +411,41 @@ pub fn vectors(file: &str) -> Vec<(String, String, String)> {
         })
         .collect()
 }
+
+impl Server {
+    /// The code of the newest message of `kind` in `<data>/outbox.jsonl` (the built-in
+    /// notifier's outbox).
+    pub fn outbox_code(&self, kind: &str) -> String {
+        let outbox =
+            std::fs::read_to_string(self.data.path().join("outbox.jsonl")).expect("outbox.jsonl");
+        outbox
+            .lines()
+            .rev()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|m| m["kind"] == kind)
+            .and_then(|m| m["code"].as_str().map(str::to_string))
+            .unwrap_or_else(|| panic!("no {kind} in the outbox"))
+    }
+
+    /// Has the security officer `officer` issue a one-time enrolment code for the live tier-3
+    /// grant on `org_id`, and returns the code as it arrived in the outbox.
+    pub async fn enrolment_code(&self, officer: &Api, org_id: &str) -> String {
+        let grants = officer.get("/api/v1/grants?per_page=200").await;
+        assert_eq!(grants.status, 200, "{:?}", grants.body);
+        let grant = grants.body["items"]
+            .as_array()
+            .expect("grants")
+            .iter()
+            .find(|g| g["org_id"] == org_id && g["tier"] == 3 && g["state"] == "active")
+            .and_then(|g| g["grant_id"].as_str().map(str::to_string))
+            .expect("the tier-3 grant");
+        let r = officer
+            .post(
+                &format!("/api/v1/grants/{grant}/enrolment-code"),
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        self.outbox_code("enrolment_code")
+    }
+}

@@ -552,26 +552,7 @@ async fn db_scalar(server: &Server, sql: &str, bind: &str) -> String {
 /// Issues a card certificate for the grant on `org_id` held by the tier-3 admin through a
 /// one-time enrolment code, as a client would; returns its serial.
 async fn enrol(server: &Server, officer: &Api, org_id: &str) -> String {
-    let grants = officer.get("/api/v1/grants?per_page=200").await;
-    let grant = grants.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["org_id"] == org_id && g["tier"] == 3 && g["state"] == "active")
-        .and_then(|g| g["grant_id"].as_str().map(str::to_string))
-        .expect("the tier-3 grant");
-    let r = officer
-        .post(&format!("/api/v1/grants/{grant}/enrolment-code"), json!({}))
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    let outbox = std::fs::read_to_string(server.data.path().join("outbox.jsonl")).unwrap();
-    let code = outbox
-        .lines()
-        .rev()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|m| m["kind"] == "enrolment_code")
-        .and_then(|m| m["code"].as_str().map(str::to_string))
-        .expect("an enrolment code in the outbox");
+    let code = server.enrolment_code(officer, org_id).await;
     let key = rcgen::KeyPair::generate().unwrap();
     let csr = rcgen::CertificateParams::new(Vec::<String>::new())
         .unwrap()

@@ -445,33 +445,7 @@ async fn enrolment_with_a_one_time_code_issues_a_card_for_the_grant_holder() {
     let server = Server::demo(50, None).await;
     let tier3 = server.account("admin", Some(3));
     let officer = server.sign_in(&server.account("security", None)).await;
-    let grants = officer.get("/api/v1/grants?per_page=200").await;
-    assert_eq!(grants.status, 200, "{:?}", grants.body);
-    let grant = grants.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["org_id"] == tier3.org_id.as_str() && g["tier"] == 3)
-        .cloned()
-        .expect("the tier-3 grant");
-    let r = officer
-        .post(
-            &format!(
-                "/api/v1/grants/{}/enrolment-code",
-                grant["grant_id"].as_str().unwrap()
-            ),
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    let outbox = std::fs::read_to_string(server.data.path().join("outbox.jsonl")).unwrap();
-    let code = outbox
-        .lines()
-        .rev()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|m| m["kind"] == "enrolment_code")
-        .and_then(|m| m["code"].as_str().map(str::to_string))
-        .expect("an enrolment code in the outbox");
+    let code = server.enrolment_code(&officer, &tier3.org_id).await;
     // A CSR whose subject claims someone else: the server rewrites it from the grant.
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
