@@ -36,8 +36,8 @@ fi
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 echo
-printf '| %-10s | %-10s | %3s | %14s | %16s | %12s |\n' engine members run "wall clock, s" "reported build, s" "database"
-printf '|%s|%s|%s|%s|%s|%s|\n' ------------ ------------ -----: ---------------: ------------------: -------------:
+printf '| %-16s | %-10s | %3s | %14s | %16s | %12s |\n' engine members run "wall clock, s" "reported build, s" "database"
+printf '|%s|%s|%s|%s|%s|%s|\n' ------------------ ------------ -----: ---------------: ------------------: -------------:
 for engine in "${engines[@]}"; do
   for n in $MEMBERS; do
     for run in $(seq 1 "$RUNS"); do
@@ -58,10 +58,10 @@ for engine in "${engines[@]}"; do
         SCRATCH=""
         label="PostgreSQL $PG_VERSION"
       else
-        size=$(du -ch "$data"/*.db* 2>/dev/null | tail -1 | cut -f1)
+        size=$(du -h "$data/dangjian.db" | cut -f1) # the database file, without its WAL
         label="SQLite"
       fi
-      printf '| %-10s | %10s | %3d | %14.1f | %16s | %12s |\n' "$label" "$n" "$run" \
+      printf '| %-16s | %10s | %3d | %14.1f | %16s | %12s |\n' "$label" "$n" "$run" \
         "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" "$reported" "$size"
       rm -rf "$data"
     done

@@ -24,7 +24,7 @@ DURATION=${DURATION:-10}
 CLIENTS=${CLIENTS:-4}
 ROUNDS=${ROUNDS:-3}
 
-ensure_packages openssl nginx jq
+ensure_packages openssl nginx jq curl
 [ -n "${NO_BUILD:-}" ] || cargo build --release -p dangjian-server
 
 WORK=$(mktemp -d)
@@ -125,9 +125,8 @@ echo "client:  $(openssl version); nginx: $(nginx -v 2>&1 | cut -d/ -f2)"
 echo "server certificate: $(openssl x509 -in "$SERVER_CRT" -noout -text | grep -m1 'ASN1 OID' | sed 's/^ *//'); client certificate: $(openssl x509 -in "$CARD_CRT" -noout -text | grep -m1 'ASN1 OID' | sed 's/^ *//')"
 for target in "ours $OURS_PORT $OURS_PATH" "nginx $NGINX_PORT $NGINX_PATH"; do
   set -- $target
-  out=$({ printf 'GET %s HTTP/1.0\r\n\r\n' "$3"; sleep 1; } |
-    openssl s_client -connect "127.0.0.1:$2" -tls1_3 -cert "$CARD_CRT" -key "$CARD_KEY" \
-      -CAfile "$CA" -verify_return_error -ign_eof 2>&1) || { echo "$out"; exit 1; }
+  out=$(openssl s_client -connect "127.0.0.1:$2" -tls1_3 -cert "$CARD_CRT" -key "$CARD_KEY" \
+      -CAfile "$CA" -verify_return_error 2>&1 </dev/null) || { echo "$out"; exit 1; }
   grep -q "Requested Signature Algorithms" <<<"$out" ||
     { echo "$1 did not request a client certificate" >&2; exit 1; }
   printf '%-6s %s, %s, %s, %s, client CA names: %s; answer: %s\n' "$1" \
@@ -136,7 +135,7 @@ for target in "ours $OURS_PORT $OURS_PATH" "nginx $NGINX_PORT $NGINX_PATH"; do
     "$(grep -m1 'Peer signature type' <<<"$out" | sed 's/^Peer signature type: /server signs with /')" \
     "$(grep -m1 'Verify return code' <<<"$out" | sed 's/^ *//')" \
     "$(grep -A1 'Acceptable client certificate CA names' <<<"$out" | tail -1)" \
-    "$(grep -m1 '^HTTP/' <<<"$out" | tr -d '\r')"
+    "$(curl -s -w ' HTTP %{http_code}' --cacert "$CA" --cert "$CARD_CRT" --key "$CARD_KEY" "https://127.0.0.1:$2$3" | tr -d '\n' | sed -E 's/^(.{40}).*( HTTP [0-9]+)$/\1…\2/')"
 done
 
 # CPU seconds (utime + stime, in clock ticks) of a process and its children (nginx workers).
@@ -166,7 +165,7 @@ measure() {
   cpu1=$(cpu_ticks "$pid")
   local conns resumed fresh bytes
   conns=$(cat "$dir"/* | awk '/connections in [0-9]+ real seconds/ {s += $1} END {print s + 0}')
-  bytes=$(cat "$dir"/* | awk '/connections in [0-9]+ real seconds/ {b = $(NF - 3)} END {print b + 0}')
+  bytes=$(cat "$dir"/* | awk '/connections in [0-9]+ real seconds/ {b = $(NF - 4)} END {print b + 0}')
   resumed=$(cat "$dir"/* | grep -E '^[*rt123]+$' | tr -cd 'r' | wc -c)
   fresh=$(cat "$dir"/* | grep -E '^[*rt123]+$' | tr -cd '*t123' | wc -c)
   awk -v c="$conns" -v t0="$t0" -v t1="$t1" -v cpu=$((cpu1 - cpu0)) -v hz="$(getconf CLK_TCK)" \
