@@ -8,7 +8,9 @@ use axum::routing::get;
 use maud::{html, Markup};
 
 use super::orgs::pager;
-use super::{date_field, error_page, page, select_field, text_field, FormErrors, PageActor};
+use super::{
+    date_field, error_page, page, page_with_status, select_field, text_field, FormErrors, PageActor,
+};
 use crate::access::{self, Actor};
 use crate::app::AppState;
 use crate::audit::query::{
@@ -151,7 +153,8 @@ async fn search_page(
             format!("/api/v1/audit/export?format={format}&{qs}")
         }
     };
-    let mut res = page(
+    page_with_status(
+        status,
         &actor,
         "审计日志查询",
         &crumbs("审计日志查询"),
@@ -170,9 +173,7 @@ async fn search_page(
                 (listing)
             }
         },
-    );
-    *res.status_mut() = status;
-    res
+    )
 }
 
 fn anchor_info(anchor: &Option<Anchor>) -> Markup {

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use super::orgs::{load_visible, pager, OrgPageQuery};
 use super::units::{choice_field, enc};
 use super::{
-    csrf_field, date_field, error_page, options, org_crumbs, page, select_field, text_field,
-    CsrfForm, FormErrors, PageActor,
+    csrf_field, date_field, error_page, options, org_crumbs, page, page_with_status, select_field,
+    text_field, CsrfForm, FormErrors, PageActor,
 };
 use crate::access::Actor;
 use crate::app::{AppState, Paging};
@@ -230,7 +230,8 @@ fn form_page(
     errors: &FormErrors,
     status: StatusCode,
 ) -> Response {
-    let mut res = page(
+    page_with_status(
+        status,
         actor,
         title,
         crumbs,
@@ -250,9 +251,7 @@ fn form_page(
                 }
             }
         },
-    );
-    *res.status_mut() = status;
-    res
+    )
 }
 
 async fn new_page(

@@ -401,6 +401,20 @@ pub fn page(
     html_response(StatusCode::OK, markup)
 }
 
+/// [`page`] answered with `status` (a form re-rendered after a 400 or 409, say).
+pub fn page_with_status(
+    status: StatusCode,
+    actor: &Actor,
+    title: &str,
+    crumbs: &[(String, String)],
+    current_org: Option<&str>,
+    body: Markup,
+) -> Response {
+    let mut res = page(actor, title, crumbs, current_org, body);
+    *res.status_mut() = status;
+    res
+}
+
 pub fn html_response(status: StatusCode, markup: Markup) -> Response {
     let mut res = (status, Html(markup.into_string())).into_response();
     res.headers_mut().insert(

@@ -9,8 +9,8 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::{
-    csrf_field, date_field, error_page, org_crumbs, page, select_field, text_field, CsrfForm,
-    FormErrors, PageActor,
+    csrf_field, date_field, error_page, org_crumbs, page, page_with_status, select_field,
+    text_field, CsrfForm, FormErrors, PageActor,
 };
 use crate::access::{self, Actor, Reach};
 use crate::app::AppState;
@@ -358,7 +358,8 @@ async fn create_page(
         form.default_unit_id.as_deref(),
     )
     .await;
-    let mut res = page(
+    page_with_status(
+        status,
         actor,
         "组织新增",
         &crumbs,
@@ -393,9 +394,7 @@ async fn create_page(
                 }
             }
         },
-    );
-    *res.status_mut() = status;
-    res
+    )
 }
 
 async fn new_form(
@@ -468,7 +467,8 @@ async fn edit_page(
         form.default_unit_id.as_deref(),
     )
     .await;
-    let mut res = page(
+    page_with_status(
+        status,
         actor,
         "党组织信息维护",
         &crumbs,
@@ -508,9 +508,7 @@ async fn edit_page(
                 }
             }
         },
-    );
-    *res.status_mut() = status;
-    res
+    )
 }
 
 async fn edit_form(
@@ -614,7 +612,8 @@ async fn category_page(
         form.default_unit_id.as_deref(),
     )
     .await;
-    let mut res = page(
+    page_with_status(
+        status,
         actor,
         "更改组织类别",
         &crumbs,
@@ -640,9 +639,7 @@ async fn category_page(
                 }
             }
         },
-    );
-    *res.status_mut() = status;
-    res
+    )
 }
 
 async fn category_form(
@@ -712,7 +709,8 @@ async fn revoke_page(
     status: StatusCode,
 ) -> Response {
     let crumbs = org_crumbs(state, actor, &org.id).await.unwrap_or_default();
-    let mut res = page(
+    page_with_status(
+        status,
         actor,
         "撤销党组织",
         &crumbs,
@@ -737,9 +735,7 @@ async fn revoke_page(
                 }
             }
         },
-    );
-    *res.status_mut() = status;
-    res
+    )
 }
 
 async fn revoke_form(
@@ -798,7 +794,8 @@ async fn delete_page(
     status: StatusCode,
 ) -> Response {
     let crumbs = org_crumbs(state, actor, &org.id).await.unwrap_or_default();
-    let mut res = page(
+    page_with_status(
+        status,
         actor,
         "删除党组织",
         &crumbs,
@@ -817,9 +814,7 @@ async fn delete_page(
                 }
             }
         },
-    );
-    *res.status_mut() = status;
-    res
+    )
 }
 
 async fn delete_form(

@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 use super::orgs::{load_visible, pager, OrgPageQuery};
 use super::{
-    csrf_field, error_page, options, org_crumbs, page, select_field, text_field, CsrfForm,
-    FormErrors, PageActor,
+    csrf_field, error_page, options, org_crumbs, page_with_status, select_field, text_field,
+    CsrfForm, FormErrors, PageActor,
 };
 use crate::access::{self, Actor, Reach};
 use crate::app::AppState;
@@ -242,7 +242,8 @@ async fn form_page(
     let mut crumbs = org_crumbs(state, actor, &home.id).await.unwrap_or_default();
     crumbs.push((String::new(), title.to_string()));
     let managing = managing_options(state, home, form.managing_org_id.as_deref()).await;
-    let mut res = page(
+    page_with_status(
+        status,
         actor,
         title,
         &crumbs,
@@ -262,9 +263,7 @@ async fn form_page(
                 }
             }
         },
-    );
-    *res.status_mut() = status;
-    res
+    )
 }
 
 /// Where the list shows a unit: linked ones under 已建立党组织, situation 3/4 under 未建立党组织,
@@ -484,7 +483,8 @@ async fn delete_page(
 ) -> Response {
     let mut crumbs = org_crumbs(state, actor, &home.id).await.unwrap_or_default();
     crumbs.push((String::new(), "删除单位".to_string()));
-    let mut res = page(
+    page_with_status(
+        status,
         actor,
         "删除单位",
         &crumbs,
@@ -509,9 +509,7 @@ async fn delete_page(
                 }
             }
         },
-    );
-    *res.status_mut() = status;
-    res
+    )
 }
 
 async fn delete_form(
