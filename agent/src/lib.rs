@@ -2,17 +2,20 @@
 //! holds the PIV layer — a pure APDU/TLV codec (`apdu`, `tlv`), the PIV application (`piv`),
 //! the PIN (`pin`), the certificate as people see it (`certificate`) and the one module that
 //! talks to the reader (`transaction`). On it: the card thread and reader watcher (`card`),
-//! the card as the TLS client key (`tls`), the local tunnel for the browser (`tunnel`) and
-//! enrolment (`enrol`).
+//! the card as the TLS client key (`tls`), the local tunnel for the browser (`tunnel`), the
+//! `connect` command's session and card supervision (`connect`), what is asked at the keyboard
+//! (`prompt`) and enrolment (`enrol`).
 #![forbid(unsafe_code)]
 
 pub mod apdu;
 pub mod card;
 pub mod certificate;
+pub mod connect;
 pub mod enrol;
 pub mod error;
 pub mod pin;
 pub mod piv;
+pub mod prompt;
 pub mod tls;
 pub mod tlv;
 pub mod transaction;
