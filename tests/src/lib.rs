@@ -69,6 +69,7 @@ pub fn test_keys_dir() -> &'static Path {
 }
 
 pub mod browser;
+pub mod rig;
 pub mod vcard;
 
 impl TestDb {

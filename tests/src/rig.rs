@@ -1,0 +1,292 @@
+//! The card rig shared by the card, agent and tunnel suites: pcscd with vsmartcard's two vpcd
+//! readers, the virtual card process (`vcard`) in one of them, and `dangjian-agent` runs.
+//!
+//! Each test owns one reader — `Virtual PCD 00 00` (port 35963) or `Virtual PCD 00 01` (35964);
+//! `.config/nextest.toml` puts each reader's tests in one test group, and `take_reader` waits
+//! until the reader is empty.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::vcard::CardState;
+
+pub const READER_0: &str = "Virtual PCD 00 00";
+pub const READER_1: &str = "Virtual PCD 00 01";
+pub const PORT_0: u16 = 35963;
+pub const PORT_1: u16 = 35964;
+
+/// The reader a vpcd port appears as.
+pub fn reader_of(port: u16) -> &'static str {
+    if port == PORT_0 {
+        READER_0
+    } else {
+        READER_1
+    }
+}
+
+/// pcscd with the vpcd readers, started here when missing (as root; `scripts/test.sh` does it
+/// otherwise).
+pub fn ensure_pcscd() {
+    let ready = || {
+        dangjian_agent::list_readers()
+            .map(|r| {
+                r.iter()
+                    .filter(|i| i.name.starts_with("Virtual PCD"))
+                    .count()
+                    >= 2
+            })
+            .unwrap_or(false)
+    };
+    if ready() {
+        return;
+    }
+    let started = Command::new("pcscd")
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if ready() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!(
+        "pcscd with vsmartcard's vpcd readers is not available (started here: {started}); \
+         run the suite through scripts/test.sh, which installs and starts them"
+    );
+}
+
+pub fn card_present(reader: &str) -> bool {
+    dangjian_agent::list_readers()
+        .map(|rs| rs.iter().any(|r| r.name == reader && r.card_present))
+        .unwrap_or(false)
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Takes the reader for this test: waits until no other card is in it.
+pub fn take_reader(reader: &str) {
+    wait_until(
+        &format!("{reader} to be free"),
+        Duration::from_secs(180),
+        || !card_present(reader),
+    );
+}
+
+/// A binary of this workspace next to the test executable (`cargo build --workspace --bins`).
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: cargo build --workspace --bins (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+pub fn agent_binary() -> PathBuf {
+    workspace_binary("dangjian-agent")
+}
+
+/// A running `vcard`, taken out of its reader and killed on drop.
+pub struct VirtualCard {
+    child: Child,
+    pub state_path: PathBuf,
+    pub reader: &'static str,
+}
+
+impl VirtualCard {
+    /// Starts a card on vpcd `port` with its state in `dir`, slot 9A loaded from `init`
+    /// (certificate and key PEM files) or blank, and waits until pcscd sees it.
+    /// `DANGJIAN_VCARD_LOG=<dir>`: the card logs its APDUs (PIN hidden) to
+    /// `<dir>/vcard-<port>.log`.
+    pub fn start(dir: &Path, port: u16, init: Option<(&Path, &Path)>) -> Self {
+        let reader = reader_of(port);
+        take_reader(reader);
+        let state_path = dir.join(format!("card-{port}.json"));
+        let mut cmd = Command::new(workspace_binary("vcard"));
+        cmd.arg("--port")
+            .arg(port.to_string())
+            .arg("--state")
+            .arg(&state_path);
+        if let Some((cert, key)) = init {
+            cmd.arg("--init-cert").arg(cert).arg("--init-key").arg(key);
+        }
+        let log = match std::env::var_os("DANGJIAN_VCARD_LOG") {
+            Some(dir) => {
+                cmd.arg("--verbose");
+                Stdio::from(
+                    std::fs::File::create(Path::new(&dir).join(format!("vcard-{port}.log")))
+                        .unwrap(),
+                )
+            }
+            None => Stdio::null(),
+        };
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start vcard");
+        let card = Self {
+            child,
+            state_path,
+            reader,
+        };
+        wait_until(
+            &format!("the card in {reader}"),
+            Duration::from_secs(10),
+            || card_present(reader),
+        );
+        card
+    }
+
+    fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{name}");
+    }
+
+    /// Takes the card out of the reader (the process keeps its state).
+    pub fn remove(&self) {
+        self.signal("USR1");
+    }
+
+    /// Puts the card back.
+    pub fn insert(&self) {
+        self.signal("USR2");
+    }
+
+    pub fn state(&self) -> CardState {
+        CardState::load(&self.state_path).unwrap()
+    }
+}
+
+/// Leaves the reader empty for the next test: the card is removed (SIGUSR1 closes its socket
+/// cleanly) and pcscd has seen it go before the process is killed.
+impl Drop for VirtualCard {
+    fn drop(&mut self) {
+        self.remove();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while card_present(self.reader) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a program to its end with `stdin` typed in.
+pub fn run(program: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(program)
+        .args(args)
+        .env_remove("DANGJIAN_AGENT_PIN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+    {
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Standard output and error together.
+pub fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// `dangjian-agent <args>` to its end.
+pub fn agent(args: &[&str], stdin: Option<&str>) -> Output {
+    run(&agent_binary(), args, stdin)
+}
+
+/// A long-running `dangjian-agent` (e.g. `connect`): its standard output line by line, its
+/// standard input to type into, its standard error in a file; killed on drop.
+pub struct AgentProcess {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+    stderr: PathBuf,
+}
+
+impl AgentProcess {
+    pub fn spawn(args: &[&str], stderr: PathBuf) -> Self {
+        let mut child = Command::new(agent_binary())
+            .args(args)
+            .env_remove("DANGJIAN_AGENT_PIN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("start dangjian-agent");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Self {
+            child,
+            stdin,
+            lines,
+            stderr,
+        }
+    }
+
+    /// The next line of standard output that satisfies `pred` (earlier ones are skipped).
+    pub fn next_line(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if pred(&line) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("agent: no {what}; its stderr:\n{}", self.stderr_text()),
+            }
+        }
+    }
+
+    /// What it wrote to standard error so far.
+    pub fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    pub fn type_line(&mut self, text: &str) {
+        writeln!(self.stdin, "{text}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
