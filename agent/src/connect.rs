@@ -169,7 +169,7 @@ async fn supervise(
                     .await
                     .ok()
                     .flatten()
-                    .is_some_and(|a| a.status.is_success());
+                    .is_some_and(|a| a.status().is_success());
                     if ended {
                         eprintln!("USB Key 已拔出：服务器会话已结束");
                     } else {
@@ -177,7 +177,7 @@ async fn supervise(
                     }
                 }
                 if let Ok(config) = tls::client_config(roots.clone(), None) {
-                    tunnel.upstream.reset(config);
+                    tunnel.upstream.reset(config).await;
                 }
                 eprintln!("{}", tunnel::REMOVED_MESSAGE);
             }
@@ -220,7 +220,7 @@ async fn reopen(
         let card = card.clone();
         blocking(move || unlock(&card)).await?;
     }
-    tunnel.upstream.reset(config);
+    tunnel.upstream.reset(config).await;
     let mut tries = 0;
     loop {
         let code = blocking(ask_code).await?;

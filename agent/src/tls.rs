@@ -9,18 +9,13 @@
 //! card performs the raw RSA operation on the 256-byte block.
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use ring::digest;
 use ring::rand::{SecureRandom, SystemRandom};
-use rustls::client::{
-    ClientSessionMemoryCache, ClientSessionStore, ResolvesClientCert, Tls12ClientSessionValue,
-    Tls13ClientSessionValue,
-};
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::client::{ClientSessionMemoryCache, ResolvesClientCert};
+use rustls::pki_types::CertificateDer;
 use rustls::sign::{CertifiedKey, Signer, SigningKey};
-use rustls::NamedGroup;
 use rustls::{ClientConfig, RootCertStore, SignatureAlgorithm, SignatureScheme};
 
 use crate::card::CardThread;
@@ -199,84 +194,13 @@ pub fn roots_from_pem(pem: &[u8]) -> anyhow::Result<RootCertStore> {
     Ok(roots)
 }
 
-/// rustls's in-memory session cache, counting the TLS 1.3 tickets it holds, so the tunnel opens
-/// a further connection only when it can resume (a ticket is single use; without one the card
-/// would have to sign again) and otherwise waits for a connection to come free.
-#[derive(Debug)]
-pub struct SessionStore {
-    inner: ClientSessionMemoryCache,
-    tickets: AtomicUsize,
-}
-
-/// rustls keeps at most this many TLS 1.3 tickets per server.
-const TICKETS_KEPT: usize = 8;
-
-impl SessionStore {
-    fn new() -> Self {
-        Self {
-            inner: ClientSessionMemoryCache::new(64),
-            tickets: AtomicUsize::new(0),
-        }
-    }
-
-    /// Reserves a ticket for a new connection; false when none is left.
-    pub fn reserve_ticket(&self) -> bool {
-        self.tickets
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-    }
-}
-
-impl ClientSessionStore for SessionStore {
-    fn set_kx_hint(&self, server_name: ServerName<'static>, group: NamedGroup) {
-        self.inner.set_kx_hint(server_name, group)
-    }
-
-    fn kx_hint(&self, server_name: &ServerName<'_>) -> Option<NamedGroup> {
-        self.inner.kx_hint(server_name)
-    }
-
-    fn set_tls12_session(&self, server_name: ServerName<'static>, value: Tls12ClientSessionValue) {
-        self.inner.set_tls12_session(server_name, value)
-    }
-
-    fn tls12_session(&self, server_name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
-        self.inner.tls12_session(server_name)
-    }
-
-    fn remove_tls12_session(&self, server_name: &ServerName<'static>) {
-        self.inner.remove_tls12_session(server_name)
-    }
-
-    fn insert_tls13_ticket(
-        &self,
-        server_name: ServerName<'static>,
-        value: Tls13ClientSessionValue,
-    ) {
-        let _ = self
-            .tickets
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                Some((n + 1).min(TICKETS_KEPT))
-            });
-        self.inner.insert_tls13_ticket(server_name, value)
-    }
-
-    fn take_tls13_ticket(
-        &self,
-        server_name: &ServerName<'static>,
-    ) -> Option<Tls13ClientSessionValue> {
-        self.inner.take_tls13_ticket(server_name)
-    }
-}
-
-/// A client configuration and its session cache.
+/// A client configuration (with its own session cache).
 #[derive(Clone)]
 pub struct TlsClient {
     pub config: Arc<ClientConfig>,
-    pub sessions: Arc<SessionStore>,
 }
 
-/// The client configuration: ring, TLS 1.3 and 1.2, HTTP/1.1 by ALPN, the platform CA only,
+/// The client configuration: ring, TLS 1.3 and 1.2, HTTP/2 by ALPN, the platform CA only,
 /// the card's certificate and key (or none, for enrolment), an in-memory resumption cache.
 /// A new configuration (after the card was pulled) starts with an empty cache.
 pub fn client_config(
@@ -291,12 +215,12 @@ pub fn client_config(
         Some(resolver) => builder.with_client_cert_resolver(Arc::new(resolver)),
         None => builder.with_no_client_auth(),
     };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let sessions = Arc::new(SessionStore::new());
-    config.resumption = rustls::client::Resumption::store(sessions.clone());
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    // Resumption on reconnect (after a network drop): the card does not sign again.
+    config.resumption =
+        rustls::client::Resumption::store(Arc::new(ClientSessionMemoryCache::new(16)));
     Ok(TlsClient {
         config: Arc::new(config),
-        sessions,
     })
 }
 

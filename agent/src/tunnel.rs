@@ -1,6 +1,7 @@
-//! The tunnel: card-authenticated HTTP/1.1 connections to the server (`Upstream`, a small pool
-//! of keep-alive connections over rustls; a new connection resumes the TLS session, so the card
-//! signs once) and the local endpoint on 127.0.0.1 for the administrator's browser (`serve`).
+//! The tunnel: ONE card-authenticated HTTP/2 connection to the server (`Upstream`; every
+//! request of the browser is a stream on it, so the card signs once per session, and a new
+//! connection after a network drop resumes the TLS session) and the local endpoint on
+//! 127.0.0.1 for the administrator's browser (`serve`).
 //!
 //! The local endpoint:
 //! - listens on loopback only and answers only `Host: 127.0.0.1:<port>` or `localhost:<port>`
@@ -14,36 +15,38 @@
 //!   are rewritten to the local origin, the `Secure` attribute is removed from `Set-Cookie`
 //!   (the browser would drop such cookies on http), `Strict-Transport-Security` is dropped;
 //! - while the card is out (or before the session is open again) answers every request with a
-//!   Chinese page, HTTP 503.
+//!   Chinese page, HTTP 503 — also a request whose upload was still arriving when the card
+//!   was pulled.
 //!
-//! Bodies are buffered both ways (requests up to 16 MiB; the server takes 1 MiB): a request can
-//! then be retried on a fresh connection when a kept-alive one turned out dead, and a connection
-//! goes back to the pool as soon as its answer is read.
+//! Request bodies are buffered (up to 16 MiB; the server takes 1 MiB) so a request can be sent
+//! again on a fresh connection when the connection turned out dead before the server took it.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
+use hyper::client::conn::http2::SendRequest;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore};
 
 use crate::tls::TlsClient;
 
 /// The local cookie that proves the request comes from the browser that opened the first URL.
 pub const LOCAL_COOKIE: &str = "dj_agent";
-/// At most this many connections to the server at once.
-const MAX_CONNECTIONS: usize = 4;
 const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
+/// A silent connection is probed this often (HTTP/2 PING), and given up when a probe is not
+/// answered in `PING_TIMEOUT`: a dropped network is noticed without waiting for a request.
+const PING_INTERVAL: Duration = Duration::from_secs(10);
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A buffered request to send (kept so it can be sent again on a fresh connection).
 #[derive(Clone)]
@@ -54,15 +57,18 @@ pub struct Outgoing {
     pub body: Bytes,
 }
 
-/// A buffered answer.
-pub struct Answer {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
+/// The answer's head; its body streams to the browser.
+pub type Answer = Response<Incoming>;
+
+/// What the local endpoint answers with: a page of its own or the server's streamed body.
+pub type LocalBody = BoxBody<Bytes, hyper::Error>;
+
+fn full(bytes: Bytes) -> LocalBody {
+    Full::new(bytes).map_err(|never| match never {}).boxed()
 }
 
-/// Connections to the server over TLS (with the card's client certificate when the config has
-/// it), HTTP/1.1 keep-alive.
+/// The connection to the server over TLS (with the card's client certificate when the config
+/// has it), HTTP/2.
 pub struct Upstream {
     host: String,
     port: u16,
@@ -70,12 +76,9 @@ pub struct Upstream {
     pub base: String,
     server_name: ServerName<'static>,
     tls: Mutex<TlsClient>,
-    idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
-    /// A connection went back to the pool.
-    returned: Notify,
-    /// Connections open now.
-    live: Arc<AtomicUsize>,
-    permits: Semaphore,
+    /// The open connection; the lock is held while one is being opened, so concurrent requests
+    /// wait for it rather than open (and make the card sign for) connections of their own.
+    conn: tokio::sync::Mutex<Option<SendRequest<Full<Bytes>>>>,
 }
 
 impl Upstream {
@@ -102,10 +105,7 @@ impl Upstream {
             port,
             server_name,
             tls: Mutex::new(tls),
-            idle: Mutex::new(Vec::new()),
-            returned: Notify::new(),
-            live: Arc::new(AtomicUsize::new(0)),
-            permits: Semaphore::new(MAX_CONNECTIONS),
+            conn: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -114,117 +114,121 @@ impl Upstream {
         self.base.trim_start_matches("https://").to_string()
     }
 
-    /// Forgets every kept connection and the TLS sessions to resume (a new configuration has
-    /// an empty cache): after the card was pulled, nothing may reach the server without it.
-    pub fn reset(&self, tls: TlsClient) {
+    /// Forgets the connection and the TLS sessions to resume (a new configuration has an empty
+    /// cache): after the card was pulled, nothing may reach the server without it. Streams
+    /// already under way finish on the old connection, which then closes.
+    pub async fn reset(&self, tls: TlsClient) {
+        let mut conn = self.conn.lock().await;
         *self.tls.lock().unwrap() = tls;
-        self.idle.lock().unwrap().clear();
+        *conn = None;
     }
 
     async fn connect(&self) -> anyhow::Result<SendRequest<Full<Bytes>>> {
         let config = self.tls.lock().unwrap().config.clone();
         let tcp = tokio::time::timeout(
-            Duration::from_secs(10),
+            CONNECT_TIMEOUT,
             TcpStream::connect((self.host.as_str(), self.port)),
         )
-        .await??;
+        .await
+        .map_err(|_| anyhow::anyhow!("连接服务器超时"))??;
         tcp.set_nodelay(true)?;
-        let tls = tokio_rustls::TlsConnector::from(config)
-            .connect(self.server_name.clone(), tcp)
+        let tls = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            tokio_rustls::TlsConnector::from(config).connect(self.server_name.clone(), tcp),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("与服务器的 TLS 握手超时"))??;
+        anyhow::ensure!(
+            tls.get_ref().1.alpn_protocol() == Some(b"h2"),
+            "服务器不支持 HTTP/2"
+        );
+        let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .keep_alive_interval(PING_INTERVAL)
+            .keep_alive_timeout(PING_TIMEOUT)
+            .keep_alive_while_idle(true)
+            .handshake(TokioIo::new(tls))
             .await?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
-        let live = self.live.clone();
-        live.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             let _ = conn.await;
-            live.fetch_sub(1, Ordering::SeqCst);
         });
         Ok(sender)
     }
 
-    /// A kept connection that is still open and ready, if any.
-    async fn take_idle(&self) -> Option<SendRequest<Full<Bytes>>> {
-        loop {
-            let mut sender = self.idle.lock().unwrap().pop()?;
-            if sender.is_closed() {
-                continue;
-            }
-            if sender.ready().await.is_ok() {
-                return Some(sender);
+    /// The open connection, or a new one (`open`), or none.
+    async fn sender(&self, open: bool) -> anyhow::Result<Option<SendRequest<Full<Bytes>>>> {
+        let mut conn = self.conn.lock().await;
+        if let Some(sender) = conn.as_ref() {
+            if !sender.is_closed() {
+                return Ok(Some(sender.clone()));
             }
         }
+        *conn = None;
+        if !open {
+            return Ok(None);
+        }
+        let sender = self.connect().await?;
+        *conn = Some(sender.clone());
+        Ok(Some(sender))
     }
 
-    /// Sends over a kept connection only (never opens one): used to end the session after the
-    /// card was pulled, while a connection the card authenticated is still open.
-    pub async fn send_on_open_connection(&self, out: &Outgoing) -> Option<Answer> {
-        let mut sender = self.take_idle().await?;
-        let answer = self.exchange(&mut sender, out).await.ok()?;
-        Some(answer)
+    /// Forgets `dead` if it is still the kept connection.
+    async fn forget(&self, dead: &SendRequest<Full<Bytes>>) {
+        let mut conn = self.conn.lock().await;
+        if conn
+            .as_ref()
+            .is_some_and(|c| c.is_closed() || dead.is_closed())
+        {
+            *conn = None;
+        }
     }
 
     fn build(&self, out: &Outgoing) -> anyhow::Result<Request<Full<Bytes>>> {
         let mut req = Request::builder()
             .method(out.method.clone())
-            .uri(out.path.as_str())
+            .uri(format!("{}{}", self.base, out.path))
             .body(Full::new(out.body.clone()))?;
         *req.headers_mut() = out.headers.clone();
-        req.headers_mut()
-            .insert(header::HOST, HeaderValue::from_str(&self.authority())?);
         Ok(req)
     }
 
     async fn exchange(
-        &self,
         sender: &mut SendRequest<Full<Bytes>>,
-        out: &Outgoing,
+        req: Request<Full<Bytes>>,
     ) -> Result<Answer, hyper::Error> {
-        let req = self.build(out).expect("request parts were checked");
-        let res = sender.send_request(req).await?;
-        let (parts, body) = res.into_parts();
-        let body = body.collect().await?.to_bytes();
-        Ok(Answer {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        })
+        sender.ready().await?;
+        sender.send_request(req).await
     }
 
-    /// Sends a request on a kept connection (or a new one), reading the whole answer; retries
-    /// once on a new connection when a kept one was found closed.
+    /// Sends over the open connection only (never opens one): used to end the session after
+    /// the card was pulled, on the connection the card authenticated.
+    pub async fn send_on_open_connection(&self, out: &Outgoing) -> Option<Answer> {
+        let mut sender = self.sender(false).await.ok()??;
+        Self::exchange(&mut sender, self.build(out).ok()?)
+            .await
+            .ok()
+    }
+
+    /// Sends a request as a stream of the connection (opening one when there is none) and
+    /// returns the answer's head; sent again once on a fresh connection when the kept one had
+    /// died before the server took the request (or, for GET and HEAD, at any point).
     pub async fn send(&self, out: &Outgoing) -> anyhow::Result<Answer> {
-        self.build(out)?;
-        let _permit = self.permits.acquire().await?;
-        // A kept connection; else a new one when it can resume the TLS session (or when there
-        // is none at all); else wait for one to come free — so the card signs once.
-        let (mut sender, reused) = loop {
-            if let Some(s) = self.take_idle().await {
-                break (s, true);
-            }
-            let sessions = self.tls.lock().unwrap().sessions.clone();
-            if self.live.load(Ordering::SeqCst) == 0 || sessions.reserve_ticket() {
-                break (self.connect().await?, false);
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(50), self.returned.notified()).await;
-        };
-        let result = match self.exchange(&mut sender, out).await {
+        let req = self.build(out)?;
+        let mut sender = self.sender(true).await?.expect("opened");
+        match Self::exchange(&mut sender, req).await {
+            Ok(answer) => Ok(answer),
             Err(e)
-                if reused
-                    && (e.is_canceled()
-                        || out.method == Method::GET
-                        || out.method == Method::HEAD) =>
+                if e.is_canceled()
+                    || sender.is_closed()
+                    || out.method == Method::GET
+                    || out.method == Method::HEAD =>
             {
-                sender = self.connect().await?;
-                self.exchange(&mut sender, out).await
+                self.forget(&sender).await;
+                let mut sender = self.sender(true).await?.expect("opened");
+                Ok(Self::exchange(&mut sender, self.build(out)?).await?)
             }
-            other => other,
-        };
-        let answer = result?;
-        if !sender.is_closed() {
-            self.idle.lock().unwrap().push(sender);
-            self.returned.notify_one();
+            Err(e) => Err(e.into()),
         }
-        Ok(answer)
     }
 
     /// A JSON request (for the agent's own calls: sign-in, sign-out, enrolment).
@@ -256,8 +260,10 @@ impl Upstream {
             body: body.map(|b| Bytes::from(b.to_string())).unwrap_or_default(),
         };
         let answer = self.send(&out).await?;
-        let value = serde_json::from_slice(&answer.body).unwrap_or(serde_json::Value::Null);
-        Ok((answer.status, value))
+        let status = answer.status();
+        let bytes = answer.into_body().collect().await?.to_bytes();
+        let value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        Ok((status, value))
     }
 }
 
@@ -345,7 +351,20 @@ impl Tunnel {
             .any(|(k, v)| k == LOCAL_COOKIE && same(v.as_bytes(), self.cookie.as_bytes()))
     }
 
-    async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    /// The session token while the session is open, else the page that says why not.
+    fn open_token(&self) -> Result<String, Response<LocalBody>> {
+        match self.phase() {
+            Phase::Open { token } => Ok(token),
+            Phase::CardRemoved => Err(removed_page()),
+            Phase::Reopening => Err(page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "正在恢复会话",
+                "USB Key 已插入，请在代理窗口中输入 PIN 码和六位动态码，然后刷新本页。",
+            )),
+        }
+    }
+
+    async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<LocalBody> {
         if !self.host_ok(&req) {
             return page(
                 StatusCode::FORBIDDEN,
@@ -373,7 +392,7 @@ impl Tunnel {
                             ),
                         )
                         .header(header::CACHE_CONTROL, "no-store")
-                        .body(Full::new(Bytes::new()))
+                        .body(full(Bytes::new()))
                         .expect("valid response");
                 }
             }
@@ -385,16 +404,9 @@ impl Tunnel {
                 "请使用 USB Key 代理启动时显示的链接打开平台（该链接只对本浏览器有效）。",
             );
         }
-        let token = match self.phase() {
-            Phase::Open { token } => token,
-            Phase::CardRemoved => return removed_page(),
-            Phase::Reopening => {
-                return page(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "正在恢复会话",
-                    "USB Key 已插入，请在代理窗口中输入 PIN 码和六位动态码，然后刷新本页。",
-                )
-            }
+        let token = match self.open_token() {
+            Ok(token) => token,
+            Err(closed) => return closed,
         };
         let local_origin = format!(
             "http://{}",
@@ -414,6 +426,12 @@ impl Tunnel {
                 )
             }
         };
+        // The card may have been pulled while the upload arrived: the request is not sent.
+        match self.open_token() {
+            Ok(now) if now == token => {}
+            Ok(_) => return removed_page(),
+            Err(closed) => return closed,
+        }
         let out = Outgoing {
             method: parts.method,
             path: parts
@@ -426,10 +444,11 @@ impl Tunnel {
         };
         match self.upstream.send(&out).await {
             Ok(answer) => {
-                let mut res = Response::new(Full::new(answer.body));
-                *res.status_mut() = answer.status;
+                let (parts, body) = answer.into_parts();
+                let mut res = Response::new(body.boxed());
+                *res.status_mut() = parts.status;
                 *res.headers_mut() =
-                    response_headers(&answer.headers, &self.upstream.base, &local_origin);
+                    response_headers(&parts.headers, &self.upstream.base, &local_origin);
                 res
             }
             Err(_) if matches!(self.phase(), Phase::CardRemoved) => removed_page(),
@@ -538,7 +557,7 @@ fn response_headers(incoming: &HeaderMap, server_base: &str, local_origin: &str)
 /// The page shown while the card is out.
 pub const REMOVED_MESSAGE: &str = "USB Key 已拔出，会话已结束。请插入 USB Key 并重新输入 PIN 码";
 
-fn removed_page() -> Response<Full<Bytes>> {
+fn removed_page() -> Response<LocalBody> {
     page(
         StatusCode::SERVICE_UNAVAILABLE,
         "USB Key 已拔出",
@@ -553,7 +572,7 @@ fn escape(text: &str) -> String {
 }
 
 /// A small Chinese page.
-pub fn page(status: StatusCode, title: &str, message: &str) -> Response<Full<Bytes>> {
+pub fn page(status: StatusCode, title: &str, message: &str) -> Response<LocalBody> {
     let html = format!(
         "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>{t}</title>\
          </head><body><h1>{t}</h1><p>{m}</p></body></html>",
@@ -564,7 +583,7 @@ pub fn page(status: StatusCode, title: &str, message: &str) -> Response<Full<Byt
         .status(status)
         .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
         .header(header::CACHE_CONTROL, "no-store")
-        .body(Full::new(Bytes::from(html)))
+        .body(full(Bytes::from(html)))
         .expect("valid response")
 }
 

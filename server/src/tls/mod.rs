@@ -238,11 +238,12 @@ pub async fn serve(
     }
 }
 
-/// Serves HTTP/1.1 on one connection, inserting the connection's facts into every request.
+/// Serves HTTP/2 or HTTP/1.1 (as ALPN chose; plain HTTP on loopback: HTTP/1.1 or HTTP/2 with
+/// prior knowledge) on one connection, inserting the connection's facts into every request.
 ///
-/// HTTP/1.1 only: curl 7.88 (Debian 12) loses early answers (a 413 or 401 sent before the
-/// upload ends) on HTTP/2 streams whose upload is still running, so ALPN offers http/1.1 alone.
-/// The agent tunnel brings HTTP/2 back with body draining.
+/// Oversized uploads are answered 413 after the body is drained (see `app`), so HTTP/2 clients
+/// get the answer; curl 7.88 (Debian 12) still loses an early answer on an HTTP/2 stream whose
+/// upload runs on, so scripts uploading more than the limit use `--http1.1`.
 async fn serve_connection<S>(stream: S, app: Router, info: ConnInfo)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -255,7 +256,6 @@ where
             async move { app.call(req.map(axum::body::Body::new)).await }
         });
     let result = Builder::new(TokioExecutor::new())
-        .http1_only()
         .serve_connection(TokioIo::new(stream), service)
         .await;
     if let Err(e) = result {

@@ -327,8 +327,9 @@ impl Pki {
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
             .with_client_cert_verifier(verifier)
             .with_single_cert(self.server_chain.clone(), self.server_key.clone_key())?;
-        // HTTP/1.1 only: see `serve_connection`.
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // HTTP/2 first (the agent multiplexes every request of a card session on one
+        // connection), HTTP/1.1 for the rest; see `serve_connection`.
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         config.session_storage = self.sessions.clone();
         config.ticketer = self.ticketer.clone();
         Ok(config)
