@@ -18,6 +18,30 @@ pub enum PivError {
     /// The PIN typed does not have the form the card accepts (6 to 8 characters).
     #[error("PIN must be 6 to 8 characters")]
     PinFormat,
+    /// The PUK was wrong; the card allows `tries_left` more tries.
+    #[error("wrong PUK, {tries_left} tries left")]
+    WrongPuk { tries_left: u8 },
+    /// The PUK is blocked: the PIN can no longer be unblocked; the key must be replaced.
+    #[error("PUK blocked")]
+    PukBlocked,
+    /// The PUK typed does not have the form the card accepts (6 to 8 characters).
+    #[error("PUK must be 6 to 8 characters")]
+    PukFormat,
+    /// The card refused the 9B management key (wrong key, or the witness did not decrypt).
+    #[error("management key refused by the card")]
+    WrongManagementKey,
+    /// The card refused the management-key algorithm asked for.
+    #[error("management key algorithm {0} refused by the card")]
+    ManagementKeyAlgorithm(&'static str),
+    /// The management key given is not hex of the algorithm's key length.
+    #[error("management key must be {0} bytes of hex")]
+    ManagementKeyFormat(usize),
+    /// The card wants the 9B management key before this command (GENERATE, PUT DATA: 6982).
+    #[error("management key authentication required")]
+    ManagementKeyRequired,
+    /// The card's answer to our challenge was wrong: it does not hold the key we hold.
+    #[error("the card failed the management-key challenge")]
+    ManagementKeyChallenge,
     /// The object or key asked for is not on the card (6A82).
     #[error("object or key not found on the card")]
     NotFound,
@@ -72,6 +96,34 @@ impl PivError {
             }
             Self::PinBlocked => "PIN 已锁定（连续输错次数过多），请联系安全保密员解锁".to_string(),
             Self::PinFormat => "PIN 应为 6 至 8 位".to_string(),
+            Self::WrongPuk { tries_left: 0 } => {
+                "PUK 错误，PUK 已锁定：这把 USB Key 无法再解锁，请联系安全保密员更换 USB Key"
+                    .to_string()
+            }
+            Self::WrongPuk { tries_left } => format!(
+                "PUK 错误，还剩 {tries_left} 次尝试机会；PUK 锁定后 USB Key 无法再解锁，只能更换"
+            ),
+            Self::PukBlocked => {
+                "PUK 已锁定：这把 USB Key 无法再解锁，请联系安全保密员更换 USB Key".to_string()
+            }
+            Self::PukFormat => "PUK 应为 6 至 8 位".to_string(),
+            Self::WrongManagementKey => {
+                "管理密钥（9B）错误：USB Key 拒绝了管理密钥认证，请核对 --management-key 与 \
+                 --management-key-algorithm（或联系安全保密员）"
+                    .to_string()
+            }
+            Self::ManagementKeyAlgorithm(alg) => format!(
+                "USB Key 不接受 {alg} 算法的管理密钥（9B），请用 --management-key-algorithm 指定正确的算法"
+            ),
+            Self::ManagementKeyFormat(len) => {
+                format!("管理密钥（9B）格式错误：应为 {len} 字节的十六进制（{} 个字符）", len * 2)
+            }
+            Self::ManagementKeyRequired => {
+                "USB Key 要求先通过管理密钥（9B）认证才能生成密钥或写入证书".to_string()
+            }
+            Self::ManagementKeyChallenge => {
+                "USB Key 对管理密钥（9B）挑战的应答不正确：该 USB Key 可能不可信".to_string()
+            }
             Self::NotFound => "USB Key 中没有所需的证书或密钥".to_string(),
             Self::SecurityStatusNotSatisfied => "需要先输入 PIN".to_string(),
             Self::Refused(sw) => format!("USB Key 拒绝了该操作（状态字 {sw}）"),
@@ -150,5 +202,11 @@ mod tests {
         assert!(msg.contains("还剩 2 次"), "{msg}");
         assert!(PivError::PinBlocked.message_zh().contains("锁定"));
         assert!(!msg.ends_with('。'));
+        let puk = PivError::WrongPuk { tries_left: 1 }.message_zh();
+        assert!(puk.contains("PUK 错误，还剩 1 次"), "{puk}");
+        assert!(PivError::PukBlocked.message_zh().contains("更换 USB Key"));
+        assert!(PivError::WrongManagementKey
+            .message_zh()
+            .contains("管理密钥"));
     }
 }

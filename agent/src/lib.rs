@@ -13,6 +13,7 @@ pub mod certificate;
 pub mod connect;
 pub mod enrol;
 pub mod error;
+pub mod mgmt;
 pub mod pin;
 pub mod piv;
 pub mod prompt;

@@ -1,5 +1,5 @@
-//! The `dangjian-agent` command: `readers`, `status`, `verify-pin`, `connect` (the card-signed
-//! tunnel for the browser) and `enrol`. Output for people in Chinese; errors are one line on
+//! The `dangjian-agent` command: `readers`, `status`, `verify-pin`, `change-pin`,
+//! `unblock-pin`, `change-puk`, `connect` (the card-signed tunnel for the browser) and `enrol`. Output for people in Chinese; errors are one line on
 //! stderr and a non-zero exit.
 #![forbid(unsafe_code)]
 
@@ -12,11 +12,12 @@ use chrono::{DateTime, FixedOffset, Utc};
 use clap::{Parser, Subcommand};
 
 use dangjian_agent::card::CardThread;
-use dangjian_agent::prompt::{describe, unlock};
+use dangjian_agent::mgmt::MgmtAlgorithm;
+use dangjian_agent::prompt::{ask_pin, describe, unlock};
 use dangjian_agent::tunnel::{self, Upstream};
 use dangjian_agent::{
-    connect, enrol, list_readers, pin, piv, tls, CardCertificate, PinStatus, PivError, Reader,
-    SlotId,
+    connect, enrol, list_readers, pin, piv, tls, AlgorithmId, CardCertificate, Pin, PinStatus,
+    PivError, Reader, SlotId,
 };
 use hyper::{Method, StatusCode};
 
@@ -36,6 +37,12 @@ enum Cmd {
     Status(CardArgs),
     /// 输入并验证 PIN（先显示剩余次数；非终端时从标准输入读一行）
     VerifyPin(CardArgs),
+    /// 修改 PIN：输入当前 PIN 与新 PIN（6 至 8 位，输入两次）
+    ChangePin(CardArgs),
+    /// 用 PUK 解锁 PIN 并设置新 PIN（PIN 输错锁定后使用）
+    UnblockPin(CardArgs),
+    /// 修改 PUK：输入当前 PUK 与新 PUK（6 至 8 位，输入两次）
+    ChangePuk(CardArgs),
     /// 用 USB Key 登录平台：建立双向 TLS 连接（由 USB Key 签名），输入 PIN 与六位动态码，
     /// 然后在本机 127.0.0.1 上为浏览器提供访问入口
     Connect(ConnectArgs),
@@ -72,8 +79,30 @@ struct EnrolArgs {
     /// 安全保密员发放的证书申领码
     #[arg(long)]
     code: String,
+    /// 在 USB Key 内生成的密钥算法：p256（默认）或 rsa2048
+    #[arg(long, default_value = "p256", value_parser = parse_algorithm)]
+    algorithm: AlgorithmId,
+    /// USB Key 的管理密钥（9B，十六进制）；不指定时用环境变量 DANGJIAN_AGENT_MGMT_KEY，
+    /// 再没有则用出厂默认密钥
+    #[arg(long)]
+    management_key: Option<String>,
+    /// 管理密钥算法：3des、aes128、aes192、aes256；不指定时向 USB Key 查询（查询不到按 3des）
+    #[arg(long, value_parser = parse_mgmt_algorithm)]
+    management_key_algorithm: Option<MgmtAlgorithm>,
     #[command(flatten)]
     card: CardArgs,
+}
+
+fn parse_algorithm(s: &str) -> Result<AlgorithmId, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "p256" => Ok(AlgorithmId::EccP256),
+        "rsa2048" => Ok(AlgorithmId::Rsa2048),
+        _ => Err("应为 p256 或 rsa2048".to_string()),
+    }
+}
+
+fn parse_mgmt_algorithm(s: &str) -> Result<MgmtAlgorithm, String> {
+    s.parse().map_err(|e: PivError| e.message_zh())
 }
 
 #[derive(clap::Args)]
@@ -92,6 +121,9 @@ fn main() -> ExitCode {
         Cmd::Readers => readers(),
         Cmd::Status(args) => status(&args),
         Cmd::VerifyPin(args) => verify_pin(&args),
+        Cmd::ChangePin(args) => change_pin(&args),
+        Cmd::UnblockPin(args) => unblock_pin(&args),
+        Cmd::ChangePuk(args) => change_puk(&args),
         Cmd::Connect(args) => runtime().and_then(|rt| {
             rt.block_on(connect::run(connect::Options {
                 server: args.server,
@@ -102,7 +134,7 @@ fn main() -> ExitCode {
                 wait: args.card.wait,
             }))
         }),
-        Cmd::Enrol(args) => enrol_card(&args),
+        Cmd::Enrol(mut args) => enrol_card(&mut args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -210,6 +242,79 @@ fn verify_pin(args: &CardArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A new PIN or PUK, typed twice.
+fn ask_new(what: &str, read: fn(&str) -> anyhow::Result<Pin>) -> anyhow::Result<Pin> {
+    let first = read(&format!("请输入新 {what}（6 至 8 位）："))?;
+    let second = read(&format!("请再次输入新 {what}："))?;
+    anyhow::ensure!(
+        *first.padded() == *second.padded(),
+        "两次输入的新 {what} 不一致，{what} 未修改"
+    );
+    Ok(first)
+}
+
+fn puk_words(status: Option<PinStatus>) -> String {
+    match status {
+        Some(PinStatus::TriesLeft(n)) => format!("剩余 {n} 次尝试机会"),
+        Some(PinStatus::Blocked) => "已锁定".to_string(),
+        Some(PinStatus::Verified) | None => "剩余次数未知（该 USB Key 不提供）".to_string(),
+    }
+}
+
+fn change_pin(args: &CardArgs) -> anyhow::Result<()> {
+    let mut reader = open(args)?;
+    let before = reader.run(piv::pin_status)?;
+    eprintln!("PIN：{}", describe(before));
+    if before == PinStatus::Blocked {
+        anyhow::bail!(
+            "{}（可用 unblock-pin 以 PUK 解锁）",
+            PivError::PinBlocked.message_zh()
+        );
+    }
+    let old = ask_pin()?;
+    let new = ask_new("PIN", pin::read_pin)?;
+    let result = reader.run(|card| piv::change_pin(card, &old, &new));
+    drop((old, new));
+    let _ = reader.run(piv::logout);
+    result?;
+    println!("PIN 已修改");
+    Ok(())
+}
+
+fn unblock_pin(args: &CardArgs) -> anyhow::Result<()> {
+    let mut reader = open(args)?;
+    let (pin_state, puk_state) =
+        reader.run(|card| Ok((piv::pin_status(card)?, piv::puk_status(card)?)))?;
+    eprintln!("PIN：{}", describe(pin_state));
+    eprintln!("PUK：{}", puk_words(puk_state));
+    if puk_state == Some(PinStatus::Blocked) {
+        return Err(PivError::PukBlocked.into());
+    }
+    let puk = pin::read_puk("请输入 PUK：")?;
+    let new = ask_new("PIN", pin::read_pin)?;
+    let result = reader.run(|card| piv::unblock_pin(card, &puk, &new));
+    drop((puk, new));
+    result?;
+    println!("PIN 已解锁并设置为新 PIN（剩余 3 次尝试机会）");
+    Ok(())
+}
+
+fn change_puk(args: &CardArgs) -> anyhow::Result<()> {
+    let mut reader = open(args)?;
+    let before = reader.run(piv::puk_status)?;
+    eprintln!("PUK：{}", puk_words(before));
+    if before == Some(PinStatus::Blocked) {
+        return Err(PivError::PukBlocked.into());
+    }
+    let old = pin::read_puk("请输入当前 PUK：")?;
+    let new = ask_new("PUK", pin::read_puk)?;
+    let result = reader.run(|card| piv::change_puk(card, &old, &new));
+    drop((old, new));
+    result?;
+    println!("PUK 已修改");
+    Ok(())
+}
+
 fn beijing(t: DateTime<Utc>) -> String {
     let offset = FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset");
     t.with_timezone(&offset)
@@ -227,19 +332,63 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn enrol_card(args: &EnrolArgs) -> anyhow::Result<()> {
+/// The management key for scripts (hex), when `--management-key` is not given.
+const MGMT_KEY_ENV: &str = "DANGJIAN_AGENT_MGMT_KEY";
+
+fn enrol_card(args: &mut EnrolArgs) -> anyhow::Result<()> {
+    // The management key leaves the parsed arguments at once and is wiped after parsing.
+    let mut key_hex = args
+        .management_key
+        .take()
+        .or_else(|| std::env::var(MGMT_KEY_ENV).ok())
+        .map(zeroize::Zeroizing::new);
     let roots = connect::read_roots(&args.ca)?;
+    let upstream = Upstream::new(&args.server, tls::client_config(roots, None)?)?;
+    let rt = runtime()?;
+
+    // 1. The code first: nothing happens on the card unless the server accepts it.
+    let check = serde_json::json!({ "code": args.code });
+    let (status, holder) =
+        rt.block_on(upstream.json(Method::POST, "/api/v1/enrolment/check", None, Some(&check)))?;
+    if status != StatusCode::OK {
+        anyhow::bail!(
+            "证书申领码未通过核验：{}",
+            tunnel::error_message(status, &holder)
+        );
+    }
+    let text = |k: &str| holder[k].as_str().unwrap_or_default().to_string();
+    let org = match holder["org_name"].as_str() {
+        Some(name) => format!("{name}（{}）", text("org_code")),
+        None => text("org_code"),
+    };
+    eprintln!("证书申领码有效：证书将签发给 {}，{org}", text("name"));
+
+    // 2. The card: PIN, management key, key pair, CSR.
     let card = CardThread::open(
         args.card.reader.as_deref(),
         Duration::from_secs(args.card.wait),
     )?;
     unlock(&card)?;
-    eprintln!("正在 USB Key 内生成密钥（P-256）…");
-    let csr = enrol::generate_and_request(&card)?;
-    let upstream = Upstream::new(&args.server, tls::client_config(roots, None)?)?;
+    let key = enrol::management_key(
+        &card,
+        args.management_key_algorithm,
+        key_hex.as_deref().map(String::as_str),
+    );
+    key_hex.take();
+    let key = key?;
+    eprintln!("正在以管理密钥（9B，{}）认证…", key.algorithm());
+    enrol::authenticate(&card, key)?;
+    eprintln!(
+        "正在 USB Key 内为 {} 生成密钥（{}）…",
+        text("name"),
+        args.algorithm
+    );
+    let csr = enrol::generate_and_request(&card, args.algorithm)?;
+
+    // 3. The certificate.
     let body = serde_json::json!({ "code": args.code, "csr": csr });
     let (status, answer) =
-        runtime()?.block_on(upstream.json(Method::POST, "/api/v1/enrolment", None, Some(&body)))?;
+        rt.block_on(upstream.json(Method::POST, "/api/v1/enrolment", None, Some(&body)))?;
     if status != StatusCode::OK {
         anyhow::bail!("证书申领失败：{}", tunnel::error_message(status, &answer));
     }
@@ -253,6 +402,9 @@ fn enrol_card(args: &EnrolArgs) -> anyhow::Result<()> {
     println!("  持有人：{}", cert.holder);
     println!("  身份证号：{}", cert.id_number.unwrap_or_default());
     println!("  组织代码：{}", cert.org_code.unwrap_or_default());
+    if let Some(alg) = cert.algorithm {
+        println!("  算法：{alg}");
+    }
     println!("  序列号：{}", cert.serial);
     println!("  有效期至：{}", beijing(cert.not_after));
     Ok(())

@@ -32,6 +32,11 @@ impl Pin {
         Ok(Self(Zeroizing::new(bytes.to_vec())))
     }
 
+    /// Takes a PUK (the PIN unblocking key): the same form as a PIN, its own error.
+    pub fn puk(typed: &str) -> Result<Self, PivError> {
+        Self::new(typed).map_err(|_| PivError::PukFormat)
+    }
+
     /// The 8-byte VERIFY data: the PIN padded with FF.
     pub fn padded(&self) -> Zeroizing<Vec<u8>> {
         let mut block = Zeroizing::new(vec![0xFF; 8]);
@@ -49,14 +54,27 @@ impl fmt::Debug for Pin {
 /// Asks for the PIN: without echo on a terminal, else one line from standard input (scripts,
 /// tests). The typed text is wiped once the `Pin` is made.
 pub fn read_pin(prompt: &str) -> anyhow::Result<Pin> {
+    read_secret(prompt, Pin::new)
+}
+
+/// Asks for the PUK as `read_pin` asks for the PIN.
+pub fn read_puk(prompt: &str) -> anyhow::Result<Pin> {
+    read_secret(prompt, Pin::puk)
+}
+
+fn read_secret(prompt: &str, make: fn(&str) -> Result<Pin, PivError>) -> anyhow::Result<Pin> {
     let mut typed = if std::io::stdin().is_terminal() {
         rpassword::prompt_password(prompt)?
     } else {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line)?;
+        let read = std::io::stdin().lock().read_line(&mut line);
+        if let Err(e) = read {
+            line.zeroize();
+            return Err(e.into());
+        }
         line
     };
-    let result = Pin::new(typed.trim_end_matches(['\r', '\n']));
+    let result = make(typed.trim_end_matches(['\r', '\n']));
     typed.zeroize();
     Ok(result?)
 }
@@ -79,6 +97,12 @@ mod tests {
         for bad in ["", "12345", "123456789", "12 456", "１２３４５６"] {
             assert_eq!(Pin::new(bad).unwrap_err(), PivError::PinFormat, "{bad}");
         }
+    }
+
+    #[test]
+    fn puks_have_their_own_error() {
+        assert_eq!(&*Pin::puk("12345678").unwrap().padded(), b"12345678");
+        assert_eq!(Pin::puk("1234").unwrap_err(), PivError::PukFormat);
     }
 
     #[test]

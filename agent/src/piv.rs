@@ -24,10 +24,18 @@ pub mod ins {
     pub const GENERATE_ASYMMETRIC_KEY_PAIR: u8 = 0x47;
     pub const PUT_DATA: u8 = 0xDB;
     pub const GET_RESPONSE: u8 = 0xC0;
+    pub const CHANGE_REFERENCE_DATA: u8 = 0x24;
+    pub const RESET_RETRY_COUNTER: u8 = 0x2C;
+    /// YubiKey extension: GET METADATA of a key or PIN reference.
+    pub const GET_METADATA: u8 = 0xF7;
 }
 
 /// The PIV application PIN's key reference (P2 of VERIFY).
 pub const PIV_PIN: u8 = 0x80;
+/// The PIN unblocking key's reference (P2 of CHANGE REFERENCE DATA).
+pub const PIV_PUK: u8 = 0x81;
+/// The card management key's reference (slot 9B).
+pub const MANAGEMENT_KEY: u8 = 0x9B;
 
 /// Anything that exchanges one command for one assembled response: the reader's transaction
 /// (`transaction::Link`) or a test double.
@@ -214,6 +222,57 @@ pub fn verify_command(pin: Option<&Pin>) -> Command {
     }
 }
 
+/// CHANGE REFERENCE DATA of the PIN (`reference` 80) or the PUK (81):
+/// `00 24 00 <ref> 10 <old padded with FF> <new padded with FF>`.
+pub fn change_reference_command(reference: u8, old: &Pin, new: &Pin) -> Command {
+    let mut cmd = Command::new(ins::CHANGE_REFERENCE_DATA, 0x00, reference);
+    cmd.data.extend_from_slice(&old.padded());
+    cmd.data.extend_from_slice(&new.padded());
+    cmd
+}
+
+/// RESET RETRY COUNTER of the PIN with the PUK: `00 2C 00 80 10 <PUK> <new PIN>` (each padded
+/// with FF to 8 bytes).
+pub fn reset_retry_counter_command(puk: &Pin, new_pin: &Pin) -> Command {
+    let mut cmd = Command::new(ins::RESET_RETRY_COUNTER, 0x00, PIV_PIN);
+    cmd.data.extend_from_slice(&puk.padded());
+    cmd.data.extend_from_slice(&new_pin.padded());
+    cmd
+}
+
+/// GET METADATA (YubiKey 5.3+): `00 F7 00 <reference> 00`.
+pub fn metadata_command(reference: u8) -> Command {
+    Command::new(ins::GET_METADATA, 0x00, reference).with_le(256)
+}
+
+/// What GET METADATA tells about a reference (the fields we use).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metadata {
+    /// Tag 01: the algorithm (FF for PIN and PUK).
+    pub algorithm: Option<u8>,
+    /// Tag 05: the factory default value is still set.
+    pub is_default: Option<bool>,
+    /// Tag 06: (total tries, tries left) of a PIN or PUK.
+    pub tries: Option<(u8, u8)>,
+}
+
+/// Parses a GET METADATA answer: a flat list of TLVs.
+pub fn parse_metadata(answer: &[u8]) -> Result<Metadata, PivError> {
+    let mut out = Metadata::default();
+    let mut rest = answer;
+    while !rest.is_empty() {
+        let (item, next) = tlv::read(rest)?;
+        match (item.tag, item.value) {
+            (0x01, [alg]) => out.algorithm = Some(*alg),
+            (0x05, [flag]) => out.is_default = Some(*flag != 0),
+            (0x06, [total, left]) => out.tries = Some((*total, *left)),
+            _ => {}
+        }
+        rest = next;
+    }
+    Ok(out)
+}
+
 /// GENERAL AUTHENTICATE asking for a signature / raw private-key operation on `input`:
 /// `00 87 <alg> <slot> Lc 7C L [82 00] [81 L <input>] 00`.
 pub fn general_authenticate_command(alg: AlgorithmId, slot: SlotId, input: &[u8]) -> Command {
@@ -352,6 +411,67 @@ pub fn verify_pin(card: &mut dyn Apdu, pin: &Pin) -> Result<(), PivError> {
     }
 }
 
+/// GET METADATA of `reference`; `None` when the card does not know the command (6D00, as any
+/// card that is not a YubiKey 5.3+) or the reference (6A81, 6A86, 6A88).
+pub fn metadata(card: &mut dyn Apdu, reference: u8) -> Result<Option<Metadata>, PivError> {
+    match card.exchange(&metadata_command(reference))?.into_result() {
+        Ok(answer) => parse_metadata(&answer).map(Some),
+        Err(PivError::Refused(sw)) if matches!(sw.0, 0x6D00 | 0x6A81 | 0x6A86 | 0x6A88) => Ok(None),
+        Err(PivError::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The PUK's tries left, when the card tells (GET METADATA); `None` when it does not.
+pub fn puk_status(card: &mut dyn Apdu) -> Result<Option<PinStatus>, PivError> {
+    Ok(metadata(card, PIV_PUK)?
+        .and_then(|m| m.tries)
+        .map(|(_, left)| match left {
+            0 => PinStatus::Blocked,
+            n => PinStatus::TriesLeft(n),
+        }))
+}
+
+/// Changes the PIN. A wrong current PIN is `WrongPin { tries_left }` (the last one
+/// `PinBlocked`), as for VERIFY.
+pub fn change_pin(card: &mut dyn Apdu, old: &Pin, new: &Pin) -> Result<(), PivError> {
+    match card
+        .exchange(&change_reference_command(PIV_PIN, old, new))?
+        .into_result()
+    {
+        Ok(_) => Ok(()),
+        Err(PivError::WrongPin { tries_left: 0 }) => Err(PivError::PinBlocked),
+        Err(e) => Err(e),
+    }
+}
+
+/// The card's PIN-counter answers to a PUK command, as PUK errors.
+fn as_puk_error(e: PivError) -> PivError {
+    match e {
+        PivError::WrongPin { tries_left: 0 } | PivError::PinBlocked => PivError::PukBlocked,
+        PivError::WrongPin { tries_left } => PivError::WrongPuk { tries_left },
+        other => other,
+    }
+}
+
+/// Changes the PUK. A wrong current PUK is `WrongPuk { tries_left }`, the last one
+/// `PukBlocked`.
+pub fn change_puk(card: &mut dyn Apdu, old: &Pin, new: &Pin) -> Result<(), PivError> {
+    card.exchange(&change_reference_command(PIV_PUK, old, new))?
+        .into_result()
+        .map(|_| ())
+        .map_err(as_puk_error)
+}
+
+/// Unblocks the PIN with the PUK and sets `new_pin` (its counter back to full). A wrong PUK is
+/// `WrongPuk { tries_left }`, the last one and any try on a blocked PUK `PukBlocked`.
+pub fn unblock_pin(card: &mut dyn Apdu, puk: &Pin, new_pin: &Pin) -> Result<(), PivError> {
+    card.exchange(&reset_retry_counter_command(puk, new_pin))?
+        .into_result()
+        .map(|_| ())
+        .map_err(as_puk_error)
+}
+
 /// Ends the PIN's verified state on the card (`00 20 FF 80`), so a finished command does not
 /// leave the key unlocked for other programs.
 pub fn logout(card: &mut dyn Apdu) -> Result<(), PivError> {
@@ -377,20 +497,36 @@ pub fn sign(
     parse_signature(&answer)
 }
 
-/// Generates a key pair in `slot`; the private key stays on the card.
+/// 6982 from a command that needs the management key says so.
+fn needs_management_key(e: PivError) -> PivError {
+    match e {
+        PivError::SecurityStatusNotSatisfied => PivError::ManagementKeyRequired,
+        other => other,
+    }
+}
+
+/// Generates a key pair in `slot`; the private key stays on the card. The card wants the 9B
+/// management key first (`mgmt::authenticate`); without it this is `ManagementKeyRequired`.
 pub fn generate(
     card: &mut dyn Apdu,
     alg: AlgorithmId,
     slot: SlotId,
 ) -> Result<PublicKey, PivError> {
-    let answer = card.exchange(&generate_command(alg, slot))?.into_result()?;
+    let answer = card
+        .exchange(&generate_command(alg, slot))?
+        .into_result()
+        .map_err(needs_management_key)?;
     parse_public_key(alg, &answer)
 }
 
-/// Writes a DER certificate into the slot's certificate object.
+/// Writes a DER certificate into the slot's certificate object (after the 9B management key,
+/// as `generate`).
 pub fn write_certificate(card: &mut dyn Apdu, slot: SlotId, der: &[u8]) -> Result<(), PivError> {
     let cmd = put_data_command(slot.certificate_object(), &wrap_certificate(der));
-    card.exchange(&cmd)?.into_result().map(|_| ())
+    card.exchange(&cmd)?
+        .into_result()
+        .map(|_| ())
+        .map_err(needs_management_key)
 }
 
 #[cfg(test)]
@@ -579,6 +715,157 @@ mod tests {
         assert_eq!(pin_status(&mut card).unwrap(), PinStatus::Blocked);
         verify_pin(&mut card, &pin).unwrap();
         assert_eq!(pin_status(&mut card).unwrap(), PinStatus::Verified);
+    }
+
+    #[test]
+    fn pin_management_commands_encode_byte_for_byte() {
+        let old = Pin::new("123456").unwrap();
+        let new = Pin::new("2468ace0").unwrap();
+        assert_eq!(
+            &*change_reference_command(PIV_PIN, &old, &new).encode(),
+            &[
+                0x00, 0x24, 0x00, 0x80, 0x10, b'1', b'2', b'3', b'4', b'5', b'6', 0xFF, 0xFF, b'2',
+                b'4', b'6', b'8', b'a', b'c', b'e', b'0'
+            ]
+        );
+        let puk = Pin::puk("12345678").unwrap();
+        let new_puk = Pin::puk("8765432").unwrap();
+        assert_eq!(
+            &*change_reference_command(PIV_PUK, &puk, &new_puk).encode(),
+            &[
+                0x00, 0x24, 0x00, 0x81, 0x10, b'1', b'2', b'3', b'4', b'5', b'6', b'7', b'8', b'8',
+                b'7', b'6', b'5', b'4', b'3', b'2', 0xFF
+            ]
+        );
+        assert_eq!(
+            &*reset_retry_counter_command(&puk, &old).encode(),
+            &[
+                0x00, 0x2C, 0x00, 0x80, 0x10, b'1', b'2', b'3', b'4', b'5', b'6', b'7', b'8', b'1',
+                b'2', b'3', b'4', b'5', b'6', 0xFF, 0xFF
+            ]
+        );
+        assert_eq!(
+            &*metadata_command(MANAGEMENT_KEY).encode(),
+            &[0x00, 0xF7, 0x00, 0x9B, 0x00]
+        );
+        assert_eq!(
+            &*metadata_command(PIV_PUK).encode(),
+            &[0x00, 0xF7, 0x00, 0x81, 0x00]
+        );
+        // The PINs never reach Debug.
+        let printed = format!("{:?}", reset_retry_counter_command(&puk, &old));
+        assert!(!printed.contains("3132"), "{printed}");
+    }
+
+    #[test]
+    fn pin_management_explains_the_counters() {
+        let old = Pin::new("123456").unwrap();
+        let new = Pin::new("654321").unwrap();
+        let puk = Pin::puk("12345678").unwrap();
+        let change = change_reference_command(PIV_PIN, &old, &new)
+            .encode()
+            .to_vec();
+        let change_puk_cmd = change_reference_command(PIV_PUK, &puk, &puk)
+            .encode()
+            .to_vec();
+        let unblock = reset_retry_counter_command(&puk, &new).encode().to_vec();
+        let mut card = Scripted(vec![
+            (change.clone(), sw(0x63C2)),
+            (change.clone(), sw(0x63C0)),
+            (change, sw(0x9000)),
+            (unblock.clone(), sw(0x63C1)),
+            (unblock.clone(), sw(0x63C0)),
+            (unblock.clone(), sw(0x6983)),
+            (unblock, sw(0x9000)),
+            (change_puk_cmd.clone(), sw(0x63C2)),
+            (change_puk_cmd, sw(0x9000)),
+        ]);
+        assert_eq!(
+            change_pin(&mut card, &old, &new).unwrap_err(),
+            PivError::WrongPin { tries_left: 2 }
+        );
+        assert_eq!(
+            change_pin(&mut card, &old, &new).unwrap_err(),
+            PivError::PinBlocked
+        );
+        change_pin(&mut card, &old, &new).unwrap();
+        assert_eq!(
+            unblock_pin(&mut card, &puk, &new).unwrap_err(),
+            PivError::WrongPuk { tries_left: 1 }
+        );
+        assert_eq!(
+            unblock_pin(&mut card, &puk, &new).unwrap_err(),
+            PivError::PukBlocked
+        );
+        assert_eq!(
+            unblock_pin(&mut card, &puk, &new).unwrap_err(),
+            PivError::PukBlocked
+        );
+        unblock_pin(&mut card, &puk, &new).unwrap();
+        assert_eq!(
+            change_puk(&mut card, &puk, &puk).unwrap_err(),
+            PivError::WrongPuk { tries_left: 2 }
+        );
+        change_puk(&mut card, &puk, &puk).unwrap();
+    }
+
+    #[test]
+    fn metadata_parses_and_missing_support_is_none() {
+        let answer = [0x01, 0x01, 0xFF, 0x05, 0x01, 0x01, 0x06, 0x02, 0x03, 0x02];
+        let meta = parse_metadata(&answer).unwrap();
+        assert_eq!(meta.algorithm, Some(0xFF));
+        assert_eq!(meta.is_default, Some(true));
+        assert_eq!(meta.tries, Some((3, 2)));
+        let cmd = metadata_command(PIV_PUK).encode().to_vec();
+        let mut card = Scripted(vec![
+            (
+                cmd.clone(),
+                Response {
+                    data: answer.to_vec(),
+                    sw: StatusWord(0x9000),
+                },
+            ),
+            (cmd.clone(), sw(0x6D00)),
+            (
+                cmd,
+                Response {
+                    data: vec![0x01, 0x01, 0xFF, 0x06, 0x02, 0x03, 0x00],
+                    sw: StatusWord(0x9000),
+                },
+            ),
+        ]);
+        assert_eq!(
+            puk_status(&mut card).unwrap(),
+            Some(PinStatus::TriesLeft(2))
+        );
+        assert_eq!(puk_status(&mut card).unwrap(), None);
+        assert_eq!(puk_status(&mut card).unwrap(), Some(PinStatus::Blocked));
+    }
+
+    #[test]
+    fn generate_and_put_data_name_the_management_key() {
+        let mut card = Scripted(vec![
+            (
+                generate_command(AlgorithmId::EccP256, SlotId::Authentication)
+                    .encode()
+                    .to_vec(),
+                sw(0x6982),
+            ),
+            (
+                put_data_command(ObjectId::CertAuthentication, &wrap_certificate(&[0x30, 0]))
+                    .encode()
+                    .to_vec(),
+                sw(0x6982),
+            ),
+        ]);
+        assert_eq!(
+            generate(&mut card, AlgorithmId::EccP256, SlotId::Authentication).unwrap_err(),
+            PivError::ManagementKeyRequired
+        );
+        assert_eq!(
+            write_certificate(&mut card, SlotId::Authentication, &[0x30, 0]).unwrap_err(),
+            PivError::ManagementKeyRequired
+        );
     }
 
     #[test]

@@ -352,15 +352,15 @@ impl Tunnel {
     }
 
     /// The session token while the session is open, else the page that says why not.
-    fn open_token(&self) -> Result<String, Response<LocalBody>> {
+    fn open_token(&self) -> Result<String, ClosedPage> {
         match self.phase() {
             Phase::Open { token } => Ok(token),
-            Phase::CardRemoved => Err(removed_page()),
-            Phase::Reopening => Err(page(
+            Phase::CardRemoved => Err(ClosedPage(Box::new(removed_page()))),
+            Phase::Reopening => Err(ClosedPage(Box::new(page(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "正在恢复会话",
                 "USB Key 已插入，请在代理窗口中输入 PIN 码和六位动态码，然后刷新本页。",
-            )),
+            )))),
         }
     }
 
@@ -406,7 +406,7 @@ impl Tunnel {
         }
         let token = match self.open_token() {
             Ok(token) => token,
-            Err(closed) => return closed,
+            Err(ClosedPage(closed)) => return *closed,
         };
         let local_origin = format!(
             "http://{}",
@@ -430,7 +430,7 @@ impl Tunnel {
         match self.open_token() {
             Ok(now) if now == token => {}
             Ok(_) => return removed_page(),
-            Err(closed) => return closed,
+            Err(ClosedPage(closed)) => return *closed,
         }
         let out = Outgoing {
             method: parts.method,
@@ -556,6 +556,9 @@ fn response_headers(incoming: &HeaderMap, server_base: &str, local_origin: &str)
 
 /// The page shown while the card is out.
 pub const REMOVED_MESSAGE: &str = "USB Key 已拔出，会话已结束。请插入 USB Key 并重新输入 PIN 码";
+
+/// The page answered while no session is open.
+struct ClosedPage(Box<Response<LocalBody>>);
 
 fn removed_page() -> Response<LocalBody> {
     page(

@@ -30,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(card_sign_in))
         .routes(routes!(enrolment_code_route))
+        .routes(routes!(enrol_check_route))
         .routes(routes!(enrol_route))
         .routes(routes!(list_route))
         .routes(routes!(revoke_route))
@@ -343,6 +344,101 @@ fn bad_code() -> ApiError {
     .with_field("code")
 }
 
+#[derive(Deserialize, ToSchema)]
+pub struct EnrolmentCheck {
+    /// 证书申领码
+    pub code: String,
+}
+
+/// Whom a live enrolment code is for: the grant holder and the scope organisation.
+#[derive(Serialize, ToSchema)]
+pub struct EnrolmentHolder {
+    /// The holder's name (the certificate's CN)
+    pub name: String,
+    /// The scope organisation's unified code (the certificate's OU)
+    pub org_code: String,
+    pub org_name: Option<String>,
+    /// Expiry of the code
+    pub expires_at: String,
+}
+
+/// The live code's row: (code id, grant id, expiry), or `None` when the code is unknown,
+/// used, revoked or expired.
+async fn live_code(state: &AppState, code: &str) -> ApiResult<Option<(String, String, String)>> {
+    let row: Option<(String, String, String)> = sqlx::query_as(
+        "SELECT id, grant_id, expires_at FROM enrolment_codes WHERE code_hash = $1 \
+         AND used_at IS NULL AND revoked_at IS NULL",
+    )
+    .bind(enrolment_code_hash(code))
+    .fetch_optional(state.db.read())
+    .await?;
+    Ok(row.filter(|(_, _, expires)| {
+        DateTime::parse_from_rfc3339(expires).is_ok_and(|t| t > Utc::now())
+    }))
+}
+
+/// 核验证书申领码: whom the code is for, without using it up, so that the agent touches the
+/// card only for a code the server will accept. Throttled with enrolment (a wrong code counts
+/// as a failed attempt); writes nothing else.
+pub async fn check_enrolment_code(
+    state: &AppState,
+    client: &str,
+    code: &str,
+) -> ApiResult<EnrolmentHolder> {
+    throttle::refuse_if_throttled(&state.db, "enrolment", client).await?;
+    let result = check_once(state, code).await;
+    if let Err(e) = &result {
+        if throttle::sign_in_failure(e) {
+            throttle::record_failure(&state.db, "enrolment", client).await?;
+        }
+    }
+    result
+}
+
+async fn check_once(state: &AppState, code: &str) -> ApiResult<EnrolmentHolder> {
+    if code.trim().is_empty() {
+        return Err(ApiError::field("code", "请输入证书申领码"));
+    }
+    let Some((_, grant_id, expires_at)) = live_code(state, code).await? else {
+        return Err(bad_code());
+    };
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT o.code, o.name FROM grants g JOIN orgs o ON o.id = g.org_id \
+         WHERE g.id = $1 AND g.revoked_at IS NULL",
+    )
+    .bind(&grant_id)
+    .fetch_optional(state.db.read())
+    .await?;
+    let Some((org_code, org_name)) = row else {
+        return Err(
+            ApiError::conflict("grant_revoked", "该证书申领码对应的授权已撤销").with_field("code"),
+        );
+    };
+    let (_, subject) = super::subject_of_grant(&state.db, &grant_id).await?;
+    Ok(EnrolmentHolder {
+        name: subject.name,
+        org_code,
+        org_name: Some(org_name),
+        expires_at,
+    })
+}
+
+/// 核验证书申领码 (no session): whom a live enrolment code is for; the code stays unused.
+#[utoipa::path(post, path = "/api/v1/enrolment/check", request_body = EnrolmentCheck, security(()),
+    responses((status = 200, body = EnrolmentHolder), (status = 400, body = crate::error::ErrorBody),
+              (status = 401, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
+              (status = 429, body = crate::error::ErrorBody)))]
+async fn enrol_check_route(
+    State(state): State<AppState>,
+    Extension(conn): Extension<ConnInfo>,
+    ApiJson(body): ApiJson<EnrolmentCheck>,
+) -> ApiResult<Json<EnrolmentHolder>> {
+    let client = conn.client_addr.ip().to_string();
+    Ok(Json(
+        check_enrolment_code(&state, &client, &body.code).await?,
+    ))
+}
+
 /// 申领证书: with a one-time enrolment code and a CSR; the subject is the grant's holder
 /// (name, ID number, scope organisation code), never the CSR's.
 pub async fn enrol(state: &AppState, client: &str, body: &Enrol) -> ApiResult<Enrolled> {
@@ -363,18 +459,8 @@ async fn enrol_once(state: &AppState, client: &str, body: &Enrol) -> ApiResult<E
     if body.csr.trim().is_empty() {
         return Err(ApiError::field("csr", "缺少证书请求（CSR）"));
     }
-    let hash = enrolment_code_hash(&body.code);
-    let row: Option<(String, String, String)> = sqlx::query_as(
-        "SELECT id, grant_id, expires_at FROM enrolment_codes WHERE code_hash = $1 \
-         AND used_at IS NULL AND revoked_at IS NULL",
-    )
-    .bind(&hash)
-    .fetch_optional(state.db.read())
-    .await?;
+    let live = live_code(state, &body.code).await?;
     let who = Who::anonymous(client);
-    let live = row.filter(|(_, _, expires)| {
-        DateTime::parse_from_rfc3339(expires).is_ok_and(|t| t > Utc::now())
-    });
     let Some((code_id, grant_id, _)) = live else {
         audit::append_alone(
             &state.db,

@@ -1,11 +1,15 @@
 //! The virtual PIV card: answers SP 800-73-4 commands with software keys (P-256, RSA-2048), a
-//! PIN with a retry counter, a signature counter and state persisted in a JSON file. Written
+//! PIN and a PUK with retry counters, the 9B management key (3DES or AES, mutual
+//! authentication by witness and challenge) that GENERATE and PUT DATA require, a signature
+//! counter and state persisted in a JSON file. Written
 //! independently of the agent's codec on purpose — the card must not share the agent's bugs;
 //! OpenSC and yubico-piv-tool keep it honest. `vpcd` holds the transport to vsmartcard's vpcd.
 
 pub mod state;
 pub mod vpcd;
 
+use aes::cipher::generic_array::GenericArray;
+use aes::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
 use p256::ecdsa::signature::hazmat::PrehashSigner;
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use rand::rngs::OsRng;
@@ -147,6 +151,10 @@ pub struct VirtualCard {
     pub state: CardState,
     save: Option<std::path::PathBuf>,
     pin_verified: bool,
+    /// The 9B management key was authenticated since PIV was selected (or the card reset).
+    mgmt_authenticated: bool,
+    /// The witness we sent (in the clear), waiting for the host's answer.
+    mgmt_witness: Option<Vec<u8>>,
     /// Command chaining: (INS, P1, P2) and the data so far.
     chain: Option<(u8, u8, u8, Vec<u8>)>,
     /// Response bytes waiting for GET RESPONSE.
@@ -160,6 +168,8 @@ impl VirtualCard {
             state,
             save,
             pin_verified: false,
+            mgmt_authenticated: false,
+            mgmt_witness: None,
             chain: None,
             pending: Vec::new(),
         }
@@ -179,6 +189,8 @@ impl VirtualCard {
     /// selected (default) application, as on a YubiKey.
     pub fn reset(&mut self) {
         self.pin_verified = false;
+        self.mgmt_authenticated = false;
+        self.mgmt_witness = None;
         self.chain = None;
         self.pending.clear();
     }
@@ -260,6 +272,7 @@ impl VirtualCard {
             // YubiKey extensions that yubico-piv-tool sends: version and serial number.
             0xFD => Ok(vec![5, 4, 3]),
             0xF8 => Ok(self.state.serial.to_be_bytes().to_vec()),
+            0xF7 => self.get_metadata(cmd),
             _ => Err(sw::INS_NOT_SUPPORTED),
         }
     }
@@ -273,6 +286,8 @@ impl VirtualCard {
         // Selecting PIV (again) resets its security status, as a YubiKey does; yubico-piv-tool
         // relies on it to read the retry counter after another program verified the PIN.
         self.pin_verified = false;
+        self.mgmt_authenticated = false;
+        self.mgmt_witness = None;
         let mut apt = Vec::new();
         put_tlv(&mut apt, &[0x4F], &PIV_AID_FULL[5..]);
         put_tlv(&mut apt, &[0x79], &tlv(&[0x4F], &PIV_AID_FULL[..5]));
@@ -351,40 +366,195 @@ impl VirtualCard {
         }
     }
 
+    fn puk_status(&self) -> u16 {
+        if self.state.puk_tries_left == 0 {
+            sw::PIN_BLOCKED
+        } else {
+            0x63C0 | u16::from(self.state.puk_tries_left)
+        }
+    }
+
+    /// CHANGE REFERENCE DATA of the PIN (P2 80) or the PUK (81): `old(8) ‖ new(8)`; a wrong
+    /// old value counts against that reference's tries.
     fn change_pin(&mut self, cmd: &Cmd) -> Result<Vec<u8>, u16> {
-        if (cmd.p1, cmd.p2) != (0x00, 0x80) || cmd.data.len() != 16 {
+        if cmd.p1 != 0x00 || !matches!(cmd.p2, 0x80 | 0x81) {
+            return Err(sw::WRONG_P1P2);
+        }
+        if cmd.data.len() != 16 {
             return Err(sw::WRONG_DATA);
         }
-        if self.state.pin_tries_left == 0 {
+        let puk = cmd.p2 == 0x81;
+        let (value, left) = if puk {
+            (&self.state.puk, self.state.puk_tries_left)
+        } else {
+            (&self.state.pin, self.state.pin_tries_left)
+        };
+        if left == 0 {
             return Err(sw::PIN_BLOCKED);
         }
-        if cmd.data[..8] != state::padded(&self.state.pin)[..] {
-            self.state.pin_tries_left -= 1;
+        if cmd.data[..8] != state::padded(value)[..] {
+            if puk {
+                self.state.puk_tries_left -= 1;
+            } else {
+                self.state.pin_tries_left -= 1;
+                self.pin_verified = false;
+            }
             self.persist();
-            return Err(self.tries_status());
+            return Err(if puk {
+                self.puk_status()
+            } else {
+                self.tries_status()
+            });
         }
-        self.state.pin = state::unpadded(&cmd.data[8..]).ok_or(sw::WRONG_DATA)?;
-        self.state.pin_tries_left = self.state.pin_max_tries;
+        let new = state::unpadded(&cmd.data[8..]).ok_or(sw::WRONG_DATA)?;
+        if puk {
+            self.state.puk = new;
+            self.state.puk_tries_left = self.state.puk_max_tries;
+        } else {
+            self.state.pin = new;
+            self.state.pin_tries_left = self.state.pin_max_tries;
+        }
         self.persist();
         Ok(Vec::new())
     }
 
-    /// RESET RETRY COUNTER with the PUK: `PUK(8) ‖ new PIN(8)`.
+    /// RESET RETRY COUNTER with the PUK: `PUK(8) ‖ new PIN(8)`. A wrong PUK counts against the
+    /// PUK's tries; a blocked PUK answers 6983 for good.
     fn reset_retry_counter(&mut self, cmd: &Cmd) -> Result<Vec<u8>, u16> {
-        if (cmd.p1, cmd.p2) != (0x00, 0x80) || cmd.data.len() != 16 {
+        if (cmd.p1, cmd.p2) != (0x00, 0x80) {
+            return Err(sw::WRONG_P1P2);
+        }
+        if cmd.data.len() != 16 {
             return Err(sw::WRONG_DATA);
         }
-        if cmd.data[..8] != state::padded(&self.state.puk)[..] {
-            return Err(sw::SECURITY_NOT_SATISFIED);
+        if self.state.puk_tries_left == 0 {
+            return Err(sw::PIN_BLOCKED);
         }
-        self.state.pin = state::unpadded(&cmd.data[8..]).ok_or(sw::WRONG_DATA)?;
+        if cmd.data[..8] != state::padded(&self.state.puk)[..] {
+            self.state.puk_tries_left -= 1;
+            self.persist();
+            return Err(self.puk_status());
+        }
+        let new = state::unpadded(&cmd.data[8..]).ok_or(sw::WRONG_DATA)?;
+        self.state.pin = new;
         self.state.pin_tries_left = self.state.pin_max_tries;
+        self.state.puk_tries_left = self.state.puk_max_tries;
+        self.pin_verified = false;
         self.persist();
         Ok(Vec::new())
+    }
+
+    /// GET METADATA (YubiKey 5.3+) of the management key (9B), the PIN (80) and the PUK (81):
+    /// algorithm (01), policy (02), default value (05), tries (06: total, left).
+    fn get_metadata(&mut self, cmd: &Cmd) -> Result<Vec<u8>, u16> {
+        if cmd.p1 != 0x00 {
+            return Err(sw::WRONG_P1P2);
+        }
+        let mut out = Vec::new();
+        match cmd.p2 {
+            0x9B => {
+                put_tlv(&mut out, &[0x01], &[self.state.mgmt_algorithm]);
+                put_tlv(&mut out, &[0x02], &[0x00, 0x01]);
+                let default = self
+                    .state
+                    .mgmt_key
+                    .eq_ignore_ascii_case(state::DEFAULT_MGMT_KEY)
+                    && self.state.mgmt_algorithm == 0x03;
+                put_tlv(&mut out, &[0x05], &[u8::from(default)]);
+            }
+            0x80 | 0x81 => {
+                let (default, max, left) = if cmd.p2 == 0x80 {
+                    (
+                        self.state.pin == "123456",
+                        self.state.pin_max_tries,
+                        self.state.pin_tries_left,
+                    )
+                } else {
+                    (
+                        self.state.puk == "12345678",
+                        self.state.puk_max_tries,
+                        self.state.puk_tries_left,
+                    )
+                };
+                put_tlv(&mut out, &[0x01], &[0xFF]);
+                put_tlv(&mut out, &[0x02], &[0x00, 0x00]);
+                put_tlv(&mut out, &[0x05], &[u8::from(default)]);
+                put_tlv(&mut out, &[0x06], &[max, left]);
+            }
+            _ => return Err(sw::WRONG_P1P2),
+        }
+        Ok(out)
+    }
+
+    /// One block through the management key's cipher (ECB), encrypting or decrypting.
+    fn mgmt_block(&self, block: &mut [u8], encrypt: bool) -> Result<(), u16> {
+        let key = state::unhex(&self.state.mgmt_key).ok_or(sw::NO_PRECISE_DIAGNOSIS)?;
+        macro_rules! op {
+            ($cipher:ty) => {{
+                let c = <$cipher>::new_from_slice(&key).map_err(|_| sw::NO_PRECISE_DIAGNOSIS)?;
+                let b = GenericArray::from_mut_slice(block);
+                if encrypt {
+                    c.encrypt_block(b)
+                } else {
+                    c.decrypt_block(b)
+                }
+            }};
+        }
+        match self.state.mgmt_algorithm {
+            0x03 => op!(des::TdesEde3),
+            0x08 => op!(aes::Aes128),
+            0x0A => op!(aes::Aes192),
+            0x0C => op!(aes::Aes256),
+            _ => return Err(sw::NO_PRECISE_DIAGNOSIS),
+        }
+        Ok(())
+    }
+
+    /// GENERAL AUTHENTICATE with the management key (9B), mutual authentication: `7C [80 00]`
+    /// asks for a witness (answered encrypted); `7C [80 witness][81 challenge]` proves the host
+    /// decrypted it and is answered with the challenge encrypted (`7C [82 …]`).
+    fn mgmt_authenticate(&mut self, cmd: &Cmd) -> Result<Vec<u8>, u16> {
+        self.mgmt_authenticated = false;
+        let expected_witness = self.mgmt_witness.take();
+        if cmd.p1 != self.state.mgmt_algorithm {
+            return Err(sw::WRONG_P1P2);
+        }
+        let n = if cmd.p1 == 0x03 { 8 } else { 16 };
+        let template = match split_tlvs(&cmd.data).as_deref() {
+            Some([(tag, value)]) if tag == &[0x7C] => split_tlvs(value).ok_or(sw::WRONG_DATA)?,
+            _ => return Err(sw::WRONG_DATA),
+        };
+        let find = |t: u8| {
+            template
+                .iter()
+                .find(|(tag, _)| tag == &[t])
+                .map(|(_, v)| v.clone())
+        };
+        match (find(0x80), find(0x81)) {
+            (Some(w), None) if w.is_empty() => {
+                let witness: Vec<u8> = (0..n).map(|_| rand::random::<u8>()).collect();
+                let mut encrypted = witness.clone();
+                self.mgmt_block(&mut encrypted, true)?;
+                self.mgmt_witness = Some(witness);
+                Ok(tlv(&[0x7C], &tlv(&[0x80], &encrypted)))
+            }
+            (Some(w), Some(mut challenge)) if w.len() == n && challenge.len() == n => {
+                if expected_witness.as_deref() != Some(&w[..]) {
+                    return Err(sw::SECURITY_NOT_SATISFIED);
+                }
+                self.mgmt_block(&mut challenge, true)?;
+                self.mgmt_authenticated = true;
+                Ok(tlv(&[0x7C], &tlv(&[0x82], &challenge)))
+            }
+            _ => Err(sw::WRONG_DATA),
+        }
     }
 
     fn general_authenticate(&mut self, cmd: &Cmd) -> Result<Vec<u8>, u16> {
         let slot = cmd.p2;
+        if slot == 0x9B {
+            return self.mgmt_authenticate(cmd);
+        }
         let Some(key) = self.state.keys.get(&format!("{slot:02X}")).cloned() else {
             return Err(sw::NOT_FOUND);
         };
@@ -447,14 +617,13 @@ impl VirtualCard {
         Ok(tlv(&[0x7C], &tlv(&[0x82], &signature)))
     }
 
-    /// GENERATE ASYMMETRIC KEY PAIR. A real card asks for the management key (9B) first; this
-    /// card asks for the PIN instead (see docs/architecture.md).
+    /// GENERATE ASYMMETRIC KEY PAIR: only after the management key (9B), as on a real card.
     fn generate(&mut self, cmd: &Cmd) -> Result<Vec<u8>, u16> {
         let slot = cmd.p2;
         if !matches!(slot, 0x9A | 0x9C | 0x9D | 0x9E) {
             return Err(sw::WRONG_P1P2);
         }
-        if !self.pin_verified {
+        if !self.mgmt_authenticated {
             return Err(sw::SECURITY_NOT_SATISFIED);
         }
         let alg = match split_tlvs(&cmd.data).as_deref() {
@@ -500,12 +669,13 @@ impl VirtualCard {
         Ok(tlv(&[0x7F, 0x49], &public))
     }
 
-    /// PUT DATA `5C <tag> 53 …`: stores the object as given (the `53` wrapper included).
+    /// PUT DATA `5C <tag> 53 …`: stores the object as given (the `53` wrapper included), only
+    /// after the management key (9B).
     fn put_data(&mut self, cmd: &Cmd) -> Result<Vec<u8>, u16> {
         if (cmd.p1, cmd.p2) != (0x3F, 0xFF) {
             return Err(sw::WRONG_P1P2);
         }
-        if !self.pin_verified {
+        if !self.mgmt_authenticated {
             return Err(sw::SECURITY_NOT_SATISFIED);
         }
         let items = split_tlvs(&cmd.data).ok_or(sw::WRONG_DATA)?;
@@ -585,6 +755,74 @@ mod tests {
         all.extend_from_slice(&second[..256]);
         all.extend_from_slice(&third[..third.len() - 2]);
         assert_eq!(all, object);
+    }
+
+    fn block16(data: &[u8]) -> Vec<u8> {
+        let mut cmd = vec![0, 0, 0, 0, 16];
+        cmd.extend_from_slice(data);
+        cmd
+    }
+
+    #[test]
+    fn puk_counts_down_blocks_and_unblocks_the_pin() {
+        let mut c = card();
+        let rrc = |puk: &[u8; 8], pin: &[u8; 8]| {
+            let mut data = puk.to_vec();
+            data.extend_from_slice(pin);
+            let mut cmd = block16(&data);
+            cmd[1] = 0x2C;
+            cmd[3] = 0x80;
+            cmd
+        };
+        let wrong = rrc(b"87654321", b"654321\xFF\xFF");
+        let right = rrc(b"12345678", b"654321\xFF\xFF");
+        assert_eq!(sw_of(&c.process(&wrong)), 0x63C2);
+        assert_eq!(c.state.puk_tries_left, 2);
+        assert_eq!(sw_of(&c.process(&right)), 0x9000);
+        assert_eq!(c.state.puk_tries_left, 3);
+        assert_eq!(c.state.pin, "654321");
+        for expected in [0x63C2, 0x63C1, 0x6983, 0x6983] {
+            assert_eq!(sw_of(&c.process(&wrong)), expected);
+        }
+        assert_eq!(
+            sw_of(&c.process(&right)),
+            0x6983,
+            "a blocked PUK stays blocked"
+        );
+        // GET METADATA of the PUK tells.
+        let meta = c.process(&[0, 0xF7, 0, 0x81, 0]);
+        assert_eq!(sw_of(&meta), 0x9000);
+        assert!(meta.windows(4).any(|w| w == [0x06, 0x02, 0x03, 0x00]));
+    }
+
+    /// The management-key exchange with the card's own cipher; GENERATE waits for it.
+    #[test]
+    fn generate_needs_the_management_key() {
+        let mut c = card();
+        let generate = [0, 0x47, 0, 0x9A, 5, 0xAC, 3, 0x80, 1, 0x11, 0];
+        assert_eq!(sw_of(&c.process(&generate)), 0x6982);
+        let meta = c.process(&[0, 0xF7, 0, 0x9B, 0]);
+        assert_eq!(&meta[..3], &[0x01, 0x01, 0x03]);
+        let answer = c.process(&[0, 0x87, 3, 0x9B, 4, 0x7C, 2, 0x80, 0, 0]);
+        assert_eq!(sw_of(&answer), 0x9000);
+        assert_eq!(&answer[..4], &[0x7C, 0x0A, 0x80, 0x08]);
+        let mut witness = answer[4..12].to_vec();
+        c.mgmt_block(&mut witness, false).unwrap();
+        let challenge = [7u8; 8];
+        let mut cmd = vec![0, 0x87, 3, 0x9B, 0x16, 0x7C, 0x14, 0x80, 8];
+        cmd.extend_from_slice(&witness);
+        cmd.extend_from_slice(&[0x81, 8]);
+        cmd.extend_from_slice(&challenge);
+        cmd.push(0);
+        let answer = c.process(&cmd);
+        assert_eq!(sw_of(&answer), 0x9000);
+        let mut expected = challenge.to_vec();
+        c.mgmt_block(&mut expected, true).unwrap();
+        assert_eq!(&answer[4..12], &expected[..]);
+        assert_eq!(sw_of(&c.process(&generate)), 0x9000);
+        // The same answer again (a replay) is refused: the witness is used up.
+        assert_eq!(sw_of(&c.process(&cmd)), 0x6982);
+        assert_eq!(sw_of(&c.process(&generate)), 0x6982);
     }
 
     #[test]

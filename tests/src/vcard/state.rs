@@ -1,5 +1,6 @@
 //! The virtual card's persistent state (a JSON file): PIN, PUK, retry and signature counters,
-//! keys by slot (PKCS#8 PEM) and data objects by tag (hex, `53` wrapper included).
+//! the 9B management key and its algorithm, keys by slot (PKCS#8 PEM) and data objects by tag
+//! (hex, `53` wrapper included).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,6 +19,16 @@ pub struct CardState {
     pub puk: String,
     pub pin_tries_left: u8,
     pub pin_max_tries: u8,
+    #[serde(default = "three")]
+    pub puk_tries_left: u8,
+    #[serde(default = "three")]
+    pub puk_max_tries: u8,
+    /// The 9B management key (hex); the factory default when the file has none.
+    #[serde(default = "default_mgmt_key")]
+    pub mgmt_key: String,
+    /// 0x03 3DES, 0x08 AES-128, 0x0A AES-192, 0x0C AES-256.
+    #[serde(default = "default_mgmt_algorithm")]
+    pub mgmt_algorithm: u8,
     /// Private-key operations performed (GENERAL AUTHENTICATE), all slots.
     pub signature_counter: u64,
     pub serial: u32,
@@ -25,6 +36,21 @@ pub struct CardState {
     pub keys: BTreeMap<String, StoredKey>,
     /// Data objects by tag, "5FC105" → hex of the object as GET DATA returns it.
     pub objects: BTreeMap<String, String>,
+}
+
+fn three() -> u8 {
+    3
+}
+
+/// The factory default management key of PIV cards (3DES).
+pub const DEFAULT_MGMT_KEY: &str = "010203040506070801020304050607080102030405060708";
+
+fn default_mgmt_key() -> String {
+    DEFAULT_MGMT_KEY.to_string()
+}
+
+fn default_mgmt_algorithm() -> u8 {
+    0x03
 }
 
 /// A private key in a slot.
@@ -36,7 +62,8 @@ pub struct StoredKey {
 }
 
 impl CardState {
-    /// A new card: the PIN given, PUK 12345678, 3 tries, a CHUID with a random GUID, no keys.
+    /// A new card: the PIN given, PUK 12345678, 3 tries each, the default 3DES management key,
+    /// a CHUID with a random GUID, no keys.
     pub fn fresh(pin: &str) -> Self {
         let mut rng = rand::thread_rng();
         let guid: [u8; 16] = rng.gen();
@@ -57,6 +84,10 @@ impl CardState {
             puk: "12345678".to_string(),
             pin_tries_left: 3,
             pin_max_tries: 3,
+            puk_tries_left: 3,
+            puk_max_tries: 3,
+            mgmt_key: default_mgmt_key(),
+            mgmt_algorithm: default_mgmt_algorithm(),
             signature_counter: 0,
             serial: rng.gen_range(10_000_000..99_999_999),
             keys: BTreeMap::new(),

@@ -107,7 +107,9 @@ fn session(
                 apdu => {
                     let response = card.process(apdu);
                     if verbose {
-                        let shown = if apdu.get(1) == Some(&0x20) && apdu.len() > 5 {
+                        // VERIFY, CHANGE REFERENCE DATA and RESET RETRY COUNTER carry PINs.
+                        let secret = matches!(apdu.get(1), Some(0x20 | 0x24 | 0x2C));
+                        let shown = if secret && apdu.len() > 5 {
                             format!("{} <PIN hidden>", super::hex(&apdu[..5]))
                         } else {
                             super::hex(apdu)
