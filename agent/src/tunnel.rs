@@ -23,6 +23,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -78,7 +79,17 @@ pub struct Upstream {
     tls: Mutex<TlsClient>,
     /// The open connection; the lock is held while one is being opened, so concurrent requests
     /// wait for it rather than open (and make the card sign for) connections of their own.
-    conn: tokio::sync::Mutex<Option<SendRequest<Full<Bytes>>>>,
+    conn: tokio::sync::Mutex<Option<Kept>>,
+    /// Numbers the connections, so a failed one is forgotten and not its successor.
+    opened: AtomicU64,
+}
+
+type Sender = SendRequest<Full<Bytes>>;
+
+/// The kept connection and its number.
+struct Kept {
+    number: u64,
+    sender: Sender,
 }
 
 impl Upstream {
@@ -106,6 +117,7 @@ impl Upstream {
             server_name,
             tls: Mutex::new(tls),
             conn: tokio::sync::Mutex::new(None),
+            opened: AtomicU64::new(0),
         })
     }
 
@@ -123,7 +135,7 @@ impl Upstream {
         *conn = None;
     }
 
-    async fn connect(&self) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+    async fn connect(&self) -> anyhow::Result<Sender> {
         let config = self.tls.lock().unwrap().config.clone();
         let tcp = tokio::time::timeout(
             CONNECT_TIMEOUT,
@@ -155,12 +167,12 @@ impl Upstream {
         Ok(sender)
     }
 
-    /// The open connection, or a new one (`open`), or none.
-    async fn sender(&self, open: bool) -> anyhow::Result<Option<SendRequest<Full<Bytes>>>> {
+    /// The open connection (with its number), or a new one (`open`), or none.
+    async fn sender(&self, open: bool) -> anyhow::Result<Option<(u64, Sender)>> {
         let mut conn = self.conn.lock().await;
-        if let Some(sender) = conn.as_ref() {
-            if !sender.is_closed() {
-                return Ok(Some(sender.clone()));
+        if let Some(kept) = conn.as_ref() {
+            if !kept.sender.is_closed() {
+                return Ok(Some((kept.number, kept.sender.clone())));
             }
         }
         *conn = None;
@@ -168,17 +180,18 @@ impl Upstream {
             return Ok(None);
         }
         let sender = self.connect().await?;
-        *conn = Some(sender.clone());
-        Ok(Some(sender))
+        let number = self.opened.fetch_add(1, Ordering::SeqCst) + 1;
+        *conn = Some(Kept {
+            number,
+            sender: sender.clone(),
+        });
+        Ok(Some((number, sender)))
     }
 
-    /// Forgets `dead` if it is still the kept connection.
-    async fn forget(&self, dead: &SendRequest<Full<Bytes>>) {
+    /// Forgets connection `number` if it is still the kept one.
+    async fn forget(&self, number: u64) {
         let mut conn = self.conn.lock().await;
-        if conn
-            .as_ref()
-            .is_some_and(|c| c.is_closed() || dead.is_closed())
-        {
+        if conn.as_ref().is_some_and(|k| k.number == number) {
             *conn = None;
         }
     }
@@ -193,7 +206,7 @@ impl Upstream {
     }
 
     async fn exchange(
-        sender: &mut SendRequest<Full<Bytes>>,
+        sender: &mut Sender,
         req: Request<Full<Bytes>>,
     ) -> Result<Answer, hyper::Error> {
         sender.ready().await?;
@@ -203,7 +216,7 @@ impl Upstream {
     /// Sends over the open connection only (never opens one): used to end the session after
     /// the card was pulled, on the connection the card authenticated.
     pub async fn send_on_open_connection(&self, out: &Outgoing) -> Option<Answer> {
-        let mut sender = self.sender(false).await.ok()??;
+        let (_, mut sender) = self.sender(false).await.ok()??;
         Self::exchange(&mut sender, self.build(out).ok()?)
             .await
             .ok()
@@ -214,7 +227,7 @@ impl Upstream {
     /// died before the server took the request (or, for GET and HEAD, at any point).
     pub async fn send(&self, out: &Outgoing) -> anyhow::Result<Answer> {
         let req = self.build(out)?;
-        let mut sender = self.sender(true).await?.expect("opened");
+        let (number, mut sender) = self.sender(true).await?.expect("opened");
         match Self::exchange(&mut sender, req).await {
             Ok(answer) => Ok(answer),
             Err(e)
@@ -223,8 +236,8 @@ impl Upstream {
                     || out.method == Method::GET
                     || out.method == Method::HEAD =>
             {
-                self.forget(&sender).await;
-                let mut sender = self.sender(true).await?.expect("opened");
+                self.forget(number).await;
+                let (_, mut sender) = self.sender(true).await?.expect("opened");
                 Ok(Self::exchange(&mut sender, self.build(out)?).await?)
             }
             Err(e) => Err(e.into()),
@@ -578,7 +591,12 @@ fn escape(text: &str) -> String {
 pub fn page(status: StatusCode, title: &str, message: &str) -> Response<LocalBody> {
     let html = format!(
         "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>{t}</title>\
-         </head><body><h1>{t}</h1><p>{m}</p></body></html>",
+         <style>body{{margin:0;font-family:sans-serif;background:#f3f4f6}}\
+         header{{background:#b5121b;color:#fff;padding:12px 16px;font-size:20px;font-weight:bold}}\
+         main{{margin:24px auto;max-width:720px;background:#fff;border:1px solid #ddd;\
+         padding:16px 24px}}h1{{color:#b5121b;font-size:22px}}</style></head>\
+         <body><header>党员信息管理系统 · USB Key 代理</header>\
+         <main><h1>{t}</h1><p>{m}</p></main></body></html>",
         t = escape(title),
         m = escape(message)
     );

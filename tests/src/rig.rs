@@ -115,7 +115,7 @@ impl VirtualCard {
     pub fn start(dir: &Path, port: u16, init: Option<(&Path, &Path)>) -> Self {
         let reader = reader_of(port);
         take_reader(reader);
-        let state_path = dir.join(format!("card-{port}.json"));
+        let state_path = Self::state_path_in(dir, port);
         let mut cmd = Command::new(workspace_binary("vcard"));
         cmd.arg("--port")
             .arg(port.to_string())
@@ -151,6 +151,22 @@ impl VirtualCard {
             || card_present(reader),
         );
         card
+    }
+
+    /// Starts a card as `start` does with slot 9A loaded from a certificate and its private key
+    /// given as PEM text (written beside the state file).
+    pub fn start_with_pem(dir: &Path, port: u16, cert_pem: &str, key_pem: &str) -> Self {
+        let cert = dir.join(format!("card-{port}-9a.crt"));
+        let key = dir.join(format!("card-{port}-9a.key"));
+        std::fs::write(&cert, cert_pem).unwrap();
+        std::fs::write(&key, key_pem).unwrap();
+        Self::start(dir, port, Some((&cert, &key)))
+    }
+
+    /// Where a card on `port` keeps its state in `dir`: write a `CardState` there before
+    /// `start` to begin from it (e.g. another management key).
+    pub fn state_path_in(dir: &Path, port: u16) -> PathBuf {
+        dir.join(format!("card-{port}.json"))
     }
 
     fn signal(&self, name: &str) {

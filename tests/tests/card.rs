@@ -5,15 +5,17 @@
 //! `Virtual PCD 00 01` (35964), so the two may run in parallel.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use dangjian_agent::mgmt::{self, MgmtAlgorithm, MgmtKey};
 use dangjian_agent::{piv, AlgorithmId, CardCertificate, Pin, PivError, Reader, SlotId};
+use dangjian_tests::rig::{
+    agent, card_present, ensure_pcscd, run, text, wait_until, VirtualCard, PORT_0, PORT_1,
+    READER_0, READER_1,
+};
 use dangjian_tests::vcard::CardState;
 use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair};
 
-const READER_0: &str = "Virtual PCD 00 00";
-const READER_1: &str = "Virtual PCD 00 01";
 const HOLDER: &str = "张三";
 const ID_NUMBER: &str = "110101199003074514";
 const ORG_CODE: &str = "91110000100000000X";
@@ -57,122 +59,6 @@ fn issue(days_valid: i64) -> Issued {
     }
 }
 
-/// pcscd with the vpcd readers, started here when missing (as root; `scripts/test.sh` does it
-/// otherwise).
-fn ensure_pcscd() {
-    let ready = || {
-        dangjian_agent::list_readers()
-            .map(|r| {
-                r.iter()
-                    .filter(|i| i.name.starts_with("Virtual PCD"))
-                    .count()
-                    >= 2
-            })
-            .unwrap_or(false)
-    };
-    if ready() {
-        return;
-    }
-    let started = Command::new("pcscd")
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if ready() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!(
-        "pcscd with vsmartcard's vpcd readers is not available (started here: {started}); \
-         run the suite through scripts/test.sh, which installs and starts them"
-    );
-}
-
-/// A running `vcard` process, killed on drop.
-struct VirtualCardProcess {
-    child: Child,
-    state: PathBuf,
-}
-
-impl VirtualCardProcess {
-    fn start(dir: &Path, port: u16, issued: &Issued) -> Self {
-        let cert = dir.join("cert.pem");
-        let key = dir.join("key.pem");
-        std::fs::write(&cert, &issued.cert_pem).unwrap();
-        std::fs::write(&key, &issued.key_pem).unwrap();
-        let state = dir.join("card.json");
-        // DANGJIAN_VCARD_LOG=<dir>: each card logs its APDUs (PIN hidden) to <dir>/vcard-<port>.log.
-        let log = match std::env::var_os("DANGJIAN_VCARD_LOG") {
-            Some(dir) => Stdio::from(
-                std::fs::File::create(Path::new(&dir).join(format!("vcard-{port}.log"))).unwrap(),
-            ),
-            None => Stdio::null(),
-        };
-        let verbose = std::env::var_os("DANGJIAN_VCARD_LOG").is_some();
-        let child = Command::new(env!("CARGO_BIN_EXE_vcard"))
-            .args(verbose.then_some("--verbose"))
-            .arg("--port")
-            .arg(port.to_string())
-            .arg("--state")
-            .arg(&state)
-            .arg("--init-cert")
-            .arg(&cert)
-            .arg("--init-key")
-            .arg(&key)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start vcard");
-        Self { child, state }
-    }
-
-    fn signal(&self, name: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{name}");
-    }
-
-    fn remove(&self) {
-        self.signal("USR1");
-    }
-
-    fn insert(&self) {
-        self.signal("USR2");
-    }
-
-    fn state(&self) -> CardState {
-        CardState::load(&self.state).unwrap()
-    }
-}
-
-impl Drop for VirtualCardProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn card_present(reader: &str) -> bool {
-    dangjian_agent::list_readers()
-        .map(|rs| rs.iter().any(|r| r.name == reader && r.card_present))
-        .unwrap_or(false)
-}
-
-fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn tempdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "dangjian-card-{name}-{}-{}",
@@ -183,58 +69,18 @@ fn tempdir(name: &str) -> PathBuf {
     dir
 }
 
-fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    {
-        use std::io::Write;
-        let mut input = child.stdin.take().unwrap();
-        if let Some(text) = stdin {
-            input.write_all(text.as_bytes()).unwrap();
-        }
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 /// Runs a real client; panics with its output when it fails.
 fn client(program: &str, args: &[&str]) -> String {
-    let out = run(program, args, None);
+    let out = run(Path::new(program), args, None);
     let all = text(&out);
     assert!(out.status.success(), "{program} {args:?} failed:\n{all}");
     all
 }
 
-/// The `dangjian-agent` binary (built by `cargo build --workspace`; built here when missing).
-fn agent_binary() -> PathBuf {
-    let dir = Path::new(env!("CARGO_BIN_EXE_vcard")).parent().unwrap();
-    let path = dir.join("dangjian-agent");
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = Command::new(cargo)
-            .args(["build", "-p", "dangjian-agent", "--bin", "dangjian-agent"])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "building dangjian-agent failed");
-    }
-    path
-}
-
-fn agent(args: &[&str], stdin: Option<&str>) -> Output {
-    run(agent_binary().to_str().unwrap(), args, stdin)
+/// `dangjian-agent <args>` with `stdin`: (succeeded, standard output and error).
+fn agent_says(args: &[&str], stdin: &str) -> (bool, String) {
+    let out = agent(args, Some(stdin));
+    (out.status.success(), text(&out))
 }
 
 fn pem_to_der(pem_text: &str) -> Vec<u8> {
@@ -246,16 +92,9 @@ fn pem_to_der(pem_text: &str) -> Vec<u8> {
 #[test]
 fn real_clients_and_the_agent_read_the_virtual_card() {
     ensure_pcscd();
-    assert!(
-        !card_present(READER_0),
-        "another card is already in {READER_0}: stop the vcard that holds it"
-    );
     let dir = tempdir("clients");
     let issued = issue(365);
-    let card = VirtualCardProcess::start(&dir, 35963, &issued);
-    wait_until("the card in reader 0", Duration::from_secs(10), || {
-        card_present(READER_0)
-    });
+    let card = VirtualCard::start_with_pem(&dir, PORT_0, &issued.cert_pem, &issued.key_pem);
 
     // OpenSC.
     let listed = client("opensc-tool", &["-l"]);
@@ -391,6 +230,116 @@ fn real_clients_and_the_agent_read_the_virtual_card() {
     assert!(text(&refused).contains("PIN 已锁定"));
     assert_eq!(card.state().pin_tries_left, 0);
 
+    // The PUK unblocks it: the tries left are shown first, a wrong PUK is counted.
+    let r = ["--reader", READER_0];
+    let (ok, said) = agent_says(
+        &[&["unblock-pin"], &r[..]].concat(),
+        "87654321\n654321\n654321\n",
+    );
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains("PUK：剩余 3 次尝试机会"),
+        "shown before: {said}"
+    );
+    assert!(said.contains("PUK 错误，还剩 2 次尝试机会"), "{said}");
+    assert_eq!(card.state().puk_tries_left, 2);
+    assert_eq!(card.state().pin_tries_left, 0, "still blocked");
+    // Two different new PINs: refused before anything reaches the card.
+    let (ok, said) = agent_says(
+        &[&["unblock-pin"], &r[..]].concat(),
+        "12345678\n654321\n654322\n",
+    );
+    assert!(!ok && said.contains("不一致"), "{said}");
+    assert_eq!(card.state().puk_tries_left, 2);
+    let (ok, said) = agent_says(
+        &[&["unblock-pin"], &r[..]].concat(),
+        "12345678\n654321\n654321\n",
+    );
+    assert!(ok, "{said}");
+    assert!(said.contains("PUK：剩余 2 次尝试机会"), "{said}");
+    assert!(said.contains("PIN 已解锁"), "{said}");
+    let state = card.state();
+    assert_eq!((state.pin_tries_left, state.puk_tries_left), (3, 3));
+    assert!(
+        !said.contains("654321") && !said.contains("12345678"),
+        "no PIN echoed: {said}"
+    );
+    let (ok, said) = agent_says(&[&["verify-pin"], &r[..]].concat(), "654321\n");
+    assert!(ok, "the new PIN works: {said}");
+
+    // change-pin: a wrong current PIN is counted and explained; the right one changes it.
+    let (ok, said) = agent_says(
+        &[&["change-pin"], &r[..]].concat(),
+        "111111\n24681357\n24681357\n",
+    );
+    assert!(!ok, "{said}");
+    assert!(said.contains("PIN：剩余 3 次尝试机会"), "{said}");
+    assert!(said.contains("PIN 错误，还剩 2 次尝试机会"), "{said}");
+    assert_eq!(card.state().pin, "654321");
+    let (ok, said) = agent_says(
+        &[&["change-pin"], &r[..]].concat(),
+        "654321\n24681357\n24681357\n",
+    );
+    assert!(ok, "{said}");
+    assert!(said.contains("PIN 已修改"), "{said}");
+    let state = card.state();
+    assert_eq!((state.pin.as_str(), state.pin_tries_left), ("24681357", 3));
+    let (ok, _) = agent_says(&[&["verify-pin"], &r[..]].concat(), "654321\n");
+    assert!(!ok, "the old PIN no longer works");
+    let (ok, said) = agent_says(&[&["verify-pin"], &r[..]].concat(), "24681357\n");
+    assert!(ok, "{said}");
+    // A new PIN of the wrong form never reaches the card.
+    let (ok, said) = agent_says(
+        &[&["change-pin"], &r[..]].concat(),
+        "24681357\n12345\n12345\n",
+    );
+    assert!(!ok && said.contains("PIN 应为 6 至 8 位"), "{said}");
+
+    // change-puk.
+    let (ok, said) = agent_says(
+        &[&["change-puk"], &r[..]].concat(),
+        "12345678\n87654321\n87654321\n",
+    );
+    assert!(ok, "{said}");
+    assert!(said.contains("PUK 已修改"), "{said}");
+    assert_eq!(card.state().puk, "87654321");
+
+    // Three wrong PUKs block it for good; the agent says the key must be replaced.
+    for left in [2, 1] {
+        let (ok, said) = agent_says(
+            &[&["unblock-pin"], &r[..]].concat(),
+            "00000000\n123456\n123456\n",
+        );
+        assert!(!ok);
+        assert!(
+            said.contains(&format!("PUK 错误，还剩 {left} 次尝试机会")),
+            "{said}"
+        );
+    }
+    let (ok, said) = agent_says(
+        &[&["unblock-pin"], &r[..]].concat(),
+        "00000000\n123456\n123456\n",
+    );
+    assert!(!ok);
+    assert!(
+        said.contains("PUK 已锁定") && said.contains("更换 USB Key"),
+        "{said}"
+    );
+    let (ok, said) = agent_says(
+        &[&["unblock-pin"], &r[..]].concat(),
+        "87654321\n123456\n123456\n",
+    );
+    assert!(!ok);
+    assert!(said.contains("PUK：已锁定"), "shown before asking: {said}");
+    assert!(said.contains("请联系安全保密员更换 USB Key"), "{said}");
+    let state = card.state();
+    assert_eq!((state.puk_tries_left, state.pin.as_str()), (0, "24681357"));
+
+    // The real clients still read the card (the PIN counter through their own VERIFY).
+    let status = client("yubico-piv-tool", &["-r", READER_0, "-a", "status"]);
+    assert!(status.contains("Slot 9a"), "{status}");
+    assert!(status.contains("PIN tries left:\t3"), "{status}");
+
     drop(card);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -401,16 +350,19 @@ fn real_clients_and_the_agent_read_the_virtual_card() {
 #[test]
 fn the_agent_library_signs_generates_and_writes() {
     ensure_pcscd();
-    assert!(
-        !card_present(READER_1),
-        "another card is already in {READER_1}: stop the vcard that holds it"
-    );
     let dir = tempdir("library");
     let issued = issue(20);
-    let card = VirtualCardProcess::start(&dir, 35964, &issued);
-    wait_until("the card in reader 1", Duration::from_secs(10), || {
-        card_present(READER_1)
-    });
+    // The card's management key: AES-256, not the default, made here.
+    let aes_key: String = (0..32)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect();
+    let mut state = CardState::fresh("123456");
+    state.mgmt_algorithm = 0x0C;
+    state.mgmt_key = aes_key.clone();
+    state
+        .save(&VirtualCard::state_path_in(&dir, PORT_1))
+        .unwrap();
+    let card = VirtualCard::start_with_pem(&dir, PORT_1, &issued.cert_pem, &issued.key_pem);
 
     let status = text(&agent(&["status", "--reader", READER_1], None));
     assert!(
@@ -457,11 +409,44 @@ fn the_agent_library_signs_generates_and_writes() {
     .expect("the card's signature verifies against the certificate");
     assert_eq!(card.state().signature_counter, 1);
 
-    // Generate a P-256 key in 9C, write a (long, chained) certificate object, read it back.
+    // GENERATE and PUT DATA want the 9B management key: a verified PIN is not enough, the
+    // default 3DES key and a wrong AES key are refused, and the card's own AES-256 key (its
+    // algorithm read with GET METADATA) opens them.
     let other = issue(365);
+    let (no_key, no_key_put, alg, default, wrong, after_wrong) = reader
+        .run(|card| {
+            piv::verify_pin(card, &Pin::new("123456")?)?;
+            let no_key = piv::generate(card, AlgorithmId::EccP256, SlotId::Signature).unwrap_err();
+            let no_key_put =
+                piv::write_certificate(card, SlotId::Signature, &other.der).unwrap_err();
+            let alg = mgmt::card_algorithm(card)?;
+            let default =
+                mgmt::authenticate(card, &MgmtKey::default_for(MgmtAlgorithm::Tdes)?).unwrap_err();
+            let zeros = MgmtKey::from_hex(MgmtAlgorithm::Aes256, &"00".repeat(32))?;
+            let wrong = mgmt::authenticate(card, &zeros).unwrap_err();
+            let after_wrong =
+                piv::generate(card, AlgorithmId::EccP256, SlotId::Signature).unwrap_err();
+            Ok((no_key, no_key_put, alg, default, wrong, after_wrong))
+        })
+        .unwrap();
+    assert_eq!(no_key, PivError::ManagementKeyRequired);
+    assert_eq!(no_key_put, PivError::ManagementKeyRequired);
+    assert_eq!(alg, MgmtAlgorithm::Aes256);
+    assert_eq!(default, PivError::ManagementKeyAlgorithm("3DES"));
+    assert_eq!(wrong, PivError::WrongManagementKey);
+    assert_eq!(after_wrong, PivError::ManagementKeyRequired);
+    assert!(!card.state().keys.contains_key("9C"), "nothing generated");
+    assert!(
+        !card.state().objects.contains_key("5FC10A"),
+        "nothing written"
+    );
+
+    // Generate a P-256 key in 9C, write a (long, chained) certificate object, read it back.
+    let key = MgmtKey::from_hex(MgmtAlgorithm::Aes256, &aes_key).unwrap();
     let (public, read_back) = reader
         .run(|card| {
             piv::verify_pin(card, &Pin::new("123456")?)?;
+            mgmt::authenticate(card, &key)?;
             let public = piv::generate(card, AlgorithmId::EccP256, SlotId::Signature)?;
             piv::write_certificate(card, SlotId::Signature, &other.der)?;
             Ok((public, piv::read_certificate(card, SlotId::Signature)?))
@@ -471,10 +456,21 @@ fn the_agent_library_signs_generates_and_writes() {
     assert!(other.der.len() > 255, "exercises command chaining");
     assert_eq!(read_back.as_deref(), Some(&other.der[..]));
 
+    // Selecting PIV again ends the management key's authentication, as on a YubiKey.
+    let reselected = reader
+        .run(|card| {
+            piv::select(card)?;
+            Ok(piv::generate(card, AlgorithmId::EccP256, SlotId::Signature).unwrap_err())
+        })
+        .unwrap();
+    assert_eq!(reselected, PivError::ManagementKeyRequired);
+    // (The reader still believes PIV selected; the next runs verify and authenticate again.)
+
     // RSA-2048 on 9D: the raw operation on a host-padded block, checked with the public key.
     let (public, block, raw) = reader
         .run(|card| {
             piv::verify_pin(card, &Pin::new("123456")?)?;
+            mgmt::authenticate(card, &key)?;
             let public = piv::generate(card, AlgorithmId::Rsa2048, SlotId::KeyManagement)?;
             let mut block = vec![0x00, 0x01];
             block.resize(256 - 33, 0xFF);

@@ -1,24 +1,95 @@
 //! The tunnel suite: `dangjian-agent connect` against a `dangjian-server demo`, the virtual card
-//! in real pcscd + vpcd (reader 1; see `dangjian_tests::rig`), the browser on the local
-//! endpoint.
+//! in real pcscd + vpcd (reader 1; see `dangjian_tests::rig`), headless Chromium and a plain
+//! HTTP client on the local endpoint, and a TCP relay between agent and server whose
+//! connections the test can cut (a network drop).
 
+use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dangjian_tests::rig::{self, wait_until, AgentProcess, VirtualCard, PORT_1, READER_1};
-use dangjian_tests::{current_code, Server};
+use dangjian_tests::browser::Browser as Chromium;
+use dangjian_tests::rig::{self, AgentProcess, VirtualCard, PORT_1, READER_1};
+use dangjian_tests::{current_code, Api, Server};
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
 
 const REMOVED: &str = "请插入 USB Key 并重新输入 PIN 码";
 
-/// The local endpoint as the browser sees it: the cookie from the first URL on each request.
-struct Browser {
+/// A TCP relay standing for the network between agent and server: `cut` drops every
+/// connection through it, `set_down` refuses new ones (an outage).
+struct Relay {
+    addr: SocketAddr,
+    links: Arc<Mutex<Vec<AbortHandle>>>,
+    down: Arc<AtomicBool>,
+    accept: AbortHandle,
+}
+
+impl Relay {
+    async fn start(target: SocketAddr) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let links: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
+        let down = Arc::new(AtomicBool::new(false));
+        let (l, d) = (links.clone(), down.clone());
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    continue;
+                };
+                if d.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection is closed at once
+                }
+                let link = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                l.lock().unwrap().push(link.abort_handle());
+            }
+        })
+        .abort_handle();
+        Relay {
+            addr,
+            links,
+            down,
+            accept,
+        }
+    }
+
+    fn cut(&self) {
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+        if down {
+            self.cut();
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
+/// The local endpoint as a plain HTTP client sees it: the cookie from the first URL on each
+/// request.
+struct Local {
     http: reqwest::Client,
     base: String,
     cookie: String,
 }
 
-impl Browser {
+impl Local {
     async fn get(&self, path: &str) -> (u16, String) {
         let res = self
             .http
@@ -30,6 +101,42 @@ impl Browser {
         let status = res.status().as_u16();
         (status, res.text().await.unwrap())
     }
+
+    /// Starts a POST whose body arrives in two parts: the first part now, the rest when the
+    /// returned sender is fired. Answers the status line and body.
+    async fn slow_post(
+        &self,
+        path: &str,
+        body: &str,
+    ) -> (
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<String>,
+    ) {
+        let addr = self.base.trim_start_matches("http://").to_string();
+        let mut stream = TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: {}\r\nContent-Type: \
+             application/json\r\nAccept: application/json\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n",
+            self.cookie,
+            body.len()
+        );
+        let (first, rest) = body.split_at(body.len() / 2);
+        stream
+            .write_all(format!("{head}{first}").as_bytes())
+            .await
+            .unwrap();
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        let rest = rest.to_string();
+        let task = tokio::spawn(async move {
+            let _ = wait.await;
+            stream.write_all(rest.as_bytes()).await.unwrap();
+            let mut answer = Vec::new();
+            stream.read_to_end(&mut answer).await.unwrap();
+            String::from_utf8_lossy(&answer).into_owned()
+        });
+        (go, task)
+    }
 }
 
 fn plain_http() -> reqwest::Client {
@@ -40,24 +147,47 @@ fn plain_http() -> reqwest::Client {
         .unwrap()
 }
 
-/// Audit records of `action` as the auditor sees them.
-async fn audit(server: &Server, action: &str) -> Vec<Value> {
-    let auditor = server.sign_in(&server.account("auditor", None)).await;
+/// Audit records of `action` by `account_id`, as the auditor sees them.
+async fn audit_of(auditor: &Api, action: &str, account_id: &str) -> Vec<Value> {
     let r = auditor
         .get(&format!("/api/v1/audit?action={action}&per_page=200"))
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    r.body["items"].as_array().cloned().unwrap_or_default()
+    r.body["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| i["actor_account_id"] == account_id)
+        .collect()
 }
 
-/// Reader 1: the tier-2 admin's card signs the handshake once; the browser works through the
-/// tunnel; pulling the card ends the server session and locks the tunnel; card back + PIN +
-/// a fresh code resumes.
+/// Waits for a TOTP code of a later 30-second step than `used` (each code is accepted once).
+async fn next_code(secret: &str, used: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let c = current_code(secret);
+        if c != used {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "no new TOTP step");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The whole USB-key path, reader 1, the tier-2 admin's card: the card signs the handshake
+/// once; Chromium works through the tunnel (the home page, a member record); a hundred requests
+/// ride the one connection; a network drop and an outage are survived without the PIN; the
+/// card pulled mid-request ends the server session and every answer is the Chinese "key
+/// removed" page; card back + PIN + a fresh code resumes in the same browser.
 #[tokio::test(flavor = "multi_thread")]
-async fn connect_tunnels_the_browser_and_locks_when_the_card_is_pulled() {
+async fn the_browser_works_through_the_card_tunnel_and_pulling_the_card_ends_the_session() {
     rig::ensure_pcscd();
     let server = Server::demo(50, None).await;
+    let auditor = server.sign_in(&server.account("auditor", None)).await;
     let tier2 = server.account("admin", Some(2));
+    let server_addr: SocketAddr = server.base.trim_start_matches("https://").parse().unwrap();
+    let relay = Relay::start(server_addr).await;
     let (cert, key) = (tier2.cert.clone().unwrap(), tier2.key.clone().unwrap());
     let card = VirtualCard::start(
         server.data.path(),
@@ -66,12 +196,11 @@ async fn connect_tunnels_the_browser_and_locks_when_the_card_is_pulled() {
     );
 
     let first_code = current_code(&tier2.totp_secret);
-    let stderr = server.data.path().join("agent-stderr.log");
     let mut agent = AgentProcess::spawn(
         &[
             "connect",
             "--server",
-            &server.base,
+            &format!("https://{}", relay.addr),
             "--ca",
             server.ca_path().to_str().unwrap(),
             "--reader",
@@ -79,7 +208,7 @@ async fn connect_tunnels_the_browser_and_locks_when_the_card_is_pulled() {
             "--code",
             &first_code,
         ],
-        stderr,
+        server.data.path().join("agent-stderr.log"),
     );
     agent.type_line("123456");
     let url = agent.next_line("local URL", Duration::from_secs(30), |l| {
@@ -98,45 +227,17 @@ async fn connect_tunnels_the_browser_and_locks_when_the_card_is_pulled() {
         set.contains("HttpOnly") && set.contains("SameSite=Strict"),
         "{set}"
     );
-    let browser = Browser {
+    let local = Local {
         http: http.clone(),
         base: base.clone(),
         cookie: set.split(';').next().unwrap().to_string(),
     };
-
-    // The card session through the tunnel.
-    let (status, body) = browser.get("/api/v1/session").await;
+    let (status, body) = local.get("/api/v1/session").await;
     assert_eq!(status, 200, "{body}");
     let session: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(session["active_role"]["tier"], 2, "{session}");
     assert_eq!(session["active_role"]["org_id"], tier2.org_id.as_str());
-    let (status, page) = browser.get(&format!("/orgs/{}", tier2.org_id)).await;
-    assert_eq!(status, 200, "{page}");
-    assert!(page.contains(&tier2.org_name), "the org page renders");
-    assert_eq!(card.state().signature_counter, 1, "one card signature");
-
-    // Concurrent requests open more connections: they resume, the card does not sign again.
-    let mut tasks = Vec::new();
-    for _ in 0..8 {
-        let (http, base, cookie) = (http.clone(), base.clone(), browser.cookie.clone());
-        tasks.push(tokio::spawn(async move {
-            http.get(format!("{base}/api/v1/session"))
-                .header("Cookie", cookie)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }));
-    }
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), 200);
-    }
-    assert_eq!(
-        card.state().signature_counter,
-        1,
-        "resumed connections need no new signature"
-    );
+    let account_id = session["account"]["id"].as_str().unwrap().to_string();
 
     // Only its own browser, only its own host name.
     let res = http
@@ -148,7 +249,7 @@ async fn connect_tunnels_the_browser_and_locks_when_the_card_is_pulled() {
     assert!(res.text().await.unwrap().contains("访问被拒绝"));
     let res = http
         .get(format!("{base}/api/v1/session"))
-        .header("Cookie", &browser.cookie)
+        .header("Cookie", &local.cookie)
         .header("Host", format!("rebound.example:{port}"))
         .send()
         .await
@@ -157,58 +258,144 @@ async fn connect_tunnels_the_browser_and_locks_when_the_card_is_pulled() {
     let res = http.get(format!("{base}/?k=wrong")).send().await.unwrap();
     assert_eq!(res.status().as_u16(), 403);
 
-    // Pull the card: the tunnel answers 503 with the Chinese page at once, the server session
-    // is ended over the still-open connection.
+    // Chromium: the first URL, the organisation's page, a member record.
+    let (status, body) = local
+        .get(&format!(
+            "/api/v1/orgs/{}/members?include_sub=1&per_page=1",
+            tier2.org_id
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let members: Value = serde_json::from_str(&body).unwrap();
+    let member = &members["items"][0];
+    let (member_id, member_name) = (
+        member["id"].as_str().expect("a member in scope"),
+        member["name"].as_str().unwrap(),
+    );
+    let chromium = Chromium::start().await;
+    chromium.goto(&url).await;
+    assert_eq!(
+        chromium.current_path().await,
+        format!("/orgs/{}", tier2.org_id),
+        "the home page is the admin's organisation"
+    );
+    let page = chromium.text(".main").await;
+    assert!(page.contains(&tier2.org_name), "{page}");
+    chromium.goto(&format!("{base}/members/{member_id}")).await;
+    let heading = chromium.text(".main").await;
+    assert!(heading.contains(member_name), "{heading}");
+    chromium.screenshot("agent-member-record").await;
+    assert_eq!(card.state().signature_counter, 1, "one card signature");
+
+    // A hundred requests, twenty at a time: one connection, no further signature.
+    for _ in 0..5 {
+        let mut batch = Vec::new();
+        for _ in 0..20 {
+            let (http, base, cookie) = (http.clone(), base.clone(), local.cookie.clone());
+            batch.push(tokio::spawn(async move {
+                http.get(format!("{base}/api/v1/session"))
+                    .header("Cookie", cookie)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }));
+        }
+        for t in batch {
+            assert_eq!(t.await.unwrap(), 200);
+        }
+    }
+    assert_eq!(
+        card.state().signature_counter,
+        1,
+        "a hundred requests, one card signature"
+    );
+
+    // A network drop: the next request goes on a new connection that resumes the TLS session
+    // — no PIN, no code, no signature.
+    relay.cut();
+    let (status, body) = local.get("/api/v1/session").await;
+    assert_eq!(status, 200, "after a drop: {body}");
+    // An outage: a Chinese page while the server cannot be reached, then on again.
+    relay.set_down(true);
+    let (status, body) = local.get("/api/v1/session").await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("无法连接服务器"), "{body}");
+    relay.set_down(false);
+    let (status, body) = local.get("/api/v1/session").await;
+    assert_eq!(status, 200, "after the outage: {body}");
+    assert_eq!(
+        card.state().signature_counter,
+        1,
+        "reconnections resume the TLS session"
+    );
+    assert!(
+        !agent.stderr_text().contains("错误"),
+        "{}",
+        agent.stderr_text()
+    );
+
+    // Pulled mid-request: an upload is under way when the card leaves. The server session
+    // ends, the upload is not forwarded, and every answer is the "key removed" page.
+    let (finish_upload, upload) = local
+        .slow_post(
+            "/api/v1/members",
+            &format!(
+                r#"{{"org_id": "{}", "name": "测试上传中途拔卡", "note": "padding padding"}}"#,
+                tier2.org_id
+            ),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let pulled = Instant::now();
     card.remove();
-    let mut last = (0, String::new());
-    wait_until("the removed-card page", Duration::from_secs(3), || {
-        last = futures_block(browser.get("/api/v1/session"));
-        last.0 == 503
-    });
-    assert!(pulled.elapsed() < Duration::from_secs(3));
-    assert!(last.1.contains(REMOVED), "{}", last.1);
     let mut ended = Vec::new();
-    for _ in 0..20 {
-        ended = audit(&server, "session.sign_out").await;
-        if !ended.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    while ended.is_empty() {
+        assert!(
+            pulled.elapsed() < Duration::from_secs(5),
+            "the server session was not ended"
+        );
+        ended = audit_of(&auditor, "session.sign_out", &account_id).await;
     }
-    assert_eq!(ended.len(), 1, "the server session was ended");
+    let took = pulled.elapsed();
+    eprintln!("card pulled → server session ended: {took:?}");
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    let _ = finish_upload.send(());
+    let answer = upload.await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains(REMOVED), "{answer}");
+    let (status, body) = local.get("/api/v1/session").await;
+    assert_eq!(status, 503);
+    assert!(body.contains(REMOVED), "{body}");
+    chromium.goto(&format!("{base}/members/{member_id}")).await;
+    let page = chromium.text("body").await;
+    assert!(page.contains("USB Key 已拔出"), "{page}");
+    assert!(!page.contains(member_name), "{page}");
+    chromium.screenshot("agent-key-removed").await;
+    let created = audit_of(&auditor, "member.create", &account_id).await;
+    assert!(created.is_empty(), "the upload was not forwarded");
 
     // Back in: PIN and a code of the next 30-second step resume the session.
     card.insert();
-    let deadline = Instant::now() + Duration::from_secs(40);
-    let code = loop {
-        let c = current_code(&tier2.totp_secret);
-        if c != first_code {
-            break c;
-        }
-        assert!(Instant::now() < deadline, "no new TOTP step");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let code = next_code(&tier2.totp_secret, &first_code).await;
     agent.type_line("123456");
     agent.type_line(&code);
     agent.next_line("resumption", Duration::from_secs(20), |l| {
         l.contains("已恢复会话")
     });
-    let (status, body) = browser.get("/api/v1/session").await;
-    assert_eq!(status, 200, "{body}");
+    chromium.goto(&format!("{base}/members/{member_id}")).await;
+    let heading = chromium.text(".main").await;
+    assert!(heading.contains(member_name), "{heading}");
     assert_eq!(
         card.state().signature_counter,
         2,
         "one signature per session"
     );
+    chromium.close().await;
 
     // The card leaves the reader before the agent that holds it exclusively is killed: killed
     // the other way round, the next card in this reader was not seen within 10 s in our runs.
     drop(card);
     drop(agent);
-}
-
-/// Runs a future to completion from synchronous code inside the multi-threaded runtime.
-fn futures_block<F: std::future::Future>(f: F) -> F::Output {
-    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
 }
