@@ -59,3 +59,15 @@ ensure_pcscd() {
   echo "pcscd did not start" >&2
   return 1
 }
+
+# A loopback port nobody listens on.
+free_port() {
+  local p
+  while :; do
+    p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"
+      return
+    fi
+  done
+}

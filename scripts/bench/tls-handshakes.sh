@@ -40,18 +40,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A loopback port nobody listens on.
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p"
-      return
-    fi
-  done
-}
-
 # ---- our server: the demo (1,000 members) ----------------------------------------------------
 OURS_PORT=$(free_port)
 DATA="$WORK/demo"

@@ -75,18 +75,6 @@ card_present() {
   [ -n "$state" ] && ! grep -q '未插入' <<<"$state"
 }
 
-# A loopback port nobody listens on.
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p"
-      return
-    fi
-  done
-}
-
 # Waits until FILE has a line matching REGEX (process PID alive), at most SECONDS.
 wait_for_line() {
   local file=$1 regex=$2 pid=$3 seconds=$4 i
