@@ -313,37 +313,29 @@ async fn every_route_admits_exactly_the_allowed_callers() {
                                      "unit_mode": "legal_entity", "unit_ids": [unit_a], "founded_on": "2020-01-01"}))
         .await;
     assert_eq!(linked.status, 201, "{:?}", linked.body);
-    let person = dangjian_server::member::idcard::compose(
-        "370102",
-        chrono::NaiveDate::from_ymd_opt(1980, 1, 2).unwrap(),
-        77,
-    );
-    let grant = officer_api
-        .post(
-            "/api/v1/grants",
-            json!({"name": "矩阵测试", "id_number": person, "mobile": "13911112222",
-                                       "role": "admin", "org_id": tier3.org_id}),
-        )
-        .await;
-    assert_eq!(grant.status, 201, "{:?}", grant.body);
+    // A pending tier-3 admin grant for a synthetic person born on `born` (sequence `seq`).
+    let new_grant = |name: &'static str, born: (i32, u32, u32), seq: u16, mobile: &'static str| {
+        let person = dangjian_server::member::idcard::compose(
+            "370102",
+            chrono::NaiveDate::from_ymd_opt(born.0, born.1, born.2).unwrap(),
+            seq,
+        );
+        let body = json!({"name": name, "id_number": person, "mobile": mobile,
+                          "role": "admin", "org_id": tier3.org_id});
+        let officer_api = &officer_api;
+        async move {
+            let grant = officer_api.post("/api/v1/grants", body).await;
+            assert_eq!(grant.status, 201, "{:?}", grant.body);
+            grant
+        }
+    };
+    let grant = new_grant("矩阵测试", (1980, 1, 2), 77, "13911112222").await;
     let grant_a = grant.body["grant_id"].as_str().unwrap().to_string();
     // Two card certificates for the tier-3 admin, through enrolment, as revocable targets
     // (one for the API route, one for the page), and a second pending grant likewise.
     let serial_a = enrol(&server, &officer_api, &tier3.org_id).await;
     let serial_page = enrol(&server, &officer_api, &tier3.org_id).await;
-    let person2 = dangjian_server::member::idcard::compose(
-        "370102",
-        chrono::NaiveDate::from_ymd_opt(1981, 2, 3).unwrap(),
-        79,
-    );
-    let grant2 = officer_api
-        .post(
-            "/api/v1/grants",
-            json!({"name": "矩阵测试乙", "id_number": person2, "mobile": "13911113333",
-                                       "role": "admin", "org_id": tier3.org_id}),
-        )
-        .await;
-    assert_eq!(grant2.status, 201, "{:?}", grant2.body);
+    let grant2 = new_grant("矩阵测试乙", (1981, 2, 3), 79, "13911113333").await;
     let grant_page = grant2.body["grant_id"].as_str().unwrap().to_string();
     let account_page = grant2.body["account_id"].as_str().unwrap().to_string();
     let account_a = grant.body["account_id"].as_str().unwrap().to_string();

@@ -87,14 +87,13 @@ async fn sign_in(
 /// failures), audits the attempt and opens a session under the default grant. Too many
 /// failures from one client address answer 429 (`throttle`).
 pub async fn authenticate(state: &AppState, client: &str, body: &SignIn) -> ApiResult<SignedIn> {
-    super::throttle::refuse_if_throttled(&state.db, "sign_in", client).await?;
-    let result = authenticate_once(state, client, body).await;
-    if let Err(e) = &result {
-        if super::throttle::sign_in_failure(e) {
-            super::throttle::record_failure(&state.db, "sign_in", client).await?;
-        }
-    }
-    result
+    super::throttle::attempt(
+        &state.db,
+        "sign_in",
+        client,
+        authenticate_once(state, client, body),
+    )
+    .await
 }
 
 async fn authenticate_once(state: &AppState, client: &str, body: &SignIn) -> ApiResult<SignedIn> {

@@ -74,3 +74,21 @@ pub async fn record_failure(db: &Db, bucket: &str, client: &str) -> Result<(), A
 pub fn sign_in_failure(e: &ApiError) -> bool {
     matches!(e.status, StatusCode::UNAUTHORIZED | StatusCode::LOCKED)
 }
+
+/// Runs one attempt from `client` in `bucket`: refused with 429 while throttled, and recorded
+/// when it fails in a way that counts (see [`sign_in_failure`]).
+pub async fn attempt<T>(
+    db: &Db,
+    bucket: &str,
+    client: &str,
+    attempt: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    refuse_if_throttled(db, bucket, client).await?;
+    let result = attempt.await;
+    if let Err(e) = &result {
+        if sign_in_failure(e) {
+            record_failure(db, bucket, client).await?;
+        }
+    }
+    result
+}

@@ -72,14 +72,8 @@ async fn card_sign_in(
     ApiJson(body): ApiJson<CardSignIn>,
 ) -> ApiResult<Response> {
     let client = conn.client_addr.ip().to_string();
-    throttle::refuse_if_throttled(&state.db, "sign_in", &client).await?;
-    let result = card_sign_in_once(&state, &client, conn.peer_cert.as_ref(), &body.code).await;
-    if let Err(e) = &result {
-        if throttle::sign_in_failure(e) {
-            throttle::record_failure(&state.db, "sign_in", &client).await?;
-        }
-    }
-    let signed = result?;
+    let once = card_sign_in_once(&state, &client, conn.peer_cert.as_ref(), &body.code);
+    let signed = throttle::attempt(&state.db, "sign_in", &client, once).await?;
     let cookie = session::session_cookie(&signed.signed.token, state.config.secure_cookies);
     Ok(([(SET_COOKIE, cookie)], Json(signed)).into_response())
 }
@@ -385,14 +379,7 @@ pub async fn check_enrolment_code(
     client: &str,
     code: &str,
 ) -> ApiResult<EnrolmentHolder> {
-    throttle::refuse_if_throttled(&state.db, "enrolment", client).await?;
-    let result = check_once(state, code).await;
-    if let Err(e) = &result {
-        if throttle::sign_in_failure(e) {
-            throttle::record_failure(&state.db, "enrolment", client).await?;
-        }
-    }
-    result
+    throttle::attempt(&state.db, "enrolment", client, check_once(state, code)).await
 }
 
 async fn check_once(state: &AppState, code: &str) -> ApiResult<EnrolmentHolder> {
@@ -442,14 +429,13 @@ async fn enrol_check_route(
 /// 申领证书: with a one-time enrolment code and a CSR; the subject is the grant's holder
 /// (name, ID number, scope organisation code), never the CSR's.
 pub async fn enrol(state: &AppState, client: &str, body: &Enrol) -> ApiResult<Enrolled> {
-    throttle::refuse_if_throttled(&state.db, "enrolment", client).await?;
-    let result = enrol_once(state, client, body).await;
-    if let Err(e) = &result {
-        if throttle::sign_in_failure(e) {
-            throttle::record_failure(&state.db, "enrolment", client).await?;
-        }
-    }
-    result
+    throttle::attempt(
+        &state.db,
+        "enrolment",
+        client,
+        enrol_once(state, client, body),
+    )
+    .await
 }
 
 async fn enrol_once(state: &AppState, client: &str, body: &Enrol) -> ApiResult<Enrolled> {
