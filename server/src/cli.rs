@@ -12,7 +12,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::access::Role;
 use crate::account::{password, store as accounts, totp};
-use crate::app::{router, AppState};
+use crate::app::router;
+use crate::state::AppState;
 use crate::audit::{self, Event, Who};
 use crate::config::{write_private, Config, ConfigFile};
 use crate::db::{new_id, sqlite_url, Db};

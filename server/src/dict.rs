@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::access::Actor;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::member::dict as md;
 use crate::org::rules::ALL_CATEGORIES;
 

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod account;
 pub mod app;
+pub mod state;
 pub mod audit;
 pub mod card;
 pub mod cli;

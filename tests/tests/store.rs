@@ -2,7 +2,7 @@
 //! `<test>::postgres`), through the server's own storage functions.
 
 use dangjian_server::access::{Actor, Role};
-use dangjian_server::app::Paging;
+use dangjian_server::state::Paging;
 use dangjian_server::audit::{self, Event, Who};
 use dangjian_server::crypto::{self, Column};
 use dangjian_server::db::{new_id, Db, Engine};

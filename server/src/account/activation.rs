@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{password, throttle, totp, LOCK_MINUTES, MAX_FAILED_ATTEMPTS};
-use crate::app::{ApiJson, AppState, ConnInfo};
+use crate::state::{ApiJson, AppState, ConnInfo};
 use crate::audit::{self, Event, Outcome, Who};
 use crate::db::{new_id, now_rfc3339, Tx};
 use crate::error::{ApiError, ApiResult};

@@ -11,7 +11,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::store::{grants_of, GrantView};
 use super::{session, totp, LOCK_MINUTES, MAX_FAILED_ATTEMPTS};
 use crate::access::Actor;
-use crate::app::{ApiJson, AppState, ConnInfo};
+use crate::state::{ApiJson, AppState, ConnInfo};
 use crate::audit::{self, Event, Outcome, Who};
 use crate::error::{ApiError, ApiResult};
 use crate::member::idcard;
@@ -426,7 +426,7 @@ pub struct SignOutQuery {
 async fn sign_out(
     State(state): State<AppState>,
     actor: Actor,
-    crate::app::ApiQuery(q): crate::app::ApiQuery<SignOutQuery>,
+    crate::state::ApiQuery(q): crate::state::ApiQuery<SignOutQuery>,
 ) -> ApiResult<Response> {
     if matches!(q.all.as_deref(), Some("1" | "true")) {
         super::grants::sign_out_everywhere(&state, &actor).await?;

@@ -11,7 +11,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::access::{Actor, Role};
-use crate::app::{AppState, ConnInfo};
+use crate::state::{AppState, ConnInfo};
 use crate::db::Db;
 use crate::error::ApiError;
 

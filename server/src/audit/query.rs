@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, NaiveDate, NaiveTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::access::{Actor, Role};
-use crate::app::{Page, Paging};
+use crate::state::{Page, Paging};
 use crate::db::{Db, Sql};
 use crate::error::{ApiError, ApiResult};
 

@@ -14,7 +14,7 @@ use axum::response::Response;
 
 use super::{Event, Outcome, Who};
 use crate::access::Actor;
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Who is asking, once known; shared between the middleware and the extractors.
 #[derive(Clone, Default, Debug)]

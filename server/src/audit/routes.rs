@@ -10,7 +10,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::query::{self, AuditItem, AuditQuery, ExportQuery, EXPORT_CAP};
 use super::{Event, VerifyReport, Who};
 use crate::access::{self, Actor};
-use crate::app::{ApiQuery, AppState, Page};
+use crate::state::{ApiQuery, AppState, Page};
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 

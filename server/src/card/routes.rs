@@ -20,7 +20,7 @@ use super::{
 use crate::access::{self, Actor, Role};
 use crate::account::routes::{account_row, complete_sign_in, CardCredential, SignedIn};
 use crate::account::{session, throttle};
-use crate::app::{ApiJson, ApiQuery, AppState, ConnInfo, Page, Paging};
+use crate::state::{ApiJson, ApiQuery, AppState, ConnInfo, Page, Paging};
 use crate::audit::{self, Event, Outcome, Who};
 use crate::db::{new_id, now_rfc3339, subtree_upper};
 use crate::error::{ApiError, ApiResult};

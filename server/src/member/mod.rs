@@ -1,7 +1,7 @@
 //! Party members 党员 (SPEC §4): field rules, completeness, storage and routes.
 
 pub mod dict;
-pub mod idcard;
+pub use dangjian_codes::idcard;
 pub mod routes;
 pub mod rules;
 

@@ -25,7 +25,7 @@ use hyper_util::server::conn::auto::Builder;
 use tokio::net::TcpListener;
 use tower::Service;
 
-use crate::app::ConnInfo;
+use crate::state::ConnInfo;
 
 use anyhow::Context;
 

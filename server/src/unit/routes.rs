@@ -10,7 +10,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{category_label, credit_code};
 use crate::access::{self, Actor};
-use crate::app::{ApiJson, ApiQuery, AppState, Page, Paging};
+use crate::state::{ApiJson, ApiQuery, AppState, Page, Paging};
 use crate::audit::{self, Event, Who};
 use crate::db::{flag, new_id, now_rfc3339, subtree_upper, Db};
 use crate::error::{ApiError, ApiResult};

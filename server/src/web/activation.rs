@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::{html_response, FormErrors};
 use crate::account::activation::{self, Activate, ConfirmTotp, ResetPassword, SmsPurpose};
-use crate::app::{AppState, ConnInfo};
+use crate::state::{AppState, ConnInfo};
 use crate::error::ApiError;
 
 pub fn router() -> super::PageRouter {

@@ -12,7 +12,7 @@ use super::{
     date_field, error_page, page, page_with_status, select_field, text_field, FormErrors, PageActor,
 };
 use crate::access::{self, Actor};
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::audit::query::{
     self, action_label, beijing_time, outcome_label, role_label, AuditFilter, AuditItem, AuditQuery,
 };

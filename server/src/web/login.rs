@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::{html_response, CsrfForm, FormErrors};
 use crate::account::routes::{authenticate, SignIn};
 use crate::account::session;
-use crate::app::{AppState, ConnInfo};
+use crate::state::{AppState, ConnInfo};
 use crate::audit::{self, Event, Who};
 
 const LOGIN_CSRF_COOKIE: &str = "dj_login";

@@ -16,7 +16,7 @@ use super::{
     text_field, CsrfForm, FormErrors, PageActor,
 };
 use crate::access::Actor;
-use crate::app::{AppState, Paging};
+use crate::state::{AppState, Paging};
 use crate::error::ApiError;
 use crate::member::dict::{self, CATEGORIES, EDUCATIONS, ETHNICITIES, JOBS, STATUSES};
 use crate::member::idcard;

@@ -25,7 +25,7 @@ use serde::Deserialize;
 
 use crate::access::{Actor, Role};
 use crate::account::session;
-use crate::app::{AppState, ConnInfo};
+use crate::state::{AppState, ConnInfo};
 use crate::error::ApiError;
 
 /// The page routes (not part of the JSON API).

@@ -13,7 +13,7 @@ use super::{
     text_field, CsrfForm, FormErrors, PageActor,
 };
 use crate::access::{self, Actor, Reach};
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::error::ApiError;
 use crate::org::routes::{self as ops, ChangeCategory, CreateOrg, EditOrg, RevokeOrg};
 use crate::org::rules::{allowed_children, Category, Level};

@@ -18,7 +18,7 @@ use crate::access::{self, Actor, Role};
 use crate::account::grants::{self, GrantQuery, NewGrant};
 use crate::account::session;
 use crate::account::store::GrantView;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::error::ApiError;
 
 pub fn router() -> super::PageRouter {

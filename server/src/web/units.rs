@@ -15,7 +15,7 @@ use super::{
     CsrfForm, FormErrors, PageActor,
 };
 use crate::access::{self, Actor, Reach};
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::error::ApiError;
 use crate::org::{store, OrgRow};
 use crate::unit::routes::{self as ops, UnitInput, UnitQuery, UnitView};

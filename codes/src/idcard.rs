@@ -147,7 +147,7 @@ mod tests {
 
     #[test]
     fn shared_vectors_get_their_verdicts() {
-        let text = include_str!("../../../tests/vectors/citizen_id.tsv");
+        let text = include_str!("../../tests/vectors/citizen_id.tsv");
         let mut rows = 0;
         for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
             let mut cols = line.split('\t');

@@ -1,0 +1,155 @@
+//! Shared state below every area: what handlers reach (`AppState`), the connection facts the
+//! listener inserts (`ConnInfo`), the JSON and query extractors with the API's error shape, and
+//! paging. Areas import this module, never `app`, which assembles the areas into one router.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::ApiError;
+
+/// Largest JSON body the API accepts.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub config: Arc<Config>,
+}
+
+/// Facts about the connection a request came over, inserted by the listener.
+#[derive(Clone, Debug)]
+pub struct ConnInfo {
+    pub client_addr: SocketAddr,
+    pub tls: bool,
+    /// The client certificate the TLS layer verified (chain to the platform CA, validity,
+    /// keyUsage, EKU clientAuth, CRL), if the connection carried one.
+    pub peer_cert: Option<crate::tls::PeerCert>,
+}
+
+/// The 413 answer in the API's error shape.
+pub fn body_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("请求内容过大（上限 {} KB）", MAX_BODY_BYTES / 1024),
+    )
+}
+
+/// A JSON body whose every failure answers in the API's error shape, naming the field.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                body_too_large()
+            } else {
+                ApiError::bad_request("无法读取请求内容")
+            }
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Parses a JSON body; a type error names the field at fault.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad_request(
+            "请求内容的格式不正确，应为 JSON 对象",
+        ));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let text = inner.to_string();
+                if let Some(rest) = text.strip_prefix("missing field `") {
+                    let field = rest.split('`').next().unwrap_or("").to_string();
+                    ApiError::field(&field, format!("缺少必填字段 {field}"))
+                } else if path == "." || path.is_empty() {
+                    ApiError::bad_request("请求内容的格式不正确，应为 JSON 对象")
+                } else {
+                    ApiError::field(&path, format!("字段 {path} 的取值或类型不正确"))
+                }
+            }
+            _ => ApiError::bad_request("请求内容不是有效的 JSON"),
+        }
+    })
+}
+
+/// Query parameters whose parse failure answers in the API's error shape.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        serde_html_form::from_str(query)
+            .map(ApiQuery)
+            .map_err(|e| ApiError::bad_request(format!("查询参数不正确：{e}")))
+    }
+}
+
+/// `?page=1&per_page=20` (at most 200 a page).
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::IntoParams)]
+pub struct Paging {
+    pub page: Option<i64>,
+    pub per_page: Option<i64>,
+}
+
+impl Paging {
+    pub fn page(&self) -> i64 {
+        self.page.unwrap_or(1).max(1)
+    }
+    pub fn per_page(&self) -> i64 {
+        self.per_page.unwrap_or(20).clamp(1, 200)
+    }
+    pub fn offset(&self) -> i64 {
+        (self.page() - 1) * self.per_page()
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+    pub page: i64,
+    pub per_page: i64,
+}
+
+impl<T> Page<T> {
+    pub fn new(items: Vec<T>, total: i64, paging: &Paging) -> Self {
+        Page {
+            items,
+            total,
+            page: paging.page(),
+            per_page: paging.per_page(),
+        }
+    }
+}
+
+impl<T: Serialize> IntoResponse for Page<T> {
+    fn into_response(self) -> axum::response::Response {
+        Json(self).into_response()
+    }
+}
