@@ -409,6 +409,7 @@ async fn serve_with(args: &ServeArgs, db: Db) -> anyhow::Result<()> {
     }
     db.migrate().await?;
     crate::crypto::install_from_dir(&args.db.data)?;
+    crate::account::activation::index_mobiles(&db).await?;
     crate::tls::ensure_server_certificate(&args.db.data, &[])?;
     // The platform PKI: trust store (the platform CA alone), CRL watched every few seconds.
     let pki = crate::tls::install(crate::tls::Pki::load(&args.db.data)?);

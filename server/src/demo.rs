@@ -1265,8 +1265,8 @@ async fn insert_members(
 
 /// Builds the demo province below the root organisation (`root_id`, `root_code`, inserted by
 /// `init`): 2 cities, 4 counties, 12 basic committees with general branches, branches and
-/// joint branches, their units, `members` synthetic members and six demo accounts (security
-/// officer, auditor, admins of tiers 1, 2 and 3), all in one transaction. Returns the accounts
+/// joint branches, their units, `members` synthetic members and eight demo accounts (security
+/// officer, auditor, admins of tiers 1, 2 and 3; a second security officer and auditor of the first city), all in one transaction. Returns the accounts
 /// with their one-time shown passwords and TOTP secrets.
 pub async fn generate(
     db: &Db,
@@ -1389,7 +1389,9 @@ pub async fn generate(
         work_category: None,
         founded: today,
     };
-    {
+    // The general branch's admin, then a security officer and an auditor of the first city
+    // (officers and auditors below the root, whose reach stops at their subtree).
+    for _ in 0..3 {
         let male = g.rng.gen_bool(0.6);
         let birth = date_between(&mut g.rng, date(1970, 1, 1), date(1992, 12, 31));
         let id_number = unique_id_number(&mut g.rng, birth, male, &mut ids);
@@ -1398,13 +1400,15 @@ pub async fn generate(
         account_people.push((name, id_number, mobile));
     }
 
-    let scopes: [(Role, &OrgRef, Option<u8>, &str); 6] = [
+    let scopes: [(Role, &OrgRef, Option<u8>, &str); 8] = [
         (Role::Security, &root, None, "1"),
         (Role::Auditor, &root, None, "1"),
         (Role::Admin, &tree.first_city, Some(1), "1"),
         (Role::Admin, &tree.tier2_committee, Some(2), "611"),
         (Role::Admin, &tier3, Some(3), "631"),
         (Role::Admin, &general, Some(3), "621"),
+        (Role::Security, &tree.first_city, None, "1"),
+        (Role::Auditor, &tree.first_city, None, "1"),
     ];
     let mut accounts = Vec::with_capacity(scopes.len());
     for ((role, org, tier, category), (name, id_number, mobile)) in
@@ -1461,6 +1465,7 @@ pub async fn issue_cards(
     cards_dir: &std::path::Path,
     accounts: &mut [DemoAccount],
 ) -> anyhow::Result<()> {
+    let mut stems = HashSet::new();
     for a in accounts.iter_mut() {
         let role = Role::parse(&a.role).ok_or_else(|| anyhow::anyhow!("role {}", a.role))?;
         if !crate::access::needs_card(role, a.tier) {
@@ -1475,10 +1480,14 @@ pub async fn issue_cards(
         .bind(&a.org_id)
         .fetch_one(db.read())
         .await?;
-        let stem = match a.tier {
+        let mut stem = match a.tier {
             Some(t) => format!("{}-tier{t}", a.role),
             None => a.role.clone(),
         };
+        // The first of a role keeps the plain name; the city's officer and auditor get theirs.
+        if !stems.insert(stem.clone()) {
+            stem = format!("{stem}-city");
+        }
         let (cert, key) =
             crate::card::issue_card_files(db, data_dir, &grant_id, cards_dir, &stem).await?;
         a.cert = Some(cert.display().to_string());

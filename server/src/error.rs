@@ -167,6 +167,11 @@ fn on_constraint(message: &str) -> Option<ApiError> {
             "同一上级党组织下已有同名党组织",
         ),
         (
+            &["grants.account_id, grants.org_id", "grants_live_account_org"],
+            "org_id",
+            "该人员在该党组织已有授权",
+        ),
+        (
             &["accounts.id_number", "accounts_id_number_key"],
             "id_number",
             "该公民身份证号已有账号",

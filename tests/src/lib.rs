@@ -90,7 +90,12 @@ impl TestDb {
         let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
             .await
             .expect("connect to PostgreSQL");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
+        // Created with a Chinese ICU collation, not "C": the code columns must compare bytewise
+        // (COLLATE "C") whatever the database's locale, or subtree ranges break.
+        sqlx::query(&format!(
+            "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8' \
+             LOCALE_PROVIDER icu ICU_LOCALE 'zh-CN'"
+        ))
             .execute(&mut conn)
             .await
             .expect("create test database");
@@ -128,8 +133,12 @@ impl Drop for TestDb {
     }
 }
 
-/// The `dangjian-server` binary next to the test executable (scripts/test.sh builds it first).
+/// The `dangjian-server` binary next to the test executable (scripts/test.sh builds it first),
+/// or the one `DANGJIAN_SERVER_BIN` names (benchmarks comparing two builds).
 pub fn server_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("DANGJIAN_SERVER_BIN") {
+        return PathBuf::from(bin);
+    }
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let bin = dir.join("dangjian-server");
@@ -256,6 +265,15 @@ impl Server {
         reqwest::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("CA pem"))
             .cookie_store(true)
+    }
+
+    /// An HTTPS client whose connections come from another loopback address (e.g.
+    /// `127.0.0.2`): another client address for throttling.
+    pub fn client_from(&self, local: std::net::IpAddr) -> reqwest::Client {
+        self.client_builder()
+            .local_address(local)
+            .build()
+            .expect("client")
     }
 
     /// An HTTPS client that presents a client certificate (PEM files) on every connection.

@@ -193,6 +193,8 @@ struct Caller {
     role: &'static str,
     /// For admins: (target A inside, target A strictly below).
     admin_reach: (bool, bool),
+    /// For security officers and auditors: scoped at the root (every target is inside).
+    root: bool,
 }
 
 /// Targets: objects inside every admin's scope (A: the tier-3 admin's branch) and objects
@@ -253,7 +255,9 @@ fn expected(rule: Rule, caller: &Caller, scoped: bool, inside: bool) -> bool {
         SignedIn => signed_in,
         Admin => caller.role == "admin" && (!scoped || (inside && caller.admin_reach.0)),
         AdminBelow => caller.role == "admin" && (!scoped || (inside && caller.admin_reach.1)),
-        Security => caller.role == "security",
+        // Grants, accounts and certificates outside: an account with a live grant beyond the
+        // first city, which only the root's officer may manage.
+        Security => caller.role == "security" && (!scoped || inside || caller.root),
         Auditor => caller.role == "auditor",
         EndsSession | Absent => unreachable!(),
     }
@@ -367,7 +371,45 @@ async fn every_route_admits_exactly_the_allowed_callers() {
         &pattern,
     )
     .await;
+    // Outside the first city's security officer: two people (one for the API, one for the
+    // pages) with a grant inside the city and another on org B; their accounts, their grant
+    // inside the city and a card certificate of each.
+    let mut outside = Vec::new();
+    for (i, (name, seq, mobile)) in [("矩阵外部甲", 81u16, "13911114444"), ("矩阵外部乙", 83, "13911115555")]
+        .into_iter()
+        .enumerate()
+    {
+        let person = dangjian_server::member::idcard::compose(
+            "370102",
+            chrono::NaiveDate::from_ymd_opt(1982, 3, 4 + i as u32).unwrap(),
+            seq,
+        );
+        let grant_in = officer_api
+            .post("/api/v1/grants", json!({"name": name, "id_number": person, "mobile": mobile,
+                                           "role": "admin", "org_id": tier3.org_id}))
+            .await;
+        assert_eq!(grant_in.status, 201, "{:?}", grant_in.body);
+        let grant_out = officer_api
+            .post("/api/v1/grants", json!({"name": name, "id_number": person, "mobile": mobile,
+                                           "role": "admin", "org_id": org_b}))
+            .await;
+        assert_eq!(grant_out.status, 201, "{:?}", grant_out.body);
+        let serial = enrol_grant(&server, &officer_api, grant_out.body["grant_id"].as_str().unwrap()).await;
+        outside.push((
+            grant_in.body["grant_id"].as_str().unwrap().to_string(),
+            grant_in.body["account_id"].as_str().unwrap().to_string(),
+            serial,
+        ));
+    }
     let mut ids = HashMap::new();
+    let (grant_b, account_b, serial_b) = outside.remove(0);
+    let (page_grant_b, page_account_b, page_serial_b) = outside.remove(0);
+    ids.insert(("grant", false), grant_b);
+    ids.insert(("account", false), account_b);
+    ids.insert(("certificate", false), serial_b);
+    ids.insert(("page grant", false), page_grant_b);
+    ids.insert(("page account", false), page_account_b);
+    ids.insert(("page certificate", false), page_serial_b);
     ids.insert(("org", true), tier3.org_id.clone());
     ids.insert(("member", true), member_a);
     ids.insert(("unit", true), unit_a);
@@ -393,6 +435,15 @@ async fn every_route_admits_exactly_the_allowed_callers() {
         }
     };
     let auditor_api = server.sign_in(&server.account("auditor", None)).await;
+    let root_id = server.account("security", None).org_id;
+    let city = |role: &str| {
+        server
+            .accounts
+            .iter()
+            .find(|a| a.role == role && a.org_id != root_id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {role} of the first city in the demo"))
+    };
     let t1_api = server.sign_in(&tier1).await;
     let mut callers = Vec::new();
     callers.push(Caller {
@@ -401,13 +452,18 @@ async fn every_route_admits_exactly_the_allowed_callers() {
         csrf: String::new(),
         role: "none",
         admin_reach: (false, false),
+        root: false,
     });
-    for (name, role, api, reach) in [
-        ("security", "security", officer_api, (false, false)),
-        ("auditor", "auditor", auditor_api, (false, false)),
-        ("admin tier 1", "admin", t1_api, (true, true)),
-        ("admin tier 2", "admin", t2_api, (true, true)),
-        ("admin tier 3", "admin", t3_api, (true, false)),
+    let city_officer_api = server.sign_in(&city("security")).await;
+    let city_auditor_api = server.sign_in(&city("auditor")).await;
+    for (name, role, api, reach, root) in [
+        ("security", "security", officer_api, (false, false), true),
+        ("security (city)", "security", city_officer_api, (false, false), false),
+        ("auditor", "auditor", auditor_api, (false, false), true),
+        ("auditor (city)", "auditor", city_auditor_api, (false, false), false),
+        ("admin tier 1", "admin", t1_api, (true, true), false),
+        ("admin tier 2", "admin", t2_api, (true, true), false),
+        ("admin tier 3", "admin", t3_api, (true, false), false),
     ] {
         let csrf = csrf_of(&api).await;
         callers.push(Caller {
@@ -416,6 +472,7 @@ async fn every_route_admits_exactly_the_allowed_callers() {
             csrf,
             role,
             admin_reach: reach,
+            root,
         });
     }
 
@@ -542,10 +599,19 @@ async fn db_scalar(server: &Server, sql: &str, bind: &str) -> String {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
-/// Issues a card certificate for the grant on `org_id` held by the tier-3 admin through a
-/// one-time enrolment code, as a client would; returns its serial.
-async fn enrol(server: &Server, officer: &Api, org_id: &str) -> String {
-    let code = server.enrolment_code(officer, org_id).await;
+/// Issues a card certificate for the grant `grant_id` through a one-time enrolment code issued
+/// by `officer`; returns its serial.
+async fn enrol_grant(server: &Server, officer: &Api, grant_id: &str) -> String {
+    let r = officer
+        .post(&format!("/api/v1/grants/{grant_id}/enrolment-code"), json!({}))
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let code = server.outbox_code("enrolment_code");
+    csr_enrol(server, &code).await
+}
+
+/// Enrols a fresh software key with `code`; returns the certificate's serial.
+async fn csr_enrol(server: &Server, code: &str) -> String {
     let key = rcgen::KeyPair::generate().unwrap();
     let csr = rcgen::CertificateParams::new(Vec::<String>::new())
         .unwrap()
@@ -563,5 +629,42 @@ async fn enrol(server: &Server, officer: &Api, org_id: &str) -> String {
         .json()
         .await
         .unwrap();
-    issued["serial"].as_str().expect("serial").to_string()
+    issued["serial"].as_str().unwrap_or_else(|| panic!("serial: {issued}")).to_string()
+}
+
+/// Issues a card certificate for the grant on `org_id` held by the tier-3 admin through a
+/// one-time enrolment code, as a client would; returns its serial.
+async fn enrol(server: &Server, officer: &Api, org_id: &str) -> String {
+    let code = server.enrolment_code(officer, org_id).await;
+    csr_enrol(server, &code).await
+}
+
+/// A password session cannot take up a card-only grant by switching roles: the tier-3 admin
+/// (password + code) is given a tier-2 grant and tries to switch to it.
+#[tokio::test]
+async fn a_password_session_cannot_switch_to_a_card_only_grant() {
+    let server = Server::demo(100, None).await;
+    let officer = server.sign_in(&server.account("security", None)).await;
+    let tier3 = server.account("admin", Some(3));
+    let tier2 = server.account("admin", Some(2));
+    let t3 = server.sign_in(&tier3).await;
+    let me = t3.get("/api/v1/session").await;
+    let name = me.body["account"]["name"].as_str().unwrap().to_string();
+    let g = officer
+        .post(
+            "/api/v1/grants",
+            json!({"name": name, "id_number": tier3.id_number, "mobile": "13911116666",
+                   "role": "admin", "org_id": tier2.org_id}),
+        )
+        .await;
+    assert_eq!(g.status, 201, "{:?}", g.body);
+    let grant = g.body["grant_id"].as_str().unwrap();
+    let r = t3
+        .post("/api/v1/session/role", json!({"grant_id": grant}))
+        .await;
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    assert_eq!(r.body["error"]["code"], "card_required");
+    // Still the tier-3 grant.
+    let me = t3.get("/api/v1/session").await;
+    assert_eq!(me.body["active_role"]["tier"], 3);
 }

@@ -411,3 +411,153 @@ async fn sign_out_everywhere_ends_every_session() {
     assert_eq!(second.get("/api/v1/session").await.status, 401);
     assert_eq!(first.get("/api/v1/session").await.status, 401);
 }
+
+/// Audit records of `action` on `target` with `outcome`, read from the server's database.
+async fn audit_count(server: &Server, db: &Option<String>, action: &str, target: &str, outcome: &str) -> i64 {
+    sqlx::any::install_default_drivers();
+    let url = db.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=ro",
+            server.data.path().join("dangjian.db").display()
+        )
+    });
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_log WHERE action = $1 AND target = $2 AND outcome = $3",
+    )
+    .bind(action)
+    .bind(target)
+    .bind(outcome)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn concurrent_wrong_passwords_lock_the_account() {
+    concurrent_lockout(None).await;
+}
+
+#[tokio::test]
+async fn concurrent_wrong_passwords_lock_the_account_postgres() {
+    concurrent_lockout(Some(TestDb::postgres().await)).await;
+}
+
+/// 40 wrong passwords for one account at once from one address: the address gets exactly
+/// [`MAX_FAILURES`] tries (the rest 429), every try that ran is a counted, audited failure, and
+/// the account is locked — the right password from another address then answers 423.
+async fn concurrent_lockout(db: Option<TestDb>) {
+    let db_url = db.as_ref().map(|d| d.url.clone());
+    let server = Server::demo(100, db).await;
+    let admin = server.account("admin", Some(3));
+    let tries = (0..40).map(|_| {
+        let server = &server;
+        let id = admin.id_number.clone();
+        async move { sign_in_raw(server, &id, "Wrong12345", "123456").await.0 }
+    });
+    let statuses = futures_util::future::join_all(tries).await;
+    let count = |s: u16| statuses.iter().filter(|&&x| x == s).count() as i64;
+    assert_eq!(count(429), 20, "{statuses:?}");
+    assert_eq!(count(401) + count(423), 20, "{statuses:?}");
+    assert!(count(401) >= 5, "{statuses:?}");
+
+    let other = server.client_from("127.0.0.2".parse().unwrap());
+    let res = other
+        .post(server.url("/api/v1/session"))
+        .json(&json!({"id_number": admin.id_number, "password": admin.password,
+                      "code": current_code(&admin.totp_secret)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 423);
+
+    let masked = dangjian_server::member::idcard::mask(&admin.id_number);
+    let failed = audit_count(&server, &db_url, "session.sign_in", &masked, "failed").await;
+    let refused = audit_count(&server, &db_url, "session.sign_in", &masked, "refused").await;
+    // Every try that passed the throttle left its record (plus the 423 just above).
+    assert_eq!(failed, count(401), "failed records");
+    assert_eq!(refused, count(423) + 1, "refused records");
+    // The throttled ones: one record for the address and minute, not twenty.
+    let throttled = audit_count(&server, &db_url, "throttle.refused", "sign_in", "refused").await;
+    assert!((1..=2).contains(&throttled), "{throttled} throttle records");
+}
+
+#[tokio::test]
+async fn concurrent_tries_from_one_address_are_throttled() {
+    concurrent_throttle(None).await;
+}
+
+#[tokio::test]
+async fn concurrent_tries_from_one_address_are_throttled_postgres() {
+    concurrent_throttle(Some(TestDb::postgres().await)).await;
+}
+
+/// 100 sign-ins with unknown ID numbers at once from one address: exactly
+/// `throttle::MAX_FAILURES` run, every other answers 429.
+async fn concurrent_throttle(db: Option<TestDb>) {
+    let server = Server::demo(100, db).await;
+    let tries = (0..100u16).map(|i| {
+        let server = &server;
+        async move {
+            sign_in_raw(server, &valid_id(500 + i), "Wrong12345", "123456")
+                .await
+                .0
+        }
+    });
+    let statuses = futures_util::future::join_all(tries).await;
+    let limit = dangjian_server::account::throttle::MAX_FAILURES as usize;
+    assert_eq!(statuses.iter().filter(|&&s| s == 401).count(), limit, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|&&s| s == 429).count(), 100 - limit, "{statuses:?}");
+}
+
+#[tokio::test]
+async fn concurrent_grants_keep_three_roles_apart_postgres() {
+    concurrent_grants(Some(TestDb::postgres().await)).await;
+}
+
+#[tokio::test]
+async fn concurrent_grants_keep_three_roles_apart() {
+    concurrent_grants(None).await;
+}
+
+/// A person without live grants gets an admin and an auditor grant at the same moment: exactly
+/// one lands. Two grants on one organisation at once: exactly one lands.
+async fn concurrent_grants(db: Option<TestDb>) {
+    let server = Server::demo(100, db).await;
+    let officer = server.sign_in(&server.account("security", None)).await;
+    let tier3 = server.account("admin", Some(3));
+    let tier2 = server.account("admin", Some(2));
+    for round in 0..5u16 {
+        let person = valid_id(700 + round);
+        let mobile = format!("1391234{:04}", round);
+        let body = |role: &str, org: &str| {
+            json!({"name": "并发测试", "id_number": person, "mobile": mobile,
+                   "role": role, "org_id": org})
+        };
+        // Known to the platform, with no live grant.
+        let first = officer.post("/api/v1/grants", body("admin", &tier2.org_id)).await;
+        assert_eq!(first.status, 201, "{:?}", first.body);
+        let gid = first.body["grant_id"].as_str().unwrap().to_string();
+        let r = officer.delete(&format!("/api/v1/grants/{gid}")).await;
+        assert_eq!(r.status, 204, "{:?}", r.body);
+
+        let (a, b) = tokio::join!(
+            officer.post("/api/v1/grants", body("admin", &tier3.org_id)),
+            officer.post("/api/v1/grants", body("auditor", &tier2.org_id)),
+        );
+        let landed = [a.status, b.status].iter().filter(|&&s| s == 201).count();
+        assert_eq!(landed, 1, "round {round}: {:?} {:?}", a.body, b.body);
+        assert!([a.status, b.status].contains(&409), "{:?} {:?}", a.body, b.body);
+
+        let (c, d) = tokio::join!(
+            officer.post("/api/v1/grants", body("admin", &tier2.org_id)),
+            officer.post("/api/v1/grants", body("admin", &tier2.org_id)),
+        );
+        let landed = [c.status, d.status].iter().filter(|&&s| s == 201).count();
+        // When the auditor grant won above, both admin grants are refused.
+        let auditor_won = b.status == 201;
+        assert_eq!(landed, usize::from(!auditor_won), "round {round}: {:?} {:?}", c.body, d.body);
+    }
+}

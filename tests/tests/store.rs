@@ -491,8 +491,9 @@ async fn demo_province_is_consistent(t: TestDb) {
     let accounts = dangjian_server::demo::generate(&db, &root, "037", 2000)
         .await
         .unwrap();
-    // Security, auditor, tiers 1 and 2, tier 3 on a branch and tier 3 on a general branch.
-    assert_eq!(accounts.len(), 6);
+    // Security, auditor, tiers 1 and 2, tier 3 on a branch and tier 3 on a general branch, a
+    // security officer and an auditor of the first city.
+    assert_eq!(accounts.len(), 8);
     let tiers: Vec<Option<u8>> = accounts.iter().map(|a| a.tier).collect();
     assert!(tiers.contains(&Some(1)) && tiers.contains(&Some(2)) && tiers.contains(&Some(3)));
     let members: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members")
@@ -831,7 +832,7 @@ async fn key_rotation_reencrypts_every_value(t: TestDb) {
         .unwrap();
     assert_eq!(
         report.rewritten,
-        (250 + 1 + 6 + 2) as u64 + orgs as u64,
+        (250 + 1 + 8 + 2) as u64 + orgs as u64,
         "{lines:?}"
     );
     assert!(

@@ -175,6 +175,32 @@ pub fn grant_admin(actor: &Actor, target_code: &str) -> Result<Allowed, ApiError
     }
 }
 
+/// May the security officer manage this account (unlock, reset, revoke a grant or a card
+/// certificate, add a grant)? Only when **every** live grant of the account (`live_grant_codes`:
+/// the unified codes of the organisations of its unrevoked grants) lies in the officer's
+/// subtree: an officer low in the tree must not reach an account that also acts far above it.
+/// An account without live grants is not the officer's to manage (answered as not found).
+pub fn account_admin(actor: &Actor, live_grant_codes: &[String]) -> Result<Allowed, ApiError> {
+    if actor.role != Role::Security {
+        return Err(ApiError::forbidden(
+            "只有安全员可以管理授权和账号（三员分立）",
+        ));
+    }
+    if live_grant_codes.is_empty() {
+        return Err(ApiError::not_found("账号"));
+    }
+    if live_grant_codes
+        .iter()
+        .all(|c| code_within(&actor.org_code, c))
+    {
+        Ok(Allowed(()))
+    } else {
+        Err(ApiError::forbidden(
+            "该人员还持有您管理范围以外党组织的授权，只能由上级安全员管理",
+        ))
+    }
+}
+
 /// Setting `may_approve_development` on a new child of an organisation the actor may work on
 /// (proved by `parent_in_scope`): only tier-1 admins.
 pub fn approval_authority_for_new_child(
@@ -301,6 +327,19 @@ mod tests {
         assert!(grant_admin(&a, "03701").is_ok());
         assert!(grant_admin(&a, "037").is_ok());
         assert!(grant_admin(&a, "038").is_err());
+    }
+
+    #[test]
+    fn officers_manage_accounts_only_when_every_live_grant_is_theirs() {
+        let mut a = admin("037", 1);
+        a.role = Role::Security;
+        assert!(account_admin(&a, &["03701".into(), "037".into()]).is_ok());
+        let e = account_admin(&a, &["03701".into(), "038".into()]).unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::FORBIDDEN);
+        let e = account_admin(&a, &[]).unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::NOT_FOUND);
+        a.role = Role::Admin;
+        assert!(account_admin(&a, &["03701".into()]).is_err());
     }
 
     #[test]

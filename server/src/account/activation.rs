@@ -13,7 +13,7 @@ use sqlx::{Any, Executor};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{password, throttle, totp, LOCK_MINUTES, MAX_FAILED_ATTEMPTS};
+use super::{password, throttle, totp};
 use crate::state::{ApiJson, AppState, ConnInfo};
 use crate::audit::{self, Event, Outcome, Who};
 use crate::db::{new_id, now_rfc3339, Tx};
@@ -63,13 +63,19 @@ pub async fn accounts_by_mobile<'e, E: Executor<'e, Database = Any>>(
     mobile: &str,
     pending_only: bool,
 ) -> Result<Vec<String>, sqlx::Error> {
+    // Found through the blind index; the sealed value is still compared (an index collision
+    // must not hand one person's account to another).
     let sql = if pending_only {
-        "SELECT a.id, a.mobile FROM accounts a WHERE EXISTS (SELECT 1 FROM activation_codes c \
-         WHERE c.account_id = a.id AND c.used_at IS NULL AND c.revoked_at IS NULL)"
+        "SELECT a.id, a.mobile FROM accounts a WHERE a.mobile_idx = $1 AND EXISTS \
+         (SELECT 1 FROM activation_codes c WHERE c.account_id = a.id AND c.used_at IS NULL \
+         AND c.revoked_at IS NULL)"
     } else {
-        "SELECT id, mobile FROM accounts"
+        "SELECT id, mobile FROM accounts WHERE mobile_idx = $1"
     };
-    let rows: Vec<(String, String)> = sqlx::query_as(sql).fetch_all(e).await?;
+    let rows: Vec<(String, String)> = sqlx::query_as(sql)
+        .bind(crypto::index(Column::AccountsMobile, mobile))
+        .fetch_all(e)
+        .await?;
     let mut out = Vec::new();
     for (id, sealed) in rows {
         if crypto::open(Column::AccountsMobile, &sealed).map_err(open_err)? == mobile {
@@ -77,6 +83,26 @@ pub async fn accounts_by_mobile<'e, E: Executor<'e, Database = Any>>(
         }
     }
     Ok(out)
+}
+
+/// Fills `accounts.mobile_idx` for accounts written before it existed (run at start; a no-op
+/// once every row has one).
+pub async fn index_mobiles(db: &crate::db::Db) -> anyhow::Result<u64> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT id, mobile FROM accounts WHERE mobile_idx IS NULL")
+            .fetch_all(db.read())
+            .await?;
+    let mut tx = db.begin().await?;
+    for (id, sealed) in &rows {
+        let mobile = crypto::open(Column::AccountsMobile, sealed).map_err(open_err)?;
+        sqlx::query("UPDATE accounts SET mobile_idx = $1 WHERE id = $2")
+            .bind(crypto::index(Column::AccountsMobile, &mobile))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(rows.len() as u64)
 }
 
 /// Opens a sealed ID number read by another statement (lists).
@@ -291,7 +317,7 @@ pub async fn request_sms(
     purpose: SmsPurpose,
 ) -> ApiResult<SmsSent> {
     let mobile = crate::fields::mobile("mobile", "手机号", Some(mobile))?;
-    throttle::refuse_if_throttled(&state.db, THROTTLE_BUCKET, client).await?;
+    let _slot = throttle::reserve(&state.db, THROTTLE_BUCKET, client).await?;
     let answer = SmsSent {
         accepted: true,
         message: format!(
@@ -434,15 +460,16 @@ pub struct Activated {
     pub totp: TotpEnrolment,
 }
 
-/// Records a failed attempt against the client address and audits it.
+/// Keeps the attempt's throttle slot as a failure of the client address and audits it.
 async fn failed(
     state: &AppState,
+    slot: throttle::Slot,
     client: &str,
     action: &str,
     target: &str,
     e: ApiError,
 ) -> ApiError {
-    let _ = throttle::record_failure(&state.db, THROTTLE_BUCKET, client).await;
+    slot.keep();
     let _ = audit::append_alone(
         &state.db,
         &Who::anonymous(client),
@@ -473,18 +500,18 @@ pub async fn activate(state: &AppState, client: &str, body: &Activate) -> ApiRes
         Err(e) => return Err(ApiError::field("id_number", e.message())),
     };
     password::check_policy(&body.password).map_err(|m| ApiError::field("password", m))?;
-    throttle::refuse_if_throttled(&state.db, THROTTLE_BUCKET, client).await?;
+    let slot = throttle::reserve(&state.db, THROTTLE_BUCKET, client).await?;
     let Some(account_id) = pending_account(state, &mobile).await? else {
         let e = ApiError::field(
             "mobile",
             "该手机号没有待激活的授权，请核对安全员登记的手机号",
         );
-        return Err(failed(state, client, "account.activate", "", e).await);
+        return Err(failed(state, slot, client, "account.activate", "", e).await);
     };
     let sms_id =
         match check_sms_code(state, &account_id, SmsPurpose::Activation, &body.sms_code).await {
             Ok(id) => id,
-            Err(e) => return Err(failed(state, client, "account.activate", &account_id, e).await),
+            Err(e) => return Err(failed(state, slot, client, "account.activate", &account_id, e).await),
         };
     let code_row: Option<String> = sqlx::query_scalar(
         "SELECT id FROM activation_codes WHERE account_id = $1 AND code_hash = $2 \
@@ -501,7 +528,7 @@ pub async fn activate(state: &AppState, client: &str, body: &Activate) -> ApiRes
             "activation_code",
             "授权码错误或已失效，请核对安全员发送的授权码",
         );
-        return Err(failed(state, client, "account.activate", &account_id, e).await);
+        return Err(failed(state, slot, client, "account.activate", &account_id, e).await);
     };
     let Some((reg_name, reg_id_number, _)) = contact_of(state.db.read(), &account_id).await? else {
         return Err(ApiError::internal("pending account vanished"));
@@ -509,14 +536,14 @@ pub async fn activate(state: &AppState, client: &str, body: &Activate) -> ApiRes
     if reg_name.trim() != name {
         use_attempt(state, &sms_id).await?;
         let e = ApiError::field("name", "姓名与授权登记的信息不一致");
-        return Err(failed(state, client, "account.activate", &account_id, e).await);
+        return Err(failed(state, slot, client, "account.activate", &account_id, e).await);
     }
     if reg_id_number != id_number {
         use_attempt(state, &sms_id).await?;
         let e = ApiError::field("id_number", "公民身份证号与授权登记的信息不一致");
-        return Err(failed(state, client, "account.activate", &account_id, e).await);
+        return Err(failed(state, slot, client, "account.activate", &account_id, e).await);
     }
-    let hash = password::hash(&body.password)?;
+    let hash = password::hash_async(&body.password).await?;
     let secret = totp::new_secret();
     let mut tx = state.db.begin().await?;
     let now = now_rfc3339();
@@ -572,7 +599,7 @@ pub async fn confirm_totp(state: &AppState, client: &str, body: &ConfirmTotp) ->
     if body.code.trim().is_empty() {
         return Err(ApiError::field("code", "请输入验证器中显示的六位动态码"));
     }
-    throttle::refuse_if_throttled(&state.db, THROTTLE_BUCKET, client).await?;
+    let slot = throttle::reserve(&state.db, THROTTLE_BUCKET, client).await?;
     type Row = (String, i64, i64, i64, Option<String>, i64);
     let row: Option<Row> = sqlx::query_as(
         "SELECT name, totp_confirmed, last_totp_step, failed_attempts, locked_until, \
@@ -582,11 +609,11 @@ pub async fn confirm_totp(state: &AppState, client: &str, body: &ConfirmTotp) ->
     .fetch_optional(state.db.read())
     .await?;
     let secret = totp_secret_of(state.db.read(), &body.account_id).await?;
-    let (Some((name, confirmed, last_step, failures, locked_until, has_password)), Some(secret)) =
+    let (Some((name, confirmed, last_step, _failures, locked_until, has_password)), Some(secret)) =
         (row, secret)
     else {
         let e = ApiError::field("account_id", "账号不存在或尚未激活");
-        return Err(failed(state, client, "account.totp_confirm", &body.account_id, e).await);
+        return Err(failed(state, slot, client, "account.totp_confirm", &body.account_id, e).await);
     };
     if confirmed != 0 || has_password == 0 {
         return Err(ApiError::conflict(
@@ -615,24 +642,18 @@ pub async fn confirm_totp(state: &AppState, client: &str, body: &ConfirmTotp) ->
         ..Who::anonymous(client)
     };
     let Some(step) = step else {
-        let failures = failures + 1;
-        let lock =
-            (failures >= MAX_FAILED_ATTEMPTS).then(|| fmt(now + Duration::minutes(LOCK_MINUTES)));
         let mut tx = state.db.begin().await?;
-        sqlx::query("UPDATE accounts SET failed_attempts = $1, locked_until = $2 WHERE id = $3")
-            .bind(if lock.is_some() { 0 } else { failures })
-            .bind(lock)
-            .bind(&body.account_id)
-            .execute(&mut *tx)
-            .await?;
+        let locked = super::store::count_failure(&mut tx, &body.account_id).await?;
         audit::append(
             &mut tx,
             &who,
-            Event::ok("account.totp_confirm", &body.account_id).outcome(Outcome::Failed),
+            Event::ok("account.totp_confirm", &body.account_id)
+                .outcome(Outcome::Failed)
+                .with_detail(locked.map(|u| format!("locked until {u}")).unwrap_or_default()),
         )
         .await?;
         tx.commit().await?;
-        let _ = throttle::record_failure(&state.db, THROTTLE_BUCKET, client).await;
+        slot.keep();
         return Err(ApiError::field(
             "code",
             "动态码错误，请输入验证器中当前显示的六位动态码",
@@ -683,16 +704,16 @@ pub async fn reset_password(state: &AppState, client: &str, body: &ResetPassword
         Err(e) => return Err(ApiError::field("id_number", e.message())),
     };
     password::check_policy(&body.new_password).map_err(|m| ApiError::field("new_password", m))?;
-    throttle::refuse_if_throttled(&state.db, THROTTLE_BUCKET, client).await?;
+    let slot = throttle::reserve(&state.db, THROTTLE_BUCKET, client).await?;
     let Some(account_id) = active_account(state, &mobile).await? else {
         let e = ApiError::field("mobile", "该手机号没有已激活的账号");
-        return Err(failed(state, client, "account.password_reset", "", e).await);
+        return Err(failed(state, slot, client, "account.password_reset", "", e).await);
     };
     let sms_id =
         match check_sms_code(state, &account_id, SmsPurpose::Password, &body.sms_code).await {
             Ok(id) => id,
             Err(e) => {
-                return Err(failed(state, client, "account.password_reset", &account_id, e).await)
+                return Err(failed(state, slot, client, "account.password_reset", &account_id, e).await)
             }
         };
     let Some((name, reg_id_number, _)) = contact_of(state.db.read(), &account_id).await? else {
@@ -701,9 +722,9 @@ pub async fn reset_password(state: &AppState, client: &str, body: &ResetPassword
     if reg_id_number != id_number {
         use_attempt(state, &sms_id).await?;
         let e = ApiError::field("id_number", "公民身份证号与该手机号登记的账号不一致");
-        return Err(failed(state, client, "account.password_reset", &account_id, e).await);
+        return Err(failed(state, slot, client, "account.password_reset", &account_id, e).await);
     }
-    let hash = password::hash(&body.new_password)?;
+    let hash = password::hash_async(&body.new_password).await?;
     let mut tx = state.db.begin().await?;
     let used = sqlx::query("UPDATE sms_codes SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
         .bind(now_rfc3339())

@@ -180,6 +180,12 @@ pub async fn create_grant(
                     ApiError::forbidden("不能给自己授权（三员分立）").with_field("id_number")
                 );
             }
+            // A person who already acts somewhere is the officer's only when every live grant
+            // of theirs lies in the officer's subtree.
+            let codes = store::live_grant_codes(&mut *tx, &id).await?;
+            if !codes.is_empty() {
+                access::account_admin(actor, &codes)?;
+            }
             (id, Some(reg_name))
         }
         None => {
@@ -238,6 +244,12 @@ pub async fn create_grant(
         return Err(ApiError::conflict_field(
             "org_id",
             "该人员在该党组织已有授权",
+        ));
+    }
+    if !store::claim_role_family(&mut tx, &account_id, role).await? {
+        return Err(ApiError::conflict_field(
+            "role",
+            format!("该人员已持有其他角色的授权，三员分立不允许同一人兼任{}", role.label()),
         ));
     }
     let grant_id = store::create_grant(
@@ -451,6 +463,10 @@ pub async fn revoke_grant(state: &AppState, actor: &Actor, grant_id: &str) -> Ap
     if account_id == actor.account_id {
         return Err(ApiError::forbidden("不能撤销自己的授权"));
     }
+    let codes = store::live_grant_codes(state.db.read(), &account_id).await?;
+    if !codes.is_empty() {
+        access::account_admin(actor, &codes)?;
+    }
     if revoked_at.is_some() {
         return Err(ApiError::conflict("already_revoked", "该授权已撤销"));
     }
@@ -477,6 +493,7 @@ pub async fn revoke_grant(state: &AppState, actor: &Actor, grant_id: &str) -> Ap
         }
     }
     if live.is_empty() {
+        store::release_role_family_if_unused(&mut tx, &account_id).await?;
         sqlx::query(
             "UPDATE activation_codes SET revoked_at = $1 WHERE account_id = $2 AND used_at IS NULL \
              AND revoked_at IS NULL",
@@ -496,29 +513,18 @@ pub async fn revoke_grant(state: &AppState, actor: &Actor, grant_id: &str) -> Ap
     Ok(())
 }
 
-/// An account the officer may manage: it holds a live grant in the officer's subtree.
-async fn managed_account(state: &AppState, actor: &Actor, account_id: &str) -> ApiResult<()> {
-    if actor.role != Role::Security {
-        return Err(ApiError::forbidden(
-            "只有安全员可以管理授权和账号（三员分立）",
-        ));
-    }
-    if account_id == actor.account_id {
+/// An account the officer may manage: every live grant of it lies in the officer's subtree
+/// (`access::account_admin`).
+async fn managed_account(
+    state: &AppState,
+    actor: &Actor,
+    account_id: &str,
+) -> ApiResult<access::Allowed> {
+    if actor.role == Role::Security && account_id == actor.account_id {
         return Err(ApiError::forbidden("不能解锁或重置自己的账号"));
     }
-    let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM grants g JOIN orgs o ON o.id = g.org_id WHERE g.account_id = $1 \
-         AND g.revoked_at IS NULL AND o.code >= $2 AND o.code < $3",
-    )
-    .bind(account_id)
-    .bind(&actor.org_code)
-    .bind(subtree_upper(&actor.org_code))
-    .fetch_one(state.db.read())
-    .await?;
-    if n == 0 {
-        return Err(ApiError::not_found("账号"));
-    }
-    Ok(())
+    let codes = store::live_grant_codes(state.db.read(), account_id).await?;
+    access::account_admin(actor, &codes)
 }
 
 /// 解锁: clears the lock and the failure count.

@@ -26,6 +26,67 @@ pub fn verify(password: &str, stored: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// argon2 computations allowed at once: each takes ~19 MiB and tens of milliseconds of one core.
+fn permits() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()).max(2)
+}
+
+/// Requests allowed to wait for a permit; past this, sign-in answers 429 at once.
+const MAX_WAITING: usize = 64;
+
+static WAITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| tokio::sync::Semaphore::new(permits()))
+}
+
+/// The answer when too many password checks are queued.
+pub fn busy() -> crate::error::ApiError {
+    crate::error::ApiError::new(
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        "busy",
+        "当前登录请求过多，请稍后再试",
+    )
+}
+
+/// Runs an argon2 computation on tokio's blocking pool, at most [`permits`] at a time, so that
+/// sign-ins never stall the worker threads that serve every other request (card sessions
+/// included). Past [`MAX_WAITING`] queued requests the answer is 429 `busy`.
+async fn off_the_workers<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, crate::error::ApiError> {
+    use std::sync::atomic::Ordering;
+    if WAITING.fetch_add(1, Ordering::SeqCst) >= MAX_WAITING {
+        WAITING.fetch_sub(1, Ordering::SeqCst);
+        return Err(busy());
+    }
+    let permit = slots().acquire().await;
+    WAITING.fetch_sub(1, Ordering::SeqCst);
+    let permit = permit.map_err(crate::error::ApiError::internal)?;
+    let out = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        f()
+    })
+    .await
+    .map_err(crate::error::ApiError::internal)?;
+    Ok(out)
+}
+
+/// [`verify`] off the worker threads (see [`off_the_workers`]).
+pub async fn verify_async(password: &str, stored: &str) -> Result<bool, crate::error::ApiError> {
+    let (password, stored) = (password.to_string(), stored.to_string());
+    off_the_workers(move || verify(&password, &stored)).await
+}
+
+/// [`hash`] off the worker threads (see [`off_the_workers`]).
+pub async fn hash_async(password: &str) -> Result<String, crate::error::ApiError> {
+    let password = password.to_string();
+    off_the_workers(move || hash(&password))
+        .await?
+        .map_err(crate::error::ApiError::internal)
+}
+
 /// A hash that matches nothing, verified against when the account does not exist so that the
 /// answer takes as long as for a real account.
 pub fn dummy_hash() -> &'static str {

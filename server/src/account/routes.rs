@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::store::{grants_of, GrantView};
-use super::{session, totp, LOCK_MINUTES, MAX_FAILED_ATTEMPTS};
+use super::{session, totp, MAX_FAILED_ATTEMPTS};
 use crate::access::Actor;
 use crate::state::{ApiJson, AppState, ConnInfo};
 use crate::audit::{self, Event, Outcome, Who};
@@ -120,7 +120,7 @@ async fn authenticate_once(state: &AppState, client: &str, body: &SignIn) -> Api
     let who = Who::anonymous(client);
     let masked = idcard::mask(&id_number);
     let Some(a) = row else {
-        super::password::verify(&body.password, super::password::dummy_hash());
+        super::password::verify_async(&body.password, super::password::dummy_hash()).await?;
         audit::append_alone(
             &state.db,
             &who,
@@ -193,7 +193,7 @@ pub(crate) async fn complete_sign_in(
         totp_secret,
         totp_confirmed,
         last_step,
-        failed,
+        _failed,
         locked_until,
         status,
     ) = a;
@@ -233,20 +233,12 @@ pub(crate) async fn complete_sign_in(
         return Err(ApiError::forbidden("该账号已停用，请联系安全员"));
     }
     if let Some(password) = password {
-        let password_ok = password_hash
-            .as_deref()
-            .is_some_and(|h| super::password::verify(password, h));
+        let password_ok = match password_hash.as_deref() {
+            Some(h) => super::password::verify_async(password, h).await?,
+            None => false,
+        };
         if !password_ok {
-            record_failure(
-                state,
-                &account_id,
-                failed,
-                &who,
-                &masked,
-                action,
-                "bad password",
-            )
-            .await?;
+            record_failure(state, &account_id, &who, &masked, action, "bad password").await?;
             return Err(bad_credentials());
         }
     }
@@ -284,7 +276,7 @@ pub(crate) async fn complete_sign_in(
         } else {
             "bad code"
         };
-        record_failure(state, &account_id, failed, &who, &masked, action, why).await?;
+        record_failure(state, &account_id, &who, &masked, action, why).await?;
         return Err(ApiError::new(
             axum::http::StatusCode::UNAUTHORIZED,
             "bad_code",
@@ -353,29 +345,20 @@ fn bad_credentials() -> ApiError {
     )
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Counts one failed attempt against the account in SQL (`failed_attempts + 1`, never "the
+/// count read earlier + 1", so concurrent failures all count) and locks it on the
+/// [`MAX_FAILED_ATTEMPTS`]th, in the same transaction as the failure's audit record.
 async fn record_failure(
     state: &AppState,
     account_id: &str,
-    failed_before: i64,
     who: &Who,
     target: &str,
     action: &str,
     why: &str,
 ) -> ApiResult<()> {
-    let failed = failed_before + 1;
-    let lock = (failed >= MAX_FAILED_ATTEMPTS).then(|| {
-        (chrono::Utc::now() + chrono::Duration::minutes(LOCK_MINUTES))
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    });
     let mut tx = state.db.begin().await?;
-    sqlx::query("UPDATE accounts SET failed_attempts = $1, locked_until = $2 WHERE id = $3")
-        .bind(if lock.is_some() { 0 } else { failed })
-        .bind(lock.clone())
-        .bind(account_id)
-        .execute(&mut *tx)
-        .await?;
-    let detail = match &lock {
+    let locked_until = super::store::count_failure(&mut tx, account_id).await?;
+    let detail = match &locked_until {
         Some(until) => format!("{why}; locked until {until}"),
         None => why.to_string(),
     };

@@ -23,8 +23,8 @@ pub async fn create_account(tx: &mut Tx, a: &NewAccount<'_>) -> anyhow::Result<S
     let keys = crate::crypto::keys();
     sqlx::query(
         "INSERT INTO accounts (id, name, id_number, mobile, password_hash, totp_secret, \
-         totp_confirmed, must_change_password, created_at, id_number_idx) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         totp_confirmed, must_change_password, created_at, id_number_idx, mobile_idx) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(&id)
     .bind(a.name)
@@ -36,9 +36,77 @@ pub async fn create_account(tx: &mut Tx, a: &NewAccount<'_>) -> anyhow::Result<S
     .bind(flag(a.must_change_password))
     .bind(now_rfc3339())
     .bind(keys.index(Column::AccountsIdNumber, a.id_number))
+    .bind(keys.index(Column::AccountsMobile, a.mobile))
     .execute(&mut **tx)
     .await?;
     Ok(id)
+}
+
+/// Counts one failed sign-in or code attempt of the account atomically and locks it for
+/// [`LOCK_MINUTES`](super::LOCK_MINUTES) on the [`MAX_FAILED_ATTEMPTS`](super::MAX_FAILED_ATTEMPTS)th
+/// (the count starts again from zero after a lock). Returns the lock's end when this failure
+/// locked the account.
+pub async fn count_failure(tx: &mut Tx, account_id: &str) -> Result<Option<String>, sqlx::Error> {
+    let until = (chrono::Utc::now() + chrono::Duration::minutes(super::LOCK_MINUTES))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let row: Option<(i64, Option<String>)> = sqlx::query_as(
+        "UPDATE accounts SET \
+         failed_attempts = CASE WHEN failed_attempts + 1 >= $1 THEN 0 ELSE failed_attempts + 1 END, \
+         locked_until = CASE WHEN failed_attempts + 1 >= $1 THEN $2 ELSE locked_until END \
+         WHERE id = $3 RETURNING failed_attempts, locked_until",
+    )
+    .bind(super::MAX_FAILED_ATTEMPTS)
+    .bind(&until)
+    .bind(account_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(match row {
+        Some((0, Some(locked))) if locked == until => Some(locked),
+        _ => None,
+    })
+}
+
+/// The unified codes of the organisations of the account's live (unrevoked) grants: what
+/// `access::account_admin` decides a security officer's reach over the account on.
+pub async fn live_grant_codes<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    e: E,
+    account_id: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT o.code FROM grants g JOIN orgs o ON o.id = g.org_id \
+         WHERE g.account_id = $1 AND g.revoked_at IS NULL",
+    )
+    .bind(account_id)
+    .fetch_all(e)
+    .await
+}
+
+/// Claims the account for `role`'s family before a grant is added: a conditional UPDATE that
+/// succeeds only when the account holds no family yet or the same one. On PostgreSQL it takes
+/// the account's row lock, so two concurrent grants of different families cannot both pass;
+/// on SQLite the single writer serialises them. `false`: the account belongs to another family.
+pub async fn claim_role_family(tx: &mut Tx, account_id: &str, role: Role) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE accounts SET role_family = $1 WHERE id = $2 \
+         AND (role_family IS NULL OR role_family = $1)",
+    )
+    .bind(role.as_str())
+    .bind(account_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Releases the account's role family when its last live grant is gone.
+pub async fn release_role_family_if_unused(tx: &mut Tx, account_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE accounts SET role_family = NULL WHERE id = $1 AND NOT EXISTS \
+         (SELECT 1 FROM grants WHERE account_id = $1 AND revoked_at IS NULL)",
+    )
+    .bind(account_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Records a grant of `role` on `org_id`; returns its id.

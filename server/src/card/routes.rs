@@ -232,6 +232,10 @@ async fn grant_in_scope(
     if account_id == actor.account_id {
         return Err(ApiError::forbidden("不能为自己签发证书申领码（三员分立）"));
     }
+    let codes = crate::account::store::live_grant_codes(state.db.read(), &account_id).await?;
+    if !codes.is_empty() {
+        access::account_admin(actor, &codes)?;
+    }
     if revoked_at.is_some() {
         return Err(ApiError::conflict("grant_revoked", "该授权已撤销"));
     }
@@ -708,6 +712,12 @@ pub async fn revoke_certificate(
     };
     if account_id.as_deref() == Some(actor.account_id.as_str()) {
         return Err(ApiError::forbidden("不能吊销自己的证书"));
+    }
+    if let Some(account) = account_id.as_deref() {
+        let codes = crate::account::store::live_grant_codes(state.db.read(), account).await?;
+        if !codes.is_empty() {
+            access::account_admin(actor, &codes)?;
+        }
     }
     if revoked_at.is_some() {
         return Err(ApiError::conflict("already_revoked", "该证书已吊销"));

@@ -55,6 +55,9 @@ impl Db {
         let options = AnyConnectOptions::from_str(url).context("parse database URL")?;
         match engine {
             Engine::Sqlite => {
+                if let Some(path) = sqlite_file(url) {
+                    create_private(&path)?;
+                }
                 let write = AnyPoolOptions::new()
                     .max_connections(1)
                     .acquire_timeout(Duration::from_secs(30))
@@ -108,6 +111,12 @@ impl Db {
         &self.read
     }
 
+    /// The pool for single statements that write, or that must see the latest writes (on
+    /// SQLite its one writer connection).
+    pub fn write(&self) -> &AnyPool {
+        &self.write
+    }
+
     /// Starts a write transaction.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         self.write.begin().await
@@ -117,6 +126,44 @@ impl Db {
         self.read.close().await;
         self.write.close().await;
     }
+}
+
+/// The file of a `sqlite://PATH?…` URL (none for in-memory databases).
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    (!path.is_empty() && !path.contains(":memory:")).then(|| std::path::PathBuf::from(path))
+}
+
+/// Creates the database file readable by its owner only (0600) before SQLite opens it, and
+/// narrows an existing one and its `-wal` and `-shm` files, which SQLite creates with the
+/// database's own mode: the database holds personal data, sealed or not.
+fn create_private(path: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        if !path.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("create {}", path.display()))?;
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            if let Ok(meta) = std::fs::metadata(&file) {
+                if meta.permissions().mode() & 0o077 != 0 {
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                        .with_context(|| format!("restrict {}", file.display()))?;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {

@@ -40,9 +40,12 @@ impl Notify for Outbox {
         use tokio::io::AsyncWriteExt;
         let mut line = serde_json::to_string(msg)?;
         line.push('\n');
-        let mut f = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
+        let mut options = tokio::fs::OpenOptions::new();
+        options.create(true).append(true);
+        // Codes and mobiles: readable by the server's user only.
+        #[cfg(unix)]
+        options.mode(0o600);
+        let mut f = options
             .open(&self.path)
             .await
             .with_context(|| format!("open {}", self.path.display()))?;
