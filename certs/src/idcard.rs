@@ -3,7 +3,7 @@
 //! `dangjian-codes` that the server's rules use too.
 
 use chrono::Utc;
-use dangjian_codes::idcard::{self, IdNumber};
+use dangjian_codes::idcard::{self, IdNumber, IdNumberError};
 
 /// Checks a citizen ID number (GB 11643-1999) and returns it normalised (trimmed, a lower-case
 /// `x` upper-cased). The placeholder `000000000000000000` is refused: a certificate names a
@@ -11,8 +11,18 @@ use dangjian_codes::idcard::{self, IdNumber};
 pub fn validate_id_number(input: &str) -> Result<String, String> {
     match idcard::parse(input, Utc::now().date_naive()) {
         Ok(IdNumber::Known { normalized, .. }) => Ok(normalized),
-        Ok(IdNumber::Unknown) => Err("ID number must name a real person, not the placeholder".into()),
-        Err(e) => Err(format!("ID number refused: {e:?}")),
+        Ok(IdNumber::Unknown) => {
+            Err("ID number must name a real person, not the placeholder".into())
+        }
+        Err(e) => Err(match e {
+            IdNumberError::Length(n) => format!("ID number must have 18 characters, not {n}"),
+            IdNumberError::Characters => {
+                "ID number must be 17 digits followed by a digit or X".into()
+            }
+            IdNumberError::BirthDate => "ID number does not hold a valid birth date".into(),
+            IdNumberError::FutureBirthDate => "ID number holds a birth date in the future".into(),
+            IdNumberError::CheckDigit => "ID number check character is wrong".into(),
+        }),
     }
 }
 

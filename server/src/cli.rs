@@ -13,12 +13,12 @@ use clap::{Args, Parser, Subcommand};
 use crate::access::Role;
 use crate::account::{password, store as accounts, totp};
 use crate::app::router;
-use crate::state::AppState;
 use crate::audit::{self, Event, Who};
 use crate::config::{write_private, Config, ConfigFile};
 use crate::db::{new_id, sqlite_url, Db};
 use crate::org::rules::valid_root_code;
 use crate::org::store::NewOrg;
+use crate::state::AppState;
 
 #[derive(Parser)]
 #[command(
@@ -322,6 +322,7 @@ async fn init(args: &InitArgs) -> anyhow::Result<Initialised> {
     .await?;
     let officer_grant = accounts::create_grant(
         &mut tx,
+        &crate::access::operator(),
         &account_id,
         Role::Security,
         &root_id,

@@ -1429,8 +1429,17 @@ pub async fn generate(
             },
         )
         .await?;
-        crate::account::store::create_grant(&mut tx, &account_id, role, &org.id, tier, true, None)
-            .await?;
+        crate::account::store::create_grant(
+            &mut tx,
+            &crate::access::operator(),
+            &account_id,
+            role,
+            &org.id,
+            tier,
+            true,
+            None,
+        )
+        .await?;
         accounts.push(DemoAccount {
             role: role.as_str().to_string(),
             tier,

@@ -167,7 +167,10 @@ fn on_constraint(message: &str) -> Option<ApiError> {
             "同一上级党组织下已有同名党组织",
         ),
         (
-            &["grants.account_id, grants.org_id", "grants_live_account_org"],
+            &[
+                "grants.account_id, grants.org_id",
+                "grants_live_account_org",
+            ],
             "org_id",
             "该人员在该党组织已有授权",
         ),

@@ -47,8 +47,14 @@ fn report(label: &str, times: &[Duration]) {
 
 #[tokio::main]
 async fn main() {
-    let clients: u32 = std::env::var("CLIENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
-    let secs: u64 = std::env::var("DURATION").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let clients: u32 = std::env::var("CLIENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let secs: u64 = std::env::var("DURATION")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
     let server = Arc::new(Server::demo(2000, None).await);
     let tier2 = server.account("admin", Some(2));
     let api = server.sign_in(&tier2).await;
@@ -56,20 +62,29 @@ async fn main() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
-    let answers = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<u16, u64>::new()));
+    let answers = Arc::new(std::sync::Mutex::new(
+        std::collections::BTreeMap::<u16, u64>::new(),
+    ));
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let (server, stop, done, answers) = (server.clone(), stop.clone(), done.clone(), answers.clone());
+        let (server, stop, done, answers) =
+            (server.clone(), stop.clone(), done.clone(), answers.clone());
         tasks.push(tokio::spawn(async move {
             let mut n: u32 = 0;
             while !stop.load(Ordering::Relaxed) {
                 // A fresh source address for every try: 127.<client>.<n / 256>.<n % 256 + 1>.
-                let ip = std::net::Ipv4Addr::new(127, 10 + c as u8, (n / 250 % 250) as u8, (n % 250 + 1) as u8);
+                let ip = std::net::Ipv4Addr::new(
+                    127,
+                    10 + c as u8,
+                    (n / 250 % 250) as u8,
+                    (n % 250 + 1) as u8,
+                );
                 n += 1;
                 let client = server.client_from(ip.into());
                 let id = dangjian_server::member::idcard::compose(
                     "370102",
-                    chrono::NaiveDate::from_ymd_opt(1980, 1, 1).unwrap() + chrono::Days::new(u64::from(n % 5000)),
+                    chrono::NaiveDate::from_ymd_opt(1980, 1, 1).unwrap()
+                        + chrono::Days::new(u64::from(n % 5000)),
                     (c % 1000) as u16,
                 );
                 let res = client
@@ -78,7 +93,11 @@ async fn main() {
                     .send()
                     .await;
                 if let Ok(res) = res {
-                    *answers.lock().unwrap().entry(res.status().as_u16()).or_default() += 1;
+                    *answers
+                        .lock()
+                        .unwrap()
+                        .entry(res.status().as_u16())
+                        .or_default() += 1;
                     done.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -96,5 +115,8 @@ async fn main() {
         let _ = t.await;
     }
     report(&format!("under {clients} sign-in clients"), &loaded);
-    println!("sign-in attempts answered: {rate:.0}/s; answers {:?}", answers.lock().unwrap());
+    println!(
+        "sign-in attempts answered: {rate:.0}/s; answers {:?}",
+        answers.lock().unwrap()
+    );
 }

@@ -96,9 +96,9 @@ impl TestDb {
             "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8' \
              LOCALE_PROVIDER icu ICU_LOCALE 'zh-CN'"
         ))
-            .execute(&mut conn)
-            .await
-            .expect("create test database");
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
         let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
         TestDb {
             url: format!("{base}/{name}"),

@@ -375,9 +375,12 @@ async fn every_route_admits_exactly_the_allowed_callers() {
     // pages) with a grant inside the city and another on org B; their accounts, their grant
     // inside the city and a card certificate of each.
     let mut outside = Vec::new();
-    for (i, (name, seq, mobile)) in [("矩阵外部甲", 81u16, "13911114444"), ("矩阵外部乙", 83, "13911115555")]
-        .into_iter()
-        .enumerate()
+    for (i, (name, seq, mobile)) in [
+        ("矩阵外部甲", 81u16, "13911114444"),
+        ("矩阵外部乙", 83, "13911115555"),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let person = dangjian_server::member::idcard::compose(
             "370102",
@@ -385,16 +388,27 @@ async fn every_route_admits_exactly_the_allowed_callers() {
             seq,
         );
         let grant_in = officer_api
-            .post("/api/v1/grants", json!({"name": name, "id_number": person, "mobile": mobile,
-                                           "role": "admin", "org_id": tier3.org_id}))
+            .post(
+                "/api/v1/grants",
+                json!({"name": name, "id_number": person, "mobile": mobile,
+                                           "role": "admin", "org_id": tier3.org_id}),
+            )
             .await;
         assert_eq!(grant_in.status, 201, "{:?}", grant_in.body);
         let grant_out = officer_api
-            .post("/api/v1/grants", json!({"name": name, "id_number": person, "mobile": mobile,
-                                           "role": "admin", "org_id": org_b}))
+            .post(
+                "/api/v1/grants",
+                json!({"name": name, "id_number": person, "mobile": mobile,
+                                           "role": "admin", "org_id": org_b}),
+            )
             .await;
         assert_eq!(grant_out.status, 201, "{:?}", grant_out.body);
-        let serial = enrol_grant(&server, &officer_api, grant_out.body["grant_id"].as_str().unwrap()).await;
+        let serial = enrol_grant(
+            &server,
+            &officer_api,
+            grant_out.body["grant_id"].as_str().unwrap(),
+        )
+        .await;
         outside.push((
             grant_in.body["grant_id"].as_str().unwrap().to_string(),
             grant_in.body["account_id"].as_str().unwrap().to_string(),
@@ -458,9 +472,21 @@ async fn every_route_admits_exactly_the_allowed_callers() {
     let city_auditor_api = server.sign_in(&city("auditor")).await;
     for (name, role, api, reach, root) in [
         ("security", "security", officer_api, (false, false), true),
-        ("security (city)", "security", city_officer_api, (false, false), false),
+        (
+            "security (city)",
+            "security",
+            city_officer_api,
+            (false, false),
+            false,
+        ),
         ("auditor", "auditor", auditor_api, (false, false), true),
-        ("auditor (city)", "auditor", city_auditor_api, (false, false), false),
+        (
+            "auditor (city)",
+            "auditor",
+            city_auditor_api,
+            (false, false),
+            false,
+        ),
         ("admin tier 1", "admin", t1_api, (true, true), false),
         ("admin tier 2", "admin", t2_api, (true, true), false),
         ("admin tier 3", "admin", t3_api, (true, false), false),
@@ -603,7 +629,10 @@ async fn db_scalar(server: &Server, sql: &str, bind: &str) -> String {
 /// by `officer`; returns its serial.
 async fn enrol_grant(server: &Server, officer: &Api, grant_id: &str) -> String {
     let r = officer
-        .post(&format!("/api/v1/grants/{grant_id}/enrolment-code"), json!({}))
+        .post(
+            &format!("/api/v1/grants/{grant_id}/enrolment-code"),
+            json!({}),
+        )
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let code = server.outbox_code("enrolment_code");
@@ -629,7 +658,10 @@ async fn csr_enrol(server: &Server, code: &str) -> String {
         .json()
         .await
         .unwrap();
-    issued["serial"].as_str().unwrap_or_else(|| panic!("serial: {issued}")).to_string()
+    issued["serial"]
+        .as_str()
+        .unwrap_or_else(|| panic!("serial: {issued}"))
+        .to_string()
 }
 
 /// Issues a card certificate for the grant on `org_id` held by the tier-3 admin through a

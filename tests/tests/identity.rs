@@ -413,7 +413,13 @@ async fn sign_out_everywhere_ends_every_session() {
 }
 
 /// Audit records of `action` on `target` with `outcome`, read from the server's database.
-async fn audit_count(server: &Server, db: &Option<String>, action: &str, target: &str, outcome: &str) -> i64 {
+async fn audit_count(
+    server: &Server,
+    db: &Option<String>,
+    action: &str,
+    target: &str,
+    outcome: &str,
+) -> i64 {
     sqlx::any::install_default_drivers();
     let url = db.clone().unwrap_or_else(|| {
         format!(
@@ -466,8 +472,10 @@ async fn concurrent_lockout(db: Option<TestDb>) {
     let other = server.client_from("127.0.0.2".parse().unwrap());
     let res = other
         .post(server.url("/api/v1/session"))
-        .json(&json!({"id_number": admin.id_number, "password": admin.password,
-                      "code": current_code(&admin.totp_secret)}))
+        .json(
+            &json!({"id_number": admin.id_number, "password": admin.password,
+                      "code": current_code(&admin.totp_secret)}),
+        )
         .send()
         .await
         .unwrap();
@@ -508,8 +516,16 @@ async fn concurrent_throttle(db: Option<TestDb>) {
     });
     let statuses = futures_util::future::join_all(tries).await;
     let limit = dangjian_server::account::throttle::MAX_FAILURES as usize;
-    assert_eq!(statuses.iter().filter(|&&s| s == 401).count(), limit, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|&&s| s == 429).count(), 100 - limit, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 401).count(),
+        limit,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 429).count(),
+        100 - limit,
+        "{statuses:?}"
+    );
 }
 
 #[tokio::test]
@@ -537,7 +553,9 @@ async fn concurrent_grants(db: Option<TestDb>) {
                    "role": role, "org_id": org})
         };
         // Known to the platform, with no live grant.
-        let first = officer.post("/api/v1/grants", body("admin", &tier2.org_id)).await;
+        let first = officer
+            .post("/api/v1/grants", body("admin", &tier2.org_id))
+            .await;
         assert_eq!(first.status, 201, "{:?}", first.body);
         let gid = first.body["grant_id"].as_str().unwrap().to_string();
         let r = officer.delete(&format!("/api/v1/grants/{gid}")).await;
@@ -549,7 +567,12 @@ async fn concurrent_grants(db: Option<TestDb>) {
         );
         let landed = [a.status, b.status].iter().filter(|&&s| s == 201).count();
         assert_eq!(landed, 1, "round {round}: {:?} {:?}", a.body, b.body);
-        assert!([a.status, b.status].contains(&409), "{:?} {:?}", a.body, b.body);
+        assert!(
+            [a.status, b.status].contains(&409),
+            "{:?} {:?}",
+            a.body,
+            b.body
+        );
 
         let (c, d) = tokio::join!(
             officer.post("/api/v1/grants", body("admin", &tier2.org_id)),
@@ -558,6 +581,12 @@ async fn concurrent_grants(db: Option<TestDb>) {
         let landed = [c.status, d.status].iter().filter(|&&s| s == 201).count();
         // When the auditor grant won above, both admin grants are refused.
         let auditor_won = b.status == 201;
-        assert_eq!(landed, usize::from(!auditor_won), "round {round}: {:?} {:?}", c.body, d.body);
+        assert_eq!(
+            landed,
+            usize::from(!auditor_won),
+            "round {round}: {:?} {:?}",
+            c.body,
+            d.body
+        );
     }
 }

@@ -2,13 +2,13 @@
 //! `<test>::postgres`), through the server's own storage functions.
 
 use dangjian_server::access::{Actor, Role};
-use dangjian_server::state::Paging;
 use dangjian_server::audit::{self, Event, Who};
 use dangjian_server::crypto::{self, Column};
 use dangjian_server::db::{new_id, Db, Engine};
 use dangjian_server::error::ApiError;
 use dangjian_server::member::{self, rules::MemberInput};
 use dangjian_server::org::store::{self as orgs, NewOrg};
+use dangjian_server::state::Paging;
 use dangjian_tests::TestDb;
 
 macro_rules! on_both_engines {
@@ -571,9 +571,18 @@ async fn accounts_and_admin(db: &Db, root: &str) -> (Actor, (String, String, Str
     )
     .await
     .unwrap();
-    create_grant(&mut tx, &officer_id, Role::Security, root, None, true, None)
-        .await
-        .unwrap();
+    create_grant(
+        &mut tx,
+        &dangjian_server::access::operator(),
+        &officer_id,
+        Role::Security,
+        root,
+        None,
+        true,
+        None,
+    )
+    .await
+    .unwrap();
     let admin_id = create_account(
         &mut tx,
         &NewAccount {
@@ -588,9 +597,18 @@ async fn accounts_and_admin(db: &Db, root: &str) -> (Actor, (String, String, Str
     )
     .await
     .unwrap();
-    let grant = create_grant(&mut tx, &admin_id, Role::Admin, root, Some(1), true, None)
-        .await
-        .unwrap();
+    let grant = create_grant(
+        &mut tx,
+        &dangjian_server::access::operator(),
+        &admin_id,
+        Role::Admin,
+        root,
+        Some(1),
+        true,
+        None,
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     let actor = Actor {
         account_id: admin_id,

@@ -201,6 +201,28 @@ pub fn account_admin(actor: &Actor, live_grant_codes: &[String]) -> Result<Allow
     }
 }
 
+/// May the actor make `role`/`tier` the active grant of its session? A password session cannot
+/// take up a grant that needs the USB key (SPEC §1, §8).
+pub fn switch_grant(actor: &Actor, role: Role, tier: Option<u8>) -> Result<Allowed, ApiError> {
+    if actor.cert_serial.is_none() && needs_card(role, tier) {
+        return Err(card_required());
+    }
+    Ok(Allowed(()))
+}
+
+/// Every signed-in actor may act on its own account's sessions (sign out everywhere, change
+/// its password).
+pub fn own_account(actor: &Actor) -> Allowed {
+    let _ = actor;
+    Allowed(())
+}
+
+/// The command line (`init`, `demo`) acts with the authority of whoever owns the data
+/// directory: there is no signed-in actor to ask about.
+pub fn operator() -> Allowed {
+    Allowed(())
+}
+
 /// Setting `may_approve_development` on a new child of an organisation the actor may work on
 /// (proved by `parent_in_scope`): only tier-1 admins.
 pub fn approval_authority_for_new_child(

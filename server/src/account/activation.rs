@@ -14,12 +14,12 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{password, throttle, totp};
-use crate::state::{ApiJson, AppState, ConnInfo};
 use crate::audit::{self, Event, Outcome, Who};
 use crate::db::{new_id, now_rfc3339, Tx};
 use crate::error::{ApiError, ApiResult};
 use crate::member::idcard;
 use crate::notify::{self, Message};
+use crate::state::{ApiJson, AppState, ConnInfo};
 
 /// Activation codes are valid this many days.
 pub const ACTIVATION_CODE_DAYS: i64 = 7;
@@ -511,7 +511,9 @@ pub async fn activate(state: &AppState, client: &str, body: &Activate) -> ApiRes
     let sms_id =
         match check_sms_code(state, &account_id, SmsPurpose::Activation, &body.sms_code).await {
             Ok(id) => id,
-            Err(e) => return Err(failed(state, slot, client, "account.activate", &account_id, e).await),
+            Err(e) => {
+                return Err(failed(state, slot, client, "account.activate", &account_id, e).await)
+            }
         };
     let code_row: Option<String> = sqlx::query_scalar(
         "SELECT id FROM activation_codes WHERE account_id = $1 AND code_hash = $2 \
@@ -613,7 +615,15 @@ pub async fn confirm_totp(state: &AppState, client: &str, body: &ConfirmTotp) ->
         (row, secret)
     else {
         let e = ApiError::field("account_id", "账号不存在或尚未激活");
-        return Err(failed(state, slot, client, "account.totp_confirm", &body.account_id, e).await);
+        return Err(failed(
+            state,
+            slot,
+            client,
+            "account.totp_confirm",
+            &body.account_id,
+            e,
+        )
+        .await);
     };
     if confirmed != 0 || has_password == 0 {
         return Err(ApiError::conflict(
@@ -649,7 +659,11 @@ pub async fn confirm_totp(state: &AppState, client: &str, body: &ConfirmTotp) ->
             &who,
             Event::ok("account.totp_confirm", &body.account_id)
                 .outcome(Outcome::Failed)
-                .with_detail(locked.map(|u| format!("locked until {u}")).unwrap_or_default()),
+                .with_detail(
+                    locked
+                        .map(|u| format!("locked until {u}"))
+                        .unwrap_or_default(),
+                ),
         )
         .await?;
         tx.commit().await?;
@@ -713,7 +727,15 @@ pub async fn reset_password(state: &AppState, client: &str, body: &ResetPassword
         match check_sms_code(state, &account_id, SmsPurpose::Password, &body.sms_code).await {
             Ok(id) => id,
             Err(e) => {
-                return Err(failed(state, slot, client, "account.password_reset", &account_id, e).await)
+                return Err(failed(
+                    state,
+                    slot,
+                    client,
+                    "account.password_reset",
+                    &account_id,
+                    e,
+                )
+                .await)
             }
         };
     let Some((name, reg_id_number, _)) = contact_of(state.db.read(), &account_id).await? else {
@@ -722,7 +744,15 @@ pub async fn reset_password(state: &AppState, client: &str, body: &ResetPassword
     if reg_id_number != id_number {
         use_attempt(state, &sms_id).await?;
         let e = ApiError::field("id_number", "公民身份证号与该手机号登记的账号不一致");
-        return Err(failed(state, slot, client, "account.password_reset", &account_id, e).await);
+        return Err(failed(
+            state,
+            slot,
+            client,
+            "account.password_reset",
+            &account_id,
+            e,
+        )
+        .await);
     }
     let hash = password::hash_async(&body.new_password).await?;
     let mut tx = state.db.begin().await?;

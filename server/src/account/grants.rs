@@ -12,12 +12,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::activation::{self, account_by_id_number, accounts_by_mobile, contact_of};
 use super::store::{self, grants_of, GrantView};
 use crate::access::{self, Actor, Role};
-use crate::state::{ApiJson, ApiQuery, AppState, Page, Paging};
 use crate::audit::{self, Event, Who};
-use crate::db::{now_rfc3339, subtree_upper};
+use crate::db::subtree_upper;
 use crate::error::{ApiError, ApiResult};
 use crate::member::idcard;
 use crate::notify::{self, Message};
+use crate::state::{ApiJson, ApiQuery, AppState, Page, Paging};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -170,7 +170,6 @@ pub async fn create_grant(
             None
         }
     };
-    let _ = allowed;
     let mut tx = state.db.begin().await?;
     let existing = account_by_id_number(&mut *tx, &id_number).await?;
     let (account_id, registered_name) = match existing {
@@ -249,11 +248,15 @@ pub async fn create_grant(
     if !store::claim_role_family(&mut tx, &account_id, role).await? {
         return Err(ApiError::conflict_field(
             "role",
-            format!("该人员已持有其他角色的授权，三员分立不允许同一人兼任{}", role.label()),
+            format!(
+                "该人员已持有其他角色的授权，三员分立不允许同一人兼任{}",
+                role.label()
+            ),
         ));
     }
     let grant_id = store::create_grant(
         &mut tx,
+        &allowed,
         &account_id,
         role,
         &org.id,
@@ -449,14 +452,14 @@ pub async fn list_grants(
 
 /// 撤销授权: the grant ends with its sessions.
 pub async fn revoke_grant(state: &AppState, actor: &Actor, grant_id: &str) -> ApiResult<()> {
-    let row: Option<(String, String, Option<String>, i64)> = sqlx::query_as(
-        "SELECT g.account_id, o.code, g.revoked_at, g.is_default FROM grants g \
+    let row: Option<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT g.account_id, o.code, g.revoked_at FROM grants g \
          JOIN orgs o ON o.id = g.org_id WHERE g.id = $1",
     )
     .bind(grant_id)
     .fetch_optional(state.db.read())
     .await?;
-    let Some((account_id, code, revoked_at, is_default)) = row else {
+    let Some((account_id, code, revoked_at)) = row else {
         return Err(ApiError::not_found("授权"));
     };
     access::grant_admin(actor, &code)?;
@@ -464,44 +467,17 @@ pub async fn revoke_grant(state: &AppState, actor: &Actor, grant_id: &str) -> Ap
         return Err(ApiError::forbidden("不能撤销自己的授权"));
     }
     let codes = store::live_grant_codes(state.db.read(), &account_id).await?;
-    if !codes.is_empty() {
-        access::account_admin(actor, &codes)?;
-    }
+    let allowed = if codes.is_empty() {
+        access::grant_admin(actor, &code)?
+    } else {
+        access::account_admin(actor, &codes)?
+    };
     if revoked_at.is_some() {
-        return Err(ApiError::conflict("already_revoked", "该授权已撤销"));
+        return Err(already_revoked());
     }
     let mut tx = state.db.begin().await?;
-    let now = now_rfc3339();
-    sqlx::query(
-        "UPDATE grants SET revoked_at = $1, is_default = 0 WHERE id = $2 AND revoked_at IS NULL",
-    )
-    .bind(&now)
-    .bind(grant_id)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("DELETE FROM sessions WHERE grant_id = $1")
-        .bind(grant_id)
-        .execute(&mut *tx)
-        .await?;
-    let live = live_grants(&mut tx, &account_id).await?;
-    if is_default != 0 {
-        if let Some((next, _, _)) = live.first() {
-            sqlx::query("UPDATE grants SET is_default = 1 WHERE id = $1")
-                .bind(next)
-                .execute(&mut *tx)
-                .await?;
-        }
-    }
-    if live.is_empty() {
-        store::release_role_family_if_unused(&mut tx, &account_id).await?;
-        sqlx::query(
-            "UPDATE activation_codes SET revoked_at = $1 WHERE account_id = $2 AND used_at IS NULL \
-             AND revoked_at IS NULL",
-        )
-        .bind(&now)
-        .bind(&account_id)
-        .execute(&mut *tx)
-        .await?;
+    if !store::revoke_grant(&mut tx, &allowed, grant_id, &account_id).await? {
+        return Err(already_revoked());
     }
     audit::append(
         &mut tx,
@@ -511,6 +487,10 @@ pub async fn revoke_grant(state: &AppState, actor: &Actor, grant_id: &str) -> Ap
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+fn already_revoked() -> ApiError {
+    ApiError::conflict("already_revoked", "该授权已撤销")
 }
 
 /// An account the officer may manage: every live grant of it lies in the officer's subtree
@@ -529,12 +509,9 @@ async fn managed_account(
 
 /// 解锁: clears the lock and the failure count.
 pub async fn unlock_account(state: &AppState, actor: &Actor, account_id: &str) -> ApiResult<()> {
-    managed_account(state, actor, account_id).await?;
+    let allowed = managed_account(state, actor, account_id).await?;
     let mut tx = state.db.begin().await?;
-    sqlx::query("UPDATE accounts SET failed_attempts = 0, locked_until = NULL WHERE id = $1")
-        .bind(account_id)
-        .execute(&mut *tx)
-        .await?;
+    store::unlock(&mut tx, &allowed, account_id).await?;
     audit::append(
         &mut tx,
         &Who::from(actor),
@@ -547,13 +524,9 @@ pub async fn unlock_account(state: &AppState, actor: &Actor, account_id: &str) -
 
 /// 重置: clears password and authenticator, ends the sessions and sends a new activation code.
 pub async fn reset_account(state: &AppState, actor: &Actor, account_id: &str) -> ApiResult<String> {
-    managed_account(state, actor, account_id).await?;
+    let allowed = managed_account(state, actor, account_id).await?;
     let mut tx = state.db.begin().await?;
-    activation::set_credentials(&mut tx, account_id, None, None).await?;
-    sqlx::query("DELETE FROM sessions WHERE account_id = $1")
-        .bind(account_id)
-        .execute(&mut *tx)
-        .await?;
+    store::reset_credentials(&mut tx, &allowed, account_id).await?;
     let (code, expires) =
         activation::issue_activation_code(&mut tx, account_id, None, "reset", &actor.account_id)
             .await?;
@@ -582,16 +555,16 @@ pub async fn switch_grant(state: &AppState, actor: &Actor, grant_id: &str) -> Ap
     let Some(active) = roles.into_iter().find(|g| g.grant_id == grant_id) else {
         return Err(ApiError::not_found("授权").with_field("grant_id"));
     };
-    // A password session cannot take up a grant that needs the USB key.
-    if actor.cert_serial.is_none() && access::needs_card(active.role, active.tier) {
-        return Err(access::card_required().with_field("grant_id"));
-    }
+    let allowed = access::switch_grant(actor, active.role, active.tier)
+        .map_err(|e| e.with_field("grant_id"))?;
     let mut tx = state.db.begin().await?;
-    sqlx::query("UPDATE sessions SET grant_id = $1 WHERE token_hash = $2")
-        .bind(&active.grant_id)
-        .bind(&actor.session_token_hash)
-        .execute(&mut *tx)
-        .await?;
+    store::switch_session_grant(
+        &mut tx,
+        &allowed,
+        &actor.session_token_hash,
+        &active.grant_id,
+    )
+    .await?;
     audit::append(
         &mut tx,
         &Who::from(actor),
@@ -604,12 +577,9 @@ pub async fn switch_grant(state: &AppState, actor: &Actor, grant_id: &str) -> Ap
 
 /// 退出所有设备: ends every session of the account.
 pub async fn sign_out_everywhere(state: &AppState, actor: &Actor) -> ApiResult<u64> {
+    let allowed = access::own_account(actor);
     let mut tx = state.db.begin().await?;
-    let n = sqlx::query("DELETE FROM sessions WHERE account_id = $1")
-        .bind(&actor.account_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    let n = store::end_sessions(&mut tx, &allowed, &actor.account_id).await?;
     audit::append(
         &mut tx,
         &Who::from(actor),

@@ -28,7 +28,9 @@ pub fn verify(password: &str, stored: &str) -> bool {
 
 /// argon2 computations allowed at once: each takes ~19 MiB and tens of milliseconds of one core.
 fn permits() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get()).max(2)
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .max(2)
 }
 
 /// Requests allowed to wait for a permit; past this, sign-in answers 429 at once.

@@ -1,6 +1,7 @@
-//! Storage of accounts and grants.
+//! Storage of accounts and grants. Every write made for an actor takes the
+//! [`Allowed`](crate::access::Allowed) proof of the `access` decision that permits it.
 
-use crate::access::Role;
+use crate::access::{Allowed, Role};
 use crate::crypto::Column;
 use crate::db::{flag, new_id, now_rfc3339, Tx};
 
@@ -85,7 +86,11 @@ pub async fn live_grant_codes<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
 /// succeeds only when the account holds no family yet or the same one. On PostgreSQL it takes
 /// the account's row lock, so two concurrent grants of different families cannot both pass;
 /// on SQLite the single writer serialises them. `false`: the account belongs to another family.
-pub async fn claim_role_family(tx: &mut Tx, account_id: &str, role: Role) -> Result<bool, sqlx::Error> {
+pub async fn claim_role_family(
+    tx: &mut Tx,
+    account_id: &str,
+    role: Role,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE accounts SET role_family = $1 WHERE id = $2 \
          AND (role_family IS NULL OR role_family = $1)",
@@ -98,7 +103,10 @@ pub async fn claim_role_family(tx: &mut Tx, account_id: &str, role: Role) -> Res
 }
 
 /// Releases the account's role family when its last live grant is gone.
-pub async fn release_role_family_if_unused(tx: &mut Tx, account_id: &str) -> Result<(), sqlx::Error> {
+pub async fn release_role_family_if_unused(
+    tx: &mut Tx,
+    account_id: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE accounts SET role_family = NULL WHERE id = $1 AND NOT EXISTS \
          (SELECT 1 FROM grants WHERE account_id = $1 AND revoked_at IS NULL)",
@@ -110,8 +118,10 @@ pub async fn release_role_family_if_unused(tx: &mut Tx, account_id: &str) -> Res
 }
 
 /// Records a grant of `role` on `org_id`; returns its id.
+#[allow(clippy::too_many_arguments)]
 pub async fn create_grant(
     tx: &mut Tx,
+    _allowed: &Allowed,
     account_id: &str,
     role: Role,
     org_id: &str,
@@ -177,4 +187,112 @@ pub async fn grants_of(
             })
         })
         .collect())
+}
+
+/// 撤销授权: revokes a live grant, ends its sessions, passes the default to another live grant
+/// and, when none is left, releases the role family and voids unused activation codes. `false`
+/// when the grant was no longer live (a concurrent revocation won: one effect only).
+pub async fn revoke_grant(
+    tx: &mut Tx,
+    _allowed: &Allowed,
+    grant_id: &str,
+    account_id: &str,
+) -> Result<bool, sqlx::Error> {
+    let now = now_rfc3339();
+    let was_default: Option<i64> =
+        sqlx::query_scalar("SELECT is_default FROM grants WHERE id = $1 AND revoked_at IS NULL")
+            .bind(grant_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let revoked = sqlx::query(
+        "UPDATE grants SET revoked_at = $1, is_default = 0 WHERE id = $2 AND revoked_at IS NULL",
+    )
+    .bind(&now)
+    .bind(grant_id)
+    .execute(&mut **tx)
+    .await?;
+    let (Some(was_default), 1) = (was_default, revoked.rows_affected()) else {
+        return Ok(false);
+    };
+    sqlx::query("DELETE FROM sessions WHERE grant_id = $1")
+        .bind(grant_id)
+        .execute(&mut **tx)
+        .await?;
+    let live: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM grants WHERE account_id = $1 AND revoked_at IS NULL ORDER BY created_at",
+    )
+    .bind(account_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    if was_default != 0 {
+        if let Some(next) = live.first() {
+            sqlx::query("UPDATE grants SET is_default = 1 WHERE id = $1")
+                .bind(next)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    if live.is_empty() {
+        release_role_family_if_unused(tx, account_id).await?;
+        sqlx::query(
+            "UPDATE activation_codes SET revoked_at = $1 WHERE account_id = $2 AND used_at IS NULL \
+             AND revoked_at IS NULL",
+        )
+        .bind(&now)
+        .bind(account_id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(true)
+}
+
+/// 解锁: clears the lock and the failure count.
+pub async fn unlock(tx: &mut Tx, _allowed: &Allowed, account_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE accounts SET failed_attempts = 0, locked_until = NULL WHERE id = $1")
+        .bind(account_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// 重置: clears password and authenticator and ends every session of the account.
+pub async fn reset_credentials(
+    tx: &mut Tx,
+    _allowed: &Allowed,
+    account_id: &str,
+) -> Result<(), sqlx::Error> {
+    super::activation::set_credentials(tx, account_id, None, None).await?;
+    sqlx::query("DELETE FROM sessions WHERE account_id = $1")
+        .bind(account_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// 角色切换: makes `grant_id` the session's active grant.
+pub async fn switch_session_grant(
+    tx: &mut Tx,
+    _allowed: &Allowed,
+    token_hash: &str,
+    grant_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE sessions SET grant_id = $1 WHERE token_hash = $2")
+        .bind(grant_id)
+        .bind(token_hash)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// 退出所有设备: ends every session of the account; returns how many.
+pub async fn end_sessions(
+    tx: &mut Tx,
+    _allowed: &Allowed,
+    account_id: &str,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("DELETE FROM sessions WHERE account_id = $1")
+        .bind(account_id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected())
 }

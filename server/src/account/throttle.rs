@@ -148,7 +148,12 @@ fn throttled(retry_at: DateTime<Utc>) -> ApiError {
 
 /// Audits a throttled refusal: the first of each bucket, address and minute writes a record
 /// (claimed through the primary key of `throttle_refusals`), the rest of that minute do not.
-async fn note_refusal(db: &Db, bucket: &str, client: &str, now: DateTime<Utc>) -> Result<(), ApiError> {
+async fn note_refusal(
+    db: &Db,
+    bucket: &str,
+    client: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
     let minute = now.format("%Y-%m-%dT%H:%MZ").to_string();
     let mut tx = db.begin().await?;
     let claimed = sqlx::query(
@@ -166,11 +171,17 @@ async fn note_refusal(db: &Db, bucket: &str, client: &str, now: DateTime<Utc>) -
             &Who::anonymous(client),
             Event::ok("throttle.refused", bucket)
                 .outcome(Outcome::Refused)
-                .with_detail(format!("429 from {client} in {minute}; later refusals of this minute not recorded")),
+                .with_detail(format!(
+                    "429 from {client} in {minute}; later refusals of this minute not recorded"
+                )),
         )
         .await?;
         sqlx::query("DELETE FROM throttle_refusals WHERE minute < $1")
-            .bind((now - Duration::days(1)).format("%Y-%m-%dT%H:%MZ").to_string())
+            .bind(
+                (now - Duration::days(1))
+                    .format("%Y-%m-%dT%H:%MZ")
+                    .to_string(),
+            )
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM auth_failures WHERE at < $1")

@@ -446,3 +446,63 @@ pub fn reason_label(reason: &str) -> &'static str {
         _ => "未说明",
     }
 }
+
+/// Stores a new enrolment code (its hash) for a grant; earlier unused codes of the grant stop
+/// working.
+pub async fn store_enrolment_code(
+    tx: &mut crate::db::Tx,
+    _allowed: &crate::access::Allowed,
+    grant_id: &str,
+    account_id: &str,
+    code: &str,
+    created_by: &str,
+    expires_at: &str,
+) -> Result<(), sqlx::Error> {
+    let now = crate::db::now_rfc3339();
+    sqlx::query(
+        "UPDATE enrolment_codes SET revoked_at = $1 WHERE grant_id = $2 AND used_at IS NULL \
+         AND revoked_at IS NULL",
+    )
+    .bind(&now)
+    .bind(grant_id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO enrolment_codes (id, grant_id, account_id, code_hash, created_by, \
+         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(crate::db::new_id())
+    .bind(grant_id)
+    .bind(account_id)
+    .bind(routes::enrolment_code_hash(code))
+    .bind(created_by)
+    .bind(&now)
+    .bind(expires_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Marks a certificate revoked in the register and ends its sessions; returns how many.
+pub async fn mark_revoked(
+    tx: &mut crate::db::Tx,
+    _allowed: &crate::access::Allowed,
+    certificate_id: &str,
+    fingerprint: &str,
+    reason: &str,
+    at: &str,
+) -> Result<u64, sqlx::Error> {
+    sqlx::query("UPDATE certificates SET revoked_at = $1, reason = $2 WHERE id = $3")
+        .bind(at)
+        .bind(reason)
+        .bind(certificate_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(
+        sqlx::query("DELETE FROM sessions WHERE cert_fingerprint = $1")
+            .bind(fingerprint)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected(),
+    )
+}

@@ -20,11 +20,11 @@ use super::{
 use crate::access::{self, Actor, Role};
 use crate::account::routes::{account_row, complete_sign_in, CardCredential, SignedIn};
 use crate::account::{session, throttle};
-use crate::state::{ApiJson, ApiQuery, AppState, ConnInfo, Page, Paging};
 use crate::audit::{self, Event, Outcome, Who};
-use crate::db::{new_id, now_rfc3339, subtree_upper};
+use crate::db::{now_rfc3339, subtree_upper};
 use crate::error::{ApiError, ApiResult};
 use crate::notify::{self, Message};
+use crate::state::{ApiJson, ApiQuery, AppState, ConnInfo, Page, Paging};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -200,7 +200,7 @@ async fn card_sign_in_once(
 
 // ---- enrolment ---------------------------------------------------------------------------
 
-fn enrolment_code_hash(code: &str) -> String {
+pub(crate) fn enrolment_code_hash(code: &str) -> String {
     hex::encode(Sha256::digest(
         format!("enrolment\x1f{}", code.trim().to_ascii_uppercase()).as_bytes(),
     ))
@@ -212,12 +212,12 @@ pub struct EnrolmentCodeIssued {
     pub expires_at: String,
 }
 
-/// A live grant in the officer's scope: (account id, org code, org name, role, tier).
+/// A live grant of an account the officer may manage: (proof, account id, org code, org name).
 async fn grant_in_scope(
     state: &AppState,
     actor: &Actor,
     grant_id: &str,
-) -> ApiResult<(String, String, String)> {
+) -> ApiResult<(access::Allowed, String, String, String)> {
     let row: Option<(String, String, String, Option<String>)> = sqlx::query_as(
         "SELECT g.account_id, o.code, o.name, g.revoked_at FROM grants g \
          JOIN orgs o ON o.id = g.org_id WHERE g.id = $1",
@@ -232,14 +232,13 @@ async fn grant_in_scope(
     if account_id == actor.account_id {
         return Err(ApiError::forbidden("不能为自己签发证书申领码（三员分立）"));
     }
-    let codes = crate::account::store::live_grant_codes(state.db.read(), &account_id).await?;
-    if !codes.is_empty() {
-        access::account_admin(actor, &codes)?;
-    }
     if revoked_at.is_some() {
         return Err(ApiError::conflict("grant_revoked", "该授权已撤销"));
     }
-    Ok((account_id, code, org_name))
+    // The grant is live, so the account has at least this one live grant.
+    let codes = crate::account::store::live_grant_codes(state.db.read(), &account_id).await?;
+    let allowed = access::account_admin(actor, &codes)?;
+    Ok((allowed, account_id, code, org_name))
 }
 
 /// 签发证书申领码: a one-time code for the holder of a grant to enrol a USB key, sent through
@@ -249,32 +248,21 @@ pub async fn issue_enrolment_code(
     actor: &Actor,
     grant_id: &str,
 ) -> ApiResult<EnrolmentCodeIssued> {
-    let (account_id, _, org_name) = grant_in_scope(state, actor, grant_id).await?;
+    let (allowed, account_id, _, org_name) = grant_in_scope(state, actor, grant_id).await?;
     let code = crate::account::activation::new_activation_code();
     let now = Utc::now();
     let expires_at = (now + chrono::Duration::hours(ENROLMENT_CODE_HOURS))
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut tx = state.db.begin().await?;
-    sqlx::query(
-        "UPDATE enrolment_codes SET revoked_at = $1 WHERE grant_id = $2 AND used_at IS NULL \
-         AND revoked_at IS NULL",
+    super::store_enrolment_code(
+        &mut tx,
+        &allowed,
+        grant_id,
+        &account_id,
+        &code,
+        &actor.account_id,
+        &expires_at,
     )
-    .bind(now_rfc3339())
-    .bind(grant_id)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO enrolment_codes (id, grant_id, account_id, code_hash, created_by, \
-         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(new_id())
-    .bind(grant_id)
-    .bind(&account_id)
-    .bind(enrolment_code_hash(&code))
-    .bind(&actor.account_id)
-    .bind(now_rfc3339())
-    .bind(&expires_at)
-    .execute(&mut *tx)
     .await?;
     audit::append(
         &mut tx,
@@ -713,12 +701,18 @@ pub async fn revoke_certificate(
     if account_id.as_deref() == Some(actor.account_id.as_str()) {
         return Err(ApiError::forbidden("不能吊销自己的证书"));
     }
-    if let Some(account) = account_id.as_deref() {
-        let codes = crate::account::store::live_grant_codes(state.db.read(), account).await?;
-        if !codes.is_empty() {
-            access::account_admin(actor, &codes)?;
-        }
-    }
+    // The officer reaches the certificate through its account: every live grant of that
+    // account must be in the officer's subtree (none left: the query above found a grant of
+    // it in the subtree).
+    let codes = match account_id.as_deref() {
+        Some(account) => crate::account::store::live_grant_codes(state.db.read(), account).await?,
+        None => Vec::new(),
+    };
+    let allowed = if codes.is_empty() {
+        access::grant_admin(actor, &actor.org_code)?
+    } else {
+        access::account_admin(actor, &codes)?
+    };
     if revoked_at.is_some() {
         return Err(ApiError::conflict("already_revoked", "该证书已吊销"));
     }
@@ -736,17 +730,8 @@ pub async fn revoke_certificate(
     .map_err(ApiError::internal)?;
     let now = now_rfc3339();
     let mut tx = state.db.begin().await?;
-    sqlx::query("UPDATE certificates SET revoked_at = $1, reason = $2 WHERE id = $3")
-        .bind(&now)
-        .bind(reason.as_str())
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
-    let ended = sqlx::query("DELETE FROM sessions WHERE cert_fingerprint = $1")
-        .bind(&fingerprint)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    let ended =
+        super::mark_revoked(&mut tx, &allowed, &id, &fingerprint, reason.as_str(), &now).await?;
     audit::append(
         &mut tx,
         &Who::from(actor),
