@@ -606,3 +606,27 @@ fn rsa_csr_from_2048_bits() {
     ]);
     assert!(err.contains("2048"), "{err}");
 }
+
+/// Organisations from a parent's 100th child on have a letter segment in their unified code
+/// (`…A000`): their admins get card certificates like everyone else.
+#[test]
+fn organisation_codes_with_letter_segments_get_certificates() {
+    let dir = Scratch::new();
+    init_ca(&dir);
+    let code = format!("{ORG_CODE}A000");
+    certs(&[
+        "issue-client",
+        "--dir",
+        &dir.ca(),
+        "--name",
+        NAME,
+        "--id-number",
+        ID_NUMBER,
+        "--org-code",
+        &code,
+        "--out",
+        &dir.s("letter"),
+    ]);
+    let subject = openssl_ok(&["x509", "-in", &dir.s("letter.crt"), "-noout", "-subject"]);
+    assert!(subject.contains(&code), "{subject}");
+}

@@ -590,3 +590,57 @@ async fn concurrent_grants(db: Option<TestDb>) {
         );
     }
 }
+
+/// The database (and its WAL files), the outbox and every key file of a data directory are
+/// readable by their owner only.
+#[tokio::test]
+async fn data_directory_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = Server::demo(100, None).await;
+    let officer = server.sign_in(&server.account("security", None)).await;
+    let tier3 = server.account("admin", Some(3));
+    // A grant for a new person writes an activation code to the outbox.
+    let r = officer
+        .post(
+            "/api/v1/grants",
+            json!({"name": "权限测试", "id_number": valid_id(901), "mobile": "13911117777",
+                   "role": "admin", "org_id": tier3.org_id}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let mut checked = Vec::new();
+    let mut stack = vec![server.data.path().to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            let private = name.ends_with(".key")
+                || name == "keys.json"
+                || name.starts_with("dangjian.db")
+                || name == "outbox.jsonl"
+                || name == "demo-accounts.json";
+            if private {
+                let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "{} has mode {mode:o}", path.display());
+                checked.push(name);
+            }
+        }
+    }
+    for expected in [
+        "dangjian.db",
+        "dangjian.db-wal",
+        "outbox.jsonl",
+        "keys.json",
+        "server.key",
+        "ca.key",
+    ] {
+        assert!(
+            checked.iter().any(|n| n == expected),
+            "{expected} not found: {checked:?}"
+        );
+    }
+}
