@@ -11,8 +11,8 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiError;
-pub use crate::state::{AppState, MAX_BODY_BYTES};
 use crate::state::body_too_large;
+pub use crate::state::{AppState, MAX_BODY_BYTES};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::dict::router())
         .merge(crate::audit::routes::router())
         .merge(crate::card::routes::router())
+        .merge(crate::card::tunnel::router())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     let mut api = api;
@@ -168,4 +169,3 @@ async fn refuse_oversized_bodies(
     }
     body_too_large().into_response()
 }
-
