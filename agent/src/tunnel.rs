@@ -7,8 +7,17 @@
 //! - listens on loopback only and answers only `Host: 127.0.0.1:<port>` or `localhost:<port>`
 //!   (a rebound DNS name reaching it gets 403);
 //! - accepts only its own browser: the first URL carries a secret (`/?k=…`) that sets the
-//!   `dj_agent` cookie (HttpOnly, SameSite=Strict) on the local origin; every later request
-//!   needs it (403 otherwise);
+//!   `dj_agent` cookie (HttpOnly, SameSite=Strict; a new random value for every `connect`
+//!   run) on the local origin; every later request needs it (403 otherwise). The secret works
+//!   once: the exchange mints the next one, whose URL the agent prints for another browser;
+//! - refuses cross-site requests: cookies are per host, not per port, so a page on another
+//!   loopback port is same-site and its form POST or no-cors fetch would carry the cookie.
+//!   Every request other than GET and HEAD must come from the tunnel's own origin — `Origin`
+//!   equal to `http://<Host>`, or, when the browser sends `Origin: null` or none (the pages'
+//!   `Referrer-Policy: no-referrer` makes it null), `Sec-Fetch-Site: same-origin` — and is
+//!   answered 403 otherwise, never forwarded; each refusal is reported to the server
+//!   (`POST /api/v1/agent/refusals`), which records it in the audit log (a flood is
+//!   coalesced into reports with a count);
 //! - forwards every request with `Authorization: Bearer <card session token>`; the `dj_agent`
 //!   cookie and the browser's own Authorization never reach the server;
 //! - rewrites what would break the plain-http local origin: `Location` headers naming the server
@@ -25,7 +34,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -304,8 +313,56 @@ pub struct Tunnel {
     pub upstream: Upstream,
     phase: RwLock<Phase>,
     port: u16,
-    secret: String,
+    /// The secret of the current first URL: exchanged once for the cookie, then replaced.
+    secret: Mutex<String>,
+    /// The cookie value, new for every `connect` run.
     cookie: String,
+    reports: Mutex<Reports>,
+}
+
+/// A refused cross-site request, as reported to the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub method: String,
+    pub path: String,
+    pub origin: Option<String>,
+    pub fetch_site: Option<String>,
+}
+
+/// Reports of refused requests sent to the server in the current minute; past the budget the
+/// refusals are counted and sent as one report at the end of the minute.
+#[derive(Default)]
+struct Reports {
+    window_start: Option<Instant>,
+    sent: u32,
+    /// Refusals held back in this window, and the latest of them.
+    held: u32,
+    latest: Option<Refused>,
+    flush_scheduled: bool,
+}
+
+/// Reports sent at once per minute; more refusals wait for one report with their count.
+const REPORTS_PER_MINUTE: u32 = 20;
+const REPORT_WINDOW: Duration = Duration::from_secs(60);
+
+/// Whether a request other than GET/HEAD comes from the tunnel's own origin
+/// (`http://<host>`, the Host header having been checked).
+pub fn from_own_origin(method: &Method, headers: &HeaderMap, host: &str) -> bool {
+    if *method == Method::GET || *method == Method::HEAD {
+        return true;
+    }
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    match text("origin") {
+        Some(origin) if origin != "null" => origin.eq_ignore_ascii_case(&format!("http://{host}")),
+        // No Origin, or an opaque one (the pages' no-referrer policy makes a same-origin
+        // form's Origin null): the browser's own verdict must be same-origin.
+        _ => text("sec-fetch-site") == Some("same-origin"),
+    }
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -325,14 +382,107 @@ impl Tunnel {
             upstream,
             phase: RwLock::new(Phase::Open { token }),
             port,
-            secret: random_hex(24),
+            secret: Mutex::new(random_hex(24)),
             cookie: random_hex(32),
+            reports: Mutex::default(),
         }
     }
 
-    /// The URL to open first (it carries the secret).
+    /// The URL to open first (it carries the current one-time secret).
     pub fn first_url(&self) -> String {
-        format!("http://127.0.0.1:{}/?k={}", self.port, self.secret)
+        let secret = self.secret.lock().unwrap().clone();
+        self.url_with(&secret)
+    }
+
+    fn url_with(&self, secret: &str) -> String {
+        format!("http://127.0.0.1:{}/?k={secret}", self.port)
+    }
+
+    /// Exchanges `given` for the cookie when it is the current secret; the next secret is
+    /// minted at once (the same URL never works twice) and returned as its URL.
+    fn exchange_secret(&self, given: &str) -> Option<String> {
+        let mut secret = self.secret.lock().unwrap();
+        if !same(given.as_bytes(), secret.as_bytes()) {
+            return None;
+        }
+        *secret = random_hex(24);
+        Some(self.url_with(&secret))
+    }
+
+    /// Reports a refused cross-site request to the server (in the background; coalesced
+    /// past [`REPORTS_PER_MINUTE`]).
+    fn report(self: &Arc<Self>, refused: Refused) {
+        let mut r = self.reports.lock().unwrap();
+        let now = Instant::now();
+        if r.window_start
+            .is_none_or(|s| now.duration_since(s) >= REPORT_WINDOW)
+            && r.held == 0
+        {
+            r.window_start = Some(now);
+            r.sent = 0;
+        }
+        if r.sent < REPORTS_PER_MINUTE && r.held == 0 {
+            r.sent += 1;
+            drop(r);
+            let tunnel = self.clone();
+            tokio::spawn(async move { tunnel.send_report(&refused, 1).await });
+            return;
+        }
+        r.held += 1;
+        r.latest = Some(refused);
+        if r.flush_scheduled {
+            return;
+        }
+        r.flush_scheduled = true;
+        let wait = r
+            .window_start
+            .map(|s| REPORT_WINDOW.saturating_sub(now.duration_since(s)))
+            .unwrap_or_default();
+        drop(r);
+        let tunnel = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            let (held, latest) = {
+                let mut r = tunnel.reports.lock().unwrap();
+                r.flush_scheduled = false;
+                r.window_start = Some(Instant::now());
+                r.sent = 1;
+                (std::mem::take(&mut r.held), r.latest.take())
+            };
+            if let Some(latest) = latest {
+                tunnel.send_report(&latest, held).await;
+            }
+        });
+    }
+
+    async fn send_report(&self, refused: &Refused, count: u32) {
+        let Phase::Open { token } = self.phase() else {
+            eprintln!("警告：无法向服务器报告被拒绝的跨站请求（会话未打开）");
+            return;
+        };
+        let body = serde_json::json!({
+            "method": refused.method,
+            "path": refused.path,
+            "origin": refused.origin,
+            "fetch_site": refused.fetch_site,
+            "count": count,
+        });
+        match self
+            .upstream
+            .json(
+                Method::POST,
+                "/api/v1/agent/refusals",
+                Some(&token),
+                Some(&body),
+            )
+            .await
+        {
+            Ok((status, _)) if status.is_success() => {}
+            Ok((status, body)) => {
+                eprintln!("警告：报告跨站请求失败：{}", error_message(status, &body))
+            }
+            Err(e) => eprintln!("警告：报告跨站请求失败：{e}"),
+        }
     }
 
     pub fn phase(&self) -> Phase {
@@ -386,14 +536,21 @@ impl Tunnel {
             );
         }
         // The first URL: the secret sets the local cookie, then the query is dropped.
-        if let Some(query) = req.uri().query() {
-            let secret = query
+        let given = req.uri().query().and_then(|query| {
+            query
                 .split('&')
                 .filter_map(|p| p.split_once('='))
                 .find(|(k, _)| *k == "k")
-                .map(|(_, v)| v);
-            if let Some(given) = secret {
-                if same(given.as_bytes(), self.secret.as_bytes()) {
+                .map(|(_, v)| v.to_string())
+        });
+        if let Some(given) = &given {
+            if req.method() == Method::GET {
+                if let Some(next) = self.exchange_secret(given) {
+                    eprintln!(
+                        "浏览器已打开一次性链接（该链接不能再次使用）。如需在其他浏览器中打开平台，请使用新的一次性链接："
+                    );
+                    println!("{next}");
+                    let _ = std::io::Write::flush(&mut std::io::stdout());
                     return Response::builder()
                         .status(StatusCode::SEE_OTHER)
                         .header(header::LOCATION, req.uri().path())
@@ -411,23 +568,57 @@ impl Tunnel {
             }
         }
         if !self.cookie_ok(req.headers()) {
+            if given.is_some() {
+                return page(
+                    StatusCode::FORBIDDEN,
+                    "链接已失效",
+                    "该链接是一次性的，已经使用过或不正确。请使用 USB Key 代理窗口中显示的最新链接。",
+                );
+            }
             return page(
                 StatusCode::FORBIDDEN,
                 "访问被拒绝",
                 "请使用 USB Key 代理启动时显示的链接打开平台（该链接只对本浏览器有效）。",
             );
         }
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        if !from_own_origin(req.method(), req.headers(), &host) {
+            let text = |name: &str| {
+                req.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let refused = Refused {
+                method: req.method().to_string(),
+                path: req
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_else(|| "/".into()),
+                origin: text("origin"),
+                fetch_site: text("sec-fetch-site"),
+            };
+            eprintln!(
+                "警告：已拒绝跨站请求 {} {}（来源 {}），并已报告服务器",
+                refused.method,
+                refused.path,
+                refused.origin.as_deref().unwrap_or("未知")
+            );
+            let api = refused.path.starts_with("/api/");
+            self.report(refused);
+            return cross_site_refusal(api);
+        }
         let token = match self.open_token() {
             Ok(token) => token,
             Err(ClosedPage(closed)) => return *closed,
         };
-        let local_origin = format!(
-            "http://{}",
-            req.headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or_default()
-        );
+        let local_origin = format!("http://{host}");
         let (parts, body) = req.into_parts();
         let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
             Ok(b) => b.to_bytes(),
@@ -567,6 +758,25 @@ fn response_headers(incoming: &HeaderMap, server_base: &str, local_origin: &str)
     out
 }
 
+/// What a refused cross-site request gets: the API's error shape for `/api/` paths, a page
+/// otherwise.
+const CROSS_SITE_MESSAGE: &str = "已拒绝跨站请求：USB Key 代理只接受本代理页面提交的操作，其他网页（包括本机其他端口上的网页）发起的请求一律拒绝，并已记入审计日志。如非本人操作，请关闭可疑网页并联系安全员。";
+
+fn cross_site_refusal(api: bool) -> Response<LocalBody> {
+    if !api {
+        return page(StatusCode::FORBIDDEN, "已拒绝跨站请求", CROSS_SITE_MESSAGE);
+    }
+    let body = serde_json::json!({
+        "error": { "code": "cross_site_request", "message": CROSS_SITE_MESSAGE }
+    });
+    Response::builder()
+        .status(StatusCode::FORBIDDEN)
+        .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(full(Bytes::from(body.to_string())))
+        .expect("valid response")
+}
+
 /// The page shown while the card is out.
 pub const REMOVED_MESSAGE: &str = "USB Key 已拔出，会话已结束。请插入 USB Key 并重新输入 PIN 码";
 
@@ -664,6 +874,45 @@ mod tests {
             "dj_session=abc; Path=/; HttpOnly; SameSite=Lax"
         );
         assert!(out.get(header::STRICT_TRANSPORT_SECURITY).is_none());
+    }
+
+    #[test]
+    fn only_the_own_origin_may_change_state() {
+        let host = "127.0.0.1:5000";
+        let with = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, HeaderValue::from_static(v));
+            }
+            h
+        };
+        let none = with(&[]);
+        assert!(from_own_origin(&Method::GET, &none, host));
+        assert!(from_own_origin(&Method::HEAD, &none, host));
+        assert!(!from_own_origin(&Method::POST, &none, host));
+        assert!(from_own_origin(
+            &Method::POST,
+            &with(&[("origin", "http://127.0.0.1:5000")]),
+            host
+        ));
+        for origin in [
+            "http://127.0.0.1:5001",
+            "http://localhost:5000",
+            "https://127.0.0.1:5000",
+        ] {
+            let h = with(&[("origin", origin), ("sec-fetch-site", "same-origin")]);
+            assert!(!from_own_origin(&Method::POST, &h, host), "{origin}");
+        }
+        // The pages' no-referrer policy: Origin null, the browser says same-origin.
+        let h = with(&[("origin", "null"), ("sec-fetch-site", "same-origin")]);
+        assert!(from_own_origin(&Method::POST, &h, host));
+        let h = with(&[("origin", "null"), ("sec-fetch-site", "same-site")]);
+        assert!(!from_own_origin(&Method::POST, &h, host));
+        let h = with(&[("sec-fetch-site", "cross-site")]);
+        assert!(!from_own_origin(&Method::DELETE, &h, host));
+        let h = with(&[("sec-fetch-site", "none")]);
+        assert!(!from_own_origin(&Method::PATCH, &h, host));
+        assert!(!from_own_origin(&Method::OPTIONS, &none, host));
     }
 
     #[test]

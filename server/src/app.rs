@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::dict::router())
         .merge(crate::audit::routes::router())
         .merge(crate::card::routes::router())
+        .merge(crate::card::tunnel::router())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     let mut api = api;

@@ -90,6 +90,10 @@ struct InitArgs {
     /// Mobile of the first security officer
     #[arg(long, default_value = "13900000000")]
     officer_mobile: String,
+    /// The address clients reach the server at, e.g. https://dangjian.example.cn:8443: names
+    /// the CRL distribution point in every card certificate and the server certificate
+    #[arg(long, default_value = "https://localhost:8443")]
+    public_url: String,
 }
 
 #[derive(Args, Clone)]
@@ -114,6 +118,9 @@ struct DemoArgs {
     /// Build the demo data and exit without serving
     #[arg(long)]
     no_serve: bool,
+    /// The address clients reach the server at (default: the address it listens on)
+    #[arg(long)]
+    public_url: Option<String>,
 }
 
 pub fn main() -> ExitCode {
@@ -267,8 +274,9 @@ async fn init(args: &InitArgs) -> anyhow::Result<Initialised> {
     }
     let level = crate::org::rules::Level::parse(&args.root_level)
         .context("--root-level must be central, province, city or county")?;
+    let public_url = crate::tls::check_public_url(&args.public_url)?;
     std::fs::create_dir_all(data).with_context(|| format!("create {}", data.display()))?;
-    crate::tls::ensure_server_certificate(data, &[])?;
+    crate::tls::ensure_server_certificate(data, &public_url)?;
     // The field-encryption keys (`keys.json`, mode 0600): in the data directory, never in the
     // database.
     crate::crypto::init_dir(data)?;
@@ -345,6 +353,7 @@ async fn init(args: &InitArgs) -> anyhow::Result<Initialised> {
         database_url: args.db.database.clone(),
         sms_gateway_url: None,
         audit_retention_days: audit::DEFAULT_RETENTION_DAYS,
+        public_url: Some(public_url),
     };
     file.save(data)?;
     let officer_card =
@@ -393,12 +402,13 @@ fn print_first_officer(i: &Initialised) {
 }
 
 async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let listener = bind(args).await?;
     let db = open_db(&args.db).await?;
-    serve_with(args, db).await
+    serve_with(args, db, listener).await
 }
 
-async fn serve_with(args: &ServeArgs, db: Db) -> anyhow::Result<()> {
-    let file = ConfigFile::load(&args.db.data)?;
+/// The listening socket of `--listen` (checked: plain HTTP on loopback only).
+async fn bind(args: &ServeArgs) -> anyhow::Result<tokio::net::TcpListener> {
     let addr: SocketAddr = args.listen.parse().with_context(|| {
         format!(
             "--listen {} is not an address such as 127.0.0.1:8443",
@@ -408,10 +418,25 @@ async fn serve_with(args: &ServeArgs, db: Db) -> anyhow::Result<()> {
     if args.insecure_http && !crate::tls::is_loopback(&addr) {
         bail!("--insecure-http is refused on {addr}: plain HTTP is allowed on loopback only");
     }
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listen on {addr}"))
+}
+
+async fn serve_with(
+    args: &ServeArgs,
+    db: Db,
+    listener: tokio::net::TcpListener,
+) -> anyhow::Result<()> {
+    let file = ConfigFile::load(&args.db.data)?;
     db.migrate().await?;
     crate::crypto::install_from_dir(&args.db.data)?;
     crate::account::activation::index_mobiles(&db).await?;
-    crate::tls::ensure_server_certificate(&args.db.data, &[])?;
+    let public_url = file
+        .public_url
+        .clone()
+        .unwrap_or_else(|| crate::tls::DEFAULT_PUBLIC_URL.to_string());
+    crate::tls::ensure_server_certificate(&args.db.data, &public_url)?;
     // The platform PKI: trust store (the platform CA alone), CRL watched every few seconds.
     let pki = crate::tls::install(crate::tls::Pki::load(&args.db.data)?);
     crate::card::spawn_crl_watcher(db.clone(), pki.clone());
@@ -425,9 +450,6 @@ async fn serve_with(args: &ServeArgs, db: Db) -> anyhow::Result<()> {
         db,
         config: Arc::new(config),
     };
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("listen on {addr}"))?;
     let local = listener.local_addr()?;
     let scheme = if args.insecure_http { "http" } else { "https" };
     println!("listening on {scheme}://{local}");
@@ -440,6 +462,20 @@ async fn serve_with(args: &ServeArgs, db: Db) -> anyhow::Result<()> {
 async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     let data = &args.serve.db.data;
     let accounts_path = data.join("demo-accounts.json");
+    // Bound first, so that a new demo's certificates name the CRL at the address it serves.
+    let listener = if args.no_serve {
+        None
+    } else {
+        Some(bind(&args.serve).await?)
+    };
+    let public_url = match (&args.public_url, &listener) {
+        (Some(url), _) => url.clone(),
+        (None, Some(l)) => crate::tls::public_url_of(l.local_addr()?),
+        (None, None) => match args.serve.listen.parse::<SocketAddr>() {
+            Ok(addr) => crate::tls::public_url_of(addr),
+            Err(_) => crate::tls::DEFAULT_PUBLIC_URL.to_string(),
+        },
+    };
     let db = if accounts_path.exists() {
         eprintln!("demo data already in {}; serving it", data.display());
         open_db(&args.serve.db).await?
@@ -452,6 +488,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
             officer_name: "平台安全员".to_string(),
             officer_id_number: None,
             officer_mobile: "13900000000".to_string(),
+            public_url,
         };
         let started = std::time::Instant::now();
         let init = init(&init_args).await?;
@@ -471,10 +508,10 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         init.db
     };
     print_demo_hint(data, &args.serve);
-    if args.no_serve {
-        return Ok(());
+    match listener {
+        Some(listener) => serve_with(&args.serve, db, listener).await,
+        None => Ok(()),
     }
-    serve_with(&args.serve, db).await
 }
 
 fn print_demo_hint(data: &Path, args: &ServeArgs) {

@@ -20,6 +20,11 @@ pub struct ConfigFile {
     /// How long audit records are kept before `audit-prune` may remove them (at least 180).
     #[serde(default = "default_audit_retention_days")]
     pub audit_retention_days: u32,
+    /// The address clients reach the server at (`init --public-url`): the CRL distribution
+    /// point of the platform CA and a name of the server certificate. Absent in data
+    /// directories made before it existed: `https://localhost:8443`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
 }
 
 fn default_audit_retention_days() -> u32 {

@@ -46,13 +46,48 @@ pub fn body_too_large() -> ApiError {
     )
 }
 
-/// A JSON body whose every failure answers in the API's error shape, naming the field.
+/// The 415 answer in the API's error shape: a JSON endpoint was sent another content type.
+pub fn unsupported_media_type() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "请求内容类型不正确：应为 application/json",
+    )
+}
+
+/// Whether a `Content-Type` names JSON: `application/json`, optionally with
+/// `; charset=utf-8`. Anything else — `text/plain`, a form, none at all — is refused, so a
+/// cross-site form or a no-cors fetch (which cannot send this type without a CORS preflight)
+/// never reaches a JSON endpoint.
+pub fn is_json_content_type(value: Option<&axum::http::HeaderValue>) -> bool {
+    let Some(text) = value.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let mut parts = text.split(';');
+    let essence = parts.next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return false;
+    }
+    parts.all(|param| match param.split_once('=') {
+        Some((name, value)) => {
+            name.trim().eq_ignore_ascii_case("charset")
+                && value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        }
+        None => param.trim().is_empty(),
+    })
+}
+
+/// A JSON body whose every failure answers in the API's error shape, naming the field. The
+/// body must be declared `application/json` (415 otherwise).
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json_content_type(req.headers().get(axum::http::header::CONTENT_TYPE)) {
+            return Err(unsupported_media_type());
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 body_too_large()
@@ -151,5 +186,27 @@ impl<T> Page<T> {
 impl<T: Serialize> IntoResponse for Page<T> {
     fn into_response(self) -> axum::response::Response {
         Json(self).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json_content_type;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn only_json_is_json() {
+        let ok = |v: &'static str| is_json_content_type(Some(&HeaderValue::from_static(v)));
+        assert!(ok("application/json"));
+        assert!(ok("Application/JSON"));
+        assert!(ok("application/json; charset=utf-8"));
+        assert!(ok("application/json;charset=\"UTF-8\""));
+        assert!(!ok("text/plain"));
+        assert!(!ok("text/plain; charset=utf-8"));
+        assert!(!ok("application/x-www-form-urlencoded"));
+        assert!(!ok("multipart/form-data; boundary=x"));
+        assert!(!ok("application/json; charset=latin1"));
+        assert!(!ok("application/jsonp"));
+        assert!(!is_json_content_type(None));
     }
 }

@@ -259,6 +259,42 @@ async fn bad_member_input_is_refused_naming_the_field_and_changes_nothing() {
     assert_eq!(raw.status(), 400);
     let err: Value = raw.json().await.unwrap();
     assert_eq!(err["error"]["code"], "bad_request");
+    // A JSON body sent as text/plain (what a cross-site form or a no-cors fetch can send
+    // without a preflight), as a form, or with no type at all: 415, nothing written.
+    let body = base.to_string();
+    for ctype in [
+        Some("text/plain"),
+        Some("text/plain;charset=UTF-8"),
+        Some("application/x-www-form-urlencoded"),
+        None,
+    ] {
+        let mut req = api
+            .client
+            .post(format!("{}/api/v1/members", api.base))
+            .bearer_auth(&api.token)
+            .body(body.clone());
+        if let Some(t) = ctype {
+            req = req.header("content-type", t);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 415, "{ctype:?}");
+        let err: Value = res.json().await.unwrap();
+        assert_eq!(err["error"]["code"], "unsupported_media_type", "{ctype:?}");
+        assert!(err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("application/json"));
+    }
+    let res = api
+        .client
+        .post(format!("{}/api/v1/members", api.base))
+        .bearer_auth(&api.token)
+        .header("content-type", "application/json; charset=utf-8")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400, "JSON with a charset is still JSON");
     // A 10 MB body, sent with curl (which reads the early 413 answer while still sending).
     let big = server.data.path().join("big.json");
     std::fs::write(&big, vec![b' '; 10 * 1024 * 1024]).unwrap();

@@ -52,6 +52,7 @@ const POLICY: &[(&str, &str, Rule)] = &[
     ("POST", "/api/v1/accounts/{id}/reset", Security),
     ("GET", "/api/v1/dictionaries", SignedIn),
     ("POST", "/api/v1/session/card", Public),
+    ("POST", "/api/v1/agent/refusals", SignedIn),
     ("POST", "/api/v1/enrolment/check", Public),
     ("POST", "/api/v1/enrolment", Public),
     ("POST", "/api/v1/grants/{id}/enrolment-code", Security),

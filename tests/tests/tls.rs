@@ -577,3 +577,121 @@ async fn expired_certificates_and_ones_without_client_auth_are_refused_and_audit
         );
     }
 }
+
+/// A card session ends with its certificate: a certificate valid for a few seconds signs the
+/// tier-3 admin in; once its notAfter has passed, the next request over the same (already
+/// verified) connection is refused with 401 and the session is gone.
+#[tokio::test]
+async fn a_card_session_does_not_outlive_its_certificate() {
+    let server = Server::demo(50, None).await;
+    let tier3 = server.account("admin", Some(3));
+    let officer = server.sign_in(&server.account("security", None)).await;
+    let grants = officer.get("/api/v1/grants?per_page=200").await;
+    assert_eq!(grants.status, 200, "{:?}", grants.body);
+    let grant = grants.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["org_id"] == tier3.org_id.as_str() && g["tier"] == 3 && g["role"] == "admin")
+        .expect("the tier-3 admin's grant")
+        .clone();
+    let account_id = grant["account_id"].as_str().unwrap().to_string();
+    let grant_id = grant["grant_id"].as_str().unwrap().to_string();
+
+    // A platform certificate ending 20 seconds from now, recorded in the register for the
+    // tier-3 admin as issuance would record it.
+    let now = time::OffsetDateTime::now_utc();
+    let not_after = now + time::Duration::seconds(20);
+    let (c, k, serial) = platform_signed(&server, "short-lived", |p| {
+        p.not_before = now - time::Duration::minutes(1);
+        p.not_after = not_after;
+    });
+    let pem = std::fs::read_to_string(&c).unwrap();
+    let info = dangjian_certs::describe_bytes(pem.as_bytes()).unwrap();
+    let der = rustls_pemfile::certs(&mut pem.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap()
+        .to_vec();
+    let issued = dangjian_certs::Issued {
+        cert_pem: pem.clone(),
+        cert_der: der,
+        key_pem: None,
+        serial_hex: info.serial_hex.clone(),
+        sha256_fingerprint: info.sha256_fingerprint.clone(),
+        not_after: info.not_after,
+    };
+    let db = dangjian_server::db::Db::connect(&dangjian_server::db::sqlite_url(server.data.path()))
+        .await
+        .unwrap();
+    let mut tx = db.begin().await.unwrap();
+    dangjian_server::card::record_issued(&mut tx, &issued, &account_id, Some(&grant_id), None)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    // Signed in with it; the session works while the certificate is valid.
+    let client = server.client_with_cert(c.to_str().unwrap(), k.to_str().unwrap());
+    let res = client
+        .post(server.url("/api/v1/session/card"))
+        .json(&json!({"code": current_code(&tier3.totp_secret)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    let token = body["token"].as_str().unwrap().to_string();
+    let session = |client: &reqwest::Client| {
+        client
+            .get(server.url("/api/v1/session"))
+            .bearer_auth(&token)
+            .send()
+    };
+    assert_eq!(session(&client).await.unwrap().status(), 200);
+
+    // The certificate ends; the connection (verified at its handshake) is still open.
+    let end = std::time::UNIX_EPOCH + Duration::from_secs(not_after.unix_timestamp() as u64 + 1);
+    while std::time::SystemTime::now() < end {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let res = session(&client).await.expect("the kept connection answers");
+    assert_eq!(res.status(), 401);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "certificate_expired", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("过期"));
+    // The session has ended, and the audit log says why.
+    let res = session(&client).await.expect("the kept connection answers");
+    assert_eq!(res.status(), 401);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_signed_in", "{body}");
+    let audited = audit_text(&server, "session.certificate_expired").await;
+    assert!(audited.contains(&serial), "{audited}");
+}
+
+/// The demo's card certificates (and its CA's configuration) name the CRL at the address the
+/// server listens on, where it is served — not a fixed `localhost:8443`.
+#[tokio::test]
+async fn card_certificates_name_the_crl_at_the_servers_address() {
+    let server = Server::demo(20, None).await;
+    let expected = format!("{}/crl/platform.crl", server.base);
+    assert!(!expected.contains("localhost:8443"), "{expected}");
+    let ca = dangjian_certs::Ca::open(&server.data.path().join("ca"), None).unwrap();
+    assert_eq!(ca.crl_url(), expected);
+    for account in server.accounts.iter().filter(|a| a.cert.is_some()) {
+        let pem = std::fs::read(account.cert.as_deref().unwrap()).unwrap();
+        let info = dangjian_certs::describe_bytes(&pem).unwrap();
+        assert_eq!(info.crl_urls, vec![expected.clone()], "{}", account.role);
+        // openssl reads the same distribution point.
+        let out = Command::new("openssl")
+            .args(["x509", "-noout", "-ext", "crlDistributionPoints", "-in"])
+            .arg(account.cert.as_deref().unwrap())
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run openssl");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(&format!("URI:{expected}")), "{text}");
+    }
+    // The distribution point answers with the CRL.
+    let crl = server.client().get(&expected).send().await.unwrap();
+    assert_eq!(crl.status(), 200);
+}

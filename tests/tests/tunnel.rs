@@ -115,9 +115,9 @@ impl Local {
         let addr = self.base.trim_start_matches("http://").to_string();
         let mut stream = TcpStream::connect(&addr).await.unwrap();
         let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: {}\r\nContent-Type: \
-             application/json\r\nAccept: application/json\r\nContent-Length: {}\r\n\
-             Connection: close\r\n\r\n",
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nCookie: {}\r\n\
+             Content-Type: application/json\r\nAccept: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
             self.cookie,
             body.len()
         );
@@ -396,6 +396,233 @@ async fn the_browser_works_through_the_card_tunnel_and_pulling_the_card_ends_the
 
     // The card leaves the reader before the agent that holds it exclusively is killed: killed
     // the other way round, the next card in this reader was not seen within 10 s in our runs.
+    drop(card);
+    drop(agent);
+}
+
+/// A web page of its own on another loopback port (same site as the tunnel, since cookies
+/// and SameSite ignore ports): every request gets `html`.
+async fn serve_page(html: String) -> (SocketAddr, AbortHandle) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let html = html.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut byte).await {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{html}",
+                    html.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    (addr, task.abort_handle())
+}
+
+/// Waits until the browser's page is on `port`.
+async fn wait_for_port(chromium: &Chromium, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let url = chromium.client.current_url().await.unwrap();
+        if url.port() == Some(port) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "still on {url}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A grant request for a synthetic person.
+fn grant_for(name: &str, seq: u16, org_id: &str) -> Value {
+    let person = dangjian_server::member::idcard::compose(
+        "370102",
+        chrono::NaiveDate::from_ymd_opt(1986, 6, 6).unwrap(),
+        seq,
+    );
+    serde_json::json!({"name": name, "id_number": person, "mobile": format!("13800000{seq:03}"),
+                       "role": "admin", "org_id": org_id})
+}
+
+/// Issue 11 §3: the security officer's tunnel, Chromium signed in through it. The one-time
+/// URL works once (the agent prints the next); a hostile page on another loopback port tries a
+/// text/plain form POST and a no-cors fetch that would issue a grant: both are refused by the
+/// tunnel, nothing is written, and the audit log shows the refusals under the officer's name.
+/// The tunnel's own page still issues a grant.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_on_another_loopback_port_cannot_act_through_the_tunnel() {
+    rig::ensure_pcscd();
+    let server = Server::demo(50, None).await;
+    let auditor = server.sign_in(&server.account("auditor", None)).await;
+    let officer = server.account("security", None);
+    let target_org = server.account("admin", Some(3)).org_id;
+    let (cert, key) = (officer.cert.clone().unwrap(), officer.key.clone().unwrap());
+    let card = VirtualCard::start(
+        server.data.path(),
+        PORT_1,
+        Some((Path::new(&cert), Path::new(&key))),
+    );
+    let mut agent = AgentProcess::spawn(
+        &[
+            "connect",
+            "--server",
+            &server.base,
+            "--ca",
+            server.ca_path().to_str().unwrap(),
+            "--reader",
+            READER_1,
+            "--code",
+            &current_code(&officer.totp_secret),
+        ],
+        server.data.path().join("agent-stderr.log"),
+    );
+    agent.type_line("123456");
+    let is_url = |l: &str| l.starts_with("http://127.0.0.1:");
+    let url = agent.next_line("local URL", Duration::from_secs(30), is_url);
+    let base = url.split("/?k=").next().unwrap().to_string();
+    let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
+    let http = plain_http();
+
+    // Chromium takes the one-time URL; it does not work a second time, and the agent has
+    // printed the next one, which works once.
+    let chromium = Chromium::start().await;
+    chromium.goto(&url).await;
+    let res = http.get(&url).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 403);
+    assert!(res.text().await.unwrap().contains("一次性"));
+    let next = agent.next_line("the next one-time URL", Duration::from_secs(10), is_url);
+    assert_ne!(next, url);
+    let res = http.get(&next).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 303);
+    let set = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    let local = Local {
+        http: http.clone(),
+        base: base.clone(),
+        cookie: set.split(';').next().unwrap().to_string(),
+    };
+    assert_eq!(http.get(&next).send().await.unwrap().status().as_u16(), 403);
+    let (status, body) = local.get("/api/v1/session").await;
+    assert_eq!(status, 200, "{body}");
+    let session: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(session["active_role"]["role"], "security", "{session}");
+    let account_id = session["account"]["id"].as_str().unwrap().to_string();
+
+    // A client with the cookie that names no origin is refused as well.
+    let res = http
+        .post(format!("{base}/api/v1/grants"))
+        .header("Cookie", &local.cookie)
+        .header("Content-Type", "application/json")
+        .body(grant_for("无来源请求", 701, &target_org).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 403);
+    let refused: Value = res.json().await.unwrap();
+    assert_eq!(refused["error"]["code"], "cross_site_request", "{refused}");
+
+    // The hostile page: a no-cors fetch with the cookie, then a text/plain form whose body is
+    // the JSON of a grant (`name=value`: the name holds the JSON up to a dummy field).
+    let form_json = grant_for("跨站表单", 702, &target_org).to_string();
+    let form_name = format!("{},\"x\":\"", form_json.trim_end_matches('}'));
+    let fetch_json = grant_for("跨站请求", 703, &target_org).to_string();
+    let html = format!(
+        r#"<!doctype html><html><head><meta charset="utf-8"><title>hostile</title></head><body>
+<form id="f" method="POST" action="{base}/api/v1/grants" enctype="text/plain">
+<input type="hidden" name='{form_name}' value='"}}'></form>
+<script>
+fetch("{base}/api/v1/grants", {{method: "POST", mode: "no-cors", credentials: "include",
+  body: '{fetch_json}'}})
+  .then(() => {{ document.title = "fetched"; }}, () => {{ document.title = "fetch failed"; }})
+  .then(() => document.getElementById("f").submit());
+</script></body></html>"#
+    );
+    let (hostile, page_task) = serve_page(html).await;
+    let hostile_origin = format!("http://{hostile}");
+    chromium.goto(&format!("{hostile_origin}/")).await;
+    wait_for_port(&chromium, port).await;
+    let shown = chromium.text("body").await;
+    assert!(shown.contains("已拒绝跨站请求"), "{shown}");
+    page_task.abort();
+
+    // The tunnel's own page may still act: a same-origin fetch (its Origin is null under the
+    // pages' no-referrer policy; the browser marks it same-origin).
+    chromium.goto(&format!("{base}/")).await;
+    let own = grant_for("同源授权", 704, &target_org).to_string();
+    let status = chromium
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch('/api/v1/grants', {method: 'POST', headers: {'Content-Type': 'application/json'},
+                                      body: arguments[0]})
+               .then(r => done(r.status), e => done(String(e)));",
+            vec![Value::String(own)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{status}");
+
+    // Nothing of the hostile page was written: the officer's grants hold the same-origin one
+    // only, and so does the audit log.
+    let (status, body) = local.get("/api/v1/grants?per_page=200").await;
+    assert_eq!(status, 200, "{body}");
+    let grants: Value = serde_json::from_str(&body).unwrap();
+    let names: Vec<&str> = grants["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|g| g["name"].as_str())
+        .collect();
+    assert!(names.contains(&"同源授权"), "{names:?}");
+    for name in ["跨站表单", "跨站请求", "无来源请求"] {
+        assert!(!names.contains(&name), "{name} was written: {names:?}");
+    }
+    let created = audit_of(&auditor, "grant.create", &account_id).await;
+    assert_eq!(created.len(), 1, "{created:?}");
+
+    // The audit log shows both refusals of the hostile page (and the one without an origin),
+    // under the officer's name.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let records = audit_of(&auditor, "tunnel.cross_site_refused", &account_id).await;
+        let counted = |from: &str| -> u64 {
+            records
+                .iter()
+                .filter(|r| r["detail"].as_str().unwrap_or("").contains(from))
+                .map(|r| {
+                    let detail = r["detail"].as_str().unwrap();
+                    detail.split(' ').next().unwrap().parse::<u64>().unwrap()
+                })
+                .sum()
+        };
+        let from_page = counted(&format!("Origin {hostile_origin}"));
+        let without = counted("Origin -");
+        if from_page >= 2 && without >= 1 {
+            assert_eq!(from_page, 2, "{records:?}");
+            assert!(records
+                .iter()
+                .all(|r| r["outcome"] == "refused" && r["target"] == "/api/v1/grants"));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "refusals not audited: {records:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    chromium.close().await;
     drop(card);
     drop(agent);
 }

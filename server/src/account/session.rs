@@ -185,6 +185,32 @@ pub async fn load_actor(
                 tx.commit().await?;
                 return Err(crate::card::certificate_revoked());
             };
+            if crate::card::has_expired(&expires_at, now) {
+                // The certificate's notAfter has passed: the session ends with it, audited.
+                let who = crate::audit::Who {
+                    account_id: Some(r.0.clone()),
+                    name: r.1.clone(),
+                    role: r.3.clone(),
+                    org_id: Some(r.5.clone()),
+                    client_addr: client_addr.to_string(),
+                    cert_serial: Some(serial.clone()),
+                };
+                let mut tx = db.begin().await?;
+                sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+                    .bind(&hash)
+                    .execute(&mut *tx)
+                    .await?;
+                crate::audit::append(
+                    &mut tx,
+                    &who,
+                    crate::audit::Event::ok("session.certificate_expired", &serial)
+                        .outcome(crate::audit::Outcome::Refused)
+                        .with_detail(format!("certificate ended {expires_at}; session ended")),
+                )
+                .await?;
+                tx.commit().await?;
+                return Err(crate::card::certificate_expired());
+            }
             crate::card::refuse_if_crl_stale()?;
             crate::card::note_expiry(&hash, Some(&expires_at));
             Some(serial)

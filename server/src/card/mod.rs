@@ -8,6 +8,7 @@
 //! SHA-256 fingerprint must match too), never by its subject text.
 
 pub mod routes;
+pub mod tunnel;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -54,6 +55,21 @@ pub fn certificate_revoked() -> ApiError {
         "certificate_revoked",
         "该 USB Key 证书已被吊销，请联系安全员重新申领证书",
     )
+}
+
+/// The card's certificate has reached its notAfter: a card session never outlives it (a
+/// resumed TLS session or a kept connection does not verify the certificate again).
+pub fn certificate_expired() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "certificate_expired",
+        "该 USB Key 证书已过期，会话已结束；请联系安全员申领新证书",
+    )
+}
+
+/// Whether a register `expires_at` (RFC 3339) has passed; an unreadable one counts as passed.
+pub fn has_expired(expires_at: &str, now: DateTime<Utc>) -> bool {
+    DateTime::parse_from_rfc3339(expires_at).map_or(true, |end| now >= end.with_timezone(&Utc))
 }
 
 /// Card sign-in over a connection that carried no client certificate.

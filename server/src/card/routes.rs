@@ -168,6 +168,18 @@ async fn card_sign_in_once(
         )
         .await;
     }
+    if super::has_expired(&expires_at, Utc::now()) {
+        // Reachable over a resumed TLS session, which does not verify the certificate again.
+        return refuse(
+            state,
+            &who,
+            target,
+            Outcome::Refused,
+            "certificate expired",
+            super::certificate_expired(),
+        )
+        .await;
+    }
     let account = match &account_id {
         Some(id) => account_row(state, id).await?,
         None => None,

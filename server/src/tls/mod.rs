@@ -56,8 +56,54 @@ pub fn crl_path(data_dir: &Path) -> PathBuf {
 /// Validity of the server certificate, in days; `serve` renews it 30 days before the end.
 pub const SERVER_CERT_DAYS: u32 = 825;
 
-/// The CRL distribution point written into every certificate of a new platform CA.
-pub const DEFAULT_CRL_URL: &str = "https://localhost:8443/crl/platform.crl";
+/// The address clients reach the server at when the operator named none (`init
+/// --public-url`).
+pub const DEFAULT_PUBLIC_URL: &str = "https://localhost:8443";
+
+/// Checks a public URL (`https://host[:port]`, no path) and returns it without a trailing
+/// slash.
+pub fn check_public_url(url: &str) -> anyhow::Result<String> {
+    let url = url.trim().trim_end_matches('/');
+    let ok = url
+        .strip_prefix("https://")
+        .is_some_and(|rest| !rest.is_empty() && !rest.contains(['/', '?', '#', '@']))
+        && url.is_ascii()
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !ok {
+        anyhow::bail!(
+            "--public-url {url:?} is not an address such as https://dangjian.example.cn:8443"
+        );
+    }
+    Ok(url.to_string())
+}
+
+/// The public URL of a listening address: `https://<ip>:<port>`, `localhost` for an
+/// unspecified address (0.0.0.0, ::).
+pub fn public_url_of(addr: SocketAddr) -> String {
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() => "localhost".to_string(),
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+    };
+    format!("https://{host}:{}", addr.port())
+}
+
+/// The CRL distribution point of a server reached at `public_url`: where it serves the CRL
+/// ([`CRL_URL_PATH`]).
+pub fn crl_url_of(public_url: &str) -> String {
+    format!("{}{CRL_URL_PATH}", public_url.trim_end_matches('/'))
+}
+
+/// The host name (or address) of a public URL, as the server certificate names it.
+fn public_host(public_url: &str) -> Option<String> {
+    let rest = public_url.strip_prefix("https://")?;
+    let host = if let Some(v6) = rest.strip_prefix('[') {
+        v6.split(']').next()?
+    } else {
+        rest.split(':').next()?
+    };
+    (!host.is_empty()).then(|| host.to_string())
+}
 
 /// The passphrase of the CA key, when the operator encrypted it (`dangjian-certs init-ca
 /// --passphrase`); the server needs the key for enrolment and revocation.
@@ -68,10 +114,11 @@ pub fn ca_passphrase() -> Option<String> {
 }
 
 /// Makes sure the data directory has the platform CA (created in `<data>/ca` with a first CRL
-/// when missing), `tls/ca.crt` (a copy of the CA certificate, which clients trust) and a server
-/// certificate issued by the CA for `localhost`, 127.0.0.1 and ::1 (plus `extra_names`),
-/// renewed when it ends within 30 days or was issued by another CA.
-pub fn ensure_server_certificate(data_dir: &Path, extra_names: &[String]) -> anyhow::Result<()> {
+/// when missing, its CRL distribution point on `public_url`), `tls/ca.crt` (a copy of the CA
+/// certificate, which clients trust) and a server certificate issued by the CA for
+/// `localhost`, 127.0.0.1, ::1 and the host of `public_url`, renewed when it ends within 30
+/// days or was issued by another CA.
+pub fn ensure_server_certificate(data_dir: &Path, public_url: &str) -> anyhow::Result<()> {
     let dir = tls_dir(data_dir);
     std::fs::create_dir_all(&dir)?;
     let ca_path = ca_dir(data_dir);
@@ -81,8 +128,13 @@ pub fn ensure_server_certificate(data_dir: &Path, extra_names: &[String]) -> any
         None
     } else {
         Some(
-            dangjian_certs::Ca::init(&ca_path, "dangjian platform CA", DEFAULT_CRL_URL, None)
-                .context("create the platform CA")?,
+            dangjian_certs::Ca::init(
+                &ca_path,
+                "dangjian platform CA",
+                &crl_url_of(public_url),
+                None,
+            )
+            .context("create the platform CA")?,
         )
     };
     let ca_pem = std::fs::read_to_string(ca_dir_files.cert_path())
@@ -118,7 +170,11 @@ pub fn ensure_server_certificate(data_dir: &Path, extra_names: &[String]) -> any
         "127.0.0.1".to_string(),
         "::1".to_string(),
     ];
-    names.extend(extra_names.iter().cloned());
+    if let Some(host) = public_host(public_url) {
+        if !names.contains(&host) {
+            names.push(host);
+        }
+    }
     let issued = ca.issue_server(&names, SERVER_CERT_DAYS)?;
     let key = issued
         .key_pem
@@ -266,4 +322,36 @@ where
 /// Is this listen address on loopback (where plain HTTP is allowed)?
 pub fn is_loopback(addr: &SocketAddr) -> bool {
     addr.ip().is_loopback()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_urls_name_the_crl_and_the_host() {
+        assert_eq!(
+            check_public_url("https://dj.example.cn:8443/").unwrap(),
+            "https://dj.example.cn:8443"
+        );
+        assert!(check_public_url("http://dj.example.cn").is_err());
+        assert!(check_public_url("https://dj.example.cn/path").is_err());
+        assert_eq!(
+            crl_url_of("https://dj.example.cn:8443"),
+            "https://dj.example.cn:8443/crl/platform.crl"
+        );
+        assert_eq!(
+            public_host("https://dj.example.cn:8443").as_deref(),
+            Some("dj.example.cn")
+        );
+        assert_eq!(public_host("https://[::1]:9").as_deref(), Some("::1"));
+        assert_eq!(
+            public_url_of("0.0.0.0:8443".parse().unwrap()),
+            "https://localhost:8443"
+        );
+        assert_eq!(
+            public_url_of("127.0.0.1:4000".parse().unwrap()),
+            "https://127.0.0.1:4000"
+        );
+    }
 }
