@@ -13,12 +13,12 @@ use clap::{Args, Parser, Subcommand};
 use crate::access::Role;
 use crate::account::{password, store as accounts, totp};
 use crate::app::router;
-use crate::state::AppState;
 use crate::audit::{self, Event, Who};
 use crate::config::{write_private, Config, ConfigFile};
 use crate::db::{new_id, sqlite_url, Db};
 use crate::org::rules::valid_root_code;
 use crate::org::store::NewOrg;
+use crate::state::AppState;
 
 #[derive(Parser)]
 #[command(
@@ -288,6 +288,7 @@ async fn init(args: &InitArgs) -> anyhow::Result<Initialised> {
     let mut tx = db.begin().await?;
     crate::org::store::insert(
         &mut tx,
+        &crate::access::platform(),
         &root_id,
         &args.root_code,
         None,

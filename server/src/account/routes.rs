@@ -11,10 +11,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::store::{grants_of, GrantView};
 use super::{session, totp, LOCK_MINUTES, MAX_FAILED_ATTEMPTS};
 use crate::access::Actor;
-use crate::state::{ApiJson, AppState, ConnInfo};
 use crate::audit::{self, Event, Outcome, Who};
 use crate::error::{ApiError, ApiResult};
 use crate::member::idcard;
+use crate::state::{ApiJson, AppState, ConnInfo};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -22,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(switch_role))
         .merge(super::grants::router())
         .merge(super::activation::router())
+        .merge(super::change_password::router())
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -54,6 +55,9 @@ pub struct SessionView {
     pub active_role: GrantView,
     pub roles: Vec<GrantView>,
     pub csrf_token: String,
+    /// the one-time password must be changed first (`POST /api/v1/account/password`); until
+    /// then every other route answers 403 `password_change_required`
+    pub must_change_password: bool,
 }
 
 pub(crate) type AccountRow = (
@@ -412,6 +416,7 @@ async fn current_session(
         active_role,
         roles,
         csrf_token: actor.csrf_token.clone(),
+        must_change_password: actor.must_change_password,
     }))
 }
 
@@ -484,5 +489,6 @@ async fn switch_role(
         active_role,
         roles,
         csrf_token: actor.csrf_token.clone(),
+        must_change_password: actor.must_change_password,
     }))
 }
