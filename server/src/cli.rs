@@ -296,6 +296,7 @@ async fn init(args: &InitArgs) -> anyhow::Result<Initialised> {
     let mut tx = db.begin().await?;
     crate::org::store::insert(
         &mut tx,
+        &crate::access::platform(),
         &root_id,
         &args.root_code,
         None,

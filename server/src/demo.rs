@@ -689,7 +689,13 @@ impl Gen {
         parent: &OrgRef,
         spec: OrgSpec<'_>,
     ) -> anyhow::Result<OrgRef> {
-        let code = crate::org::store::next_child_code(tx, &parent.id, &parent.code).await?;
+        let code = crate::org::store::next_child_code(
+            tx,
+            &crate::access::platform(),
+            &parent.id,
+            &parent.code,
+        )
+        .await?;
         let id = new_id();
         let founded = date_between(
             &mut self.rng,
@@ -719,7 +725,15 @@ impl Gen {
             work_category: spec.work_category.clone(),
             may_approve_development: spec.may_approve_development,
         };
-        crate::org::store::insert(tx, &id, &code, Some(&parent.id), &org).await?;
+        crate::org::store::insert(
+            tx,
+            &crate::access::platform(),
+            &id,
+            &code,
+            Some(&parent.id),
+            &org,
+        )
+        .await?;
         Ok(OrgRef {
             id,
             code,

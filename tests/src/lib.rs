@@ -468,3 +468,29 @@ impl Server {
         self.outbox_code("enrolment_code")
     }
 }
+
+impl Server {
+    /// Marks the admin accounts of `org_id` as holding a one-time password, as `init` leaves
+    /// the first security officer (straight in the demo's SQLite database): their sessions may
+    /// then only change the password.
+    pub async fn require_password_change(&self, org_id: &str) {
+        sqlx::any::install_default_drivers();
+        let url = format!(
+            "sqlite://{}",
+            self.data.path().join("dangjian.db").display()
+        );
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+            .await
+            .expect("open the demo database");
+        let n = sqlx::query(
+            "UPDATE accounts SET must_change_password = 1 WHERE id IN \
+             (SELECT account_id FROM grants WHERE org_id = $1 AND role = 'admin')",
+        )
+        .bind(org_id)
+        .execute(&mut conn)
+        .await
+        .expect("flag the accounts")
+        .rows_affected();
+        assert!(n > 0, "no admin account on {org_id}");
+    }
+}

@@ -847,3 +847,108 @@ fn insecure_http_is_refused_off_loopback() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn only_the_keeping_organisation_edits_a_unit() {
+    let server = Server::demo(20, None).await;
+    let t2 = server.account("admin", Some(2));
+    let t3 = server.account("admin", Some(3));
+    let tier2 = server.sign_in(&t2).await;
+    let tier3 = server.sign_in(&t3).await;
+    let unit = |name: &str, code: &str| json!({"name": name, "credit_code": code, "category": "2", "has_party_group": false, "party_org_situation": 1});
+    // The branch's admin creates a unit: unlinked, its owner keeps it.
+    let u = tier3
+        .post(
+            "/api/v1/units",
+            unit("支部自建测试公司", &valid_credit("MA1B2C3D")),
+        )
+        .await;
+    assert_eq!(u.status, 201, "{:?}", u.body);
+    let path = format!("/api/v1/units/{}", u.body["id"].as_str().unwrap());
+    let r = tier3.patch(&path, json!({"subcategory": "制造业"})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    // The committee links it to a new general branch outside the branch's scope: from now on
+    // that organisation keeps it, and the branch's admin may still see it but not change it.
+    let linked = tier2
+        .post(
+            "/api/v1/orgs",
+            json!({"parent_id": t2.org_id, "name": "单位维护测试党总支", "category": "621",
+                   "contact_name": "联系人", "contact_phone": "13800000000", "unit_mode": "legal_entity",
+                   "unit_ids": [u.body["id"]], "founded_on": "2020-01-01"}),
+        )
+        .await;
+    assert_eq!(linked.status, 201, "{:?}", linked.body);
+    assert_eq!(tier3.get(&path).await.status, 200);
+    let r = tier3.patch(&path, json!({"subcategory": "服务业"})).await;
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    assert!(r.message().contains("关联党组织"), "{}", r.message());
+    let r = tier3.delete(&path).await;
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    assert_eq!(tier3.get(&path).await.body["subcategory"], "制造业");
+    // The linked organisation's admins (or above) edit it.
+    let r = tier2.patch(&path, json!({"subcategory": "服务业"})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    // A unit the committee owns and the branch only manages (situation 3): read, not write.
+    let mut s3 = unit("支部管理测试单位", &valid_credit("MA9B8C7D"));
+    s3["party_org_situation"] = json!(3);
+    s3["managing_org_id"] = json!(t3.org_id);
+    s3["owner_org_id"] = json!(t2.org_id);
+    let managed = tier2.post("/api/v1/units", s3).await;
+    assert_eq!(managed.status, 201, "{:?}", managed.body);
+    let path = format!("/api/v1/units/{}", managed.body["id"].as_str().unwrap());
+    assert_eq!(tier3.get(&path).await.status, 200);
+    let r = tier3.patch(&path, json!({"subcategory": "其他"})).await;
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    assert_eq!(tier3.delete(&path).await.status, 403);
+    assert_eq!(tier2.delete(&path).await.status, 204);
+}
+
+#[tokio::test]
+async fn contact_phones_and_birth_dates_stay_masked_in_lists() {
+    let server = Server::demo(50, None).await;
+    let t3 = server.account("admin", Some(3));
+    let api = server.sign_in(&t3).await;
+    // The organisation's contact phone: masked (first 3 and last 4), whole only on request.
+    let org = api.get(&format!("/api/v1/orgs/{}", t3.org_id)).await;
+    assert_eq!(org.status, 200);
+    let masked = org.body["contact_phone"].as_str().unwrap().to_string();
+    assert!(masked.contains("****"), "{masked}");
+    assert_eq!(org.body["masked"], true);
+    let whole = api
+        .get(&format!("/api/v1/orgs/{}?unmask=1", t3.org_id))
+        .await;
+    let phone = whole.body["contact_phone"].as_str().unwrap();
+    assert!(!phone.contains('*') && phone.len() >= 7, "{phone}");
+    assert_eq!(whole.body["masked"], false);
+    assert_eq!(&masked[..3], &phone[..3]);
+    assert_eq!(&masked[masked.len() - 4..], &phone[phone.len() - 4..]);
+    // Members in lists: masked ID number and age, never the birth date (digits 7-14 of the
+    // number, which would rebuild it).
+    let list = api
+        .get(&format!("/api/v1/orgs/{}/members?per_page=50", t3.org_id))
+        .await;
+    assert_eq!(list.status, 200);
+    for m in list.body["items"].as_array().unwrap() {
+        assert!(m["id_number"].as_str().unwrap().contains("********"));
+        assert!(m["birth_date"].is_null(), "{m}");
+        assert!(m["age"].as_i64().unwrap() >= 18, "{m}");
+    }
+    let first = &list.body["items"][0];
+    let id = first["id"].as_str().unwrap();
+    let record = api.get(&format!("/api/v1/members/{id}?unmask=1")).await;
+    let birth = record.body["birth_date"].as_str().unwrap();
+    assert_eq!(
+        birth.replace('-', ""),
+        record.body["id_number"].as_str().unwrap()[6..14]
+    );
+    // The whole contact phone was audited.
+    let auditor = server.sign_in(&server.account("auditor", None)).await;
+    let views = auditor
+        .get(&format!(
+            "/api/v1/audit?action=org.view_contact&target={}",
+            t3.org_id
+        ))
+        .await;
+    assert_eq!(views.status, 200, "{:?}", views.body);
+    assert_eq!(views.body["total"], 1, "{:?}", views.body);
+}

@@ -21,6 +21,10 @@ enum Rule {
     Admin,
     /// Admins, on a target strictly below their own organisation.
     AdminBelow,
+    /// Admins whose scope covers the organisation that keeps the unit: unit A is linked to a
+    /// general branch directly below the tier-2 admin's committee, so tiers 1 and 2 may edit
+    /// it and the tier-3 admin whose branch owns it may only read it (SPEC §3).
+    UnitKeeper,
     /// Security officers, on a target inside their scope.
     Security,
     /// Auditors.
@@ -40,6 +44,7 @@ const POLICY: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/session", SignedIn),
     ("DELETE", "/api/v1/session", EndsSession),
     ("POST", "/api/v1/session/role", SignedIn),
+    ("POST", "/api/v1/account/password", SignedIn),
     ("POST", "/api/v1/activation/sms", Public),
     ("POST", "/api/v1/activation", Public),
     ("POST", "/api/v1/activation/totp", Public),
@@ -76,8 +81,8 @@ const POLICY: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/units", Admin),
     ("POST", "/api/v1/units", Admin),
     ("GET", "/api/v1/units/{id}", Admin),
-    ("PATCH", "/api/v1/units/{id}", Admin),
-    ("DELETE", "/api/v1/units/{id}", Admin),
+    ("PATCH", "/api/v1/units/{id}", UnitKeeper),
+    ("DELETE", "/api/v1/units/{id}", UnitKeeper),
     ("POST", "/api/v1/members", Admin),
     ("GET", "/api/v1/members/{id}", Admin),
     ("PATCH", "/api/v1/members/{id}", Admin),
@@ -100,6 +105,8 @@ const POLICY: &[(&str, &str, Rule)] = &[
     ("POST", "/logout/all", EndsSession),
     ("GET", "/role", Absent),
     ("POST", "/role", SignedIn),
+    ("GET", "/account/password", SignedIn),
+    ("POST", "/account/password", SignedIn),
     ("GET", "/activate", Public),
     ("POST", "/activate", Public),
     ("GET", "/activate/sms", Absent),
@@ -130,10 +137,10 @@ const POLICY: &[(&str, &str, Rule)] = &[
     ("POST", "/members/{id}/edit", Admin),
     ("GET", "/units/new", Admin),
     ("POST", "/units/new", Admin),
-    ("GET", "/units/{id}/edit", Admin),
-    ("POST", "/units/{id}/edit", Admin),
-    ("GET", "/units/{id}/delete", Admin),
-    ("POST", "/units/{id}/delete", Admin),
+    ("GET", "/units/{id}/edit", UnitKeeper),
+    ("POST", "/units/{id}/edit", UnitKeeper),
+    ("GET", "/units/{id}/delete", UnitKeeper),
+    ("POST", "/units/{id}/delete", UnitKeeper),
     ("GET", "/audit", Auditor),
     ("POST", "/audit", Absent),
     ("GET", "/audit/verify", Auditor),
@@ -255,7 +262,9 @@ fn expected(rule: Rule, caller: &Caller, scoped: bool, inside: bool) -> bool {
         Public => true,
         SignedIn => signed_in,
         Admin => caller.role == "admin" && (!scoped || (inside && caller.admin_reach.0)),
-        AdminBelow => caller.role == "admin" && (!scoped || (inside && caller.admin_reach.1)),
+        AdminBelow | UnitKeeper => {
+            caller.role == "admin" && (!scoped || (inside && caller.admin_reach.1))
+        }
         // Grants, accounts and certificates outside: an account with a live grant beyond the
         // first city, which only the root's officer may manage.
         Security => caller.role == "security" && (!scoped || inside || caller.root),
@@ -295,8 +304,9 @@ async fn every_route_admits_exactly_the_allowed_callers() {
     let officer_api = server.sign_in(&server.account("security", None)).await;
     let t2_api = server.sign_in(&server.account("admin", Some(2))).await;
     let t3_api = server.sign_in(&tier3).await;
-    // Targets inside: the tier-3 branch, one of its members, a unit it owns (linked, so it
-    // cannot be deleted), a pending grant on it and that grant's account.
+    // Targets inside: the tier-3 branch, one of its members, a unit it owns (linked to a
+    // general branch below the tier-2 committee, so it cannot be deleted and only tiers 1 and
+    // 2 keep it), a pending grant on it and that grant's account.
     let members = t3_api
         .get(&format!("/api/v1/orgs/{}/members", tier3.org_id))
         .await;

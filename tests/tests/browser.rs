@@ -283,3 +283,40 @@ async fn pages_escape_names_and_refuse_forms_without_the_csrf_token() {
     let org: serde_json::Value = org.json().await.unwrap();
     assert_ne!(org["secretary"], "伪造");
 }
+
+#[tokio::test]
+async fn a_one_time_password_is_changed_at_first_sign_in() {
+    let server = Server::demo(50, None).await;
+    let tier3 = server.account("admin", Some(3));
+    // The account holds a one-time password, as `init` leaves the first officer.
+    server.require_password_change(&tier3.org_id).await;
+    let b = Browser::start().await;
+    sign_in(&b, &server, &tier3).await;
+    // Signed in, the session goes nowhere but the change-password form.
+    assert_eq!(b.current_path().await, "/account/password");
+    assert!(b.exists("#first-sign-in").await);
+    b.goto(&server.url(&format!("/orgs/{}", tier3.org_id)))
+        .await;
+    b.wait_for("#password-form").await;
+    assert_eq!(b.current_path().await, "/account/password");
+    // Two different new passwords are named next to the confirmation.
+    b.fill("old_password", &tier3.password).await;
+    b.fill("new_password", "Xinmima2026").await;
+    b.fill("new_password_again", "Xinmima2027").await;
+    b.click("#password-form button[type=submit]").await;
+    let msg = b.text(".field-error[data-field=new_password_again]").await;
+    assert!(msg.contains("不一致"), "{msg}");
+    b.fill("old_password", &tier3.password).await;
+    b.fill("new_password", "Xinmima2026").await;
+    b.fill("new_password_again", "Xinmima2026").await;
+    b.screenshot("change-password").await;
+    b.click("#password-form button[type=submit]").await;
+    b.wait_for("#password-changed").await;
+    // From now on the pages open, and every page links to 修改密码.
+    b.goto(&server.url(&format!("/orgs/{}", tier3.org_id)))
+        .await;
+    b.wait_for("#tree li[data-id] .node-name").await;
+    assert_eq!(b.current_path().await, format!("/orgs/{}", tier3.org_id));
+    assert!(b.exists("header.top a#change-password").await);
+    b.close().await;
+}

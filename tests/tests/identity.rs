@@ -644,3 +644,233 @@ async fn data_directory_files_are_private() {
         );
     }
 }
+
+/// The audit records of `action` (as the auditor reads them).
+async fn audit_records(auditor: &dangjian_tests::Api, action: &str) -> Vec<Value> {
+    let r = auditor
+        .get(&format!("/api/v1/audit?action={action}&per_page=200"))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.body["items"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn every_account_changes_its_password_and_a_one_time_password_must_be_changed_first() {
+    let server = Server::demo(100, None).await;
+    let admin = server.account("admin", Some(3));
+    let first = server.sign_in(&admin).await;
+    let org = format!("/api/v1/orgs/{}", admin.org_id);
+    assert_eq!(first.get(&org).await.status, 200);
+    // The account now holds a one-time password, as `init` leaves the first officer: the
+    // session reaches the change-password API and the session itself, nothing else.
+    server.require_password_change(&admin.org_id).await;
+    let refused = first.get(&org).await;
+    assert_eq!(refused.status, 403, "{:?}", refused.body);
+    assert_eq!(refused.body["error"]["code"], "password_change_required");
+    assert!(refused.message().contains("修改"), "{}", refused.message());
+    let session = first.get("/api/v1/session").await;
+    assert_eq!(session.status, 200);
+    assert_eq!(session.body["must_change_password"], true);
+    // A fresh sign-in is held the same way.
+    next_step().await;
+    let second = server.sign_in(&admin).await;
+    assert_eq!(second.get(&org).await.status, 403);
+    // Each rule of SPEC §8, named at its field; nothing changes.
+    let new = "Xinmima2026";
+    for (body, field) in [
+        (
+            json!({"old_password": "Wrong12345", "new_password": new, "new_password_again": new}),
+            "old_password",
+        ),
+        (
+            json!({"old_password": admin.password, "new_password": "short1A", "new_password_again": "short1A"}),
+            "new_password",
+        ),
+        (
+            json!({"old_password": admin.password, "new_password": "alllower123", "new_password_again": "alllower123"}),
+            "new_password",
+        ),
+        (
+            json!({"old_password": admin.password, "new_password": new, "new_password_again": "Xinmima2027"}),
+            "new_password_again",
+        ),
+        (
+            json!({"old_password": admin.password, "new_password": admin.password, "new_password_again": admin.password}),
+            "new_password",
+        ),
+        (
+            json!({"new_password": new, "new_password_again": new}),
+            "old_password",
+        ),
+    ] {
+        let r = second.post("/api/v1/account/password", body).await;
+        assert_eq!((r.status, r.field()), (400, Some(field)), "{:?}", r.body);
+        assert!(!r.message().is_empty());
+    }
+    let r = second
+        .post(
+            "/api/v1/account/password",
+            json!({"old_password": admin.password, "new_password": new, "new_password_again": new}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    // The other session ended; this one goes on, now free to work.
+    assert_eq!(first.get("/api/v1/session").await.status, 401);
+    let session = second.get("/api/v1/session").await;
+    assert_eq!(session.body["must_change_password"], false);
+    assert_eq!(second.get(&org).await.status, 200);
+    // The old password no longer signs in; the new one does.
+    let (status, _) = sign_in_raw(&server, &admin.id_number, &admin.password, "000000").await;
+    assert_eq!(status, 401);
+    next_step().await;
+    let (status, body) = sign_in_raw(
+        &server,
+        &admin.id_number,
+        new,
+        &current_code(&admin.totp_secret),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // Audited: the wrong old password, the change, and the refusal of the held session.
+    let auditor = server.sign_in(&server.account("auditor", None)).await;
+    let changes = audit_records(&auditor, "account.password_change").await;
+    assert!(
+        changes.iter().any(|r| r["outcome"] == "failed"),
+        "{changes:?}"
+    );
+    let done: Vec<&Value> = changes
+        .iter()
+        .filter(|r| r["outcome"] == "success")
+        .collect();
+    assert_eq!(done.len(), 1, "{changes:?}");
+    assert!(
+        done[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("other sessions ended: 1"),
+        "{done:?}"
+    );
+}
+
+/// Grants an admin role on `org_id` to a new synthetic person through the security officer
+/// and activates it (mobile, SMS code, activation code, authenticator); returns (ID number,
+/// password, TOTP secret).
+async fn activated_admin(
+    server: &Server,
+    officer: &dangjian_tests::Api,
+    org_id: &str,
+    seq: u16,
+    mobile: &str,
+) -> (String, String, String) {
+    let id_number = valid_id(seq);
+    let r = officer
+        .post(
+            "/api/v1/grants",
+            json!({"name": "周调级", "id_number": id_number, "mobile": mobile,
+                   "role": "admin", "org_id": org_id, "tier": 3}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let account_id = r.body["account_id"].as_str().unwrap().to_string();
+    let activation_code = outbox_code(server, mobile, "activation_code");
+    let (status, body) =
+        post_anon(server, "/api/v1/activation/sms", json!({"mobile": mobile})).await;
+    assert_eq!(status, 200, "{body}");
+    let sms = outbox_code(server, mobile, "activation_sms");
+    let password = "Tiaoji2026a".to_string();
+    let (status, activated) = post_anon(
+        server,
+        "/api/v1/activation",
+        json!({"mobile": mobile, "sms_code": sms, "activation_code": activation_code,
+               "name": "周调级", "id_number": id_number, "password": password}),
+    )
+    .await;
+    assert_eq!(status, 200, "{activated}");
+    let secret = activated["totp"]["secret"].as_str().unwrap().to_string();
+    let (status, body) = post_anon(
+        server,
+        "/api/v1/activation/totp",
+        json!({"account_id": account_id, "code": current_code(&secret)}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    (id_number, password, secret)
+}
+
+#[tokio::test]
+async fn tiers_follow_the_organisation() {
+    let server = Server::demo(100, None).await;
+    let tier1 = server.sign_in(&server.account("admin", Some(1))).await;
+    let t2 = server.account("admin", Some(2));
+    let tier2 = server.sign_in(&t2).await;
+    let officer = server.sign_in(&server.account("security", None)).await;
+    let auditor = server.sign_in(&server.account("auditor", None)).await;
+    let tier_of = |api: &dangjian_tests::Api| {
+        let api = api.clone();
+        async move { api.get("/api/v1/session").await.body["active_role"]["tier"].clone() }
+    };
+    assert_eq!(tier_of(&tier2).await, 2);
+    // The basic committee loses its approval authority: its tier-2 grant is lowered at once,
+    // and the admin's (card) session sees tier 3 with its next request.
+    let org = format!("/api/v1/orgs/{}", t2.org_id);
+    let r = tier1
+        .patch(&org, json!({"may_approve_development": false}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(tier_of(&tier2).await, 3);
+    let retiered = audit_records(&auditor, "grant.retier").await;
+    assert_eq!(retiered.len(), 1, "{retiered:?}");
+    assert!(
+        retiered[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("tier 2 → 3"),
+        "{retiered:?}"
+    );
+    // A tier-3 admin on it now signs in with a password.
+    let (id_number, password, secret) =
+        activated_admin(&server, &officer, &t2.org_id, 401, "13912340401").await;
+    next_step().await;
+    let (status, body) = sign_in_raw(&server, &id_number, &password, &current_code(&secret)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["roles"][0]["tier"], 3);
+    let token = body["token"].as_str().unwrap().to_string();
+    let session = |token: String| {
+        let client = server.client();
+        let url = server.url("/api/v1/session");
+        async move {
+            client
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(session(token.clone()).await, 200);
+    // A tier-1 admin gives the authority back, explicitly: both grants are raised to tier 2,
+    // the password session under the new grant ends (tier 2 needs the USB key), the card
+    // session carries on at tier 2; one audit record per grant.
+    let r = tier1
+        .patch(&org, json!({"may_approve_development": true}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(tier_of(&tier2).await, 2);
+    assert_eq!(session(token).await, 401);
+    next_step().await;
+    let (status, body) = sign_in_raw(&server, &id_number, &password, &current_code(&secret)).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "card_required");
+    let retiered = audit_records(&auditor, "grant.retier").await;
+    assert_eq!(retiered.len(), 3, "{retiered:?}");
+    assert_eq!(
+        retiered
+            .iter()
+            .filter(|r| r["detail"].as_str().unwrap().contains("tier 3 → 2"))
+            .count(),
+        2,
+        "{retiered:?}"
+    );
+}

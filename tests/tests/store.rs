@@ -82,12 +82,14 @@ async fn child(
     category: &str,
 ) -> (String, String) {
     let mut tx = db.begin().await.unwrap();
-    let code = orgs::next_child_code(&mut tx, parent_id, parent_code)
+    let platform = dangjian_server::access::platform();
+    let code = orgs::next_child_code(&mut tx, &platform, parent_id, parent_code)
         .await
         .unwrap();
     let id = new_id();
     orgs::insert(
         &mut tx,
+        &platform,
         &id,
         &code,
         Some(parent_id),
@@ -133,9 +135,16 @@ async fn subtree_is_one_range_over_unified_codes(t: TestDb) {
     let db = open(&t).await;
     let root = new_id();
     let mut tx = db.begin().await.unwrap();
-    orgs::insert(&mut tx, &root, "037", None, &new_org("根", "1"))
-        .await
-        .unwrap();
+    orgs::insert(
+        &mut tx,
+        &dangjian_server::access::platform(),
+        &root,
+        "037",
+        None,
+        &new_org("根", "1"),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     let (a, a_code) = child(&db, &root, "037", "甲党委", "611").await;
     let (b, b_code) = child(&db, &root, "037", "乙党委", "611").await;
@@ -214,9 +223,16 @@ async fn unique_constraints_become_field_errors(t: TestDb) {
     let db = open(&t).await;
     let root = new_id();
     let mut tx = db.begin().await.unwrap();
-    orgs::insert(&mut tx, &root, "037", None, &new_org("根", "1"))
-        .await
-        .unwrap();
+    orgs::insert(
+        &mut tx,
+        &dangjian_server::access::platform(),
+        &root,
+        "037",
+        None,
+        &new_org("根", "1"),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     let insert_unit = |name: &'static str, code: &'static str| {
         let db = db.clone();
@@ -480,6 +496,7 @@ async fn demo_province_is_consistent(t: TestDb) {
     let mut tx = db.begin().await.unwrap();
     orgs::insert(
         &mut tx,
+        &dangjian_server::access::platform(),
         &root,
         "037",
         None,
@@ -623,6 +640,7 @@ async fn accounts_and_admin(db: &Db, root: &str) -> (Actor, (String, String, Str
         cert_serial: None,
         session_token_hash: String::new(),
         csrf_token: String::new(),
+        must_change_password: false,
     };
     (actor, officer)
 }
@@ -689,9 +707,16 @@ async fn encrypted_province(
 ) -> (Actor, (String, String, String), String, String) {
     let root = new_id();
     let mut tx = db.begin().await.unwrap();
-    orgs::insert(&mut tx, &root, "037", None, &new_org("根", "1"))
-        .await
-        .unwrap();
+    orgs::insert(
+        &mut tx,
+        &dangjian_server::access::platform(),
+        &root,
+        "037",
+        None,
+        &new_org("根", "1"),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     dangjian_server::demo::generate(db, &root, "037", members)
         .await

@@ -62,11 +62,20 @@ pub struct Actor {
     pub cert_serial: Option<String>,
     pub session_token_hash: String,
     pub csrf_token: String,
+    /// The account still carries a one-time password (`init`): until it is changed the
+    /// session reaches only the change-password API and page.
+    pub must_change_password: bool,
 }
 
 /// Proof that [`access`](self) allowed an operation. Only this module can make one.
 #[derive(Debug)]
 pub struct Allowed(());
+
+/// The proof for the platform's own writes outside any request: `init`, `demo` and test
+/// fixtures that build a database. No handler may call this; they ask the functions below.
+pub fn platform() -> Allowed {
+    Allowed(())
+}
 
 /// How far below the actor's scope organisation a target must lie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +99,15 @@ fn business_role(actor: &Actor) -> Result<(), ApiError> {
             actor.role.label()
         ))),
     }
+}
+
+/// May the actor change the password of its own account (修改密码)? Every signed-in account
+/// may, whatever its role: the account is the actor's own, proved by the old password.
+pub fn own_password(actor: &Actor) -> Result<Allowed, ApiError> {
+    if actor.account_id.is_empty() {
+        return Err(ApiError::unauthorized());
+    }
+    Ok(Allowed(()))
 }
 
 /// May the actor read business data at all (list, search)?
@@ -134,8 +152,9 @@ pub fn member(actor: &Actor, member_org_code: &str) -> Result<Allowed, ApiError>
     }
 }
 
-/// May the actor work on a unit owned by or linked to organisations with these codes?
-pub fn unit<'a>(
+/// May the actor see a unit owned by, managed by or linked to organisations with these codes?
+/// Units outside the scope are answered as not found.
+pub fn unit_read<'a>(
     actor: &Actor,
     codes: impl IntoIterator<Item = &'a str>,
 ) -> Result<Allowed, ApiError> {
@@ -144,6 +163,34 @@ pub fn unit<'a>(
         Ok(Allowed(()))
     } else {
         Err(ApiError::not_found("单位"))
+    }
+}
+
+/// May the actor edit or delete a unit (SPEC §3)? Only the admins of the organisation that
+/// keeps it, or above: a unit linked to organisations (`linked_codes`) is kept by them and
+/// edited only through their page; an unlinked unit by its owner (`owner_code`). A managing
+/// organisation, or an owner whose unit is now linked elsewhere, may read but not write.
+pub fn unit_write(
+    actor: &Actor,
+    owner_code: &str,
+    linked_codes: &[&str],
+) -> Result<Allowed, ApiError> {
+    business_role(actor)?;
+    let keepers: Vec<&str> = if linked_codes.is_empty() {
+        vec![owner_code]
+    } else {
+        linked_codes.to_vec()
+    };
+    if keepers.iter().all(|c| code_within(&actor.org_code, c)) {
+        Ok(Allowed(()))
+    } else if linked_codes.is_empty() {
+        Err(ApiError::forbidden(
+            "该单位由其所属党组织维护，只有所属党组织及其上级党组织的管理员可以修改或删除",
+        ))
+    } else {
+        Err(ApiError::forbidden(
+            "该单位已关联党组织，只能由所关联党组织及其上级党组织的管理员在该党组织页面维护",
+        ))
     }
 }
 
@@ -223,13 +270,14 @@ pub fn operator() -> Allowed {
     Allowed(())
 }
 
-/// Setting `may_approve_development` on a new child of an organisation the actor may work on
-/// (proved by `parent_in_scope`): only tier-1 admins.
+/// Setting `may_approve_development` on a new child of the organisation `parent_code`: the
+/// parent must be in the actor's scope (the child then lies strictly below the actor), and
+/// only tier-1 admins may.
 pub fn approval_authority_for_new_child(
     actor: &Actor,
-    parent_in_scope: &Allowed,
+    parent_code: &str,
 ) -> Result<Allowed, ApiError> {
-    let _ = parent_in_scope;
+    org(actor, parent_code, Reach::Subtree)?;
     if actor.role == Role::Admin && actor.tier == Some(1) {
         Ok(Allowed(()))
     } else {
@@ -287,6 +335,7 @@ mod tests {
             cert_serial: None,
             session_token_hash: String::new(),
             csrf_token: String::new(),
+            must_change_password: false,
         }
     }
 

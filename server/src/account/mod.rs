@@ -1,6 +1,7 @@
 //! Accounts 账号: passwords, six-digit codes, grants (role + scope + tier) and sessions.
 
 pub mod activation;
+pub mod change_password;
 pub mod grants;
 pub mod password;
 pub mod routes;

@@ -22,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(switch_role))
         .merge(super::grants::router())
         .merge(super::activation::router())
+        .merge(super::change_password::router())
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -54,6 +55,9 @@ pub struct SessionView {
     pub active_role: GrantView,
     pub roles: Vec<GrantView>,
     pub csrf_token: String,
+    /// the one-time password must be changed first (`POST /api/v1/account/password`); until
+    /// then every other route answers 403 `password_change_required`
+    pub must_change_password: bool,
 }
 
 pub(crate) type AccountRow = (
@@ -395,6 +399,7 @@ async fn current_session(
         active_role,
         roles,
         csrf_token: actor.csrf_token.clone(),
+        must_change_password: actor.must_change_password,
     }))
 }
 
@@ -467,5 +472,6 @@ async fn switch_role(
         active_role,
         roles,
         csrf_token: actor.csrf_token.clone(),
+        must_change_password: actor.must_change_password,
     }))
 }

@@ -113,6 +113,7 @@ type SessionRow = (
     String,
     Option<String>,
     Option<String>,
+    i64,
 );
 
 /// Loads the actor behind a session token, enforcing the timeouts and the card rules: a
@@ -128,7 +129,8 @@ pub async fn load_actor(
     let hash = token_hash(token);
     let row: Option<SessionRow> = sqlx::query_as(
         "SELECT s.account_id, a.name, s.grant_id, g.role, g.tier, g.org_id, o.code, o.name, \
-         s.csrf_token, s.last_seen_at, s.expires_at, a.status, g.revoked_at, s.cert_fingerprint \
+         s.csrf_token, s.last_seen_at, s.expires_at, a.status, g.revoked_at, s.cert_fingerprint, \
+         a.must_change_password \
          FROM sessions s JOIN accounts a ON a.id = s.account_id \
          JOIN grants g ON g.id = s.grant_id JOIN orgs o ON o.id = g.org_id \
          WHERE s.token_hash = $1",
@@ -233,7 +235,28 @@ pub async fn load_actor(
         cert_serial,
         session_token_hash: hash,
         csrf_token: r.8,
+        must_change_password: r.14 != 0,
     })
+}
+
+/// The API routes a session that must change its one-time password may still reach: the
+/// change itself, the session (who am I, sign out).
+pub fn reachable_before_password_change(method: &Method, path: &str) -> bool {
+    matches!(
+        (method.as_str(), path),
+        ("POST", "/api/v1/account/password")
+            | ("GET", "/api/v1/session")
+            | ("DELETE", "/api/v1/session")
+    )
+}
+
+/// The answer to any other request of such a session (403 `password_change_required`).
+pub fn password_change_required() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "password_change_required",
+        "首次登录须先修改初始密码：请通过“修改密码”设置新密码后再办理业务",
+    )
 }
 
 fn is_safe_method(m: &Method) -> bool {
@@ -258,6 +281,11 @@ impl FromRequestParts<AppState> for Actor {
         let (token, via_cookie) = token_from_parts(parts).ok_or_else(ApiError::unauthorized)?;
         let actor = load_actor(&state.db, &token, &client_addr, peer.as_ref()).await?;
         crate::audit::refusals::note_actor(&parts.extensions, &actor);
+        if actor.must_change_password
+            && !reachable_before_password_change(&parts.method, parts.uri.path())
+        {
+            return Err(password_change_required());
+        }
         if via_cookie && !is_safe_method(&parts.method) {
             let sent = parts
                 .headers

@@ -59,7 +59,11 @@ pub struct MemberView {
     /// GB/T 3304 code
     pub ethnicity: String,
     pub ethnicity_name: String,
-    pub birth_date: String,
+    /// 出生日期: only in the unmasked view. Digits 7-14 of the ID number are the birth date,
+    /// so beside a masked number it would rebuild the number without an audit record.
+    pub birth_date: Option<String>,
+    /// 年龄 (whole years today): shown instead of the birth date in lists and masked views
+    pub age: Option<i32>,
     /// GB/T 4658 code
     pub education: String,
     pub education_name: String,
@@ -117,6 +121,10 @@ impl MemberRow {
     }
 
     pub fn view(self, branch_name: String, unmask: bool) -> MemberView {
+        let age = chrono::NaiveDate::parse_from_str(&self.birth_date, "%Y-%m-%d")
+            .ok()
+            .map(|b| crate::fields::years_between(b, crate::db::today()));
+        let birth_date = unmask.then(|| self.birth_date.clone());
         let (id_number, phone, registered_phone) = if unmask {
             (self.id_number, self.phone, self.registered_phone)
         } else {
@@ -138,7 +146,8 @@ impl MemberRow {
             id_number,
             sex: self.sex,
             ethnicity: self.ethnicity,
-            birth_date: self.birth_date,
+            birth_date,
+            age,
             education: self.education,
             category: self.category,
             branch_id: self.branch_id,

@@ -85,6 +85,7 @@ pub struct OrgView {
     pub level: Option<String>,
     pub secretary: String,
     pub contact_name: String,
+    /// 联系电话 (masked unless `masked` is false)
     pub contact_phone: String,
     pub subordination: String,
     pub founded_on: Option<String>,
@@ -102,6 +103,9 @@ pub struct OrgView {
     /// direct child organisations
     pub child_count: i64,
     pub units: Vec<LinkedUnit>,
+    /// `contact_phone` is masked (first 3 and last 4 digits); `?unmask=1` shows it whole,
+    /// audited
+    pub masked: bool,
     pub created_at: String,
     pub updated_at: String,
 }

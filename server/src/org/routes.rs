@@ -13,7 +13,7 @@ use super::store::{self, NewOrg};
 use super::{OrgNode, OrgRow, OrgView};
 use crate::access::{self, Actor, Allowed, Reach};
 use crate::audit::{self, Event, Who};
-use crate::db::{new_id, now_rfc3339, today, Db, Tx};
+use crate::db::{new_id, today, Db, Tx};
 use crate::error::{ApiError, ApiResult};
 use crate::fields;
 use crate::state::{ApiJson, ApiQuery, AppState, Page, Paging};
@@ -56,18 +56,48 @@ fn refusal(r: rules::Refusal) -> ApiError {
     ApiError::field(r.field, r.message)
 }
 
-/// `GET /orgs/{id}`: one organisation with its counts and units.
-#[utoipa::path(get, path = "/api/v1/orgs/{id}", params(("id" = String, Path)),
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct OrgViewOptions {
+    /// `1` shows the whole contact phone (audited)
+    pub unmask: Option<String>,
+}
+
+/// `GET /orgs/{id}`: one organisation with its counts and units; the contact phone masked
+/// unless `unmask=1`, which is audited.
+#[utoipa::path(get, path = "/api/v1/orgs/{id}", params(("id" = String, Path), OrgViewOptions),
     responses((status = 200, body = OrgView), (status = 403, body = crate::error::ErrorBody),
               (status = 404, body = crate::error::ErrorBody)))]
 async fn get_org(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
+    ApiQuery(opts): ApiQuery<OrgViewOptions>,
 ) -> ApiResult<Json<OrgView>> {
-    let org = load(&state.db, &id).await?;
-    access::org(&actor, &org.code, Reach::Subtree)?;
-    Ok(Json(store::view(&state.db, org).await?))
+    let unmask = matches!(opts.unmask.as_deref(), Some("1") | Some("true"));
+    Ok(Json(view(&state.db, &actor, &id, unmask).await?))
+}
+
+/// One organisation as its page shows it. The contact phone is personal information (SPEC
+/// §13): masked, or whole with an `org.view_contact` audit record.
+pub async fn view(db: &Db, actor: &Actor, id: &str, unmask: bool) -> ApiResult<OrgView> {
+    let org = load(db, id).await?;
+    access::org(actor, &org.code, Reach::Subtree)?;
+    if !unmask {
+        return Ok(store::view(db, org).await?);
+    }
+    audit_contact_shown(db, actor, &org, "unmasked").await?;
+    Ok(store::view_unmasked(db, org).await?)
+}
+
+/// Records that the whole contact phone of `org` was shown (`why`: unmasked view, edit form).
+pub async fn audit_contact_shown(db: &Db, actor: &Actor, org: &OrgRow, why: &str) -> ApiResult<()> {
+    audit::append_alone(
+        db,
+        &Who::from(actor),
+        Event::ok("org.view_contact", &org.id).with_detail(why.to_string()),
+    )
+    .await?;
+    Ok(())
 }
 
 /// `GET /orgs/{id}/children`: one page of direct children, each with its counts.
@@ -193,19 +223,21 @@ async fn check_units_linkable(
                 format!("单位 {unit_id} 不存在"),
             ));
         };
-        if access::unit(actor, [owner_code.as_str()]).is_err() {
+        let linked: Option<(String, String, String)> = sqlx::query_as(
+            "SELECT o.id, o.name, o.code FROM org_units ou JOIN orgs o ON o.id = ou.org_id WHERE ou.unit_id = $1",
+        )
+        .bind(unit_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        // Linking is writing the unit: only its keeper's admins (or above) may.
+        let linked_codes: Vec<&str> = linked.iter().map(|l| l.2.as_str()).collect();
+        if access::unit_write(actor, &owner_code, &linked_codes).is_err() {
             return Err(ApiError::field(
                 "unit_ids",
                 format!("单位“{name}”不在您的管理范围内"),
             ));
         }
-        let linked: Option<(String, String)> = sqlx::query_as(
-            "SELECT o.id, o.name FROM org_units ou JOIN orgs o ON o.id = ou.org_id WHERE ou.unit_id = $1",
-        )
-        .bind(unit_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-        if let Some((other_id, other_name)) = linked {
+        if let Some((other_id, other_name, _)) = linked {
             if Some(other_id.as_str()) != org_id {
                 return Err(ApiError::conflict(
                     "unit_linked",
@@ -295,7 +327,7 @@ pub async fn create(
             ));
         }
         // The new organisation lies strictly below the actor (its parent is in scope).
-        access::approval_authority_for_new_child(actor, &allowed)?;
+        access::approval_authority_for_new_child(actor, &parent.code)?;
     }
     let mut tx = db.begin().await?;
     let duplicate: i64 =
@@ -312,7 +344,7 @@ pub async fn create(
     }
     check_units_linkable(&mut tx, actor, None, &linkage.unit_ids).await?;
     let id = new_id();
-    let code = store::next_child_code(&mut tx, &parent.id, &parent.code).await?;
+    let code = store::next_child_code(&mut tx, &allowed, &parent.id, &parent.code).await?;
     let new = NewOrg {
         name,
         short_name,
@@ -327,17 +359,13 @@ pub async fn create(
         work_category: None,
         may_approve_development: may_approve,
     };
-    store::insert(&mut tx, &id, &code, Some(&parent.id), &new).await?;
+    store::insert(&mut tx, &allowed, &id, &code, Some(&parent.id), &new).await?;
     let work_category = match linkage.mode {
         Some(UnitMode::SameAsParent) => parent.work_category.clone(),
-        Some(_) => store::relink_units(&mut tx, &id, &linkage).await?,
+        Some(_) => store::relink_units(&mut tx, &allowed, &id, &linkage).await?,
         None => None,
     };
-    sqlx::query("UPDATE orgs SET work_category = $1 WHERE id = $2")
-        .bind(work_category)
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
+    store::set_work_category(&mut tx, &allowed, &id, work_category).await?;
     audit::append(
         &mut tx,
         &Who::from(actor),
@@ -388,7 +416,7 @@ async fn edit_org(
 /// Edits an organisation; a changed name is a rename (only strictly below the actor).
 pub async fn edit(db: &Db, actor: &Actor, id: &str, req: &EditOrg) -> ApiResult<()> {
     let org = load(db, id).await?;
-    access::org(actor, &org.code, Reach::Subtree)?;
+    let allowed = access::org(actor, &org.code, Reach::Subtree)?;
     must_be_active(&org)?;
     let mut tx = db.begin().await?;
     let org = load_in_tx(&mut tx, id).await?;
@@ -460,6 +488,8 @@ pub async fn edit(db: &Db, actor: &Actor, id: &str, req: &EditOrg) -> ApiResult<
         None => org.founded_on.clone(),
     };
     let mut may_approve = org.may_approve_development != 0;
+    // The proof that a tier-1 admin gave approval authority: it alone may raise tiers.
+    let mut raise = None;
     if let Some(v) = req.may_approve_development {
         if v != may_approve {
             if v && org.category() != Some(Category::BasicCommittee) {
@@ -468,7 +498,10 @@ pub async fn edit(db: &Db, actor: &Actor, id: &str, req: &EditOrg) -> ApiResult<
                     "只有党委（611）可以具有发展党员审批权限",
                 ));
             }
-            access::grant_approval_authority(actor, &org.code)?;
+            let authority = access::grant_approval_authority(actor, &org.code)?;
+            if v {
+                raise = Some(authority);
+            }
             changes.push(format!(
                 "具有发展党员审批权限：{}",
                 if v { "是" } else { "否" }
@@ -497,48 +530,86 @@ pub async fn edit(db: &Db, actor: &Actor, id: &str, req: &EditOrg) -> ApiResult<
         check_units_linkable(&mut tx, actor, Some(&org.id), &linkage.unit_ids).await?;
         work_category = match linkage.mode {
             Some(UnitMode::SameAsParent) => {
-                store::unlink_all(&mut tx, &org.id).await?;
+                store::unlink_all(&mut tx, &allowed, &org.id).await?;
                 match &org.parent_id {
                     Some(p) => load_in_tx(&mut tx, p).await?.work_category,
                     None => None,
                 }
             }
-            _ => store::relink_units(&mut tx, &org.id, &linkage).await?,
+            _ => store::relink_units(&mut tx, &allowed, &org.id, &linkage).await?,
         };
         unit_mode = linkage.mode.map(|m| m.as_str().to_string());
         changes.push("调整关联单位".to_string());
     }
-    sqlx::query(
-        "UPDATE orgs SET name = $1, short_name = $2, secretary = $3, contact_name = $4, contact_phone = $5, \
-         subordination = $6, founded_on = $7, may_approve_development = $8, unit_mode = $9, work_category = $10, \
-         updated_at = $11 WHERE id = $12",
+    let renamed = name != org.name;
+    store::update(
+        &mut tx,
+        &allowed,
+        &org.id,
+        &store::OrgUpdate {
+            name,
+            short_name,
+            secretary,
+            contact_name,
+            contact_phone,
+            subordination,
+            founded_on,
+            may_approve_development: may_approve,
+            unit_mode,
+            work_category,
+        },
     )
-    .bind(&name)
-    .bind(&short_name)
-    .bind(&secretary)
-    .bind(&contact_name)
-    .bind(crate::crypto::seal(crate::crypto::Column::OrgsContactPhone, &contact_phone))
-    .bind(&subordination)
-    .bind(founded_on)
-    .bind(crate::db::flag(may_approve))
-    .bind(unit_mode)
-    .bind(work_category)
-    .bind(now_rfc3339())
-    .bind(&org.id)
-    .execute(&mut *tx)
     .await?;
-    let action = if name != org.name {
-        "org.rename"
-    } else {
-        "org.edit"
-    };
+    let action = if renamed { "org.rename" } else { "org.edit" };
     audit::append(
         &mut tx,
         &Who::from(actor),
         Event::ok(action, &org.id).with_detail(changes.join("；")),
     )
     .await?;
+    let category = org.category.as_str();
+    let old_max = access::tier_for_org(category, org.may_approve_development != 0);
+    let new_max = access::tier_for_org(category, may_approve);
+    retier(
+        &mut tx,
+        actor,
+        &allowed,
+        &org,
+        old_max,
+        new_max,
+        raise.as_ref(),
+    )
+    .await?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// Re-tiers the admin grants on `org` after its category or approval authority changed
+/// (SPEC §1: the tier follows the organisation) and audits each changed grant in `tx`.
+async fn retier(
+    tx: &mut Tx,
+    actor: &Actor,
+    allowed: &Allowed,
+    org: &OrgRow,
+    old_max: u8,
+    new_max: u8,
+    raise: Option<&Allowed>,
+) -> ApiResult<()> {
+    if old_max == new_max {
+        return Ok(());
+    }
+    let changed = store::retier_grants(tx, allowed, &org.id, old_max, new_max, raise).await?;
+    for g in &changed {
+        audit::append(
+            tx,
+            &Who::from(actor),
+            Event::ok("grant.retier", &g.grant_id).with_detail(format!(
+                "tier {} → {}: {} {}; password sessions ended: {}",
+                g.from, g.to, org.code, org.name, g.sessions_ended
+            )),
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -579,7 +650,7 @@ pub async fn change_category_of(
     req: &ChangeCategory,
 ) -> ApiResult<()> {
     let org = load(db, id).await?;
-    access::org(actor, &org.code, Reach::StrictlyBelow)?;
+    let allowed = access::org(actor, &org.code, Reach::StrictlyBelow)?;
     must_be_active(&org)?;
     let category = parse_category(req.category.as_deref())?;
     let level = parse_level(category, req.level.as_deref())?;
@@ -639,7 +710,7 @@ pub async fn change_category_of(
             && category.is_basic());
     let (unit_mode, work_category) = if !category.is_basic() && req.unit_mode.is_none() {
         // Basic → committee: units are unlinked and the party-work information cleared.
-        store::unlink_all(&mut tx, &org.id).await?;
+        store::unlink_all(&mut tx, &allowed, &org.id).await?;
         (None, None)
     } else if relink {
         let linkage = rules::check_linkage(
@@ -653,10 +724,10 @@ pub async fn change_category_of(
         check_units_linkable(&mut tx, actor, Some(&org.id), &linkage.unit_ids).await?;
         let wc = match linkage.mode {
             Some(UnitMode::SameAsParent) => {
-                store::unlink_all(&mut tx, &org.id).await?;
+                store::unlink_all(&mut tx, &allowed, &org.id).await?;
                 parent.work_category.clone()
             }
-            Some(_) => store::relink_units(&mut tx, &org.id, &linkage).await?,
+            Some(_) => store::relink_units(&mut tx, &allowed, &org.id, &linkage).await?,
             None => None,
         };
         (linkage.mode.map(|m| m.as_str().to_string()), wc)
@@ -664,18 +735,18 @@ pub async fn change_category_of(
         (org.unit_mode.clone(), org.work_category.clone())
     };
     let may_approve = category == Category::BasicCommittee && org.may_approve_development != 0;
-    sqlx::query(
-        "UPDATE orgs SET category = $1, level = $2, unit_mode = $3, work_category = $4, \
-         may_approve_development = $5, updated_at = $6 WHERE id = $7",
+    store::set_category(
+        &mut tx,
+        &allowed,
+        &org.id,
+        &store::CategoryUpdate {
+            category: category.code().to_string(),
+            level: level.map(|l| l.as_str().to_string()),
+            unit_mode,
+            work_category,
+            may_approve_development: may_approve,
+        },
     )
-    .bind(category.code())
-    .bind(level.map(|l| l.as_str().to_string()))
-    .bind(unit_mode)
-    .bind(work_category)
-    .bind(crate::db::flag(may_approve))
-    .bind(now_rfc3339())
-    .bind(&org.id)
-    .execute(&mut *tx)
     .await?;
     audit::append(
         &mut tx,
@@ -687,6 +758,10 @@ pub async fn change_category_of(
         )),
     )
     .await?;
+    // A category change never raises a tier: only an explicit grant of approval authority does.
+    let old_max = access::tier_for_org(old.code(), org.may_approve_development != 0);
+    let new_max = access::tier_for_org(category.code(), may_approve);
+    retier(&mut tx, actor, &allowed, &org, old_max, new_max, None).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -713,17 +788,14 @@ async fn delete_org(
 /// Deletes an organisation created by mistake.
 pub async fn delete(db: &Db, actor: &Actor, id: &str) -> ApiResult<()> {
     let org = load(db, id).await?;
-    access::org(actor, &org.code, Reach::StrictlyBelow)?;
+    let allowed = access::org(actor, &org.code, Reach::StrictlyBelow)?;
     let mut tx = db.begin().await?;
     let org = load_in_tx(&mut tx, id).await?;
     let blockers = store::blockers(&mut tx, &org, true).await?;
     if !blockers.is_empty() {
         return Err(blocked("删除", &blockers));
     }
-    sqlx::query("DELETE FROM orgs WHERE id = $1")
-        .bind(&org.id)
-        .execute(&mut *tx)
-        .await?;
+    store::delete(&mut tx, &allowed, &org.id).await?;
     audit::append(
         &mut tx,
         &Who::from(actor),
@@ -759,7 +831,7 @@ async fn revoke_org(
 /// Revokes an organisation (撤销), keeping its history.
 pub async fn revoke(db: &Db, actor: &Actor, id: &str, req: &RevokeOrg) -> ApiResult<()> {
     let org = load(db, id).await?;
-    access::org(actor, &org.code, Reach::StrictlyBelow)?;
+    let allowed = access::org(actor, &org.code, Reach::StrictlyBelow)?;
     must_be_active(&org)?;
     let document_no =
         fields::required_text("document_no", "撤销文号", req.document_no.as_deref(), 100)?;
@@ -770,16 +842,7 @@ pub async fn revoke(db: &Db, actor: &Actor, id: &str, req: &RevokeOrg) -> ApiRes
     if !blockers.is_empty() {
         return Err(blocked("撤销", &blockers));
     }
-    sqlx::query(
-        "UPDATE orgs SET status = 'revoked', revoked_document_no = $1, revoked_reason = $2, revoked_at = $3, \
-         updated_at = $3 WHERE id = $4",
-    )
-    .bind(&document_no)
-    .bind(&reason)
-    .bind(now_rfc3339())
-    .bind(&org.id)
-    .execute(&mut *tx)
-    .await?;
+    store::revoke(&mut tx, &allowed, &org.id, &document_no, &reason).await?;
     audit::append(
         &mut tx,
         &Who::from(actor),
@@ -807,17 +870,11 @@ async fn unlink_units(
 /// Removes every unit link of an organisation.
 pub async fn unlink(db: &Db, actor: &Actor, id: &str) -> ApiResult<()> {
     let org = load(db, id).await?;
-    access::org(actor, &org.code, Reach::StrictlyBelow)?;
+    let allowed = access::org(actor, &org.code, Reach::StrictlyBelow)?;
     must_be_active(&org)?;
     let mut tx = db.begin().await?;
-    let n = store::unlink_all(&mut tx, &org.id).await?;
-    sqlx::query(
-        "UPDATE orgs SET unit_mode = NULL, work_category = NULL, updated_at = $1 WHERE id = $2",
-    )
-    .bind(now_rfc3339())
-    .bind(&org.id)
-    .execute(&mut *tx)
-    .await?;
+    let n = store::unlink_all(&mut tx, &allowed, &org.id).await?;
+    store::clear_unit_mode(&mut tx, &allowed, &org.id).await?;
     audit::append(
         &mut tx,
         &Who::from(actor),

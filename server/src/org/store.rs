@@ -5,6 +5,7 @@ use sqlx::{Any, Executor};
 
 use super::rules::{sibling_segment, Linkage};
 use super::{LinkedUnit, OrgNode, OrgRow, OrgView};
+use crate::access::Allowed;
 use crate::db::{flag, now_rfc3339, subtree_upper, Tx};
 
 pub const ORG_COLUMNS: &str = "id, code, parent_id, name, short_name, category, level, secretary, \
@@ -80,8 +81,18 @@ pub async fn linked_units<'e, E: Executor<'e, Database = Any>>(
         .collect())
 }
 
-/// The full view of one organisation.
+/// The full view of one organisation, its contact phone masked (first 3 and last 4 digits,
+/// SPEC §13); see [`view_unmasked`].
 pub async fn view(db: &crate::db::Db, row: OrgRow) -> Result<OrgView, sqlx::Error> {
+    let mut v = view_unmasked(db, row).await?;
+    v.contact_phone = crate::member::mask_phone(&v.contact_phone);
+    v.masked = true;
+    Ok(v)
+}
+
+/// The full view with the whole contact phone: the caller records the unmasked view in the
+/// audit log.
+pub async fn view_unmasked(db: &crate::db::Db, row: OrgRow) -> Result<OrgView, sqlx::Error> {
     let member_count = subtree_member_count(db.read(), &row.code).await?;
     let child_count = child_count(db.read(), &row.id).await?;
     let units = linked_units(db.read(), &row.id).await?;
@@ -113,6 +124,7 @@ pub async fn view(db: &crate::db::Db, row: OrgRow) -> Result<OrgView, sqlx::Erro
         member_count,
         child_count,
         units,
+        masked: false,
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
@@ -181,6 +193,7 @@ pub struct NewOrg {
 /// Takes the next sibling code under `parent_id`. Codes are never reused.
 pub async fn next_child_code(
     tx: &mut Tx,
+    _allowed: &Allowed,
     parent_id: &str,
     parent_code: &str,
 ) -> anyhow::Result<String> {
@@ -200,6 +213,7 @@ pub async fn next_child_code(
 /// Inserts an organisation with the given code and parent.
 pub async fn insert(
     tx: &mut Tx,
+    _allowed: &Allowed,
     id: &str,
     code: &str,
     parent_id: Option<&str>,
@@ -238,10 +252,11 @@ pub async fn insert(
 /// joint branch situation 2.
 pub async fn relink_units(
     tx: &mut Tx,
+    allowed: &Allowed,
     org_id: &str,
     linkage: &Linkage,
 ) -> Result<Option<String>, sqlx::Error> {
-    unlink_all(tx, org_id).await?;
+    unlink_all(tx, allowed, org_id).await?;
     let situation = if linkage.unit_ids.len() > 1 { 2 } else { 1 };
     let mut work_category = None;
     for unit_id in &linkage.unit_ids {
@@ -269,13 +284,220 @@ pub async fn relink_units(
 }
 
 /// Removes every unit link of an organisation; both records stay. Returns how many.
-pub async fn unlink_all(tx: &mut Tx, org_id: &str) -> Result<u64, sqlx::Error> {
+pub async fn unlink_all(tx: &mut Tx, _allowed: &Allowed, org_id: &str) -> Result<u64, sqlx::Error> {
     let n = sqlx::query("DELETE FROM org_units WHERE org_id = $1")
         .bind(org_id)
         .execute(&mut **tx)
         .await?
         .rows_affected();
     Ok(n)
+}
+
+/// Sets the party-work information (党组织工作分类) of an organisation.
+pub async fn set_work_category(
+    tx: &mut Tx,
+    _allowed: &Allowed,
+    org_id: &str,
+    work_category: Option<String>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE orgs SET work_category = $1, updated_at = $2 WHERE id = $3")
+        .bind(work_category)
+        .bind(now_rfc3339())
+        .bind(org_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The editable fields of an organisation (already validated).
+pub struct OrgUpdate {
+    pub name: String,
+    pub short_name: String,
+    pub secretary: String,
+    pub contact_name: String,
+    pub contact_phone: String,
+    pub subordination: String,
+    pub founded_on: Option<String>,
+    pub may_approve_development: bool,
+    pub unit_mode: Option<String>,
+    pub work_category: Option<String>,
+}
+
+/// Writes the editable fields of an organisation (the contact phone sealed).
+pub async fn update(
+    tx: &mut Tx,
+    _allowed: &Allowed,
+    org_id: &str,
+    u: &OrgUpdate,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE orgs SET name = $1, short_name = $2, secretary = $3, contact_name = $4, contact_phone = $5, \
+         subordination = $6, founded_on = $7, may_approve_development = $8, unit_mode = $9, work_category = $10, \
+         updated_at = $11 WHERE id = $12",
+    )
+    .bind(&u.name)
+    .bind(&u.short_name)
+    .bind(&u.secretary)
+    .bind(&u.contact_name)
+    .bind(crate::crypto::seal(crate::crypto::Column::OrgsContactPhone, &u.contact_phone))
+    .bind(&u.subordination)
+    .bind(u.founded_on.clone())
+    .bind(flag(u.may_approve_development))
+    .bind(u.unit_mode.clone())
+    .bind(u.work_category.clone())
+    .bind(now_rfc3339())
+    .bind(org_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The category change of an organisation.
+pub struct CategoryUpdate {
+    pub category: String,
+    pub level: Option<String>,
+    pub unit_mode: Option<String>,
+    pub work_category: Option<String>,
+    pub may_approve_development: bool,
+}
+
+/// Writes a new category (with its level, unit situation and approval flag).
+pub async fn set_category(
+    tx: &mut Tx,
+    _allowed: &Allowed,
+    org_id: &str,
+    c: &CategoryUpdate,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE orgs SET category = $1, level = $2, unit_mode = $3, work_category = $4, \
+         may_approve_development = $5, updated_at = $6 WHERE id = $7",
+    )
+    .bind(&c.category)
+    .bind(c.level.clone())
+    .bind(c.unit_mode.clone())
+    .bind(c.work_category.clone())
+    .bind(flag(c.may_approve_development))
+    .bind(now_rfc3339())
+    .bind(org_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Clears the unit situation and party-work information (after every unit was unlinked).
+pub async fn clear_unit_mode(
+    tx: &mut Tx,
+    _allowed: &Allowed,
+    org_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE orgs SET unit_mode = NULL, work_category = NULL, updated_at = $1 WHERE id = $2",
+    )
+    .bind(now_rfc3339())
+    .bind(org_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Revokes (撤销) an organisation, keeping its history.
+pub async fn revoke(
+    tx: &mut Tx,
+    _allowed: &Allowed,
+    org_id: &str,
+    document_no: &str,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE orgs SET status = 'revoked', revoked_document_no = $1, revoked_reason = $2, revoked_at = $3, \
+         updated_at = $3 WHERE id = $4",
+    )
+    .bind(document_no)
+    .bind(reason)
+    .bind(now_rfc3339())
+    .bind(org_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Deletes an organisation physically (created by mistake; the caller checked the blockers).
+pub async fn delete(tx: &mut Tx, _allowed: &Allowed, org_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM orgs WHERE id = $1")
+        .bind(org_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// One admin grant whose tier changed because its organisation changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retiered {
+    pub grant_id: String,
+    pub from: u8,
+    pub to: u8,
+    /// Password sessions ended because the new tier needs the USB key.
+    pub sessions_ended: u64,
+}
+
+/// Brings the live admin grants on `org_id` in line with the tier the organisation now
+/// carries (`max_tier`, from `access::tier_for_org`; 1 is the highest). A grant above it is
+/// lowered at once. A grant below it is raised only with `raise` — the proof that a tier-1
+/// admin explicitly gave the organisation approval authority — and only when it stood at
+/// `old_max`, so a tier a security officer lowered on purpose stays lowered. Password
+/// sessions under a grant that now needs the USB key are ended; other sessions read the new
+/// tier with their next request. Returns the changed grants (the caller audits each one in
+/// this transaction).
+pub async fn retier_grants(
+    tx: &mut Tx,
+    _allowed: &Allowed,
+    org_id: &str,
+    old_max: u8,
+    max_tier: u8,
+    raise: Option<&Allowed>,
+) -> Result<Vec<Retiered>, sqlx::Error> {
+    let grants: Vec<(String, Option<i64>)> = sqlx::query_as(
+        "SELECT id, tier FROM grants WHERE org_id = $1 AND role = 'admin' AND revoked_at IS NULL \
+         ORDER BY id",
+    )
+    .bind(org_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut out = Vec::new();
+    for (grant_id, tier) in grants {
+        let from = tier.unwrap_or(3) as u8;
+        // Lowered at once; raised only with the explicit proof, from the old maximum.
+        let lower = from < max_tier;
+        let raise = from > max_tier && raise.is_some() && from == old_max;
+        if !(lower || raise) {
+            continue;
+        }
+        let to = max_tier;
+        if to == from {
+            continue;
+        }
+        sqlx::query("UPDATE grants SET tier = $1 WHERE id = $2")
+            .bind(i64::from(to))
+            .bind(&grant_id)
+            .execute(&mut **tx)
+            .await?;
+        let sessions_ended = if crate::access::needs_card(crate::access::Role::Admin, Some(to)) {
+            sqlx::query("DELETE FROM sessions WHERE grant_id = $1 AND cert_fingerprint IS NULL")
+                .bind(&grant_id)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected()
+        } else {
+            0
+        };
+        out.push(Retiered {
+            grant_id,
+            from,
+            to,
+            sessions_ended,
+        });
+    }
+    Ok(out)
 }
 
 /// What stands in the way of deleting or revoking an organisation, in Chinese, one item each.

@@ -2,6 +2,7 @@
 
 pub mod credit_code;
 pub mod routes;
+pub mod store;
 
 /// 单位类别.
 pub const UNIT_CATEGORIES: [(&str, &str); 6] = [

@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{category_label, credit_code};
-use crate::access::{self, Actor};
+use super::{category_label, credit_code, store};
+use crate::access::{self, Actor, Allowed};
 use crate::audit::{self, Event, Who};
-use crate::db::{flag, new_id, now_rfc3339, subtree_upper, Db};
+use crate::db::{new_id, subtree_upper, Db};
 use crate::error::{ApiError, ApiResult};
 use crate::fields;
 use crate::state::{ApiJson, ApiQuery, AppState, Page, Paging};
@@ -111,8 +111,8 @@ async fn to_view(db: &Db, r: UnitRow) -> Result<UnitView, sqlx::Error> {
     })
 }
 
-/// Loads a unit the actor may work on: owned by, managed by or linked to an organisation in
-/// the actor's scope; anything else is not found.
+/// Loads a unit the actor may see: owned by, managed by or linked to an organisation in the
+/// actor's scope; anything else is not found.
 async fn load_in_scope(db: &Db, actor: &Actor, id: &str) -> ApiResult<(UnitRow, Vec<LinkedOrg>)> {
     access::business_read(actor)?;
     let row: Option<UnitRow> = sqlx::query_as(&format!(
@@ -135,8 +135,28 @@ async fn load_in_scope(db: &Db, actor: &Actor, id: &str) -> ApiResult<(UnitRow, 
     let mut codes: Vec<&str> = vec![row.9.as_str()];
     codes.extend(linked.iter().map(|l| l.code.as_str()));
     codes.extend(managing_code.as_deref());
-    access::unit(actor, codes)?;
+    access::unit_read(actor, codes)?;
     Ok((row, linked))
+}
+
+/// Loads a unit the actor may edit or delete: seen (else 404), and kept by an organisation
+/// in the actor's scope — the one it is linked to, else its owner (else 403).
+async fn load_for_write(
+    db: &Db,
+    actor: &Actor,
+    id: &str,
+) -> ApiResult<(UnitRow, Vec<LinkedOrg>, Allowed)> {
+    let (row, linked) = load_in_scope(db, actor, id).await?;
+    let linked_codes: Vec<&str> = linked.iter().map(|l| l.code.as_str()).collect();
+    let allowed = access::unit_write(actor, &row.9, &linked_codes)?;
+    Ok((row, linked, allowed))
+}
+
+/// One unit the actor may edit or delete (the unit pages' forms): 404 outside the scope, 403
+/// when another organisation keeps it.
+pub async fn get_for_write(db: &Db, actor: &Actor, id: &str) -> ApiResult<UnitView> {
+    let (row, _, _) = load_for_write(db, actor, id).await?;
+    Ok(to_view(db, row).await?)
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -253,6 +273,20 @@ struct ValidUnit {
     managing_org_id: Option<String>,
 }
 
+impl ValidUnit {
+    fn fields(&self) -> store::UnitFields<'_> {
+        store::UnitFields {
+            name: &self.name,
+            credit_code: &self.credit_code,
+            category: &self.category,
+            subcategory: &self.subcategory,
+            has_party_group: self.has_party_group,
+            situation: self.situation,
+            managing_org_id: self.managing_org_id.clone(),
+        }
+    }
+}
+
 async fn validate(
     db: &Db,
     actor: &Actor,
@@ -362,34 +396,18 @@ pub async fn create(db: &Db, actor: &Actor, req: &UnitInput) -> ApiResult<String
             let org = crate::org::store::get(db.read(), o)
                 .await?
                 .ok_or_else(|| ApiError::field("owner_org_id", "所属党组织不存在"))?;
-            access::org(actor, &org.code, access::Reach::Subtree)?;
             (org.id, org.code)
         }
         None => (actor.org_id.clone(), actor.org_code.clone()),
     };
+    // A new unit is linked to nothing: its owner keeps it.
+    let allowed = access::unit_write(actor, &owner_code, &[])
+        .map_err(|_| ApiError::forbidden("该党组织不在您的管理范围内"))?;
     let v = validate(db, actor, req, None).await?;
     let id = new_id();
     let mut tx = db.begin().await?;
     ensure_unique(&mut tx, &v, None).await?;
-    let now = now_rfc3339();
-    sqlx::query(
-        "INSERT INTO units (id, name, credit_code, category, subcategory, has_party_group, party_org_situation, \
-         managing_org_id, owner_org_id, owner_code, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
-    )
-    .bind(&id)
-    .bind(&v.name)
-    .bind(&v.credit_code)
-    .bind(&v.category)
-    .bind(&v.subcategory)
-    .bind(flag(v.has_party_group))
-    .bind(v.situation)
-    .bind(v.managing_org_id.clone())
-    .bind(&owner_id)
-    .bind(&owner_code)
-    .bind(&now)
-    .execute(&mut *tx)
-    .await?;
+    store::insert(&mut tx, &allowed, &id, &v.fields(), &owner_id, &owner_code).await?;
     audit::append(
         &mut tx,
         &Who::from(actor),
@@ -466,9 +484,10 @@ async fn edit_unit(
     Ok(Json(to_view(&state.db, row).await?))
 }
 
-/// Edits a unit; a category change clears its organisations' party-work information.
+/// Edits a unit; a category change clears its organisations' party-work information. Only
+/// the admins of the organisation that keeps the unit (or above) may (`access::unit_write`).
 pub async fn edit(db: &Db, actor: &Actor, id: &str, req: &UnitInput) -> ApiResult<()> {
-    let (row, linked) = load_in_scope(db, actor, id).await?;
+    let (row, linked, allowed) = load_for_write(db, actor, id).await?;
     let v = validate(db, actor, req, Some(&row)).await?;
     if !linked.is_empty() && v.situation >= 3 {
         return Err(ApiError::field(
@@ -478,31 +497,7 @@ pub async fn edit(db: &Db, actor: &Actor, id: &str, req: &UnitInput) -> ApiResul
     }
     let mut tx = db.begin().await?;
     ensure_unique(&mut tx, &v, Some(id)).await?;
-    sqlx::query(
-        "UPDATE units SET name = $1, credit_code = $2, category = $3, subcategory = $4, has_party_group = $5, \
-         party_org_situation = $6, managing_org_id = $7, updated_at = $8 WHERE id = $9",
-    )
-    .bind(&v.name)
-    .bind(&v.credit_code)
-    .bind(&v.category)
-    .bind(&v.subcategory)
-    .bind(flag(v.has_party_group))
-    .bind(v.situation)
-    .bind(v.managing_org_id.clone())
-    .bind(now_rfc3339())
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    if v.category != row.3 {
-        sqlx::query(
-            "UPDATE orgs SET work_category = NULL, updated_at = $1 WHERE id IN \
-             (SELECT org_id FROM org_units WHERE unit_id = $2)",
-        )
-        .bind(now_rfc3339())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    }
+    store::update(&mut tx, &allowed, id, &v.fields(), v.category != row.3).await?;
     audit::append(
         &mut tx,
         &Who::from(actor),
@@ -527,7 +522,7 @@ async fn delete_unit(
 
 /// Deletes a unit that is linked to no organisation.
 pub async fn delete(db: &Db, actor: &Actor, id: &str) -> ApiResult<()> {
-    let (row, linked) = load_in_scope(db, actor, id).await?;
+    let (row, linked, allowed) = load_for_write(db, actor, id).await?;
     if !linked.is_empty() {
         let names: Vec<&str> = linked.iter().map(|l| l.name.as_str()).collect();
         return Err(ApiError::conflict(
@@ -536,12 +531,7 @@ pub async fn delete(db: &Db, actor: &Actor, id: &str) -> ApiResult<()> {
         ));
     }
     let mut tx = db.begin().await?;
-    let n = sqlx::query("DELETE FROM units WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM org_units WHERE unit_id = $1)")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if n != 1 {
+    if !store::delete_unlinked(&mut tx, &allowed, id).await? {
         return Err(ApiError::conflict(
             "unit_linked",
             "单位已关联党组织，请先解除关联再删除",

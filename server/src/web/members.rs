@@ -107,7 +107,7 @@ pub async fn tab(
             table.list #member-list {
                 thead {
                     tr {
-                        th { "姓名" } th { "性别" } th { "公民身份证号" } th { "出生日期" } th { "人员类别" }
+                        th { "姓名" } th { "性别" } th { "公民身份证号" } th { "年龄" } th { "人员类别" }
                         th { "所在党支部" } th { "加入党组织日期" } th { "信息完整度" } th { "操作" }
                     }
                 }
@@ -117,7 +117,7 @@ pub async fn tab(
                             td { a href={"/members/" (m.id)} { (m.name) } }
                             td { (sex_label(&m.sex)) }
                             td.idno { (m.id_number) }
-                            td { (m.birth_date) }
+                            td.num.age { @if let Some(a) = m.age { (a) } }
                             td { (dict::label(&CATEGORIES, &m.category).unwrap_or("")) }
                             td { (m.branch_name) }
                             td { (m.joined_on) }
@@ -408,7 +408,10 @@ async fn record(
                         (row("性别", sex_label(&m.sex)))
                         (row("公民身份证号", &m.id_number))
                         (row("民族", &m.ethnicity_name))
-                        (row("出生日期", &m.birth_date))
+                        @match &m.birth_date {
+                            Some(b) => (row("出生日期", b)),
+                            None => (row("年龄", &m.age.map(|a| format!("{a}岁（出生日期已隐藏）")).unwrap_or_default())),
+                        }
                         (row("学历", &m.education_name))
                         (row("人员类别", dict::label(&CATEGORIES, &m.category).unwrap_or("")))
                         tr { th { "所在党支部" } td { a href={"/orgs/" (m.branch_id) "?tab=members"} { (m.branch_name) } } }
@@ -474,7 +477,7 @@ async fn edit_form(
     };
     let form = MemberInput {
         sex: Some(m.sex.clone()),
-        birth_date: Some(m.birth_date.clone()),
+        birth_date: m.birth_date.clone(),
         ethnicity: Some(m.ethnicity.clone()),
         education: Some(m.education.clone()),
         category: Some(m.category.clone()),

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod login;
 pub mod members;
 pub mod orgs;
+pub mod password;
 pub mod security;
 pub mod units;
 
@@ -91,6 +92,7 @@ fn routes() -> PageRouter {
         .merge(security::router())
         .merge(activation::router())
         .merge(audit::router())
+        .merge(password::router())
 }
 
 /// The Content-Security-Policy of every page: no inline script, nothing from elsewhere.
@@ -148,6 +150,12 @@ impl FromRequestParts<AppState> for PageActor {
         match session::load_actor(&state.db, &token, &client, peer.as_ref()).await {
             Ok(actor) => {
                 crate::audit::refusals::note_actor(&parts.extensions, &actor);
+                // A one-time password (`init`) is changed before anything else.
+                if actor.must_change_password
+                    && !matches!(parts.uri.path(), password::PATH | "/logout" | "/logout/all")
+                {
+                    return Err(Redirect::to(password::PATH).into_response());
+                }
                 // The header's role switcher lists the account's live grants.
                 if let Ok(grants) =
                     crate::account::store::grants_of(&state.db, &actor.account_id).await
@@ -361,6 +369,7 @@ pub fn page(
                         span.scope { "管理范围：" (actor.org_name) }
                         @if actor.role == Role::Auditor { a.nav href="/audit" { "安全审计" } }
                         (security::role_switcher(actor))
+                        a.nav #change-password href=(password::PATH) { "修改密码" }
                         form.inline method="post" action="/logout" {
                             (csrf_field(actor))
                             button.link type="submit" { "退出" }

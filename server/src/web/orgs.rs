@@ -50,6 +50,8 @@ pub struct OrgPageQuery {
     pub include_sub: Option<String>,
     pub q: Option<String>,
     pub linkage: Option<String>,
+    /// `1`: the info tab shows the whole contact phone (audited)
+    pub unmask: Option<String>,
 }
 
 fn notice_text(code: &str) -> Option<&'static str> {
@@ -131,7 +133,16 @@ fn info(org: &OrgView) -> Markup {
             @if org.level.is_some() { (row("级别", level_label(org.level.as_deref()))) }
             (row("书记", &org.secretary))
             (row("联系人", &org.contact_name))
-            (row("联系电话", &org.contact_phone))
+            tr {
+                th { "联系电话" }
+                td #contact-phone {
+                    (org.contact_phone)
+                    @if org.masked && !org.contact_phone.is_empty() {
+                        " "
+                        a.button #unmask-contact href={"/orgs/" (org.id) "?unmask=1"} { "【显示完整信息】" }
+                    }
+                }
+            }
             (row("隶属关系", &org.subordination))
             (row("批准建立日期", org.founded_on.as_deref().unwrap_or("")))
             (row("所在单位情况", unit_mode_label(org.unit_mode.as_deref())))
@@ -231,7 +242,8 @@ async fn org_page(
     let result: Result<Response, ApiError> = async {
         let crumbs = org_crumbs(&state, &actor, &org.id).await?;
         let toolbar = toolbar(&actor, &org);
-        let view = store::view(&state.db, org.clone()).await?;
+        let unmask = matches!(q.unmask.as_deref(), Some("1") | Some("true"));
+        let view = ops::view(&state.db, &actor, &org.id, unmask).await?;
         let tab = q.tab.clone().unwrap_or_else(|| "info".to_string());
         let content = match tab.as_str() {
             "children" => children_tab(&state, &view, &q).await?,
@@ -523,6 +535,10 @@ async fn edit_form(
     let units = store::linked_units(state.db.read(), &org.id)
         .await
         .unwrap_or_default();
+    // The form holds the contact phone to edit: shown whole, so audited.
+    if let Err(e) = ops::audit_contact_shown(&state.db, &actor, &org, "edit form").await {
+        return error_page(Some(&actor), e);
+    }
     let form = EditOrg {
         name: Some(org.name.clone()),
         short_name: Some(org.short_name.clone()),

@@ -124,11 +124,12 @@ struct NewQuery {
     org: Option<String>,
 }
 
-/// The organisation a unit page belongs to in the actor's eyes: its owner when in scope, else
-/// the first linked or managing organisation in scope, else the actor's own.
+/// The organisation a unit page belongs to: the organisation it is linked to (a linked unit
+/// is maintained through that organisation's page, SPEC §3), else its owner, else the
+/// managing organisation, else the actor's own — the first in the actor's scope.
 async fn home_org(state: &AppState, actor: &Actor, u: &UnitView) -> Option<OrgRow> {
-    let mut ids: Vec<&str> = vec![u.owner_org_id.as_str()];
-    ids.extend(u.linked_orgs.iter().map(|l| l.id.as_str()));
+    let mut ids: Vec<&str> = u.linked_orgs.iter().map(|l| l.id.as_str()).collect();
+    ids.push(u.owner_org_id.as_str());
     ids.extend(u.managing_org_id.as_deref());
     ids.push(actor.org_id.as_str());
     for id in ids {
@@ -357,13 +358,14 @@ async fn new_submit(
     }
 }
 
-/// The unit and the organisation its pages belong to, or the refusal page.
+/// The unit the actor may edit and the organisation its pages belong to, or the refusal
+/// page (404 outside the scope, 403 when another organisation keeps the unit).
 async fn load_unit(
     state: &AppState,
     actor: &Actor,
     id: &str,
 ) -> Result<(UnitView, OrgRow), Response> {
-    let unit = ops::get(&state.db, actor, id)
+    let unit = ops::get_for_write(&state.db, actor, id)
         .await
         .map_err(|e| error_page(Some(actor), e))?;
     let home = home_org(state, actor, &unit)
@@ -381,7 +383,7 @@ fn edit_extra(unit: &UnitView) -> Markup {
                     @if i > 0 { "、" }
                     a href={"/orgs/" (l.id)} { (l.name) }
                 }
-                "。已关联党组织的单位不能改为未建立党组织，也不能删除；更改单位类别将清空所关联党组织的党务工作信息。"
+                "。已关联党组织的单位只能由所关联党组织（及其上级）的管理员在该党组织页面维护，不能改为未建立党组织，也不能删除；更改单位类别将清空所关联党组织的党务工作信息。"
             }
         }
         div.toolbar {
