@@ -272,8 +272,13 @@ async fn the_browser_works_through_the_card_tunnel_and_pulling_the_card_ends_the
         member["id"].as_str().expect("a member in scope"),
         member["name"].as_str().unwrap(),
     );
+    // The first URL was used by the plain client above: Chromium takes the next one-time URL
+    // the agent printed.
+    let next = agent.next_line("the next one-time URL", Duration::from_secs(10), |l| {
+        l.starts_with("http://127.0.0.1:")
+    });
     let chromium = Chromium::start().await;
-    chromium.goto(&url).await;
+    chromium.goto(&next).await;
     assert_eq!(
         chromium.current_path().await,
         format!("/orgs/{}", tier2.org_id),
