@@ -20,6 +20,13 @@ pub struct ConfigFile {
     /// How long audit records are kept before `audit-prune` may remove them (at least 180).
     #[serde(default = "default_audit_retention_days")]
     pub audit_retention_days: u32,
+    /// Seconds between two signed heads in `audit-witness.jsonl` (when the head moved).
+    #[serde(default = "default_audit_witness_seconds")]
+    pub audit_witness_seconds: u64,
+}
+
+fn default_audit_witness_seconds() -> u64 {
+    crate::audit::witness::DEFAULT_INTERVAL_SECONDS
 }
 
 fn default_audit_retention_days() -> u32 {

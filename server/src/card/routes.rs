@@ -20,11 +20,11 @@ use super::{
 use crate::access::{self, Actor, Role};
 use crate::account::routes::{account_row, complete_sign_in, CardCredential, SignedIn};
 use crate::account::{session, throttle};
-use crate::state::{ApiJson, ApiQuery, AppState, ConnInfo, Page, Paging};
 use crate::audit::{self, Event, Outcome, Who};
 use crate::db::{new_id, now_rfc3339, subtree_upper};
 use crate::error::{ApiError, ApiResult};
 use crate::notify::{self, Message};
+use crate::state::{ApiJson, ApiQuery, AppState, ConnInfo, Page, Paging};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
