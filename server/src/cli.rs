@@ -42,8 +42,12 @@ enum Command {
     Demo(DemoArgs),
     /// Apply pending database migrations and exit
     Migrate(DbArgs),
-    /// Check the audit chain: exit 0 when intact, 1 naming the first broken record
-    AuditVerify(DbArgs),
+    /// Check the audit chain, and compare it with the signed heads of the witness file: exit 0
+    /// when intact, 1 naming the first broken record and why
+    AuditVerify(VerifyArgs),
+    /// Sign the head of the audit chain now and append it to the witness file (the server does
+    /// this every minute and at shutdown)
+    AuditWitness(DbArgs),
     /// Delete audit records older than the retention period (config `audit_retention_days`,
     /// default 180, at least 180), keeping the chain verifiable through an anchor record
     AuditPrune(DbArgs),
@@ -66,6 +70,23 @@ struct DbArgs {
     /// Database URL (postgres://…); default: the SQLite file in the data directory
     #[arg(long)]
     database: Option<String>,
+}
+
+#[derive(Args, Clone)]
+struct VerifyArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Witness file to compare with (default: <data>/audit-witness.jsonl when present), e.g. a
+    /// copy kept on another host
+    #[arg(long)]
+    witness: Option<PathBuf>,
+    /// Public key of the witness (hex; default: <data>/witness.pub), e.g. the copy kept with the
+    /// witness file elsewhere
+    #[arg(long)]
+    witness_key: Option<PathBuf>,
+    /// Check the chain only, without a witness file
+    #[arg(long, conflicts_with_all = ["witness", "witness_key"])]
+    no_witness: bool,
 }
 
 #[derive(Args, Clone)]
@@ -212,20 +233,88 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::AuditVerify(args) => {
+        Command::AuditVerify(args) => audit_verify(&args).await,
+        Command::AuditWitness(args) => {
             let db = open_db(&args).await?;
-            match audit::verify(&db).await? {
-                None => {
-                    println!("audit chain intact");
-                    Ok(ExitCode::SUCCESS)
-                }
-                Some(seq) => {
-                    eprintln!("error: audit chain broken at record {seq}");
-                    Ok(ExitCode::from(1))
-                }
+            let witness = audit::witness::Witness::open(&args.data)?;
+            if let Some(line) = witness.sign_head(&db, true).await? {
+                println!(
+                    "audit head witnessed: seq {} hash {} at {}",
+                    line.seq, line.hash, line.at
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `audit-verify`: the chain, then the witness file against it. Every problem is one line on
+/// stderr (Chinese / English); exit 1 when there is any.
+async fn audit_verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    use audit::witness;
+    let db = open_db(&args.db).await?;
+    let data = &args.db.data;
+    let file = args
+        .witness
+        .clone()
+        .unwrap_or_else(|| data.join(witness::LOG_FILE));
+    let witnessed = if args.no_witness {
+        None
+    } else if file.exists() {
+        let key_path = args
+            .witness_key
+            .clone()
+            .unwrap_or_else(|| data.join(witness::PUB_FILE));
+        let key = witness::load_public(&key_path)?;
+        Some(witness::load(&file, &key)?)
+    } else if args.witness.is_some() {
+        bail!("witness file {} does not exist", file.display());
+    } else {
+        None
+    };
+    let mut failed = false;
+    if let Some(w) = &witnessed {
+        for n in &w.bad_lines {
+            eprintln!(
+                "error: witness line {n} of {} has a bad signature / 见证文件第 {n} 行签名无效，见证文件被篡改",
+                file.display()
+            );
+            failed = true;
+        }
+    }
+    let report = audit::verify_with(&db, witnessed.as_ref()).await?;
+    match (&report.first_broken, &witnessed) {
+        (Some(seq), _) => {
+            let last = report
+                .last_witnessed
+                .map(|s| format!("; last witnessed seq {s}"))
+                .unwrap_or_default();
+            eprintln!(
+                "error: audit chain broken at record {seq}: {}{last}",
+                report.reason.as_deref().unwrap_or("")
+            );
+            failed = true;
+        }
+        (None, Some(w)) => println!(
+            "audit chain intact; {} witness lines agree, last witnessed seq {}",
+            w.lines - w.bad_lines.len(),
+            report.last_witnessed.unwrap_or(0)
+        ),
+        (None, None) => {
+            println!("audit chain intact");
+            if !args.no_witness {
+                eprintln!(
+                    "warning: no witness file {} to compare with",
+                    file.display()
+                );
             }
         }
     }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// The database URL for a data directory: the flag, then the configuration, then SQLite.
@@ -280,6 +369,8 @@ async fn init(args: &InitArgs) -> anyhow::Result<Initialised> {
     // The field-encryption keys (`keys.json`, mode 0600): in the data directory, never in the
     // database.
     crate::crypto::init_dir(data)?;
+    // The key that signs the audit chain's head, outside the database.
+    audit::witness::ensure_key(data)?;
     let db = Db::connect(&database_url(&args.db)).await?;
     db.migrate().await?;
     let today = crate::db::today();
@@ -331,7 +422,7 @@ async fn init(args: &InitArgs) -> anyhow::Result<Initialised> {
     .await?;
     let officer_grant = accounts::create_grant(
         &mut tx,
-        &crate::access::operator(),
+        &crate::access::platform(),
         &account_id,
         Role::Security,
         &root_id,
@@ -355,6 +446,7 @@ async fn init(args: &InitArgs) -> anyhow::Result<Initialised> {
         sms_gateway_url: None,
         audit_retention_days: audit::DEFAULT_RETENTION_DAYS,
         public_url: Some(public_url),
+        audit_witness_seconds: audit::witness::DEFAULT_INTERVAL_SECONDS,
     };
     file.save(data)?;
     let officer_card =
@@ -441,7 +533,15 @@ async fn serve_with(
     // The platform PKI: trust store (the platform CA alone), CRL watched every few seconds.
     let pki = crate::tls::install(crate::tls::Pki::load(&args.db.data)?);
     crate::card::spawn_crl_watcher(db.clone(), pki.clone());
-    let on_refusal = crate::card::refusal_auditor(db.clone());
+    let on_refusal = crate::card::refusal_auditor();
+    audit::handshakes::spawn_flusher(db.clone());
+    // The witness of the audit chain: signed heads outside the database.
+    let witness = Arc::new(audit::witness::Witness::open(&args.db.data)?);
+    audit::witness::spawn(
+        db.clone(),
+        witness.clone(),
+        std::time::Duration::from_secs(file.audit_witness_seconds.max(1)),
+    );
     let config = Config {
         data_dir: args.db.data.clone(),
         file,
@@ -457,7 +557,44 @@ async fn serve_with(
     std::io::stdout().flush().ok();
     tracing::info!("serving {scheme}://{local}");
     let tls = (!args.insecure_http).then_some(pki);
-    crate::tls::serve(listener, router(state), tls, Some(on_refusal)).await
+    let db = state.db.clone();
+    let served = tokio::select! {
+        r = crate::tls::serve(listener, router(state), tls, Some(on_refusal)) => r,
+        _ = shutdown_signal() => Ok(()),
+    };
+    // At shutdown: the pending refused handshakes, then the last head.
+    if let Err(e) = audit::handshakes::flush(&db, true).await {
+        tracing::error!("audit refused handshakes at shutdown: {e}");
+    }
+    if let Err(e) = witness.sign_head(&db, true).await {
+        tracing::error!("witness the audit head at shutdown: {e:#}");
+    }
+    tracing::info!("shut down");
+    served
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("cannot watch SIGTERM: {e}");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 async fn demo(args: &DemoArgs) -> anyhow::Result<()> {

@@ -25,6 +25,13 @@ pub struct ConfigFile {
     /// directories made before it existed: `https://localhost:8443`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
+    /// Seconds between two signed heads in `audit-witness.jsonl` (when the head moved).
+    #[serde(default = "default_audit_witness_seconds")]
+    pub audit_witness_seconds: u64,
+}
+
+fn default_audit_witness_seconds() -> u64 {
+    crate::audit::witness::DEFAULT_INTERVAL_SECONDS
 }
 
 fn default_audit_retention_days() -> u32 {

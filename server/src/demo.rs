@@ -1445,7 +1445,7 @@ pub async fn generate(
         .await?;
         crate::account::store::create_grant(
             &mut tx,
-            &crate::access::operator(),
+            &crate::access::platform(),
             &account_id,
             role,
             &org.id,

@@ -12,7 +12,15 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    /// Answered "not found" because the target lies outside the actor's scope (its existence
+    /// is confidential): the response is the same, but the refusal is audited.
+    pub out_of_scope: bool,
 }
+
+/// Marks a response whose 404 hides a target outside the actor's scope (read and removed by
+/// `audit::refusals`).
+#[derive(Debug, Clone, Copy)]
+pub struct OutOfScope;
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -23,6 +31,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            out_of_scope: false,
         }
     }
 
@@ -33,6 +42,7 @@ impl ApiError {
             code: "invalid_field",
             message: message.into(),
             field: Some(field.to_string()),
+            out_of_scope: false,
         }
     }
 
@@ -60,6 +70,15 @@ impl ApiError {
         )
     }
 
+    /// The answer for a target outside the actor's scope whose existence is confidential:
+    /// the same as [`ApiError::not_found`], and audited as a refusal.
+    pub fn out_of_scope(what: &str) -> Self {
+        ApiError {
+            out_of_scope: true,
+            ..Self::not_found(what)
+        }
+    }
+
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, message)
     }
@@ -71,6 +90,7 @@ impl ApiError {
             code: "duplicate",
             message: message.into(),
             field: Some(field.to_string()),
+            out_of_scope: false,
         }
     }
 
@@ -117,6 +137,7 @@ pub struct ErrorDetail {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let out_of_scope = self.out_of_scope;
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_string(),
@@ -124,7 +145,11 @@ impl IntoResponse for ApiError {
                 field: self.field,
             },
         };
-        (self.status, axum::Json(body)).into_response()
+        let mut res = (self.status, axum::Json(body)).into_response();
+        if out_of_scope {
+            res.extensions_mut().insert(OutOfScope);
+        }
+        res
     }
 }
 

@@ -34,6 +34,8 @@ on_both_engines!(
     audit_records_cannot_be_changed_or_deleted,
     audit_prune_leaves_an_anchor_and_the_chain_verifiable,
     audit_search_filters_match_on_both_engines,
+    auditors_see_only_their_subtree,
+    refusals_while_loading_the_actor_are_recorded,
     demo_province_is_consistent,
     personal_information_is_encrypted_at_rest,
     key_rotation_reencrypts_every_value,
@@ -423,6 +425,7 @@ async fn audit_prune_leaves_an_anchor_and_the_chain_verifiable(t: TestDb) {
 }
 
 async fn audit_search_filters_match_on_both_engines(t: TestDb) {
+    use dangjian_server::access::AuditScope;
     use dangjian_server::audit::query::{find, AuditFilter};
     let db = open(&t).await;
     let alice = Who {
@@ -446,7 +449,7 @@ async fn audit_search_filters_match_on_both_engines(t: TestDb) {
     audit::append_alone(&db, &alice, refused).await.unwrap();
     let count = |f: AuditFilter| {
         let db = db.clone();
-        async move { find(&db, &f, 100, 0).await.unwrap() }
+        async move { find(&db, &f, &AuditScope::All, 100, 0).await.unwrap() }
     };
     let (all, total) = count(AuditFilter::default()).await;
     assert_eq!(total, 4);
@@ -486,8 +489,208 @@ async fn audit_search_filters_match_on_both_engines(t: TestDb) {
         outcome: Some("maybe".to_string()),
         ..AuditFilter::default()
     };
-    let e = find(&db, &bad, 10, 0).await.unwrap_err();
+    let e = find(&db, &bad, &AuditScope::All, 10, 0).await.unwrap_err();
     assert_eq!(e.field.as_deref(), Some("outcome"));
+}
+
+/// An auditor actor scoped to the organisation with this unified code.
+fn auditor(org_id: &str, code: &str) -> Actor {
+    Actor {
+        account_id: format!("auditor-{code}"),
+        name: format!("审计员{code}"),
+        grant_id: "g".to_string(),
+        role: Role::Auditor,
+        tier: None,
+        org_id: org_id.to_string(),
+        org_code: code.to_string(),
+        org_name: "组织".to_string(),
+        client_addr: "127.0.0.1".to_string(),
+        cert_serial: Some("01".to_string()),
+        session_token_hash: String::new(),
+        csrf_token: String::new(),
+        must_change_password: false,
+    }
+}
+
+async fn auditors_see_only_their_subtree(t: TestDb) {
+    use dangjian_server::audit::query::{search, AuditQuery};
+    use dangjian_server::audit::routes::export;
+    let db = open(&t).await;
+    let root = new_id();
+    let mut tx = db.begin().await.unwrap();
+    orgs::insert(
+        &mut tx,
+        &dangjian_server::access::platform(),
+        &root,
+        "037",
+        None,
+        &new_org("根", "1"),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let (a, a_code) = child(&db, &root, "037", "甲党委", "611").await;
+    let (b, b_code) = child(&db, &root, "037", "乙党委", "611").await;
+    let (a1, a1_code) = child(&db, &a, &a_code, "甲一支部", "631").await;
+    let admin_of = |org_id: &str, code: &str| Who {
+        account_id: Some(format!("admin-{code}")),
+        name: format!("管理员{code}"),
+        role: "admin".to_string(),
+        org_id: Some(org_id.to_string()),
+        client_addr: "127.0.0.1".to_string(),
+        cert_serial: None,
+        org_code: Some(code.to_string()),
+    };
+    let officer = admin_of(&root, "037");
+    // A record written before records carried scope codes; the admins of A1 and B at work in
+    // their own subtrees; the root's officer acting on A and on B (the target's organisation
+    // is looked up from its id).
+    for (who, action, target) in [
+        (Who::system(), "test.legacy", "legacy"),
+        (admin_of(&a1, &a1_code), "org.edit", a1.as_str()),
+        (admin_of(&b, &b_code), "org.edit", b.as_str()),
+        (officer.clone(), "grant.create", a.as_str()),
+        (officer.clone(), "grant.create", b.as_str()),
+    ] {
+        audit::append_alone(&db, &who, Event::ok(action, target))
+            .await
+            .unwrap();
+    }
+    let q = AuditQuery {
+        per_page: Some(100),
+        ..AuditQuery::default()
+    };
+    let seen = |actor: Actor| {
+        let (db, q) = (db.clone(), q.clone());
+        async move {
+            let page = search(&db, &actor, &q).await.unwrap();
+            let mut seen: Vec<(String, String)> = page
+                .items
+                .into_iter()
+                .map(|i| (i.action, i.target))
+                .collect();
+            seen.sort();
+            seen
+        }
+    };
+    let pair = |action: &str, target: &str| (action.to_string(), target.to_string());
+    assert_eq!(
+        seen(auditor(&a, &a_code)).await,
+        vec![pair("grant.create", &a), pair("org.edit", &a1)]
+    );
+    assert_eq!(
+        seen(auditor(&b, &b_code)).await,
+        vec![pair("grant.create", &b), pair("org.edit", &b)]
+    );
+    assert_eq!(seen(auditor(&root, "037")).await.len(), 5);
+    // The export holds the same records (and is itself recorded in the auditor's scope).
+    let file = export(
+        &db,
+        &auditor(&a, &a_code),
+        &dangjian_server::audit::query::ExportQuery::default(),
+    )
+    .await
+    .unwrap();
+    let csv = String::from_utf8(file.bytes).unwrap();
+    assert!(csv.contains(&a1) && csv.contains(&a), "{csv}");
+    assert!(!csv.contains(&b) && !csv.contains("test.legacy"), "{csv}");
+    let b_seen = seen(auditor(&b, &b_code)).await;
+    assert!(!b_seen.iter().any(|(action, _)| action == "audit.export"));
+    // Others are still refused.
+    let mut admin = auditor(&root, "037");
+    admin.role = Role::Admin;
+    assert_eq!(search(&db, &admin, &q).await.unwrap_err().status, 403);
+    assert_eq!(audit::verify(&db).await.unwrap(), None);
+}
+
+async fn refusals_while_loading_the_actor_are_recorded(t: TestDb) {
+    use dangjian_server::account::session;
+    let db = open(&t).await;
+    let root = new_id();
+    let mut tx = db.begin().await.unwrap();
+    orgs::insert(
+        &mut tx,
+        &dangjian_server::access::platform(),
+        &root,
+        "037",
+        None,
+        &new_org("根", "1"),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    // A tier-1 admin: the grant needs the USB key.
+    let (admin, _) = accounts_and_admin(&db, &root).await;
+    let session_with = |fingerprint: Option<&'static str>| {
+        let (db, admin) = (db.clone(), admin.clone());
+        async move {
+            let mut tx = db.begin().await.unwrap();
+            let (token, _) = session::create(
+                &mut tx,
+                &admin.account_id,
+                &admin.grant_id,
+                "10.0.0.9",
+                fingerprint,
+            )
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+            token
+        }
+    };
+    // A password session under it (as left behind when a grant's tier rose).
+    let password = session_with(None).await;
+    let e = session::load_actor(&db, &password, "10.0.0.9", None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "card_required");
+    // A card session used over a connection without its certificate, then with the
+    // certificate, which is no longer in the register.
+    let card = session_with(Some("f00d")).await;
+    let e = session::load_actor(&db, &card, "10.0.0.9", None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "certificate_mismatch");
+    let peer = dangjian_server::tls::PeerCert {
+        der: std::sync::Arc::new(Vec::new()),
+        serial_hex: "0a0b".to_string(),
+        fingerprint: "f00d".to_string(),
+        issuer: "CN=平台 CA".to_string(),
+        subject: "CN=管理员".to_string(),
+    };
+    let e = session::load_actor(&db, &card, "10.0.0.9", Some(&peer))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "certificate_revoked");
+    let recorded: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT detail, client_addr, outcome, actor_org_code FROM audit_log \
+         WHERE action = 'session.use' AND actor_account_id = $1 ORDER BY seq",
+    )
+    .bind(&admin.account_id)
+    .fetch_all(db.read())
+    .await
+    .unwrap();
+    let codes: Vec<&str> = recorded
+        .iter()
+        .map(|r| r.0.split(':').next().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "card_required",
+            "certificate_mismatch",
+            "certificate_revoked"
+        ]
+    );
+    for r in &recorded {
+        assert_eq!((r.1.as_str(), r.2.as_str()), ("10.0.0.9", "refused"));
+        assert_eq!(r.3.as_deref(), Some("037"));
+    }
+    assert!(
+        recorded[1].0.contains("no client certificate"),
+        "{recorded:?}"
+    );
+    assert_eq!(audit::verify(&db).await.unwrap(), None);
 }
 
 async fn demo_province_is_consistent(t: TestDb) {
@@ -590,7 +793,7 @@ async fn accounts_and_admin(db: &Db, root: &str) -> (Actor, (String, String, Str
     .unwrap();
     create_grant(
         &mut tx,
-        &dangjian_server::access::operator(),
+        &dangjian_server::access::platform(),
         &officer_id,
         Role::Security,
         root,
@@ -616,7 +819,7 @@ async fn accounts_and_admin(db: &Db, root: &str) -> (Actor, (String, String, Str
     .unwrap();
     let grant = create_grant(
         &mut tx,
-        &dangjian_server::access::operator(),
+        &dangjian_server::access::platform(),
         &admin_id,
         Role::Admin,
         root,

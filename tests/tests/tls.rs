@@ -695,3 +695,47 @@ async fn card_certificates_name_the_crl_at_the_servers_address() {
     let crl = server.client().get(&expected).send().await.unwrap();
     assert_eq!(crl.status(), 200);
 }
+
+#[tokio::test]
+async fn refused_handshakes_are_aggregated_per_address_and_minute() {
+    let server = Server::demo(50, None).await;
+    let now = time::OffsetDateTime::now_utc();
+    let (c, k, serial) = platform_signed(&server, "expired", |p| {
+        p.not_before = now - time::Duration::days(400);
+        p.not_after = now - time::Duration::days(35);
+    });
+    // An anonymous flood of refused handshakes from one address.
+    const FLOOD: u64 = 30;
+    for _ in 0..FLOOD {
+        let (_, status, _) = curl(
+            &server,
+            Some((c.to_str().unwrap(), k.to_str().unwrap())),
+            "GET",
+            "/api/v1/health",
+            None,
+            None,
+        );
+        assert_ne!(status, 200, "a refused handshake got an answer");
+    }
+    let auditor = server.sign_in(&server.account("auditor", None)).await;
+    let r = auditor
+        .get("/api/v1/audit?action=tls.client_certificate&per_page=200")
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let recs = r.body["items"].as_array().unwrap();
+    // One record per address and minute (two if the burst crossed a minute), with the count.
+    assert!((1..=2).contains(&recs.len()), "{recs:?}");
+    let mut counted = 0;
+    for rec in recs {
+        assert_eq!(rec["client_addr"], "127.0.0.1");
+        assert_eq!(rec["outcome"], "refused");
+        let detail = rec["detail"].as_str().unwrap();
+        assert!(detail.contains(&serial), "{detail}");
+        counted += detail
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no count: {detail}"));
+    }
+    assert_eq!(counted, FLOOD);
+}

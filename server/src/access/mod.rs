@@ -127,6 +127,42 @@ pub fn audit_read(actor: &Actor) -> Result<Allowed, ApiError> {
     }
 }
 
+/// Which audit records an auditor sees (SPEC §1, §12; issue 11 §4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditScope {
+    /// The root organisation's auditor: every record, also those written before records
+    /// carried scope codes.
+    All,
+    /// An auditor of a lower organisation: the records whose actor's scope organisation or
+    /// whose target's organisation lies in this subtree (a unified code).
+    Subtree(String),
+}
+
+impl AuditScope {
+    /// May a record with these scope codes be shown?
+    pub fn sees(&self, actor_org_code: Option<&str>, target_org_code: Option<&str>) -> bool {
+        match self {
+            AuditScope::All => true,
+            AuditScope::Subtree(scope) => [actor_org_code, target_org_code]
+                .into_iter()
+                .flatten()
+                .any(|c| code_within(scope, c)),
+        }
+    }
+}
+
+/// The audit records the actor may search, export and verify: only auditors; the root's
+/// auditor all of them, any other auditor those of its subtree. `root_code` is the unified
+/// code of the root organisation.
+pub fn audit_scope(actor: &Actor, root_code: &str) -> Result<AuditScope, ApiError> {
+    audit_read(actor)?;
+    if actor.org_code == root_code {
+        Ok(AuditScope::All)
+    } else {
+        Ok(AuditScope::Subtree(actor.org_code.clone()))
+    }
+}
+
 /// May the actor work on the organisation with unified code `target_code`?
 pub fn org(actor: &Actor, target_code: &str, reach: Reach) -> Result<Allowed, ApiError> {
     business_role(actor)?;
@@ -148,7 +184,7 @@ pub fn member(actor: &Actor, member_org_code: &str) -> Result<Allowed, ApiError>
     if code_within(&actor.org_code, member_org_code) {
         Ok(Allowed(()))
     } else {
-        Err(ApiError::not_found("党员"))
+        Err(ApiError::out_of_scope("党员"))
     }
 }
 
@@ -162,7 +198,7 @@ pub fn unit_read<'a>(
     if codes.into_iter().any(|c| code_within(&actor.org_code, c)) {
         Ok(Allowed(()))
     } else {
-        Err(ApiError::not_found("单位"))
+        Err(ApiError::out_of_scope("单位"))
     }
 }
 
@@ -264,12 +300,6 @@ pub fn own_account(actor: &Actor) -> Allowed {
     Allowed(())
 }
 
-/// The command line (`init`, `demo`) acts with the authority of whoever owns the data
-/// directory: there is no signed-in actor to ask about.
-pub fn operator() -> Allowed {
-    Allowed(())
-}
-
 /// Setting `may_approve_development` on a new child of the organisation `parent_code`: the
 /// parent must be in the actor's scope (the child then lies strictly below the actor), and
 /// only tier-1 admins may.
@@ -368,6 +398,23 @@ mod tests {
         assert!(audit_read(&a).is_err());
         a.role = Role::Auditor;
         assert!(audit_read(&a).is_ok());
+    }
+
+    #[test]
+    fn auditors_see_their_subtree_and_the_root_auditor_everything() {
+        let mut a = admin("03701", 1);
+        assert!(audit_scope(&a, "037").is_err());
+        a.role = Role::Auditor;
+        let scope = audit_scope(&a, "037").unwrap();
+        assert_eq!(scope, AuditScope::Subtree("03701".into()));
+        assert!(scope.sees(Some("0370105"), None));
+        assert!(scope.sees(Some("037"), Some("03701")));
+        assert!(!scope.sees(Some("03702"), Some("037")));
+        assert!(!scope.sees(None, None));
+        a.org_code = "037".into();
+        let all = audit_scope(&a, "037").unwrap();
+        assert_eq!(all, AuditScope::All);
+        assert!(all.sees(None, None));
     }
 
     #[test]

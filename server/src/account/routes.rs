@@ -234,6 +234,7 @@ pub(crate) async fn complete_sign_in(
         }
     }
     if status != "active" {
+        refuse(state, &who, action, &masked, "account disabled").await?;
         return Err(ApiError::forbidden("该账号已停用，请联系安全员"));
     }
     if let Some(password) = password {
@@ -248,18 +249,17 @@ pub(crate) async fn complete_sign_in(
     }
     let grants = grants_of(&state.db, &account_id).await?;
     let Some(active) = grants.first().cloned() else {
+        refuse(state, &who, action, &masked, "no live grant").await?;
         return Err(ApiError::forbidden("该账号没有有效的授权，请联系安全员"));
+    };
+    // From here on the record names the scope of the default grant.
+    let who = Who {
+        org_code: Some(active.org_code.clone()),
+        ..who
     };
     // Tier-1 and tier-2 admins, security officers and auditors sign in with the USB key only.
     if card.is_none() && crate::access::needs_card(active.role, active.tier) {
-        audit::append_alone(
-            &state.db,
-            &who,
-            Event::ok(action, &masked)
-                .outcome(Outcome::Refused)
-                .with_detail("card required"),
-        )
-        .await?;
+        refuse(state, &who, action, &masked, "card required").await?;
         return Err(crate::access::card_required());
     }
     let totp_secret = crate::crypto::open_opt(
@@ -267,6 +267,7 @@ pub(crate) async fn complete_sign_in(
         totp_secret.as_deref(),
     )?;
     let Some(secret) = totp_secret.filter(|_| totp_confirmed != 0) else {
+        refuse(state, &who, action, &masked, "authenticator not confirmed").await?;
         return Err(ApiError::forbidden(
             "该账号尚未完成动态码绑定，请先完成用户激活",
         ));
@@ -339,6 +340,25 @@ pub(crate) async fn complete_sign_in(
         roles: grants,
         csrf_token: csrf,
     })
+}
+
+/// Records a refused sign-in in a transaction of its own.
+async fn refuse(
+    state: &AppState,
+    who: &Who,
+    action: &str,
+    target: &str,
+    why: &str,
+) -> ApiResult<()> {
+    audit::append_alone(
+        &state.db,
+        who,
+        Event::ok(action, target)
+            .outcome(Outcome::Refused)
+            .with_detail(why),
+    )
+    .await?;
+    Ok(())
 }
 
 fn bad_credentials() -> ApiError {

@@ -11,6 +11,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::access::{Actor, Role};
+use crate::audit::{self, Event, Outcome, Who};
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::state::{AppState, ConnInfo};
@@ -166,10 +167,37 @@ pub async fn load_actor(
     }
     let role = Role::parse(&r.3).ok_or_else(|| ApiError::internal("unknown role in grant"))?;
     let tier = r.4.map(|t| t as u8);
+    // A refusal here is recorded with the session's account and grant (SPEC §12).
+    let refuse = |e: ApiError, why: String| {
+        let who = Who {
+            account_id: Some(r.0.clone()),
+            name: r.1.clone(),
+            role: r.3.clone(),
+            org_id: Some(r.5.clone()),
+            client_addr: client_addr.to_string(),
+            cert_serial: peer.map(|p| p.serial_hex.clone()),
+            org_code: Some(r.6.clone()),
+        };
+        let account = r.0.clone();
+        async move {
+            let event = Event::ok("session.use", &account)
+                .outcome(Outcome::Refused)
+                .with_detail(format!("{}: {why}", e.code));
+            audit::append_alone(db, &who, event).await?;
+            Err::<Actor, ApiError>(e)
+        }
+    };
     let cert_serial = match &r.13 {
         Some(fingerprint) => {
             if peer.map(|p| &p.fingerprint) != Some(fingerprint) {
-                return Err(crate::card::certificate_mismatch());
+                let presented = peer.map_or("no client certificate".to_string(), |p| {
+                    format!("connection presents certificate {}", p.serial_hex)
+                });
+                return refuse(
+                    crate::card::certificate_mismatch(),
+                    format!("session bound to certificate {fingerprint}; {presented}"),
+                )
+                .await;
             }
             let cert: Option<(String, Option<String>, String)> = sqlx::query_as(
                 "SELECT serial, revoked_at, expires_at FROM certificates WHERE fingerprint = $1",
@@ -177,6 +205,10 @@ pub async fn load_actor(
             .bind(fingerprint)
             .fetch_optional(db.read())
             .await?;
+            let why = match &cert {
+                Some((serial, Some(at), _)) => format!("certificate {serial} revoked at {at}"),
+                _ => format!("certificate {fingerprint} not in the register"),
+            };
             let Some((serial, None, expires_at)) = cert else {
                 // Revoked (or gone from the register): the session ends.
                 let mut tx = db.begin().await?;
@@ -185,7 +217,7 @@ pub async fn load_actor(
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
-                return Err(crate::card::certificate_revoked());
+                return refuse(crate::card::certificate_revoked(), why).await;
             };
             if crate::card::has_expired(&expires_at, now) {
                 // The certificate's notAfter has passed: the session ends with it, audited.
@@ -196,6 +228,7 @@ pub async fn load_actor(
                     org_id: Some(r.5.clone()),
                     client_addr: client_addr.to_string(),
                     cert_serial: Some(serial.clone()),
+                    org_code: Some(r.6.clone()),
                 };
                 let mut tx = db.begin().await?;
                 sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
@@ -218,7 +251,11 @@ pub async fn load_actor(
             Some(serial)
         }
         None if crate::access::needs_card(role, tier) => {
-            return Err(crate::access::card_required());
+            return refuse(
+                crate::access::card_required(),
+                "password session under a grant that needs the USB key".to_string(),
+            )
+            .await;
         }
         None => None,
     };

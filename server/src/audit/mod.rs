@@ -3,14 +3,25 @@
 //!
 //! Retention: [`prune`] deletes the records older than the retention period (at least
 //! [`MIN_RETENTION_DAYS`]) and leaves an anchor (sequence number and hash of the last pruned
-//! record) in `audit_anchor`; [`verify`] resumes the chain from the newest anchor. Database
-//! triggers refuse every UPDATE of `audit_log` and every DELETE except pruning's, which opens
-//! the gate row `audit_prune_gate` inside its own transaction and deletes only records covered
-//! by an anchor.
+//! record) in `audit_anchor`, announced by the `audit.prune` record appended just before it;
+//! [`verify_report`] resumes the chain from the newest anchor only when the chain holds that
+//! record. Database triggers refuse every UPDATE of `audit_log` and every DELETE except
+//! pruning's, which opens the gate row `audit_prune_gate` inside its own transaction and
+//! deletes only records covered by an anchor; they also guard the head (it only advances with
+//! the chain), the gate (it opens only to the newest anchor) and the anchors (only right after
+//! the announcing record). Someone who can drop triggers can still rewrite the chain
+//! consistently: [`witness`] signs its head outside the database, and [`verify_with`]
+//! compares.
+//!
+//! Scope: records carry the unified codes of the actor's scope organisation and of the
+//! target's organisation (`actor_org_code`, `target_org_code`), so that an auditor sees its
+//! subtree only (`access::audit_scope`).
 
+pub mod handshakes;
 pub mod query;
 pub mod refusals;
 pub mod routes;
+pub mod witness;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -28,6 +39,9 @@ pub struct Who {
     pub org_id: Option<String>,
     pub client_addr: String,
     pub cert_serial: Option<String>,
+    /// Unified code of the actor's scope organisation (an auditor of that subtree sees the
+    /// record).
+    pub org_code: Option<String>,
 }
 
 impl From<&Actor> for Who {
@@ -39,6 +53,7 @@ impl From<&Actor> for Who {
             org_id: Some(a.org_id.clone()),
             client_addr: a.client_addr.clone(),
             cert_serial: a.cert_serial.clone(),
+            org_code: Some(a.org_code.clone()),
         }
     }
 }
@@ -69,6 +84,9 @@ pub struct Event<'a> {
     pub target: &'a str,
     pub outcome: Outcome,
     pub detail: String,
+    /// Unified code of the organisation the target belongs to; when absent, [`append`] looks
+    /// the target id up among organisations, members, units and grants.
+    pub target_org: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +113,14 @@ impl<'a> Event<'a> {
             target,
             outcome: Outcome::Success,
             detail: String::new(),
+            target_org: None,
         }
+    }
+
+    /// The target belongs to the organisation with this unified code.
+    pub fn in_org(mut self, code: impl Into<String>) -> Self {
+        self.target_org = Some(code.into());
+        self
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
@@ -109,7 +134,9 @@ impl<'a> Event<'a> {
     }
 }
 
-/// The hash of one record: SHA-256 over the previous hash and the record's fields.
+/// The hash of one record: SHA-256 over the previous hash and the record's fields. The scope
+/// codes (added later) are hashed only when the record has one, so older records keep their
+/// hashes.
 #[allow(clippy::too_many_arguments)]
 pub fn record_hash(
     prev_hash: &str,
@@ -120,6 +147,7 @@ pub fn record_hash(
     target: &str,
     outcome: &str,
     detail: &str,
+    target_org: Option<&str>,
 ) -> String {
     let mut h = Sha256::new();
     for part in [
@@ -140,6 +168,12 @@ pub fn record_hash(
         h.update(part.as_bytes());
         h.update([0x1f]);
     }
+    if who.org_code.is_some() || target_org.is_some() {
+        for part in [who.org_code.as_deref(), target_org] {
+            h.update(part.unwrap_or("").as_bytes());
+            h.update([0x1f]);
+        }
+    }
     hex::encode(h.finalize())
 }
 
@@ -155,6 +189,10 @@ pub async fn append(tx: &mut Tx, who: &Who, event: Event<'_>) -> Result<(), sqlx
             .await?;
     let at = now_rfc3339();
     let outcome = event.outcome.as_str();
+    let target_org = match event.target_org.clone() {
+        Some(code) => Some(code),
+        None => target_org_code(tx, event.target).await?,
+    };
     let hash = record_hash(
         &prev_hash,
         seq,
@@ -164,11 +202,13 @@ pub async fn append(tx: &mut Tx, who: &Who, event: Event<'_>) -> Result<(), sqlx
         event.target,
         outcome,
         &event.detail,
+        target_org.as_deref(),
     );
     sqlx::query(
         "INSERT INTO audit_log (seq, at, actor_account_id, actor_name, role, org_id, client_addr, \
-         cert_serial, action, target, outcome, detail, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         cert_serial, action, target, outcome, detail, prev_hash, hash, actor_org_code, \
+         target_org_code) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(seq)
     .bind(&at)
@@ -184,6 +224,8 @@ pub async fn append(tx: &mut Tx, who: &Who, event: Event<'_>) -> Result<(), sqlx
     .bind(&event.detail)
     .bind(&prev_hash)
     .bind(&hash)
+    .bind(who.org_code.clone())
+    .bind(target_org)
     .execute(&mut **tx)
     .await?;
     sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
@@ -191,6 +233,24 @@ pub async fn append(tx: &mut Tx, who: &Who, event: Event<'_>) -> Result<(), sqlx
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// The unified code of the organisation a target id belongs to: the organisation itself, a
+/// member's branch, a unit's owner or a grant's scope (one indexed lookup each; `None` for
+/// paths, masked ID numbers and the like).
+async fn target_org_code(tx: &mut Tx, target: &str) -> Result<Option<String>, sqlx::Error> {
+    if target.is_empty() || target.starts_with('/') || target.len() > 64 {
+        return Ok(None);
+    }
+    sqlx::query_scalar(
+        "SELECT code FROM orgs WHERE id = $1 \
+         UNION ALL SELECT org_code FROM members WHERE id = $1 \
+         UNION ALL SELECT owner_code FROM units WHERE id = $1 \
+         UNION ALL SELECT o.code FROM grants g JOIN orgs o ON o.id = g.org_id WHERE g.id = $1",
+    )
+    .bind(target)
+    .fetch_optional(&mut **tx)
+    .await
 }
 
 /// Appends one record in a transaction of its own (sign-in attempts, refusals, views).
@@ -233,6 +293,19 @@ pub struct VerifyReport {
     pub records: i64,
     /// the anchor the walk started from (null when nothing was ever pruned)
     pub anchor: Option<Anchor>,
+    /// why the chain is not intact: one line, Chinese then English
+    pub reason: Option<String>,
+    /// the newest sequence number the witness file names (when one was compared)
+    pub last_witnessed: Option<i64>,
+}
+
+/// The detail of the `audit.prune` record that announces an anchor; the database refuses an
+/// anchor without it, and [`verify_report`] does not resume from one without it.
+pub fn prune_detail(a: &Anchor) -> String {
+    format!(
+        "pruned {} records up to seq {} (written before {}); anchor hash {}",
+        a.pruned_count, a.seq, a.cutoff, a.hash
+    )
 }
 
 /// The newest anchor, if the log was ever pruned.
@@ -263,10 +336,21 @@ pub async fn verify(db: &crate::db::Db) -> Result<Option<i64>, sqlx::Error> {
     Ok(verify_report(db).await?.first_broken)
 }
 
-/// Walks the chain from the newest anchor (or from the start): every record must follow its
-/// predecessor's sequence number, carry its hash as `prev_hash` and hash to its stored hash;
-/// the chain must reach the head row. Reads in chunks, so memory stays flat.
+/// [`verify_with`] without a witness.
 pub async fn verify_report(db: &crate::db::Db) -> Result<VerifyReport, sqlx::Error> {
+    verify_with(db, None).await
+}
+
+/// Walks the chain from the newest anchor (or from the start): the anchor must be announced by
+/// an `audit.prune` record of the chain, every record must follow its predecessor's sequence
+/// number, carry its hash as `prev_hash` and hash to its stored hash, and the chain must reach
+/// the head row. With a witness (heads signed outside the database), the head must not lie
+/// below the newest witnessed head and every witnessed record still in the chain must carry
+/// the witnessed hash. Reads in chunks, so memory stays flat.
+pub async fn verify_with(
+    db: &crate::db::Db,
+    witness: Option<&witness::Witnessed>,
+) -> Result<VerifyReport, sqlx::Error> {
     type Row = (
         i64,
         String,
@@ -282,6 +366,8 @@ pub async fn verify_report(db: &crate::db::Db) -> Result<VerifyReport, sqlx::Err
         String,
         String,
         String,
+        Option<String>,
+        Option<String>,
     );
     // The head first: records committed later only extend what it names.
     let (head_seq, head_hash): (i64, String) =
@@ -289,22 +375,66 @@ pub async fn verify_report(db: &crate::db::Db) -> Result<VerifyReport, sqlx::Err
             .fetch_one(db.read())
             .await?;
     let anchor = latest_anchor(db.read()).await?;
-    let (mut last_seq, mut expected_prev) = match &anchor {
-        Some(a) => (a.seq, a.hash.clone()),
-        None => (0, GENESIS_HASH.to_string()),
-    };
+    let last_witnessed = witness.and_then(|w| w.last.as_ref().map(|l| l.seq));
     let mut records = 0i64;
-    let broken = |seq: i64, records: i64, anchor: &Option<Anchor>| VerifyReport {
+    let broken = |seq: i64, records: i64, reason: String| VerifyReport {
         intact: false,
         first_broken: Some(seq),
         records,
         anchor: anchor.clone(),
+        reason: Some(reason),
+        last_witnessed,
+    };
+    if let Some(last) = witness.and_then(|w| w.last.as_ref()) {
+        if last.seq > head_seq {
+            return Ok(broken(
+                head_seq + 1,
+                0,
+                format!(
+                    "审计链末尾被删除或数据库被回退：链尾为第 {head_seq} 条，而见证文件已于 {} 见证到第 {} 条 / \
+                     audit chain tail deleted or database rolled back: the chain ends at seq {head_seq}, \
+                     but seq {} was witnessed at {}",
+                    last.at, last.seq, last.seq, last.at
+                ),
+            ));
+        }
+    }
+    let (mut last_seq, mut expected_prev) = match &anchor {
+        Some(a) => {
+            let announced: Option<i64> = sqlx::query_scalar(
+                "SELECT seq FROM audit_log WHERE action = 'audit.prune' AND role = 'system' \
+                 AND seq > $1 AND detail = $2 ORDER BY seq LIMIT 1",
+            )
+            .bind(a.seq)
+            .bind(prune_detail(a))
+            .fetch_optional(db.read())
+            .await?;
+            if announced.is_none() {
+                return Ok(broken(
+                    a.seq,
+                    0,
+                    format!(
+                        "清理锚点（第 {} 条）在审计链中没有对应的 audit.prune 记录，锚点是伪造的，此前的记录被删除 / \
+                         the prune anchor at seq {} is not announced by an audit.prune record of the chain: \
+                         it was forged and the records before it deleted",
+                        a.seq, a.seq
+                    ),
+                ));
+            }
+            if let Some(h) = witness.and_then(|w| w.heads.get(&a.seq)) {
+                if *h != a.hash {
+                    return Ok(broken(a.seq, 0, replaced(a.seq)));
+                }
+            }
+            (a.seq, a.hash.clone())
+        }
+        None => (0, GENESIS_HASH.to_string()),
     };
     loop {
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT seq, at, actor_account_id, actor_name, role, org_id, client_addr, cert_serial, \
-             action, target, outcome, detail, prev_hash, hash FROM audit_log WHERE seq > $1 \
-             ORDER BY seq LIMIT $2",
+             action, target, outcome, detail, prev_hash, hash, actor_org_code, target_org_code \
+             FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
         )
         .bind(last_seq)
         .bind(VERIFY_CHUNK)
@@ -313,8 +443,8 @@ pub async fn verify_report(db: &crate::db::Db) -> Result<VerifyReport, sqlx::Err
         let done = (rows.len() as i64) < VERIFY_CHUNK;
         for r in rows {
             if r.0 != last_seq + 1 {
-                // A record is missing.
-                return Ok(broken(last_seq + 1, records, &anchor));
+                let seq = last_seq + 1;
+                return Ok(broken(seq, records, missing(seq)));
             }
             records += 1;
             let who = Who {
@@ -324,13 +454,29 @@ pub async fn verify_report(db: &crate::db::Db) -> Result<VerifyReport, sqlx::Err
                 org_id: r.5,
                 client_addr: r.6,
                 cert_serial: r.7,
+                org_code: r.14,
             };
             if r.12 != expected_prev {
-                return Ok(broken(r.0, records, &anchor));
+                return Ok(broken(r.0, records, altered(r.0)));
             }
-            let hash = record_hash(&r.12, r.0, &r.1, &who, &r.8, &r.9, &r.10, &r.11);
+            let hash = record_hash(
+                &r.12,
+                r.0,
+                &r.1,
+                &who,
+                &r.8,
+                &r.9,
+                &r.10,
+                &r.11,
+                r.15.as_deref(),
+            );
             if hash != r.13 || (r.0 == head_seq && r.13 != head_hash) {
-                return Ok(broken(r.0, records, &anchor));
+                return Ok(broken(r.0, records, altered(r.0)));
+            }
+            if let Some(h) = witness.and_then(|w| w.heads.get(&r.0)) {
+                if *h != r.13 {
+                    return Ok(broken(r.0, records, replaced(r.0)));
+                }
             }
             last_seq = r.0;
             expected_prev = r.13;
@@ -341,14 +487,32 @@ pub async fn verify_report(db: &crate::db::Db) -> Result<VerifyReport, sqlx::Err
     }
     if last_seq < head_seq {
         // The newest records are gone.
-        return Ok(broken(last_seq + 1, records, &anchor));
+        let seq = last_seq + 1;
+        return Ok(broken(seq, records, missing(seq)));
     }
     Ok(VerifyReport {
         intact: true,
         first_broken: None,
         records,
         anchor,
+        reason: None,
+        last_witnessed,
     })
+}
+
+fn missing(seq: i64) -> String {
+    format!("第 {seq} 条记录缺失 / record {seq} is missing")
+}
+
+fn altered(seq: i64) -> String {
+    format!("第 {seq} 条记录被篡改（哈希不符）/ record {seq} was altered (hash mismatch)")
+}
+
+fn replaced(seq: i64) -> String {
+    format!(
+        "第 {seq} 条记录与见证文件中签名的哈希不符，审计链被替换 / record {seq} differs from the hash \
+         the witness signed: the chain was replaced"
+    )
 }
 
 /// Default retention of audit records, in days (SPEC §12: at least six months).
@@ -414,13 +578,27 @@ pub async fn prune_older_than(
             .bind(upto)
             .fetch_one(&mut *tx)
             .await?;
-        let a = Anchor {
+        anchor = Some(Anchor {
             seq: upto,
             hash,
             at: now_rfc3339(),
             cutoff: cutoff.clone(),
             pruned_count: pruned,
-        };
+        });
+    }
+    // The record that announces the anchor comes first: the database accepts an anchor only
+    // right after it, and `verify` resumes only from an announced anchor.
+    let detail = match &anchor {
+        Some(a) => prune_detail(a),
+        None => format!("no records written before {cutoff}"),
+    };
+    append(
+        &mut tx,
+        &Who::system(),
+        Event::ok("audit.prune", "audit_log").with_detail(detail),
+    )
+    .await?;
+    if let Some(a) = &anchor {
         sqlx::query(
             "INSERT INTO audit_anchor (seq, hash, at, cutoff, pruned_count) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -433,31 +611,17 @@ pub async fn prune_older_than(
         .await?;
         // Open the gate for this transaction only, delete, close it again.
         sqlx::query("UPDATE audit_prune_gate SET upto = $1 WHERE id = 1")
-            .bind(upto)
+            .bind(a.seq)
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM audit_log WHERE seq <= $1")
-            .bind(upto)
+            .bind(a.seq)
             .execute(&mut *tx)
             .await?;
         sqlx::query("UPDATE audit_prune_gate SET upto = 0 WHERE id = 1")
             .execute(&mut *tx)
             .await?;
-        anchor = Some(a);
     }
-    let detail = match &anchor {
-        Some(a) => format!(
-            "pruned {} records up to seq {} (written before {cutoff}); anchor hash {}",
-            a.pruned_count, a.seq, a.hash
-        ),
-        None => format!("no records written before {cutoff}"),
-    };
-    append(
-        &mut tx,
-        &Who::system(),
-        Event::ok("audit.prune", "audit_log").with_detail(detail),
-    )
-    .await?;
     tx.commit().await?;
     Ok(PruneReport {
         cutoff,

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::access::{Actor, Role};
+use crate::access::{Actor, AuditScope, Role};
 use crate::db::{Db, Sql};
 use crate::error::{ApiError, ApiResult};
 use crate::state::{Page, Paging};
@@ -266,8 +266,21 @@ fn like_escape(s: &str) -> String {
     out
 }
 
-fn push_where(sql: &mut Sql, b: &Bounds) {
+fn push_where(sql: &mut Sql, b: &Bounds, scope: &AuditScope) {
     sql.push(" WHERE 1 = 1");
+    if let AuditScope::Subtree(code) = scope {
+        // A subtree is one range of unified codes (materialised paths).
+        let end = format!("{code}~");
+        sql.push(" AND ((a.actor_org_code >= ")
+            .bind(code.clone())
+            .push(" AND a.actor_org_code < ")
+            .bind(end.clone())
+            .push(") OR (a.target_org_code >= ")
+            .bind(code.clone())
+            .push(" AND a.target_org_code < ")
+            .bind(end)
+            .push("))");
+    }
     if let Some(actor) = &b.actor {
         sql.push(" AND (a.actor_account_id = ")
             .bind(actor.clone())
@@ -296,23 +309,37 @@ fn push_where(sql: &mut Sql, b: &Bounds) {
     }
 }
 
-/// The records matching `filter`, newest first, and how many match in all.
+/// The audit scope of an actor (`access::audit_scope` against the root organisation). Also
+/// writes the pending aggregated records (refused handshakes), so that a reader sees them.
+pub async fn scope_of(db: &Db, actor: &Actor) -> ApiResult<AuditScope> {
+    crate::access::audit_read(actor)?;
+    let root: Option<String> =
+        sqlx::query_scalar("SELECT code FROM orgs WHERE parent_id IS NULL ORDER BY code LIMIT 1")
+            .fetch_optional(db.read())
+            .await?;
+    let scope = crate::access::audit_scope(actor, root.as_deref().unwrap_or(""))?;
+    super::handshakes::flush(db, true).await?;
+    Ok(scope)
+}
+
+/// The records matching `filter` within `scope`, newest first, and how many match in all.
 pub async fn find(
     db: &Db,
     filter: &AuditFilter,
+    scope: &AuditScope,
     limit: i64,
     offset: i64,
 ) -> ApiResult<(Vec<AuditItem>, i64)> {
     let b = filter.bounds()?;
     let mut count = Sql::new("SELECT COUNT(*) FROM audit_log a");
-    push_where(&mut count, &b);
+    push_where(&mut count, &b, scope);
     let total: i64 = count.scalar().fetch_one(db.read()).await?;
     let mut sql = Sql::new(
         "SELECT a.seq, a.at, a.actor_account_id, a.actor_name, a.role, a.org_id, o.name, \
          a.client_addr, a.cert_serial, a.action, a.target, a.outcome, a.detail \
          FROM audit_log a LEFT JOIN orgs o ON o.id = a.org_id",
     );
-    push_where(&mut sql, &b);
+    push_where(&mut sql, &b, scope);
     sql.push(" ORDER BY a.seq DESC LIMIT ")
         .bind_int(limit)
         .push(" OFFSET ")
@@ -345,11 +372,11 @@ pub async fn find(
     Ok((items, total))
 }
 
-/// One page of a search; auditors only.
+/// One page of a search; auditors only, within their scope.
 pub async fn search(db: &Db, actor: &Actor, q: &AuditQuery) -> ApiResult<Page<AuditItem>> {
-    crate::access::audit_read(actor)?;
+    let scope = scope_of(db, actor).await?;
     let paging = q.paging();
-    let (items, total) = find(db, &q.filter(), paging.per_page(), paging.offset()).await?;
+    let (items, total) = find(db, &q.filter(), &scope, paging.per_page(), paging.offset()).await?;
     Ok(Page::new(items, total, &paging))
 }
 
@@ -391,6 +418,8 @@ pub const ACTIONS: &[(&str, &str)] = &[
     ("session.sign_in", "登录"),
     ("session.sign_out", "退出登录"),
     ("session.switch_role", "角色切换"),
+    ("session.use", "会话使用"),
+    ("tls.client_certificate", "客户端证书握手"),
     ("member.view", "党员档案查询"),
     ("member.create", "党员录入"),
     ("member.edit", "党员信息修改"),

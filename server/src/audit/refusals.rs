@@ -1,8 +1,10 @@
-//! Every refused request (403) of a signed-in actor is recorded (SPEC §12), whichever route
-//! refused it. The middleware puts an empty [`ActorSlot`] into the request; the `Actor`
-//! extractor and the pages' `PageActor` fill it once they know who is asking; after the
-//! handler, a 403 with a filled slot appends a `refused` record: action `<METHOD> <route>`,
-//! target the request path, detail the error code.
+//! Every refused request of a signed-in actor is recorded (SPEC §12), whichever route refused
+//! it: a 403, and a 404 that hides a target outside the actor's scope (marked
+//! [`OutOfScope`] by `access`; the answer stays the plain "not found"). The middleware puts
+//! an empty [`ActorSlot`] into the request; the `Actor` extractor and the pages' `PageActor`
+//! fill it once they know who is asking; after the handler, such an answer with a filled slot
+//! appends a `refused` record: action `<METHOD> <route>`, target the request path, detail the
+//! error code (`not_found (outside scope)` for the 404s).
 
 use std::sync::{Arc, Mutex};
 
@@ -14,6 +16,7 @@ use axum::response::Response;
 
 use super::{Event, Outcome, Who};
 use crate::access::Actor;
+use crate::error::OutOfScope;
 use crate::state::AppState;
 
 /// Who is asking, once known; shared between the middleware and the extractors.
@@ -53,7 +56,21 @@ pub async fn record(State(state): State<AppState>, mut req: Request, next: Next)
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| path.clone());
-    let res = next.run(req).await;
+    let mut res = next.run(req).await;
+    let hidden = res.extensions_mut().remove::<OutOfScope>().is_some();
+    if res.status() == StatusCode::NOT_FOUND && hidden {
+        let Some(who) = slot.take() else {
+            return res;
+        };
+        let action = format!("{method} {route}");
+        let event = Event::ok(&action, &path)
+            .outcome(Outcome::Refused)
+            .with_detail("not_found (outside scope)");
+        if let Err(e) = super::append_alone(&state.db, &who, event).await {
+            tracing::error!("could not record a refused request in the audit log: {e}");
+        }
+        return res;
+    }
     if res.status() != StatusCode::FORBIDDEN {
         return res;
     }

@@ -19,7 +19,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, SecondsFormat, Utc};
 use dangjian_certs::{Ca, ClientSubject, Issued, RevocationReason};
 
-use crate::audit::{self, Event, Outcome, Who};
+use crate::audit::{self, Event, Who};
 use crate::db::{new_id, now_rfc3339, Db, Tx};
 use crate::error::{ApiError, ApiResult};
 use crate::member::idcard;
@@ -412,28 +412,16 @@ pub fn spawn_crl_watcher(db: Db, pki: Arc<Pki>) {
 }
 
 /// The listener's hook: every handshake refused because of the client certificate (another
-/// CA, expired, revoked, no clientAuth) is audited.
-pub fn refusal_auditor(db: Db) -> crate::tls::RefusalHook {
+/// CA, expired, revoked, no clientAuth) is counted and audited, one record per source address
+/// and minute (`audit::handshakes`, flushed by [`audit::handshakes::spawn_flusher`]).
+pub fn refusal_auditor() -> crate::tls::RefusalHook {
     Arc::new(move |r: RefusedHandshake| {
-        let db = db.clone();
-        tokio::spawn(async move {
-            let who = Who {
-                cert_serial: r.serial_hex.clone(),
-                ..Who::anonymous(&r.client_addr.ip().to_string())
-            };
-            let target = r.serial_hex.clone().unwrap_or_else(|| "-".to_string());
-            let detail = format!(
-                "TLS handshake refused: {}; subject {}; issuer {}",
-                r.reason,
-                r.subject.as_deref().unwrap_or("-"),
-                r.issuer.as_deref().unwrap_or("-")
-            );
-            let event = Event::ok("tls.client_certificate", &target)
-                .outcome(Outcome::Refused)
-                .with_detail(detail);
-            if let Err(e) = audit::append_alone(&db, &who, event).await {
-                tracing::error!("audit a refused handshake: {e}");
-            }
+        audit::handshakes::note(audit::handshakes::Refusal {
+            client_addr: r.client_addr.ip().to_string(),
+            serial: r.serial_hex,
+            subject: r.subject,
+            issuer: r.issuer,
+            reason: r.reason,
         });
     })
 }

@@ -457,6 +457,9 @@ pub fn error_page(actor: Option<&Actor>, e: ApiError) -> Response {
         ),
     };
     *res.status_mut() = e.status;
+    if e.out_of_scope {
+        res.extensions_mut().insert(crate::error::OutOfScope);
+    }
     res
 }
 
