@@ -173,7 +173,8 @@ mod tests {
     #[test]
     fn one_bucket_per_address_and_minute_with_a_count() {
         let agg = Aggregator::default();
-        let t0 = DateTime::<Utc>::from_timestamp(1_800_000_000 - 1_800_000_000 % 60, 0).unwrap();
+        // 1_800_000_000 is a whole minute (divisible by 60).
+        let t0 = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
         for i in 0..1000 {
             agg.note(refusal("10.0.0.1", &format!("s{}", i % 30)), t0);
         }
