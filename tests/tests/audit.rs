@@ -584,10 +584,18 @@ async fn restored_older_database_and_replaced_chain_are_reported() {
         assert_eq!(mode & 0o777, 0o600, "witness.key");
     }
     d.work(3).await;
-    // A copy of the database as it is now (every connection closed, so one file).
+    // A copy of the database as it is now, as a backup would take it (one consistent file,
+    // whatever is still in the WAL).
     let db_file = d.path("dangjian.db");
     let copy = d.path("older.db");
-    std::fs::copy(&db_file, &copy).unwrap();
+    {
+        let db = d.open().await;
+        sqlx::query(&format!("VACUUM INTO '{}'", copy.display()))
+            .execute(db.write())
+            .await
+            .unwrap();
+        db.close().await;
+    }
     d.work(5).await;
     let w = d.run(&["audit-witness"]);
     assert!(w.status.success(), "{}", stderr(&w));
