@@ -11,7 +11,9 @@ use dangjian_codes::idcard::{self, IdNumber};
 pub fn validate_id_number(input: &str) -> Result<String, String> {
     match idcard::parse(input, Utc::now().date_naive()) {
         Ok(IdNumber::Known { normalized, .. }) => Ok(normalized),
-        Ok(IdNumber::Unknown) => Err("ID number must name a real person, not the placeholder".into()),
+        Ok(IdNumber::Unknown) => {
+            Err("ID number must name a real person, not the placeholder".into())
+        }
         Err(e) => Err(format!("ID number refused: {e:?}")),
     }
 }

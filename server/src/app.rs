@@ -11,8 +11,8 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiError;
-pub use crate::state::{AppState, MAX_BODY_BYTES};
 use crate::state::body_too_large;
+pub use crate::state::{AppState, MAX_BODY_BYTES};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -168,4 +168,3 @@ async fn refuse_oversized_bodies(
     }
     body_too_large().into_response()
 }
-

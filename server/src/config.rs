@@ -20,6 +20,14 @@ pub struct ConfigFile {
     /// How long audit records are kept before `audit-prune` may remove them (at least 180).
     #[serde(default = "default_audit_retention_days")]
     pub audit_retention_days: u32,
+    /// Enrolment refuses a CSR whose key is not attested as generated on a card (PIV
+    /// attestation chaining to one of `attestation_roots`). Default off.
+    #[serde(default)]
+    pub require_attestation: bool,
+    /// PEM files with the trusted attestation roots (e.g. Yubico's PIV attestation root and
+    /// its intermediate CA); relative paths are taken from the data directory.
+    #[serde(default)]
+    pub attestation_roots: Vec<PathBuf>,
 }
 
 fn default_audit_retention_days() -> u32 {

@@ -6,9 +6,9 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::access::Actor;
-use crate::state::AppState;
 use crate::member::dict as md;
 use crate::org::rules::ALL_CATEGORIES;
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(dictionaries))

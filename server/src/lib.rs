@@ -7,7 +7,6 @@
 pub mod access;
 pub mod account;
 pub mod app;
-pub mod state;
 pub mod audit;
 pub mod card;
 pub mod cli;
@@ -21,6 +20,7 @@ pub mod fields;
 pub mod member;
 pub mod notify;
 pub mod org;
+pub mod state;
 pub mod tls;
 pub mod unit;
 pub mod web;

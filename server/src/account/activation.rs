@@ -14,12 +14,12 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{password, throttle, totp, LOCK_MINUTES, MAX_FAILED_ATTEMPTS};
-use crate::state::{ApiJson, AppState, ConnInfo};
 use crate::audit::{self, Event, Outcome, Who};
 use crate::db::{new_id, now_rfc3339, Tx};
 use crate::error::{ApiError, ApiResult};
 use crate::member::idcard;
 use crate::notify::{self, Message};
+use crate::state::{ApiJson, AppState, ConnInfo};
 
 /// Activation codes are valid this many days.
 pub const ACTIVATION_CODE_DAYS: i64 = 7;

@@ -12,12 +12,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::activation::{self, account_by_id_number, accounts_by_mobile, contact_of};
 use super::store::{self, grants_of, GrantView};
 use crate::access::{self, Actor, Role};
-use crate::state::{ApiJson, ApiQuery, AppState, Page, Paging};
 use crate::audit::{self, Event, Who};
 use crate::db::{now_rfc3339, subtree_upper};
 use crate::error::{ApiError, ApiResult};
 use crate::member::idcard;
 use crate::notify::{self, Message};
+use crate::state::{ApiJson, ApiQuery, AppState, Page, Paging};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

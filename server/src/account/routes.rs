@@ -11,10 +11,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::store::{grants_of, GrantView};
 use super::{session, totp, LOCK_MINUTES, MAX_FAILED_ATTEMPTS};
 use crate::access::Actor;
-use crate::state::{ApiJson, AppState, ConnInfo};
 use crate::audit::{self, Event, Outcome, Who};
 use crate::error::{ApiError, ApiResult};
 use crate::member::idcard;
+use crate::state::{ApiJson, AppState, ConnInfo};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -11,9 +11,9 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::access::{Actor, Role};
-use crate::state::{AppState, ConnInfo};
 use crate::db::Db;
 use crate::error::ApiError;
+use crate::state::{AppState, ConnInfo};
 
 pub const COOKIE_NAME: &str = "dj_session";
 pub const IDLE_TIMEOUT_MINUTES: i64 = 30;

@@ -5,9 +5,9 @@ use chrono::{DateTime, Duration, NaiveDate, NaiveTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::access::{Actor, Role};
-use crate::state::{Page, Paging};
 use crate::db::{Db, Sql};
 use crate::error::{ApiError, ApiResult};
+use crate::state::{Page, Paging};
 
 /// Most records one export holds; the file says so when the search found more.
 pub const EXPORT_CAP: i64 = 100_000;

@@ -10,9 +10,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::query::{self, AuditItem, AuditQuery, ExportQuery, EXPORT_CAP};
 use super::{Event, VerifyReport, Who};
 use crate::access::{self, Actor};
-use crate::state::{ApiQuery, AppState, Page};
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
+use crate::state::{ApiQuery, AppState, Page};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -20,11 +20,11 @@ use super::{
 use crate::access::{self, Actor, Role};
 use crate::account::routes::{account_row, complete_sign_in, CardCredential, SignedIn};
 use crate::account::{session, throttle};
-use crate::state::{ApiJson, ApiQuery, AppState, ConnInfo, Page, Paging};
 use crate::audit::{self, Event, Outcome, Who};
 use crate::db::{new_id, now_rfc3339, subtree_upper};
 use crate::error::{ApiError, ApiResult};
 use crate::notify::{self, Message};
+use crate::state::{ApiJson, ApiQuery, AppState, ConnInfo, Page, Paging};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -246,32 +246,9 @@ pub async fn issue_enrolment_code(
     grant_id: &str,
 ) -> ApiResult<EnrolmentCodeIssued> {
     let (account_id, _, org_name) = grant_in_scope(state, actor, grant_id).await?;
-    let code = crate::account::activation::new_activation_code();
-    let now = Utc::now();
-    let expires_at = (now + chrono::Duration::hours(ENROLMENT_CODE_HOURS))
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut tx = state.db.begin().await?;
-    sqlx::query(
-        "UPDATE enrolment_codes SET revoked_at = $1 WHERE grant_id = $2 AND used_at IS NULL \
-         AND revoked_at IS NULL",
-    )
-    .bind(now_rfc3339())
-    .bind(grant_id)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO enrolment_codes (id, grant_id, account_id, code_hash, created_by, \
-         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(new_id())
-    .bind(grant_id)
-    .bind(&account_id)
-    .bind(enrolment_code_hash(&code))
-    .bind(&actor.account_id)
-    .bind(now_rfc3339())
-    .bind(&expires_at)
-    .execute(&mut *tx)
-    .await?;
+    let (code, expires_at) =
+        insert_enrolment_code(&mut tx, grant_id, &account_id, &actor.account_id).await?;
     audit::append(
         &mut tx,
         &Who::from(actor),
@@ -300,6 +277,43 @@ pub async fn issue_enrolment_code(
     Ok(EnrolmentCodeIssued { expires_at })
 }
 
+/// Makes a one-time enrolment code for a grant inside the caller's transaction (which also
+/// holds its audit record): earlier unused codes of the grant stop working; only the code's
+/// hash is stored. Returns the code and its expiry. `created_by` is the issuing account's id
+/// (`system` for `init`).
+pub async fn insert_enrolment_code(
+    tx: &mut crate::db::Tx,
+    grant_id: &str,
+    account_id: &str,
+    created_by: &str,
+) -> ApiResult<(String, String)> {
+    let code = crate::account::activation::new_activation_code();
+    let expires_at = (Utc::now() + chrono::Duration::hours(ENROLMENT_CODE_HOURS))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    sqlx::query(
+        "UPDATE enrolment_codes SET revoked_at = $1 WHERE grant_id = $2 AND used_at IS NULL \
+         AND revoked_at IS NULL",
+    )
+    .bind(now_rfc3339())
+    .bind(grant_id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO enrolment_codes (id, grant_id, account_id, code_hash, created_by, \
+         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(new_id())
+    .bind(grant_id)
+    .bind(account_id)
+    .bind(enrolment_code_hash(&code))
+    .bind(created_by)
+    .bind(now_rfc3339())
+    .bind(&expires_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok((code, expires_at))
+}
+
 /// 签发证书申领码 (security officer): the code goes to the holder through the notifier.
 #[utoipa::path(post, path = "/api/v1/grants/{id}/enrolment-code", params(("id" = String, Path)),
     responses((status = 201, body = EnrolmentCodeIssued), (status = 403, body = crate::error::ErrorBody),
@@ -319,6 +333,14 @@ pub struct Enrol {
     pub code: String,
     /// PKCS#10 certificate request (PEM) signed by the card's key; only its public key is used
     pub csr: String,
+    /// PIV attestation of the CSR's key (PEM or base64 DER): the certificate the card made for
+    /// the new key in slot 9A (YubiKey: `INS F9`, P1 = 9A)
+    #[serde(default)]
+    pub attestation: Option<String>,
+    /// The card's attestation certificate (PEM or base64 DER) that signed `attestation`
+    /// (YubiKey: slot F9, object 5FFF01)
+    #[serde(default)]
+    pub attestation_signer: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -459,6 +481,29 @@ async fn enrol_once(state: &AppState, client: &str, body: &Enrol) -> ApiResult<E
         return Err(bad_code());
     };
     let (account_id, subject) = super::subject_of_grant(&state.db, &grant_id).await?;
+    let verdict = super::attestation::assess(
+        &state.config.data_dir,
+        &state.config.file,
+        &body.csr,
+        body.attestation.as_deref(),
+        body.attestation_signer.as_deref(),
+    );
+    if state.config.file.require_attestation {
+        if let Some(refusal) = verdict.refusal() {
+            audit::append_alone(
+                &state.db,
+                &who,
+                Event::ok("certificate.enrol", &grant_id)
+                    .outcome(Outcome::Refused)
+                    .with_detail(format!(
+                        "attestation required; account {account_id}; {}",
+                        verdict.detail()
+                    )),
+            )
+            .await?;
+            return Err(refusal);
+        }
+    }
     let csr = body.csr.clone();
     let issued = with_ca(&state.config.data_dir, |ca| {
         ca.issue_client(
@@ -498,8 +543,10 @@ async fn enrol_once(state: &AppState, client: &str, body: &Enrol) -> ApiResult<E
     audit::append(
         &mut tx,
         &holder,
-        Event::ok("certificate.issue", &info.serial_hex)
-            .with_detail(format!("enrolment for grant {grant_id}")),
+        Event::ok("certificate.issue", &info.serial_hex).with_detail(format!(
+            "enrolment for grant {grant_id}; {}",
+            verdict.detail()
+        )),
     )
     .await?;
     tx.commit().await?;
@@ -513,7 +560,8 @@ async fn enrol_once(state: &AppState, client: &str, body: &Enrol) -> ApiResult<E
 /// 申领证书 (no session): the enrolment code and the card's CSR → the certificate.
 #[utoipa::path(post, path = "/api/v1/enrolment", request_body = Enrol, security(()),
     responses((status = 200, body = Enrolled), (status = 400, body = crate::error::ErrorBody),
-              (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)))]
+              (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+              (status = 429, body = crate::error::ErrorBody)))]
 async fn enrol_route(
     State(state): State<AppState>,
     Extension(conn): Extension<ConnInfo>,

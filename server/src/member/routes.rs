@@ -9,12 +9,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::rules::{self, MemberInput, ValidMember, LETTER_FIELDS};
 use super::{MemberRow, MemberView, MEMBER_COLUMNS};
 use crate::access::{self, Actor, Allowed, Reach};
-use crate::state::{ApiJson, ApiQuery, AppState, Page, Paging};
 use crate::audit::{self, Event, Who};
 use crate::crypto::{self, Column};
 use crate::db::{flag, new_id, now_rfc3339, subtree_upper, today, Db, Sql, Tx};
 use crate::error::{ApiError, ApiResult};
 use crate::org::{rules::Category, OrgRow};
+use crate::state::{ApiJson, ApiQuery, AppState, Page, Paging};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

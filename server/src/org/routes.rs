@@ -12,11 +12,11 @@ use super::rules::{self, Category, Level, UnitMode};
 use super::store::{self, NewOrg};
 use super::{OrgNode, OrgRow, OrgView};
 use crate::access::{self, Actor, Allowed, Reach};
-use crate::state::{ApiJson, ApiQuery, AppState, Page, Paging};
 use crate::audit::{self, Event, Who};
 use crate::db::{new_id, now_rfc3339, today, Db, Tx};
 use crate::error::{ApiError, ApiResult};
 use crate::fields;
+use crate::state::{ApiJson, ApiQuery, AppState, Page, Paging};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

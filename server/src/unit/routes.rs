@@ -10,11 +10,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{category_label, credit_code};
 use crate::access::{self, Actor};
-use crate::state::{ApiJson, ApiQuery, AppState, Page, Paging};
 use crate::audit::{self, Event, Who};
 use crate::db::{flag, new_id, now_rfc3339, subtree_upper, Db};
 use crate::error::{ApiError, ApiResult};
 use crate::fields;
+use crate::state::{ApiJson, ApiQuery, AppState, Page, Paging};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -13,8 +13,8 @@ use serde::Deserialize;
 
 use super::{html_response, FormErrors};
 use crate::account::activation::{self, Activate, ConfirmTotp, ResetPassword, SmsPurpose};
-use crate::state::{AppState, ConnInfo};
 use crate::error::ApiError;
+use crate::state::{AppState, ConnInfo};
 
 pub fn router() -> super::PageRouter {
     super::PageRouter::new()

@@ -12,11 +12,11 @@ use super::{
     date_field, error_page, page, page_with_status, select_field, text_field, FormErrors, PageActor,
 };
 use crate::access::{self, Actor};
-use crate::state::AppState;
 use crate::audit::query::{
     self, action_label, beijing_time, outcome_label, role_label, AuditFilter, AuditItem, AuditQuery,
 };
 use crate::audit::{Anchor, VerifyReport};
+use crate::state::AppState;
 
 pub fn router() -> super::PageRouter {
     super::PageRouter::new()

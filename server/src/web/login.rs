@@ -12,8 +12,8 @@ use serde::Deserialize;
 use super::{html_response, CsrfForm, FormErrors};
 use crate::account::routes::{authenticate, SignIn};
 use crate::account::session;
-use crate::state::{AppState, ConnInfo};
 use crate::audit::{self, Event, Who};
+use crate::state::{AppState, ConnInfo};
 
 const LOGIN_CSRF_COOKIE: &str = "dj_login";
 

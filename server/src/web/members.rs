@@ -16,7 +16,6 @@ use super::{
     text_field, CsrfForm, FormErrors, PageActor,
 };
 use crate::access::Actor;
-use crate::state::{AppState, Paging};
 use crate::error::ApiError;
 use crate::member::dict::{self, CATEGORIES, EDUCATIONS, ETHNICITIES, JOBS, STATUSES};
 use crate::member::idcard;
@@ -25,6 +24,7 @@ use crate::member::rules::MemberInput;
 use crate::member::MemberView;
 use crate::org::rules::Category;
 use crate::org::OrgRow;
+use crate::state::{AppState, Paging};
 
 pub fn router() -> super::PageRouter {
     super::PageRouter::new()

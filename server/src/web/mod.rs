@@ -25,8 +25,8 @@ use serde::Deserialize;
 
 use crate::access::{Actor, Role};
 use crate::account::session;
-use crate::state::{AppState, ConnInfo};
 use crate::error::ApiError;
+use crate::state::{AppState, ConnInfo};
 
 /// The page routes (not part of the JSON API).
 pub fn router() -> Router<AppState> {

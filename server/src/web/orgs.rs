@@ -13,11 +13,11 @@ use super::{
     text_field, CsrfForm, FormErrors, PageActor,
 };
 use crate::access::{self, Actor, Reach};
-use crate::state::AppState;
 use crate::error::ApiError;
 use crate::org::routes::{self as ops, ChangeCategory, CreateOrg, EditOrg, RevokeOrg};
 use crate::org::rules::{allowed_children, Category, Level};
 use crate::org::{store, OrgRow, OrgView};
+use crate::state::AppState;
 
 pub fn router() -> super::PageRouter {
     super::PageRouter::new()

@@ -18,8 +18,8 @@ use crate::access::{self, Actor, Role};
 use crate::account::grants::{self, GrantQuery, NewGrant};
 use crate::account::session;
 use crate::account::store::GrantView;
-use crate::state::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 pub fn router() -> super::PageRouter {
     super::PageRouter::new()

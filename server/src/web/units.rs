@@ -15,9 +15,9 @@ use super::{
     CsrfForm, FormErrors, PageActor,
 };
 use crate::access::{self, Actor, Reach};
-use crate::state::AppState;
 use crate::error::ApiError;
 use crate::org::{store, OrgRow};
+use crate::state::AppState;
 use crate::unit::routes::{self as ops, UnitInput, UnitQuery, UnitView};
 use crate::unit::{PARTY_ORG_SITUATIONS, UNIT_CATEGORIES};
 
