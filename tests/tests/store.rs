@@ -2,13 +2,13 @@
 //! `<test>::postgres`), through the server's own storage functions.
 
 use dangjian_server::access::{Actor, Role};
-use dangjian_server::state::Paging;
 use dangjian_server::audit::{self, Event, Who};
 use dangjian_server::crypto::{self, Column};
 use dangjian_server::db::{new_id, Db, Engine};
 use dangjian_server::error::ApiError;
 use dangjian_server::member::{self, rules::MemberInput};
 use dangjian_server::org::store::{self as orgs, NewOrg};
+use dangjian_server::state::Paging;
 use dangjian_tests::TestDb;
 
 macro_rules! on_both_engines {
