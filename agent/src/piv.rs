@@ -933,14 +933,14 @@ mod tests {
             &*get_data_command(ObjectId::AttestationCertificate).encode(),
             &[0x00, 0xCB, 0x3F, 0xFF, 0x05, 0x5C, 0x03, 0x5F, 0xFF, 0x01, 0x00]
         );
-        let attest = attest_command(SlotId::Authentication).encode().to_vec();
+        let attest_cmd = attest_command(SlotId::Authentication).encode().to_vec();
         let read = get_data_command(ObjectId::AttestationCertificate)
             .encode()
             .to_vec();
         let der = vec![0x30, 0x03, 0x02, 0x01, 0x07];
         let mut card = Scripted(vec![
             (
-                attest.clone(),
+                attest_cmd.clone(),
                 Response {
                     data: der.clone(),
                     sw: StatusWord(0x9000),
@@ -953,11 +953,11 @@ mod tests {
                     sw: StatusWord(0x9000),
                 },
             ),
-            (attest.clone(), sw(0x6D00)),
-            (attest.clone(), sw(0x6A80)),
+            (attest_cmd.clone(), sw(0x6D00)),
+            (attest_cmd.clone(), sw(0x6A80)),
             (read, sw(0x6A82)),
             (
-                attest,
+                attest_cmd,
                 Response {
                     data: vec![0x53, 0x00],
                     sw: StatusWord(0x9000),
