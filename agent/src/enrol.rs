@@ -155,6 +155,31 @@ pub fn generate_and_request(card: &CardThread, alg: AlgorithmId) -> anyhow::Resu
     Ok(params.serialize_request(&key)?.pem()?)
 }
 
+/// The card's PIV attestation of the key in slot 9A, as PEM: (the statement the card makes
+/// with `INS F9`, the slot-F9 attestation certificate from object 5FFF01). `None` when the card
+/// makes none (not a YubiKey, or no attestation key); other card errors are errors.
+pub fn read_attestation(card: &CardThread) -> anyhow::Result<Option<(String, String)>> {
+    let statement = card.call(|r| r.run(|c| piv::attest(c, SlotId::Authentication)))?;
+    let Some(statement) = statement else {
+        return Ok(None);
+    };
+    let signer = card.call(|r| r.run(piv::read_attestation_certificate))?;
+    Ok(signer.map(|signer| (certificate_pem(&statement), certificate_pem(&signer))))
+}
+
+/// A DER certificate as PEM (64 base64 characters a line).
+pub fn certificate_pem(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
 /// Writes the issued certificate (PEM) into slot 9A's object 5FC105; returns its DER.
 pub fn store_certificate(card: &CardThread, pem: &str) -> anyhow::Result<Vec<u8>> {
     let der = rustls_pemfile::certs(&mut pem.as_bytes())
@@ -170,6 +195,18 @@ pub fn store_certificate(card: &CardThread, pem: &str) -> anyhow::Result<Vec<u8>
 mod tests {
     use super::*;
     use rsa::traits::PublicKeyParts;
+
+    #[test]
+    fn certificates_print_as_pem_that_parses_back() {
+        let der: Vec<u8> = (0..=200u8).collect();
+        let pem = certificate_pem(&der);
+        assert!(pem.lines().all(|l| l.len() <= 64), "{pem}");
+        let parsed = rustls_pemfile::certs(&mut pem.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(parsed.as_ref(), &der[..]);
+    }
 
     #[test]
     fn pkcs1_v15_block_is_laid_out_byte_for_byte() {

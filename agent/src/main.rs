@@ -384,9 +384,26 @@ fn enrol_card(args: &mut EnrolArgs) -> anyhow::Result<()> {
         args.algorithm
     );
     let csr = enrol::generate_and_request(&card, args.algorithm)?;
+    // The card's attestation that the key was generated on it, when the card makes one.
+    let attestation = enrol::read_attestation(&card)?;
+    let (statement, signer) = match attestation {
+        Some((statement, signer)) => {
+            eprintln!("已读取 USB Key 的密钥证明（attestation），随证书请求一并提交");
+            (Some(statement), Some(signer))
+        }
+        None => {
+            eprintln!("该 USB Key 不提供密钥证明（attestation），证书请求不附带证明");
+            (None, None)
+        }
+    };
 
     // 3. The certificate.
-    let body = serde_json::json!({ "code": args.code, "csr": csr });
+    let body = serde_json::json!({
+        "code": args.code,
+        "csr": csr,
+        "attestation": statement,
+        "attestation_signer": signer,
+    });
     let (status, answer) =
         rt.block_on(upstream.json(Method::POST, "/api/v1/enrolment", None, Some(&body)))?;
     if status != StatusCode::OK {

@@ -28,6 +28,9 @@ pub mod ins {
     pub const RESET_RETRY_COUNTER: u8 = 0x2C;
     /// YubiKey extension: GET METADATA of a key or PIN reference.
     pub const GET_METADATA: u8 = 0xF7;
+    /// YubiKey extension (4.3+): ATTEST — a certificate for the key in slot P1, signed by the
+    /// slot-F9 attestation key, made only for keys generated on the card.
+    pub const ATTEST: u8 = 0xF9;
 }
 
 /// The PIV application PIN's key reference (P2 of VERIFY).
@@ -165,6 +168,8 @@ pub enum ObjectId {
     CertCardAuthentication,
     /// 5FC10C — key history object.
     KeyHistory,
+    /// 5FFF01 — YubiKey: the certificate of the slot-F9 attestation key.
+    AttestationCertificate,
 }
 
 impl ObjectId {
@@ -179,6 +184,7 @@ impl ObjectId {
             Self::CertKeyManagement => &[0x5F, 0xC1, 0x0B],
             Self::CertCardAuthentication => &[0x5F, 0xC1, 0x01],
             Self::KeyHistory => &[0x5F, 0xC1, 0x0C],
+            Self::AttestationCertificate => &[0x5F, 0xFF, 0x01],
         }
     }
 }
@@ -243,6 +249,11 @@ pub fn reset_retry_counter_command(puk: &Pin, new_pin: &Pin) -> Command {
 /// GET METADATA (YubiKey 5.3+): `00 F7 00 <reference> 00`.
 pub fn metadata_command(reference: u8) -> Command {
     Command::new(ins::GET_METADATA, 0x00, reference).with_le(256)
+}
+
+/// ATTEST (YubiKey 4.3+): `00 F9 <slot> 00 00`; the answer is the DER certificate itself.
+pub fn attest_command(slot: SlotId) -> Command {
+    Command::new(ins::ATTEST, slot as u8, 0x00).with_le(256)
 }
 
 /// What GET METADATA tells about a reference (the fields we use).
@@ -382,6 +393,32 @@ pub fn read_object(card: &mut dyn Apdu, object: ObjectId) -> Result<Vec<u8>, Piv
 /// The certificate in `slot` (DER), or `None` when the slot holds none.
 pub fn read_certificate(card: &mut dyn Apdu, slot: SlotId) -> Result<Option<Vec<u8>>, PivError> {
     match read_object(card, slot.certificate_object()) {
+        Ok(object) => unwrap_certificate(&object).map(Some),
+        Err(PivError::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The card's attestation of the key in `slot` (DER), or `None` when the card makes none: not
+/// a YubiKey (6D00), an imported key or an empty slot (6A80, 6A86, 6A88, 6A82), or no
+/// attestation key (6982, 6985).
+pub fn attest(card: &mut dyn Apdu, slot: SlotId) -> Result<Option<Vec<u8>>, PivError> {
+    match card.exchange(&attest_command(slot))?.into_result() {
+        Ok(der) if der.first() == Some(&0x30) => Ok(Some(der)),
+        Ok(_) => Err(PivError::Malformed("密钥证明应答不是证书")),
+        Err(PivError::Refused(sw) | PivError::Unexpected(sw))
+            if matches!(sw.0, 0x6D00 | 0x6A80 | 0x6A86 | 0x6A88 | 0x6985 | 0x6B00) =>
+        {
+            Ok(None)
+        }
+        Err(PivError::NotFound) | Err(PivError::SecurityStatusNotSatisfied) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The certificate of the card's attestation key (object 5FFF01, DER), or `None`.
+pub fn read_attestation_certificate(card: &mut dyn Apdu) -> Result<Option<Vec<u8>>, PivError> {
+    match read_object(card, ObjectId::AttestationCertificate) {
         Ok(object) => unwrap_certificate(&object).map(Some),
         Err(PivError::NotFound) => Ok(None),
         Err(e) => Err(e),
@@ -884,6 +921,58 @@ mod tests {
             read_certificate(&mut card, SlotId::Authentication).unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn attestation_is_read_when_the_card_makes_one() {
+        assert_eq!(
+            &*attest_command(SlotId::Authentication).encode(),
+            &[0x00, 0xF9, 0x9A, 0x00, 0x00]
+        );
+        assert_eq!(
+            &*get_data_command(ObjectId::AttestationCertificate).encode(),
+            &[0x00, 0xCB, 0x3F, 0xFF, 0x05, 0x5C, 0x03, 0x5F, 0xFF, 0x01, 0x00]
+        );
+        let attest_cmd = attest_command(SlotId::Authentication).encode().to_vec();
+        let read = get_data_command(ObjectId::AttestationCertificate)
+            .encode()
+            .to_vec();
+        let der = vec![0x30, 0x03, 0x02, 0x01, 0x07];
+        let mut card = Scripted(vec![
+            (
+                attest_cmd.clone(),
+                Response {
+                    data: der.clone(),
+                    sw: StatusWord(0x9000),
+                },
+            ),
+            (
+                read.clone(),
+                Response {
+                    data: wrap_certificate(&der),
+                    sw: StatusWord(0x9000),
+                },
+            ),
+            (attest_cmd.clone(), sw(0x6D00)),
+            (attest_cmd.clone(), sw(0x6A80)),
+            (read, sw(0x6A82)),
+            (
+                attest_cmd,
+                Response {
+                    data: vec![0x53, 0x00],
+                    sw: StatusWord(0x9000),
+                },
+            ),
+        ]);
+        assert_eq!(
+            attest(&mut card, SlotId::Authentication).unwrap(),
+            Some(der.clone())
+        );
+        assert_eq!(read_attestation_certificate(&mut card).unwrap(), Some(der));
+        assert_eq!(attest(&mut card, SlotId::Authentication).unwrap(), None);
+        assert_eq!(attest(&mut card, SlotId::Authentication).unwrap(), None);
+        assert_eq!(read_attestation_certificate(&mut card).unwrap(), None);
+        assert!(attest(&mut card, SlotId::Authentication).is_err());
     }
 
     #[test]

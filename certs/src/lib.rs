@@ -29,6 +29,7 @@
 //! the command and the server may both issue; the CRL number is read, incremented and written
 //! back without a lock — two CRLs generated at the same instant may share a number.
 
+pub mod attestation;
 mod idcard;
 mod keyfile;
 

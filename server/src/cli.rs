@@ -173,7 +173,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Init(args) => {
             let created = init(&args).await?;
-            print_first_officer(&created);
+            print_first_officer(&created, &args.db.data);
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve(args) => {
@@ -348,9 +348,10 @@ pub struct Initialised {
     pub officer_id_number: String,
     pub officer_password: String,
     pub officer_totp_secret: String,
-    /// The first officer's card certificate and key (PEM, 0600): security officers sign in
-    /// with the USB key only.
-    pub officer_card: (PathBuf, PathBuf),
+    /// The first officer's one-time enrolment code and its expiry: security officers sign in
+    /// with the USB key only, and its key is made on the card (`dangjian-agent enrol`); no
+    /// private key of the officer is written anywhere.
+    pub officer_enrolment_code: (String, String),
 }
 
 async fn init(args: &InitArgs) -> anyhow::Result<Initialised> {
@@ -438,6 +439,23 @@ async fn init(args: &InitArgs) -> anyhow::Result<Initialised> {
             .with_detail(format!("{} {}", args.root_code, args.root_name)),
     )
     .await?;
+    let officer_enrolment_code = crate::card::routes::insert_enrolment_code(
+        &mut tx,
+        &crate::access::platform(),
+        &officer_grant,
+        &account_id,
+        "system",
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    audit::append(
+        &mut tx,
+        &Who::system(),
+        Event::ok("certificate.enrolment_code", &officer_grant).with_detail(format!(
+            "account {account_id}; the first security officer, by init"
+        )),
+    )
+    .await?;
     tx.commit().await?;
     let file = ConfigFile {
         root_code: args.root_code.clone(),
@@ -447,12 +465,10 @@ async fn init(args: &InitArgs) -> anyhow::Result<Initialised> {
         audit_retention_days: audit::DEFAULT_RETENTION_DAYS,
         public_url: Some(public_url),
         audit_witness_seconds: audit::witness::DEFAULT_INTERVAL_SECONDS,
+        require_attestation: false,
+        attestation_roots: Vec::new(),
     };
     file.save(data)?;
-    let officer_card =
-        crate::card::issue_card_files(&db, data, &officer_grant, &cards_dir(data), "officer")
-            .await
-            .context("issue the first security officer's card certificate")?;
     Ok(Initialised {
         db,
         root_id,
@@ -460,11 +476,11 @@ async fn init(args: &InitArgs) -> anyhow::Result<Initialised> {
         officer_id_number,
         officer_password,
         officer_totp_secret,
-        officer_card,
+        officer_enrolment_code,
     })
 }
 
-/// Where `init` and `demo` write the card certificates and keys they issue.
+/// Where `demo` writes the card certificates and software keys it issues (demo only).
 fn cards_dir(data: &Path) -> PathBuf {
     data.join("cards")
 }
@@ -481,16 +497,40 @@ fn synthetic_id_number() -> String {
     crate::member::idcard::compose("370102", birth, rng.gen_range(1..999))
 }
 
-fn print_first_officer(i: &Initialised) {
+fn print_first_officer(i: &Initialised, data: &Path) {
     let uri = totp::otpauth_uri(&i.officer_totp_secret, &i.officer_id_number).unwrap_or_default();
+    let (code, expires_at) = &i.officer_enrolment_code;
+    let ca = data.join("tls/ca.crt");
     println!("platform initialised; the first security officer (shown once):");
     println!("  ID number: {}", i.officer_id_number);
     println!("  one-time password: {}", i.officer_password);
     println!("  authenticator: {uri}");
+    println!("  USB key enrolment code: {code}");
+    println!("  code valid until: {expires_at} (one use)");
+    println!();
+    println!("平台已初始化。以上首位安全保密员的信息只显示这一次，请妥善转交本人。");
+    println!("安全保密员只能用 USB Key 登录：请在插有 USB Key 的电脑上运行");
     println!(
-        "  USB key certificate: {} (key {})",
-        i.officer_card.0.display(),
-        i.officer_card.1.display()
+        "  dangjian-agent enrol --server https://<服务器地址:端口> --ca {} --code {code}",
+        ca.display()
+    );
+    println!(
+        "密钥在 USB Key 内生成，私钥永不离开 USB Key；服务器不保存任何安全保密员的私钥。\
+         申领码 {} 小时内有效，仅可使用一次。",
+        crate::card::ENROLMENT_CODE_HOURS
+    );
+    println!("The first security officer signs in with a USB key only: on a computer with the");
+    println!("card inserted, run");
+    println!(
+        "  dangjian-agent enrol --server https://<host:port> --ca {} --code {code}",
+        ca.display()
+    );
+    println!(
+        "The key is generated on the card and never leaves it; no private key of the officer is"
+    );
+    println!(
+        "written anywhere. The code is valid for {} hours and works once.",
+        crate::card::ENROLMENT_CODE_HOURS
     );
 }
 
@@ -523,6 +563,7 @@ async fn serve_with(
 ) -> anyhow::Result<()> {
     let file = ConfigFile::load(&args.db.data)?;
     db.migrate().await?;
+    crate::card::attestation::check_config(&args.db.data, &file)?;
     crate::crypto::install_from_dir(&args.db.data)?;
     crate::account::activation::index_mobiles(&db).await?;
     let public_url = file
@@ -670,6 +711,17 @@ fn print_demo_hint(data: &Path, args: &ServeArgs) {
             }
         }
     }
+    println!(
+        "这些演示账号的 USB Key 证书私钥是服务器生成的软件密钥（{}），只供试用，不是 USB Key；\
+         正式部署请用 init 打印的证书申领码，由 dangjian-agent enrol 在 USB Key 内生成密钥。",
+        data.join("cards").display()
+    );
+    println!(
+        "The demo's USB-key private keys are software keys made by the server ({}), for trying \
+         things out only; a real deployment enrols keys generated on the card (init's enrolment \
+         code and dangjian-agent enrol).",
+        data.join("cards").display()
+    );
     println!("six-digit code: dangjian-server totp-code --secret <totp_secret> (or any authenticator app)");
     println!(
         "CA certificate for curl and browsers: {}",

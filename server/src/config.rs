@@ -28,6 +28,14 @@ pub struct ConfigFile {
     /// Seconds between two signed heads in `audit-witness.jsonl` (when the head moved).
     #[serde(default = "default_audit_witness_seconds")]
     pub audit_witness_seconds: u64,
+    /// Enrolment refuses a CSR whose key is not attested as generated on a card (PIV
+    /// attestation chaining to one of `attestation_roots`). Default off.
+    #[serde(default)]
+    pub require_attestation: bool,
+    /// PEM files with the trusted attestation roots (e.g. Yubico's PIV attestation root and
+    /// its intermediate CA); relative paths are taken from the data directory.
+    #[serde(default)]
+    pub attestation_roots: Vec<PathBuf>,
 }
 
 fn default_audit_witness_seconds() -> u64 {

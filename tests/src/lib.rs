@@ -205,6 +205,71 @@ impl Server {
         if let Some(db) = &db {
             cmd.arg("--database").arg(&db.url);
         }
+        let (child, base) = Self::listening(cmd);
+        let accounts = Self::demo_accounts(data.path());
+        Server {
+            base,
+            data,
+            accounts,
+            child,
+            _db: db,
+        }
+    }
+
+    /// `dangjian-server demo --no-serve` (SQLite), then `configure` on its data directory
+    /// (e.g. `edit_config`), then `serve`.
+    pub async fn demo_configured(members: usize, configure: impl FnOnce(&Path)) -> Server {
+        let data = TempDir::new("dangjian-api");
+        let out = Command::new(server_binary())
+            .arg("demo")
+            .arg("--data")
+            .arg(data.path())
+            .arg("--members")
+            .arg(members.to_string())
+            .arg("--no-serve")
+            .env("DANGJIAN_LOG", "warn")
+            .output()
+            .expect("run dangjian-server demo");
+        assert!(
+            out.status.success(),
+            "demo: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        configure(data.path());
+        let accounts = Self::demo_accounts(data.path());
+        Self::serve(data, accounts)
+    }
+
+    /// `dangjian-server serve` on a data directory made before (by `init` or `demo`), on a
+    /// random loopback port over HTTPS.
+    pub fn serve(data: TempDir, accounts: Vec<DemoAccount>) -> Server {
+        let mut cmd = Command::new(server_binary());
+        cmd.arg("serve")
+            .arg("--data")
+            .arg(data.path())
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .env("DANGJIAN_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let (child, base) = Self::listening(cmd);
+        Server {
+            base,
+            data,
+            accounts,
+            child,
+            _db: None,
+        }
+    }
+
+    fn demo_accounts(data: &Path) -> Vec<DemoAccount> {
+        let text =
+            std::fs::read_to_string(data.join("demo-accounts.json")).expect("demo-accounts.json");
+        serde_json::from_str(&text).expect("parse demo accounts")
+    }
+
+    /// Spawns the server and waits for its "listening on" line.
+    fn listening(mut cmd: Command) -> (Child, String) {
         let mut child = cmd.spawn().expect("spawn dangjian-server");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
@@ -215,19 +280,14 @@ impl Server {
                 }
             }
         });
-        let base = rx
-            .recv_timeout(Duration::from_secs(120))
-            .expect("server did not report its address");
-        let text = std::fs::read_to_string(data.path().join("demo-accounts.json"))
-            .expect("demo-accounts.json");
-        let accounts: Vec<DemoAccount> = serde_json::from_str(&text).expect("parse demo accounts");
-        Server {
-            base,
-            data,
-            accounts,
-            child,
-            _db: db,
-        }
+        let base = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(base) => base,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("server did not report its address");
+            }
+        };
+        (child, base)
     }
 
     pub fn account(&self, role: &str, tier: Option<u8>) -> DemoAccount {
@@ -337,6 +397,15 @@ impl Server {
             token: body["token"].as_str().expect("token").to_string(),
         }
     }
+}
+
+/// Changes `config.json` of a data directory (before the server starts).
+pub fn edit_config(data: &Path, edit: impl FnOnce(&mut Value)) {
+    let path = data.join("config.json");
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("config.json")).unwrap();
+    edit(&mut config);
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
 }
 
 /// The six-digit code of a base32 secret for now.

@@ -113,6 +113,21 @@ impl VirtualCard {
     /// `DANGJIAN_VCARD_LOG=<dir>`: the card logs its APDUs (PIN hidden) to
     /// `<dir>/vcard-<port>.log`.
     pub fn start(dir: &Path, port: u16, init: Option<(&Path, &Path)>) -> Self {
+        Self::spawn(dir, port, init, None)
+    }
+
+    /// Starts a blank card as `start` does that attests the keys generated on it (YubiKey's
+    /// `INS F9`) with the attestation key and certificate of `attestation`.
+    pub fn start_attesting(dir: &Path, port: u16, attestation: &AttestationCa) -> Self {
+        Self::spawn(dir, port, None, Some(attestation))
+    }
+
+    fn spawn(
+        dir: &Path,
+        port: u16,
+        init: Option<(&Path, &Path)>,
+        attestation: Option<&AttestationCa>,
+    ) -> Self {
         let reader = reader_of(port);
         take_reader(reader);
         let state_path = Self::state_path_in(dir, port);
@@ -123,6 +138,12 @@ impl VirtualCard {
             .arg(&state_path);
         if let Some((cert, key)) = init {
             cmd.arg("--init-cert").arg(cert).arg("--init-key").arg(key);
+        }
+        if let Some(a) = attestation {
+            cmd.arg("--attestation-cert")
+                .arg(&a.signer_cert)
+                .arg("--attestation-key")
+                .arg(&a.signer_key);
         }
         let log = match std::env::var_os("DANGJIAN_VCARD_LOG") {
             Some(dir) => {
@@ -191,6 +212,78 @@ impl VirtualCard {
 
     pub fn state(&self) -> CardState {
         CardState::load(&self.state_path).unwrap()
+    }
+}
+
+/// A PIV attestation hierarchy made at run time, as a card maker has one: a root (what the
+/// server is configured to trust) and the attestation key and certificate a card carries in
+/// slot F9, issued by the root. Files (PEM) in the directory given.
+pub struct AttestationCa {
+    /// The root certificate: what `attestation_roots` names.
+    pub root: PathBuf,
+    /// The slot-F9 certificate, issued by the root.
+    pub signer_cert: PathBuf,
+    /// The slot-F9 private key (P-256, PKCS#8).
+    pub signer_key: PathBuf,
+}
+
+impl AttestationCa {
+    pub fn generate(dir: &Path, name: &str) -> Self {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair,
+        };
+        let params = |cn: String| {
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            let mut dn = DistinguishedName::new();
+            dn.push(DnType::CommonName, cn);
+            p.distinguished_name = dn;
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p
+        };
+        let root_key = KeyPair::generate().unwrap();
+        let root = params(format!("dangjian test PIV attestation root {name}"))
+            .self_signed(&root_key)
+            .unwrap();
+        let signer_key = KeyPair::generate().unwrap();
+        let signer = params(format!("dangjian test PIV attestation {name}"))
+            .signed_by(&signer_key, &root, &root_key)
+            .unwrap();
+        std::fs::create_dir_all(dir).unwrap();
+        let ca = Self {
+            root: dir.join(format!("attestation-root-{name}.pem")),
+            signer_cert: dir.join(format!("attestation-f9-{name}.crt")),
+            signer_key: dir.join(format!("attestation-f9-{name}.key")),
+        };
+        std::fs::write(&ca.root, root.pem()).unwrap();
+        std::fs::write(&ca.signer_cert, signer.pem()).unwrap();
+        std::fs::write(&ca.signer_key, signer_key.serialize_pem()).unwrap();
+        ca
+    }
+
+    /// The slot-F9 certificate (PEM).
+    pub fn signer_pem(&self) -> String {
+        std::fs::read_to_string(&self.signer_cert).unwrap()
+    }
+
+    /// An attestation statement (PEM) for `key`, signed by the F9 key as a card's `INS F9`
+    /// would make it: for API tests that stand in for a card.
+    pub fn statement_for(&self, key: &impl rcgen::PublicKeyData) -> String {
+        let signer_key =
+            rcgen::KeyPair::from_pem(&std::fs::read_to_string(&self.signer_key).unwrap()).unwrap();
+        let signer_der = crate::vcard::state::pem_der(&self.signer_pem(), "CERTIFICATE").unwrap();
+        let signer = rcgen::CertificateParams::from_ca_cert_der(&signer_der.into())
+            .unwrap()
+            .self_signed(&signer_key)
+            .unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "YubiKey PIV Attestation 9a");
+        params.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(
+            &[1, 3, 6, 1, 4, 1, 41482, 3, 7],
+            vec![0x02, 0x02, 0x30, 0x39],
+        )];
+        params.signed_by(key, &signer, &signer_key).unwrap().pem()
     }
 }
 

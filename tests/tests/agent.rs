@@ -4,8 +4,11 @@
 
 use std::time::Duration;
 
-use dangjian_tests::rig::{self, AgentProcess, VirtualCard, PORT_0, READER_0};
-use dangjian_tests::{current_code, DemoAccount, Server};
+use std::path::Path;
+use std::process::Command;
+
+use dangjian_tests::rig::{self, AgentProcess, AttestationCa, VirtualCard, PORT_0, READER_0};
+use dangjian_tests::{current_code, DemoAccount, Server, TempDir};
 use serde_json::{json, Value};
 
 /// The live tier-3 grant of `account` as the security officer lists it.
@@ -257,6 +260,301 @@ async fn enrol_rsa_then_connect_signs_the_handshake_with_pss() {
         card.state().signature_counter >= 2,
         "the card signed the handshake"
     );
+    drop(agent);
+    drop(card);
+}
+
+/// A command's standard output; panics with its error output when it fails.
+fn output_of(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        rig::text(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// The audit records of `action` as the demo auditor sees them.
+async fn audit_of(auditor: &dangjian_tests::Api, action: &str) -> Vec<Value> {
+    let page = auditor
+        .get(&format!("/api/v1/audit?action={action}&per_page=200"))
+        .await;
+    assert_eq!(page.status, 200, "{:?}", page.body);
+    page.body["items"].as_array().unwrap().clone()
+}
+
+/// Reader 0: with `require_attestation` and a test attestation root made here configured,
+/// a card that makes no attestation and a card attested under another root are refused (no
+/// certificate written, the code still good, both refusals audited); a card attested under
+/// the configured root is enrolled and the issue record names the card. yubico-piv-tool's
+/// `attest` and `openssl verify` agree with the virtual card's attestation.
+#[tokio::test(flavor = "multi_thread")]
+async fn enrol_with_required_attestation_takes_only_attested_cards() {
+    rig::ensure_pcscd();
+    let keys = TempDir::new("dangjian-attest");
+    let trusted = AttestationCa::generate(keys.path(), "trusted");
+    let untrusted = AttestationCa::generate(keys.path(), "untrusted");
+    let root = trusted.root.clone();
+    let server = Server::demo_configured(50, |data| {
+        dangjian_tests::edit_config(data, |c| {
+            c["require_attestation"] = json!(true);
+            c["attestation_roots"] = json!([root]);
+        });
+    })
+    .await;
+    let tier3 = server.account("admin", Some(3));
+    let officer = server.sign_in(&server.account("security", None)).await;
+    let code = server.enrolment_code(&officer, &tier3.org_id).await;
+    let ca = server.ca_path();
+    let ca = ca.to_str().unwrap();
+    let card_dir = |name: &str| {
+        let dir = server.data.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    };
+
+    // A card without attestation (not a YubiKey).
+    let card = VirtualCard::start(&card_dir("plain"), PORT_0, None);
+    let (ok, said) = agent_says(&enrol_args(&server, ca, &code), "123456\n");
+    assert!(!ok, "{said}");
+    assert!(said.contains("不提供密钥证明"), "{said}");
+    assert!(
+        said.contains("证书申领失败") && said.contains("未附带证明"),
+        "{said}"
+    );
+    assert!(
+        !card.state().objects.contains_key("5FC105"),
+        "no certificate"
+    );
+    drop(card);
+
+    // A card whose attestation chains to a root the server does not trust.
+    let card = VirtualCard::start_attesting(&card_dir("foreign"), PORT_0, &untrusted);
+    let (ok, said) = agent_says(&enrol_args(&server, ca, &code), "123456\n");
+    assert!(!ok, "{said}");
+    assert!(said.contains("已读取 USB Key 的密钥证明"), "{said}");
+    assert!(said.contains("未通过核验"), "{said}");
+    assert!(
+        !card.state().objects.contains_key("5FC105"),
+        "no certificate"
+    );
+    drop(card);
+
+    let (status, _) = check(&server, &code).await;
+    assert_eq!(status, 200, "the code survives the refusals");
+
+    // A card attested under the configured root.
+    let card = VirtualCard::start_attesting(&card_dir("attested"), PORT_0, &trusted);
+    let (ok, said) = agent_says(&enrol_args(&server, ca, &code), "123456\n");
+    assert!(ok, "{said}");
+    assert!(said.contains("证书已写入"), "{said}");
+    let state = card.state();
+    assert!(state.objects.contains_key("5FC105"));
+    assert!(state.keys["9A"].generated);
+
+    // The real client reads the same attestation, and openssl verifies it to the root; its
+    // key is the enrolled certificate's.
+    let statement = output_of(
+        "yubico-piv-tool",
+        &["-r", READER_0, "-a", "attest", "-s", "9a"],
+    );
+    let enrolled = output_of(
+        "yubico-piv-tool",
+        &["-r", READER_0, "-a", "read-certificate", "-s", "9a"],
+    );
+    let dir = card_dir("openssl");
+    let file = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let statement = file("statement.pem", &statement);
+    let enrolled = file("enrolled.pem", &enrolled);
+    let verified = output_of(
+        "openssl",
+        &[
+            "verify",
+            "-CAfile",
+            trusted.root.to_str().unwrap(),
+            "-untrusted",
+            trusted.signer_cert.to_str().unwrap(),
+            &statement,
+        ],
+    );
+    assert!(verified.contains(": OK"), "{verified}");
+    let pubkey = |path: &str| output_of("openssl", &["x509", "-in", path, "-noout", "-pubkey"]);
+    assert_eq!(pubkey(&statement), pubkey(&enrolled));
+    let foreign = Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(&untrusted.root)
+        .arg("-untrusted")
+        .arg(&trusted.signer_cert)
+        .arg(&statement)
+        .output()
+        .unwrap();
+    assert!(!foreign.status.success(), "not under the other root");
+    drop(card);
+
+    let auditor = server.sign_in(&server.account("auditor", None)).await;
+    let refused: Vec<_> = audit_of(&auditor, "certificate.enrol")
+        .await
+        .into_iter()
+        .filter(|r| r["outcome"] == "refused")
+        .collect();
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(refused.iter().all(|r| r["detail"]
+        .as_str()
+        .unwrap()
+        .contains("attestation required")));
+    let issued = audit_of(&auditor, "certificate.issue").await;
+    let attested = issued
+        .iter()
+        .find(|r| r["detail"].as_str().unwrap().contains("key attested by"))
+        .expect("an attested issue record");
+    let detail = attested["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("card serial {}", state.serial)),
+        "{detail}"
+    );
+    assert!(detail.contains("firmware 5.4.3"), "{detail}");
+}
+
+/// The private-key files under a data directory (PEM with a PRIVATE KEY block), relative.
+fn private_key_files(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else if std::fs::read(&path)
+                .map(|b| String::from_utf8_lossy(&b).contains("PRIVATE KEY-----"))
+                .unwrap_or(false)
+            {
+                out.push(path.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// Reader 0: `init` writes no private key of the first security officer — the only private
+/// keys in the data directory are the platform CA's and the server's TLS key — and prints a
+/// one-time enrolment code; `dangjian-agent enrol` with it puts the officer's key on a blank
+/// card, and the card then signs the officer in (`connect`).
+#[tokio::test(flavor = "multi_thread")]
+async fn enrol_the_first_security_officer_with_the_code_init_printed() {
+    rig::ensure_pcscd();
+    let data = TempDir::new("dangjian-init");
+    let out = Command::new(dangjian_tests::server_binary())
+        .args([
+            "init",
+            "--root-name",
+            "中共测试省委员会",
+            "--root-code",
+            "037",
+            "--data",
+        ])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", rig::text(&out));
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        private_key_files(data.path()),
+        ["ca/ca.key", "tls/server.key"],
+        "{printed}"
+    );
+    assert!(!data.path().join("cards").exists());
+    assert!(printed.contains("dangjian-agent enrol"), "{printed}");
+    assert!(printed.contains("密钥在 USB Key 内生成"), "{printed}");
+    let field = |label: &str| {
+        printed
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .unwrap_or_else(|| panic!("no {label} in {printed}"))
+            .trim()
+            .to_string()
+    };
+    let code = field("USB key enrolment code:");
+    let id_number = field("ID number:");
+    let uri = field("authenticator:");
+    let secret = uri
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("secret="))
+        .expect("secret in the otpauth URI")
+        .to_string();
+
+    let server = Server::serve(data, Vec::new());
+    let (status, holder) = check(&server, &code).await;
+    assert_eq!(status, 200, "{holder}");
+    let card_dir = server.data.path().join("card");
+    std::fs::create_dir_all(&card_dir).unwrap();
+    let card = VirtualCard::start(&card_dir, PORT_0, None);
+    let ca = server.ca_path();
+    let ca = ca.to_str().unwrap();
+    let (ok, said) = agent_says(&enrol_args(&server, ca, &code), "123456\n");
+    assert!(ok, "{said}");
+    assert!(said.contains("证书已写入"), "{said}");
+    assert!(said.contains(&format!("身份证号：{id_number}")), "{said}");
+    assert_eq!(
+        private_key_files(server.data.path())
+            .into_iter()
+            .filter(|f| !f.starts_with("card"))
+            .collect::<Vec<_>>(),
+        ["ca/ca.key", "tls/server.key"],
+        "enrolment wrote no key either"
+    );
+
+    // The card signs the first security officer in.
+    let stderr = server.data.path().join("agent-officer-stderr.log");
+    let mut agent = AgentProcess::spawn(
+        &[
+            "connect",
+            "--server",
+            &server.base,
+            "--ca",
+            ca,
+            "--reader",
+            READER_0,
+            "--code",
+            &current_code(&secret),
+        ],
+        stderr,
+    );
+    agent.type_line("123456");
+    let url = agent.next_line("local URL", Duration::from_secs(30), |l| {
+        l.starts_with("http://127.0.0.1:")
+    });
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = http.get(&url).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 303, "{}", agent.stderr_text());
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let base = url.split("/?k=").next().unwrap();
+    let res = http
+        .get(format!("{base}/api/v1/session"))
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let body = res.text().await.unwrap();
+    assert_eq!(status, 200, "{body}\n{}", agent.stderr_text());
+    let session: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(session["active_role"]["role"], "security", "{session}");
     drop(agent);
     drop(card);
 }

@@ -386,7 +386,11 @@ impl DataDir {
         let r = sqlx::query(sql).execute(&mut *tx).await;
         let r = match r {
             Ok(_) => tx.commit().await,
-            Err(e) => Err(e),
+            Err(e) => {
+                // Roll back before closing: the pool waits for every connection to return.
+                let _ = tx.rollback().await;
+                Err(e)
+            }
         };
         db.close().await;
         r

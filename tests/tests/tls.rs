@@ -739,3 +739,209 @@ async fn refused_handshakes_are_aggregated_per_address_and_minute() {
     }
     assert_eq!(counted, FLOOD);
 }
+
+/// `POST /api/v1/enrolment` without a session.
+async fn post_enrolment(server: &Server, body: &Value) -> (u16, Value) {
+    let res = server
+        .client()
+        .post(server.url("/api/v1/enrolment"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// The audit records of `action` (newest first), as the auditor sees them.
+async fn audit_of(auditor: &dangjian_tests::Api, action: &str) -> Vec<Value> {
+    let page = auditor
+        .get(&format!("/api/v1/audit?action={action}&per_page=200"))
+        .await;
+    assert_eq!(page.status, 200, "{:?}", page.body);
+    page.body["items"].as_array().unwrap().clone()
+}
+
+fn csr_of(key: &rcgen::KeyPair) -> String {
+    rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .serialize_request(key)
+        .unwrap()
+        .pem()
+        .unwrap()
+}
+
+/// `require_attestation` with a trusted root: a CSR without attestation, with an attestation
+/// chaining to another root, or attesting another key is refused (403, Chinese, audited, the
+/// code still usable); the attested key is issued and the issue record says it was attested.
+/// Without roots the server refuses to start with attestation required.
+#[tokio::test]
+async fn required_attestation_admits_only_keys_attested_under_a_trusted_root() {
+    let keys_dir = dangjian_tests::TempDir::new("dangjian-attest");
+    let trusted = dangjian_tests::rig::AttestationCa::generate(keys_dir.path(), "trusted");
+    let untrusted = dangjian_tests::rig::AttestationCa::generate(keys_dir.path(), "untrusted");
+    let root = trusted.root.clone();
+    let server = Server::demo_configured(50, |data| {
+        std::fs::copy(&root, data.join("attestation-roots.pem")).unwrap();
+        dangjian_tests::edit_config(data, |c| {
+            c["require_attestation"] = json!(true);
+            c["attestation_roots"] = json!(["attestation-roots.pem"]);
+        });
+    })
+    .await;
+    let tier3 = server.account("admin", Some(3));
+    let officer = server.sign_in(&server.account("security", None)).await;
+    let code = server.enrolment_code(&officer, &tier3.org_id).await;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let csr = csr_of(&key);
+
+    let (status, body) = post_enrolment(&server, &json!({"code": code, "csr": csr})).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "attestation_required", "{body}");
+    assert_eq!(body["error"]["field"], "attestation", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("密钥证明"),
+        "{body}"
+    );
+    let refusals = [
+        // Chained to a root the server does not trust.
+        json!({"code": code, "csr": csr, "attestation": untrusted.statement_for(&key),
+               "attestation_signer": untrusted.signer_pem()}),
+        // A statement of the other hierarchy presented with the trusted F9 certificate.
+        json!({"code": code, "csr": csr, "attestation": untrusted.statement_for(&key),
+               "attestation_signer": trusted.signer_pem()}),
+        // Trusted, but for another key than the CSR's.
+        json!({"code": code, "csr": csr,
+               "attestation": trusted.statement_for(&rcgen::KeyPair::generate().unwrap()),
+               "attestation_signer": trusted.signer_pem()}),
+        // The statement without the F9 certificate.
+        json!({"code": code, "csr": csr, "attestation": trusted.statement_for(&key)}),
+    ];
+    for body in &refusals {
+        let (status, answer) = post_enrolment(&server, body).await;
+        assert_eq!(status, 403, "{answer}");
+        assert_eq!(answer["error"]["code"], "attestation_invalid", "{answer}");
+    }
+    // Nothing was issued, and the code is still good: the attested key is issued (base64 DER
+    // is accepted as well as PEM).
+    let der_b64 = |pem: &str| -> String {
+        pem.lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect::<String>()
+    };
+    let (status, issued) = post_enrolment(
+        &server,
+        &json!({"code": code, "csr": csr, "attestation": trusted.statement_for(&key),
+                "attestation_signer": der_b64(&trusted.signer_pem())}),
+    )
+    .await;
+    assert_eq!(status, 200, "{issued}");
+    let serial = issued["serial"].as_str().unwrap();
+
+    let auditor = server.sign_in(&server.account("auditor", None)).await;
+    let refused = audit_of(&auditor, "certificate.enrol").await;
+    let refused: Vec<_> = refused
+        .iter()
+        .filter(|r| r["outcome"] == "refused")
+        .collect();
+    assert_eq!(refused.len(), 5, "{refused:?}");
+    assert!(refused
+        .iter()
+        .any(|r| r["detail"].as_str().unwrap().contains("no key attestation")));
+    assert!(refused.iter().any(|r| r["detail"]
+        .as_str()
+        .unwrap()
+        .contains("not the key of the certificate request")));
+    let issue = audit_of(&auditor, "certificate.issue").await;
+    let record = issue
+        .iter()
+        .find(|r| r["target"] == serial)
+        .expect("the issue record");
+    let detail = record["detail"].as_str().unwrap();
+    assert!(detail.contains("key attested by"), "{detail}");
+    assert!(detail.contains("card serial 12345"), "{detail}");
+    assert!(
+        detail.contains("dangjian test PIV attestation root trusted"),
+        "{detail}"
+    );
+
+    // Required without a root: the server does not start.
+    let data = dangjian_tests::TempDir::new("dangjian-attest-noroot");
+    let init = Command::new(dangjian_tests::server_binary())
+        .args([
+            "init",
+            "--root-name",
+            "中共测试省委员会",
+            "--root-code",
+            "037",
+            "--data",
+        ])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(init.status.success());
+    dangjian_tests::edit_config(data.path(), |c| c["require_attestation"] = json!(true));
+    let serve = Command::new(dangjian_tests::server_binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(!serve.status.success());
+    let err = String::from_utf8_lossy(&serve.stderr);
+    assert!(err.contains("attestation_roots"), "{err}");
+}
+
+/// Attestation not required (the default): a CSR without it is issued as before, and one
+/// with a valid attestation is issued and recorded as attested; one that does not verify is
+/// issued and recorded as not accepted.
+#[tokio::test]
+async fn attestation_when_not_required_is_recorded() {
+    let keys_dir = dangjian_tests::TempDir::new("dangjian-attest");
+    let trusted = dangjian_tests::rig::AttestationCa::generate(keys_dir.path(), "trusted");
+    let untrusted = dangjian_tests::rig::AttestationCa::generate(keys_dir.path(), "untrusted");
+    let root = trusted.root.clone();
+    let server = Server::demo_configured(50, |data| {
+        dangjian_tests::edit_config(data, |c| {
+            assert_eq!(c["require_attestation"], false, "off by default: {c}");
+            c["attestation_roots"] = json!([root]);
+        });
+    })
+    .await;
+    let officer = server.sign_in(&server.account("security", None)).await;
+    let mut serials = Vec::new();
+    for (account, attestation) in [
+        (server.account("admin", Some(3)), Some(&trusted)),
+        (server.account_in("admin", Some(3), "621"), Some(&untrusted)),
+    ] {
+        let code = server.enrolment_code(&officer, &account.org_id).await;
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut body = json!({"code": code, "csr": csr_of(&key)});
+        if let Some(a) = attestation {
+            body["attestation"] = json!(a.statement_for(&key));
+            body["attestation_signer"] = json!(a.signer_pem());
+        }
+        let (status, issued) = post_enrolment(&server, &body).await;
+        assert_eq!(status, 200, "{issued}");
+        serials.push(issued["serial"].as_str().unwrap().to_string());
+    }
+    let auditor = server.sign_in(&server.account("auditor", None)).await;
+    let issue = audit_of(&auditor, "certificate.issue").await;
+    let detail_of = |serial: &str| {
+        issue
+            .iter()
+            .find(|r| r["target"] == serial)
+            .map(|r| r["detail"].as_str().unwrap().to_string())
+            .expect("issue record")
+    };
+    assert!(
+        detail_of(&serials[0]).contains("key attested by"),
+        "{issue:?}"
+    );
+    assert!(
+        detail_of(&serials[1]).contains("key attestation not accepted"),
+        "{issue:?}"
+    );
+}

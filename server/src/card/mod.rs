@@ -7,6 +7,7 @@
 //! A certificate maps to its account by issuer + serial number as recorded at issuance (the
 //! SHA-256 fingerprint must match too), never by its subject text.
 
+pub mod attestation;
 pub mod routes;
 pub mod tunnel;
 
@@ -257,9 +258,10 @@ fn certs_error(e: dangjian_certs::Error) -> ApiError {
     ApiError::field("csr", format!("证书请求（CSR）无效：{e}"))
 }
 
-/// Issues a card certificate with a key made here (`init`, `demo`, scripts) for a grant and
-/// writes the certificate and key (PEM, mode 0600) as `<dir>/<stem>.crt` and `.key`; records it
-/// in the register with its audit record. Returns the two paths.
+/// Issues a card certificate with a software key made here — for `demo` only, whose output
+/// says so; `init` never does: its first officer enrols a card — for a grant and writes the
+/// certificate and key (PEM, mode 0600) as `<dir>/<stem>.crt` and `.key`; records it in the
+/// register with its audit record. Returns the two paths.
 pub async fn issue_card_files(
     db: &Db,
     data_dir: &Path,

@@ -261,21 +261,9 @@ pub async fn issue_enrolment_code(
     grant_id: &str,
 ) -> ApiResult<EnrolmentCodeIssued> {
     let (allowed, account_id, _, org_name) = grant_in_scope(state, actor, grant_id).await?;
-    let code = crate::account::activation::new_activation_code();
-    let now = Utc::now();
-    let expires_at = (now + chrono::Duration::hours(ENROLMENT_CODE_HOURS))
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut tx = state.db.begin().await?;
-    super::store_enrolment_code(
-        &mut tx,
-        &allowed,
-        grant_id,
-        &account_id,
-        &code,
-        &actor.account_id,
-        &expires_at,
-    )
-    .await?;
+    let (code, expires_at) =
+        insert_enrolment_code(&mut tx, &allowed, grant_id, &account_id, &actor.account_id).await?;
     audit::append(
         &mut tx,
         &Who::from(actor),
@@ -304,6 +292,33 @@ pub async fn issue_enrolment_code(
     Ok(EnrolmentCodeIssued { expires_at })
 }
 
+/// Makes a one-time enrolment code for a grant inside the caller's transaction (which also
+/// holds its audit record): earlier unused codes of the grant stop working; only the code's
+/// hash is stored. Returns the code and its expiry. `created_by` is the issuing account's id
+/// (`system` for `init`).
+pub async fn insert_enrolment_code(
+    tx: &mut crate::db::Tx,
+    allowed: &access::Allowed,
+    grant_id: &str,
+    account_id: &str,
+    created_by: &str,
+) -> ApiResult<(String, String)> {
+    let code = crate::account::activation::new_activation_code();
+    let expires_at = (Utc::now() + chrono::Duration::hours(ENROLMENT_CODE_HOURS))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    super::store_enrolment_code(
+        tx,
+        allowed,
+        grant_id,
+        account_id,
+        &code,
+        created_by,
+        &expires_at,
+    )
+    .await?;
+    Ok((code, expires_at))
+}
+
 /// 签发证书申领码 (security officer): the code goes to the holder through the notifier.
 #[utoipa::path(post, path = "/api/v1/grants/{id}/enrolment-code", params(("id" = String, Path)),
     responses((status = 201, body = EnrolmentCodeIssued), (status = 403, body = crate::error::ErrorBody),
@@ -323,6 +338,14 @@ pub struct Enrol {
     pub code: String,
     /// PKCS#10 certificate request (PEM) signed by the card's key; only its public key is used
     pub csr: String,
+    /// PIV attestation of the CSR's key (PEM or base64 DER): the certificate the card made for
+    /// the new key in slot 9A (YubiKey: `INS F9`, P1 = 9A)
+    #[serde(default)]
+    pub attestation: Option<String>,
+    /// The card's attestation certificate (PEM or base64 DER) that signed `attestation`
+    /// (YubiKey: slot F9, object 5FFF01)
+    #[serde(default)]
+    pub attestation_signer: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -463,6 +486,29 @@ async fn enrol_once(state: &AppState, client: &str, body: &Enrol) -> ApiResult<E
         return Err(bad_code());
     };
     let (account_id, subject) = super::subject_of_grant(&state.db, &grant_id).await?;
+    let verdict = super::attestation::assess(
+        &state.config.data_dir,
+        &state.config.file,
+        &body.csr,
+        body.attestation.as_deref(),
+        body.attestation_signer.as_deref(),
+    );
+    if state.config.file.require_attestation {
+        if let Some(refusal) = verdict.refusal() {
+            audit::append_alone(
+                &state.db,
+                &who,
+                Event::ok("certificate.enrol", &grant_id)
+                    .outcome(Outcome::Refused)
+                    .with_detail(format!(
+                        "attestation required; account {account_id}; {}",
+                        verdict.detail()
+                    )),
+            )
+            .await?;
+            return Err(refusal);
+        }
+    }
     let csr = body.csr.clone();
     let issued = with_ca(&state.config.data_dir, |ca| {
         ca.issue_client(
@@ -502,8 +548,10 @@ async fn enrol_once(state: &AppState, client: &str, body: &Enrol) -> ApiResult<E
     audit::append(
         &mut tx,
         &holder,
-        Event::ok("certificate.issue", &info.serial_hex)
-            .with_detail(format!("enrolment for grant {grant_id}")),
+        Event::ok("certificate.issue", &info.serial_hex).with_detail(format!(
+            "enrolment for grant {grant_id}; {}",
+            verdict.detail()
+        )),
     )
     .await?;
     tx.commit().await?;
@@ -517,7 +565,8 @@ async fn enrol_once(state: &AppState, client: &str, body: &Enrol) -> ApiResult<E
 /// 申领证书 (no session): the enrolment code and the card's CSR → the certificate.
 #[utoipa::path(post, path = "/api/v1/enrolment", request_body = Enrol, security(()),
     responses((status = 200, body = Enrolled), (status = 400, body = crate::error::ErrorBody),
-              (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)))]
+              (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+              (status = 429, body = crate::error::ErrorBody)))]
 async fn enrol_route(
     State(state): State<AppState>,
     Extension(conn): Extension<ConnInfo>,

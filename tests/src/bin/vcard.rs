@@ -29,6 +29,13 @@ struct Args {
     /// Private key (PKCS#8 PEM, P-256 or RSA-2048) for slot 9A, with --init-cert
     #[arg(long, requires = "init_cert")]
     init_key: Option<PathBuf>,
+    /// Certificate (PEM) of the attestation key (slot F9, object 5FFF01), with
+    /// --attestation-key: the card then attests keys generated on it (INS F9)
+    #[arg(long, requires = "attestation_key")]
+    attestation_cert: Option<PathBuf>,
+    /// The attestation key (P-256 PKCS#8 PEM), with --attestation-cert
+    #[arg(long, requires = "attestation_cert")]
+    attestation_key: Option<PathBuf>,
     /// Log every APDU (the PIN is hidden)
     #[arg(short, long)]
     verbose: bool,
@@ -43,6 +50,12 @@ fn main() -> anyhow::Result<()> {
     if let (Some(cert), Some(key)) = (&args.init_cert, &args.init_key) {
         state.install(
             0x9A,
+            &std::fs::read_to_string(cert)?,
+            &std::fs::read_to_string(key)?,
+        )?;
+    }
+    if let (Some(cert), Some(key)) = (&args.attestation_cert, &args.attestation_key) {
+        state.install_attestation(
             &std::fs::read_to_string(cert)?,
             &std::fs::read_to_string(key)?,
         )?;

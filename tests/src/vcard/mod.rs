@@ -273,6 +273,7 @@ impl VirtualCard {
             0xFD => Ok(vec![5, 4, 3]),
             0xF8 => Ok(self.state.serial.to_be_bytes().to_vec()),
             0xF7 => self.get_metadata(cmd),
+            0xF9 => self.attest(cmd),
             _ => Err(sw::INS_NOT_SUPPORTED),
         }
     }
@@ -555,6 +556,10 @@ impl VirtualCard {
         if slot == 0x9B {
             return self.mgmt_authenticate(cmd);
         }
+        if slot == 0xF9 {
+            // The attestation key signs attestations only.
+            return Err(sw::WRONG_P1P2);
+        }
         let Some(key) = self.state.keys.get(&format!("{slot:02X}")).cloned() else {
             return Err(sw::NOT_FOUND);
         };
@@ -663,6 +668,7 @@ impl VirtualCard {
             StoredKey {
                 algorithm: alg,
                 pkcs8_pem: pem,
+                generated: true,
             },
         );
         self.persist();
@@ -691,6 +697,141 @@ impl VirtualCard {
             .insert(hex(tag), hex(&cmd.data[object_start..]));
         self.persist();
         Ok(Vec::new())
+    }
+}
+
+/// The public key of a slot as rcgen takes it for the subject of a certificate.
+struct SlotPublicKey {
+    der: Vec<u8>,
+    alg: &'static rcgen::SignatureAlgorithm,
+}
+
+impl rcgen::PublicKeyData for SlotPublicKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.der
+    }
+
+    fn algorithm(&self) -> &rcgen::SignatureAlgorithm {
+        self.alg
+    }
+}
+
+/// A non-negative number as a DER INTEGER.
+fn der_uint(n: u64) -> Vec<u8> {
+    let bytes = n.to_be_bytes();
+    let start = bytes.iter().position(|&b| b != 0).unwrap_or(7);
+    let mut value = bytes[start..].to_vec();
+    if value[0] & 0x80 != 0 {
+        value.insert(0, 0);
+    }
+    tlv(&[0x02], &value)
+}
+
+impl VirtualCard {
+    /// ATTEST (YubiKey's `INS F9`, P1 = slot): a certificate for the public key in the slot,
+    /// signed by the slot-F9 attestation key, with Yubico's extensions (firmware 5.4.3, the
+    /// card's serial number, PIN policy once / touch policy never). A card without an
+    /// attestation key answers 6D00 as a card without the command does; an empty slot 6A88;
+    /// an imported key 6A80 (only keys generated on the card are attested).
+    fn attest(&mut self, cmd: &Cmd) -> Result<Vec<u8>, u16> {
+        let (Some(f9), Some(f9_object)) = (
+            self.state.keys.get("F9").cloned(),
+            self.state
+                .objects
+                .get("5FFF01")
+                .and_then(|h| state::unhex(h)),
+        ) else {
+            return Err(sw::INS_NOT_SUPPORTED);
+        };
+        let slot = cmd.p1;
+        if !matches!(slot, 0x9A | 0x9C | 0x9D | 0x9E) || cmd.p2 != 0 {
+            return Err(sw::WRONG_P1P2);
+        }
+        let key = self
+            .state
+            .keys
+            .get(&format!("{slot:02X}"))
+            .cloned()
+            .ok_or(sw::REF_NOT_FOUND)?;
+        if !key.generated {
+            return Err(sw::WRONG_DATA);
+        }
+        let subject = match key.algorithm {
+            ALG_P256 => {
+                let signing = p256::ecdsa::SigningKey::from_pkcs8_pem(&key.pkcs8_pem)
+                    .map_err(|_| sw::NO_PRECISE_DIAGNOSIS)?;
+                SlotPublicKey {
+                    der: signing
+                        .verifying_key()
+                        .to_encoded_point(false)
+                        .as_bytes()
+                        .to_vec(),
+                    alg: &rcgen::PKCS_ECDSA_P256_SHA256,
+                }
+            }
+            ALG_RSA2048 => {
+                use rsa::pkcs1::EncodeRsaPublicKey;
+                let private = rsa::RsaPrivateKey::from_pkcs8_pem(&key.pkcs8_pem)
+                    .map_err(|_| sw::NO_PRECISE_DIAGNOSIS)?;
+                SlotPublicKey {
+                    der: private
+                        .to_public_key()
+                        .to_pkcs1_der()
+                        .map_err(|_| sw::NO_PRECISE_DIAGNOSIS)?
+                        .as_bytes()
+                        .to_vec(),
+                    alg: &rcgen::PKCS_RSA_SHA256,
+                }
+            }
+            _ => return Err(sw::NO_PRECISE_DIAGNOSIS),
+        };
+        let signer_der = split_tlvs(&f9_object)
+            .and_then(|outer| match outer.as_slice() {
+                [(tag, inner)] if tag == &[0x53] => split_tlvs(inner),
+                _ => None,
+            })
+            .and_then(|items| {
+                items
+                    .into_iter()
+                    .find(|(tag, _)| tag == &[0x70])
+                    .map(|(_, der)| der)
+            })
+            .ok_or(sw::NO_PRECISE_DIAGNOSIS)?;
+        let f9_key =
+            rcgen::KeyPair::from_pem(&f9.pkcs8_pem).map_err(|_| sw::NO_PRECISE_DIAGNOSIS)?;
+        let signer_params = rcgen::CertificateParams::from_ca_cert_der(&signer_der.into())
+            .map_err(|_| sw::NO_PRECISE_DIAGNOSIS)?;
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
+            .map_err(|_| sw::NO_PRECISE_DIAGNOSIS)?;
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(
+            rcgen::DnType::CommonName,
+            format!("dangjian virtual PIV Attestation {slot:02x}"),
+        );
+        params.distinguished_name = dn;
+        params.not_before = signer_params.not_before;
+        params.not_after = signer_params.not_after;
+        let mut serial: [u8; 16] = rand::random();
+        serial[0] = (serial[0] & 0x7F).max(1);
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+        params.custom_extensions = vec![
+            rcgen::CustomExtension::from_oid_content(
+                &[1, 3, 6, 1, 4, 1, 41482, 3, 3],
+                vec![5, 4, 3],
+            ),
+            rcgen::CustomExtension::from_oid_content(
+                &[1, 3, 6, 1, 4, 1, 41482, 3, 7],
+                der_uint(u64::from(self.state.serial)),
+            ),
+            rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 41482, 3, 8], vec![2, 1]),
+        ];
+        let issuer = signer_params
+            .self_signed(&f9_key)
+            .map_err(|_| sw::NO_PRECISE_DIAGNOSIS)?;
+        let statement = params
+            .signed_by(&subject, &issuer, &f9_key)
+            .map_err(|_| sw::NO_PRECISE_DIAGNOSIS)?;
+        Ok(statement.der().to_vec())
     }
 }
 

@@ -59,6 +59,9 @@ pub struct StoredKey {
     /// 0x11 P-256, 0x07 RSA-2048.
     pub algorithm: u8,
     pub pkcs8_pem: String,
+    /// Generated on the card (GENERATE), not imported: only such keys are attested.
+    #[serde(default)]
+    pub generated: bool,
 }
 
 impl CardState {
@@ -131,10 +134,31 @@ impl CardState {
             StoredKey {
                 algorithm,
                 pkcs8_pem: key_pem.to_string(),
+                generated: false,
             },
         );
         self.objects
             .insert(tag.to_string(), hex(&certificate_object(&der)));
+        Ok(())
+    }
+
+    /// Gives the card an attestation key (slot F9, P-256 PKCS#8 PEM) and its certificate
+    /// (object 5FFF01), as a YubiKey comes from the factory: the card then answers `INS F9`
+    /// for keys generated on it.
+    pub fn install_attestation(&mut self, cert_pem: &str, key_pem: &str) -> anyhow::Result<()> {
+        let der = pem_der(cert_pem, "CERTIFICATE")?;
+        p256::ecdsa::SigningKey::from_pkcs8_pem(key_pem)
+            .map_err(|e| anyhow::anyhow!("the attestation key is not a P-256 PKCS#8 key: {e}"))?;
+        self.keys.insert(
+            "F9".to_string(),
+            StoredKey {
+                algorithm: ALG_P256,
+                pkcs8_pem: key_pem.to_string(),
+                generated: false,
+            },
+        );
+        self.objects
+            .insert("5FFF01".to_string(), hex(&certificate_object(&der)));
         Ok(())
     }
 }
