@@ -383,10 +383,13 @@ impl DataDir {
     async fn exec(&self, sql: &str) -> Result<(), sqlx::Error> {
         let db = self.open().await;
         let mut tx = db.begin().await?;
-        let r = sqlx::query(sql).execute(&mut *tx).await;
-        let r = match r {
+        let r = match sqlx::query(sql).execute(&mut *tx).await {
             Ok(_) => tx.commit().await,
-            Err(e) => Err(e),
+            Err(e) => {
+                // Rolled back and its connection returned, or closing the pool would wait.
+                drop(tx);
+                Err(e)
+            }
         };
         db.close().await;
         r
