@@ -316,10 +316,12 @@ async fn audit_records_cannot_be_changed_or_deleted(t: TestDb) {
     // The gate opens only to the newest anchor (there is none), and without it only records
     // covered by an anchor may go.
     let mut tx = db.begin().await.unwrap();
-    assert!(sqlx::query("UPDATE audit_prune_gate SET upto = 3 WHERE id = 1")
-        .execute(&mut *tx)
-        .await
-        .is_err());
+    assert!(
+        sqlx::query("UPDATE audit_prune_gate SET upto = 3 WHERE id = 1")
+            .execute(&mut *tx)
+            .await
+            .is_err()
+    );
     drop(tx);
     let mut tx = db.begin().await.unwrap();
     assert!(sqlx::query("DELETE FROM audit_log WHERE seq = 1")

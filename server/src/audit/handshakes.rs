@@ -41,6 +41,7 @@ pub struct Bucket {
     /// the first refusal's facts
     pub first: Refusal,
     pub serials: Vec<String>,
+    /// refusals whose serial is not among `serials` (listed ones are full)
     pub more_serials: u64,
 }
 
@@ -52,7 +53,10 @@ impl Bucket {
             .unwrap_or_default();
         let mut serials = self.serials.join(", ");
         if self.more_serials > 0 {
-            serials.push_str(&format!(" and {} more", self.more_serials));
+            serials.push_str(&format!(
+                " (and {} refusals with other serials)",
+                self.more_serials
+            ));
         }
         format!(
             "{} TLS handshake(s) refused in the minute from {start}: {}; subject {}; issuer {}; serials {}",
@@ -188,9 +192,12 @@ mod tests {
         let first = past.iter().find(|b| b.client_addr == "10.0.0.1").unwrap();
         assert_eq!(first.count, 1000);
         assert_eq!(first.serials.len(), MAX_SERIALS);
-        assert_eq!(first.more_serials, 10);
+        // s20…s29 were refused 33 times each once the list was full.
+        assert_eq!(first.more_serials, 330);
         assert!(first.detail().starts_with("1000 TLS handshake(s) refused"));
-        assert!(first.detail().contains("and 10 more"));
+        assert!(first
+            .detail()
+            .contains("and 330 refusals with other serials"));
         let rest = agg.take(t0 + chrono::Duration::seconds(61), true);
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0].count, 1);
