@@ -177,7 +177,7 @@ mod tests {
     #[test]
     fn one_bucket_per_address_and_minute_with_a_count() {
         let agg = Aggregator::default();
-        let t0 = DateTime::<Utc>::from_timestamp(1_800_000_000 - 1_800_000_000 % 60, 0).unwrap();
+        let t0 = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap(); // a whole minute
         for i in 0..1000 {
             agg.note(refusal("10.0.0.1", &format!("s{}", i % 30)), t0);
         }
