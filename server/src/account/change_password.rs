@@ -85,20 +85,13 @@ pub async fn change(db: &Db, actor: &Actor, req: &ChangePassword) -> ApiResult<u
     let stored = stored
         .flatten()
         .unwrap_or_else(|| password::dummy_hash().to_string());
-    // argon2 is CPU-bound: off the async workers.
-    let old_owned = old.to_string();
-    let ok = tokio::task::spawn_blocking(move || password::verify(&old_owned, &stored))
-        .await
-        .map_err(ApiError::internal)?;
+    // argon2 is CPU-bound: off the async workers, behind the shared semaphore.
+    let ok = password::verify_async(old, &stored).await?;
     let who = Who::from(actor);
     if !ok {
         return Err(wrong_old_password(db, &allowed, actor, &who).await?);
     }
-    let new_owned = new.to_string();
-    let hash = tokio::task::spawn_blocking(move || password::hash(&new_owned))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+    let hash = password::hash_async(new).await?;
     let mut tx = db.begin().await?;
     let ended = store_new_password(&mut tx, &allowed, actor, &hash).await?;
     audit::append(
@@ -154,22 +147,9 @@ async fn wrong_old_password(
     who: &Who,
 ) -> ApiResult<ApiError> {
     let mut tx = db.begin().await?;
-    let failed: i64 = sqlx::query_scalar(
-        "UPDATE accounts SET failed_attempts = failed_attempts + 1 WHERE id = $1 \
-         RETURNING failed_attempts",
-    )
-    .bind(&actor.account_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    let locked = failed >= MAX_FAILED_ATTEMPTS;
-    let detail = if locked {
-        let until = (chrono::Utc::now() + chrono::Duration::minutes(LOCK_MINUTES))
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        sqlx::query("UPDATE accounts SET failed_attempts = 0, locked_until = $1 WHERE id = $2")
-            .bind(&until)
-            .bind(&actor.account_id)
-            .execute(&mut *tx)
-            .await?;
+    let locked_until = super::store::count_failure(&mut tx, &actor.account_id).await?;
+    let locked = locked_until.is_some();
+    let detail = if let Some(until) = locked_until {
         let n = sqlx::query("DELETE FROM sessions WHERE account_id = $1")
             .bind(&actor.account_id)
             .execute(&mut *tx)
