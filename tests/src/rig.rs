@@ -145,33 +145,46 @@ impl VirtualCard {
                 .arg("--attestation-key")
                 .arg(&a.signer_key);
         }
-        let log = match std::env::var_os("DANGJIAN_VCARD_LOG") {
-            Some(dir) => {
-                cmd.arg("--verbose");
-                Stdio::from(
-                    std::fs::File::create(Path::new(&dir).join(format!("vcard-{port}.log")))
+        // pcscd sometimes misses a card that connects right after the previous one left the
+        // same reader (more often on a loaded machine): start it again on a fresh connection.
+        let log_dir = std::env::var_os("DANGJIAN_VCARD_LOG");
+        if log_dir.is_some() {
+            cmd.arg("--verbose");
+        }
+        for attempt in 1..=3 {
+            let log = match &log_dir {
+                Some(dir) => Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(Path::new(&dir).join(format!("vcard-{port}.log")))
                         .unwrap(),
-                )
+                ),
+                None => Stdio::null(),
+            };
+            let mut child = cmd
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start vcard");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !card_present(reader) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
             }
-            None => Stdio::null(),
-        };
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start vcard");
-        let card = Self {
-            child,
-            state_path,
-            reader,
-        };
-        wait_until(
-            &format!("the card in {reader}"),
-            Duration::from_secs(10),
-            || card_present(reader),
-        );
-        card
+            if card_present(reader) {
+                return Self {
+                    child,
+                    state_path,
+                    reader,
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            eprintln!("the card did not appear in {reader} (attempt {attempt}); starting it again");
+            std::thread::sleep(Duration::from_secs(3));
+        }
+        panic!("timed out waiting for the card in {reader}");
     }
 
     /// Starts a card as `start` does with slot 9A loaded from a certificate and its private key
