@@ -1,4 +1,6 @@
-//! The API's error shape: `{"error": {"code", "message", "field"}}` with a Chinese message.
+//! The API's error shape: `{"error": {"code", "message", "field"}, "errors": [{"field",
+//! "message"}]}` with Chinese messages. `errors` lists every field at fault (validation collects
+//! them all in one pass, see [`crate::fields::Problems`]); `error.field` is the first of them.
 //! Internal causes are logged with a reference and never shown to the client.
 
 use axum::http::StatusCode;
@@ -12,6 +14,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    /// Every field at fault, in form order (empty when the error is not about fields).
+    pub errors: Vec<FieldError>,
     /// Answered "not found" because the target lies outside the actor's scope (its existence
     /// is confidential): the response is the same, but the refusal is audited.
     pub out_of_scope: bool,
@@ -31,17 +35,47 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            errors: Vec::new(),
             out_of_scope: false,
         }
     }
 
     /// 400 naming the field that is wrong.
     pub fn field(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
         ApiError {
             status: StatusCode::BAD_REQUEST,
             code: "invalid_field",
-            message: message.into(),
+            message: message.clone(),
             field: Some(field.to_string()),
+            errors: vec![FieldError {
+                field: field.to_string(),
+                message,
+            }],
+            out_of_scope: false,
+        }
+    }
+
+    /// 400 naming every field that is wrong; `error.message` lists them all, `error.field` is
+    /// the first. `errors` must not be empty.
+    pub fn fields(errors: Vec<FieldError>) -> Self {
+        let message = match errors.as_slice() {
+            [one] => one.message.clone(),
+            many => format!(
+                "共有{}处需要修改：{}",
+                many.len(),
+                many.iter()
+                    .map(|e| e.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("；")
+            ),
+        };
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_field",
+            message,
+            field: errors.first().map(|e| e.field.clone()),
+            errors,
             out_of_scope: false,
         }
     }
@@ -88,9 +122,7 @@ impl ApiError {
         ApiError {
             status: StatusCode::CONFLICT,
             code: "duplicate",
-            message: message.into(),
-            field: Some(field.to_string()),
-            out_of_scope: false,
+            ..Self::field(field, message)
         }
     }
 
@@ -123,6 +155,17 @@ impl std::error::Error for ApiError {}
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
+    /// every field at fault, in form order; empty when the error is not about fields
+    pub errors: Vec<FieldError>,
+}
+
+/// One field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    /// the field's name in the request body
+    pub field: String,
+    /// 中文说明
+    pub message: String,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -144,6 +187,7 @@ impl IntoResponse for ApiError {
                 message: self.message,
                 field: self.field,
             },
+            errors: self.errors,
         };
         let mut res = (self.status, axum::Json(body)).into_response();
         if out_of_scope {
@@ -223,6 +267,10 @@ impl ApiError {
     /// The same error, naming a field.
     pub fn with_field(mut self, field: &str) -> Self {
         self.field = Some(field.to_string());
+        self.errors = vec![FieldError {
+            field: field.to_string(),
+            message: self.message.clone(),
+        }];
         self
     }
 }

@@ -3,7 +3,77 @@
 
 use chrono::NaiveDate;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, FieldError};
+
+/// Collects every field error of a form in one pass, so a save names all of them at once.
+/// Checks return `Option`: `None` when the value is at fault (and its error recorded), and
+/// checks that depend on it are skipped rather than reported twice.
+#[derive(Debug, Default)]
+pub struct Problems {
+    errors: Vec<FieldError>,
+    other: Option<ApiError>,
+}
+
+impl Problems {
+    /// The value of a check, or `None` with its errors recorded.
+    pub fn take<T>(&mut self, r: Result<T, ApiError>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.record(e);
+                None
+            }
+        }
+    }
+
+    /// Records an error: its fields, or (an error about no field) the first such error.
+    pub fn record(&mut self, e: ApiError) {
+        if e.errors.is_empty() {
+            self.other.get_or_insert(e);
+        } else {
+            for f in e.errors {
+                if !self.has(&f.field) {
+                    self.errors.push(f);
+                }
+            }
+        }
+    }
+
+    /// Records a field error (the first per field counts).
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        if !self.has(field) {
+            self.errors.push(FieldError {
+                field: field.to_string(),
+                message: message.into(),
+            });
+        }
+    }
+
+    /// Is an error recorded for this field?
+    pub fn has(&self, field: &str) -> bool {
+        self.errors.iter().any(|e| e.field == field)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty() && self.other.is_none()
+    }
+
+    /// `Ok` when nothing was recorded; otherwise one error naming every field.
+    pub fn finish(self) -> Result<(), ApiError> {
+        if !self.errors.is_empty() {
+            Err(ApiError::fields(self.errors))
+        } else if let Some(e) = self.other {
+            Err(e)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The error for a value a validator left unset without recording why: a bug, not user input.
+pub fn unset() -> ApiError {
+    ApiError::internal("validation left a value unset without an error")
+}
 
 /// Trimmed required text of at most `max` characters.
 pub fn required_text(

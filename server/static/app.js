@@ -245,5 +245,25 @@
   const perPage = document.querySelector("#member-search select[name=per_page]");
   if (perPage) perPage.addEventListener("change", () => perPage.form.submit());
 
+  // ---- form errors: every field at fault is listed; focus and scroll to the first ----
+  const problems = document.querySelector(".form-problems[data-first]");
+  function focusField(name) {
+    const f = document.getElementById(name) ||
+      document.querySelector("[name='" + CSS.escape(name) + "']") ||
+      document.querySelector(".field-error[data-field='" + CSS.escape(name) + "']");
+    if (!f) return;
+    f.scrollIntoView({ block: "center" });
+    if (typeof f.focus === "function") f.focus({ preventScroll: true });
+  }
+  if (problems) {
+    focusField(problems.dataset.first);
+    problems.addEventListener("click", (ev) => {
+      const a = ev.target.closest("a[data-focus]");
+      if (!a) return;
+      ev.preventDefault();
+      focusField(a.dataset.focus);
+    });
+  }
+
   initTree();
 })();

@@ -25,7 +25,7 @@ async fn main() {
             .post(
                 "/api/v1/orgs",
                 json!({"parent_id": tier2.org_id, "name": format!("压测第{i}党支部"), "category": "631",
-                       "contact_name": "联系人", "contact_phone": "13800000000",
+                       "secretary": "王书记", "contact_name": "联系人", "contact_phone": "13800000000",
                        "unit_mode": "same_as_parent", "founded_on": "2020-01-01"}),
             )
             .await;

@@ -341,7 +341,7 @@ async fn organisation_rules_and_lifecycle() {
     let general = child_with_category(&api, &tier2.org_id, "621").await;
     let general_id = general["id"].as_str().unwrap();
     let org = |parent: &str, name: &str, category: &str| {
-        json!({"parent_id": parent, "name": name, "category": category, "contact_name": "联系人",
+        json!({"parent_id": parent, "name": name, "category": category, "secretary": "王书记", "contact_name": "联系人",
                "contact_phone": "0531-88886666", "unit_mode": "same_as_parent", "founded_on": "2020-01-01"})
     };
     // A branch category under a branch; a 611 committee under a 621 general branch.
@@ -368,6 +368,48 @@ async fn organisation_rules_and_lifecycle() {
     no_phone["contact_phone"] = json!("");
     let r = api.post("/api/v1/orgs", no_phone).await;
     assert_eq!((r.status, r.field()), (400, Some("contact_phone")));
+    // An empty 组织新增 names every required field at once, in form order.
+    let r = api
+        .post("/api/v1/orgs", json!({"parent_id": general_id}))
+        .await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    let named: Vec<&str> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        named,
+        [
+            "category",
+            "name",
+            "secretary",
+            "contact_name",
+            "contact_phone",
+            "founded_on"
+        ],
+        "{:?}",
+        r.body
+    );
+    assert_eq!(r.body["error"]["field"], "category");
+    assert!(r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| !e["message"].as_str().unwrap().is_empty()));
+    // A code outside the 隶属关系 list is refused; a code of it is kept and shown as its label.
+    let mut bad = org(general_id, "新建第九支部", "631");
+    bad["subordination"] = json!("省委");
+    bad["contact_phone"] = json!("12345");
+    let r = api.post("/api/v1/orgs", bad).await;
+    let named: Vec<&str> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(named, ["contact_phone", "subordination"], "{:?}", r.body);
     // Create a branch under the general branch: it gets the next code below its parent.
     let r = api
         .post("/api/v1/orgs", org(general_id, "新建第九支部", "631"))
@@ -794,7 +836,7 @@ async fn the_same_flow_works_on_postgresql() {
     let r = tier2
         .post(
             "/api/v1/orgs",
-            json!({"parent_id": general["id"], "name": "PG测试支部", "category": 631, "contact_name": "联系人",
+            json!({"parent_id": general["id"], "name": "PG测试支部", "category": 631, "secretary": "王书记", "contact_name": "联系人",
                    "contact_phone": "13800000000", "unit_mode": "same_as_parent", "founded_on": "2021-07-01"}),
         )
         .await;
@@ -873,7 +915,7 @@ async fn only_the_keeping_organisation_edits_a_unit() {
         .post(
             "/api/v1/orgs",
             json!({"parent_id": t2.org_id, "name": "单位维护测试党总支", "category": "621",
-                   "contact_name": "联系人", "contact_phone": "13800000000", "unit_mode": "legal_entity",
+                   "secretary": "王书记", "contact_name": "联系人", "contact_phone": "13800000000", "unit_mode": "legal_entity",
                    "unit_ids": [u.body["id"]], "founded_on": "2020-01-01"}),
         )
         .await;

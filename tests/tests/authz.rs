@@ -324,7 +324,7 @@ async fn every_route_admits_exactly_the_allowed_callers() {
     let t2 = server.account("admin", Some(2));
     let linked = t2_api
         .post("/api/v1/orgs", json!({"parent_id": t2.org_id, "name": "矩阵测试党总支", "category": "621",
-                                     "contact_name": "联系人", "contact_phone": "13800000000",
+                                     "secretary": "王书记", "contact_name": "联系人", "contact_phone": "13800000000",
                                      "unit_mode": "legal_entity", "unit_ids": [unit_a], "founded_on": "2020-01-01"}))
         .await;
     assert_eq!(linked.status, 201, "{:?}", linked.body);

@@ -104,6 +104,7 @@ async fn an_admin_creates_a_branch_under_a_general_branch() {
     assert_eq!(values, vec!["631", "632", "9"]);
     b.fill("name", "浏览器测试第一党支部").await;
     b.select("category", "631").await;
+    b.fill("secretary", "王书记").await;
     b.fill("contact_name", "王联系").await;
     b.fill("contact_phone", "0531-88886666").await;
     b.fill("founded_on", "2024-07-01").await;
@@ -120,6 +121,7 @@ async fn an_admin_creates_a_branch_under_a_general_branch() {
         .await;
     b.fill("name", "浏览器测试第一党支部").await;
     b.select("category", "631").await;
+    b.fill("secretary", "王书记").await;
     b.fill("contact_name", "王联系").await;
     b.fill("contact_phone", "0531-88886666").await;
     b.fill("founded_on", "2024-07-01").await;
@@ -160,12 +162,35 @@ async fn an_admin_enters_a_member_and_sees_a_bad_id_number_named_next_to_the_fie
     b.fill("joined_on", "2010-07-01").await;
     b.fill("full_on", "2011-07-01").await;
     b.select("job", "worker").await;
-    b.fill("phone", "13800001234").await;
-    b.fill("address", "泉山省东岭县浏览器路8号").await;
+    // Three fields at fault (ID number, phone, address left empty): all three are named at
+    // once, in the banner and beside each field, and the first one has the focus.
+    b.fill("phone", "12345").await;
     b.click("#member-form button[type=submit]").await;
     let msg = b.text(".field-error[data-field=id_number]").await;
     assert!(msg.contains("校验位"), "{msg}");
-    b.screenshot("member-invalid-id").await;
+    assert!(b
+        .text(".field-error[data-field=phone]")
+        .await
+        .contains("联系电话"));
+    assert!(b
+        .text(".field-error[data-field=address]")
+        .await
+        .contains("家庭住址"));
+    let banner = b.text(".form-problems").await;
+    assert!(banner.contains("3 处需要修改"), "{banner}");
+    assert!(
+        banner.contains("校验位") && banner.contains("联系电话"),
+        "{banner}"
+    );
+    let focused = b
+        .client
+        .execute("return document.activeElement.id", vec![])
+        .await
+        .unwrap();
+    assert_eq!(focused, serde_json::json!("id_number"));
+    b.screenshot("member-three-errors").await;
+    b.fill("phone", "13800001234").await;
+    b.fill("address", "泉山省东岭县浏览器路8号").await;
     // Typing the right number fills sex and birth date from it.
     b.fill("id_number", &id).await;
     let birth = b
@@ -210,7 +235,7 @@ async fn pages_escape_names_and_refuse_forms_without_the_csrf_token() {
     let r = api
         .post(
             "/api/v1/orgs",
-            json!({"parent_id": general["id"], "name": evil, "category": "631", "contact_name": "联系人",
+            json!({"parent_id": general["id"], "name": evil, "category": "631", "secretary": "王书记", "contact_name": "联系人",
                    "contact_phone": "13800000000", "unit_mode": "same_as_parent", "founded_on": "2020-01-01"}),
         )
         .await;

@@ -484,22 +484,43 @@ async fn failed(
 /// 用户激活: every element is checked against the grant; a wrong one is named and leaves the
 /// grant usable. Success sets the password and a new, unconfirmed authenticator.
 pub async fn activate(state: &AppState, client: &str, body: &Activate) -> ApiResult<Activated> {
-    let mobile = crate::fields::mobile("mobile", "手机号", Some(&body.mobile))?;
+    // The form's own checks, every field at once; then the grant's, one at a time.
+    let mut p = crate::fields::Problems::default();
+    let mobile = p.take(crate::fields::mobile(
+        "mobile",
+        "手机号",
+        Some(&body.mobile),
+    ));
     if body.sms_code.trim().is_empty() {
-        return Err(ApiError::field("sms_code", "请输入短信验证码"));
+        p.add("sms_code", "请输入短信验证码");
     }
     if body.activation_code.trim().is_empty() {
-        return Err(ApiError::field("activation_code", "请输入授权码"));
+        p.add("activation_code", "请输入授权码");
     }
-    let name = crate::fields::required_text("name", "姓名", Some(&body.name), 50)?;
+    let name = p.take(crate::fields::required_text(
+        "name",
+        "姓名",
+        Some(&body.name),
+        50,
+    ));
     let id_number = match idcard::parse(&body.id_number, crate::db::today()) {
-        Ok(idcard::IdNumber::Known { normalized, .. }) => normalized,
+        Ok(idcard::IdNumber::Known { normalized, .. }) => Some(normalized),
         Ok(idcard::IdNumber::Unknown) => {
-            return Err(ApiError::field("id_number", "请输入本人的公民身份证号"))
+            p.add("id_number", "请输入本人的公民身份证号");
+            None
         }
-        Err(e) => return Err(ApiError::field("id_number", e.message())),
+        Err(e) => {
+            p.add("id_number", e.message());
+            None
+        }
     };
-    password::check_policy(&body.password).map_err(|m| ApiError::field("password", m))?;
+    if let Err(m) = password::check_policy(&body.password) {
+        p.add("password", m);
+    }
+    p.finish()?;
+    let (Some(mobile), Some(name), Some(id_number)) = (mobile, name, id_number) else {
+        return Err(crate::fields::unset());
+    };
     let slot = throttle::reserve(&state.db, THROTTLE_BUCKET, client).await?;
     let Some(account_id) = pending_account(state, &mobile).await? else {
         let e = ApiError::field(

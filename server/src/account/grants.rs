@@ -127,18 +127,30 @@ pub async fn create_grant(
             "只有安全员可以管理授权和账号（三员分立）",
         ));
     }
-    let name = crate::fields::required_text("name", "姓名", Some(&req.name), 50)?;
-    let id_number = parse_id_number(&req.id_number)?;
-    let mobile = crate::fields::mobile("mobile", "手机号", Some(&req.mobile))?;
-    let role = Role::parse(req.role.trim()).ok_or_else(|| {
-        ApiError::field(
+    let mut p = crate::fields::Problems::default();
+    let name = p.take(crate::fields::required_text(
+        "name",
+        "姓名",
+        Some(&req.name),
+        50,
+    ));
+    let id_number = p.take(parse_id_number(&req.id_number));
+    let mobile = p.take(crate::fields::mobile("mobile", "手机号", Some(&req.mobile)));
+    let role = Role::parse(req.role.trim());
+    if role.is_none() {
+        p.add(
             "role",
             "角色应为管理员（admin）、安全员（security）或审计员（auditor）",
-        )
-    })?;
-    if req.org_id.trim().is_empty() {
-        return Err(ApiError::field("org_id", "请选择授权范围党组织"));
+        );
     }
+    if req.org_id.trim().is_empty() {
+        p.add("org_id", "请选择授权范围党组织");
+    }
+    p.finish()?;
+    let (Some(name), Some(id_number), Some(mobile), Some(role)) = (name, id_number, mobile, role)
+    else {
+        return Err(crate::fields::unset());
+    };
     let Some(org) = crate::org::store::get(state.db.read(), req.org_id.trim()).await? else {
         return Err(ApiError::field("org_id", "授权范围党组织不存在"));
     };

@@ -9,7 +9,7 @@ use super::dict::{self, CATEGORIES, EDUCATIONS, ETHNICITIES, JOBS, STATUSES};
 use super::idcard::{self, IdNumber};
 use super::MemberRow;
 use crate::error::ApiError;
-use crate::fields::{self, years_between};
+use crate::fields::{self, years_between, Problems};
 
 /// The earliest possible join date: the founding of the Party.
 pub fn earliest_join_date() -> NaiveDate {
@@ -104,114 +104,181 @@ fn coded(
         .ok_or_else(|| ApiError::field(field, format!("{label}“{v}”不在代码表中")))
 }
 
-/// Checks every field rule. `today` is the platform's calendar date.
+/// Checks every field rule and reports every field at fault at once. `today` is the
+/// platform's calendar date.
 pub fn validate(m: &MemberInput, today: NaiveDate) -> Result<ValidMember, ApiError> {
-    let name = fields::required_text("name", "姓名", m.name.as_deref(), 30)?;
-    if name.chars().any(|c| c.is_ascii_digit()) {
-        return Err(ApiError::field("name", "姓名不能包含数字"));
+    let mut p = Problems::default();
+    let name = p.take(fields::required_text("name", "姓名", m.name.as_deref(), 30));
+    if name
+        .as_deref()
+        .is_some_and(|n| n.chars().any(|c| c.is_ascii_digit()))
+    {
+        p.add("name", "姓名不能包含数字");
     }
     let raw_id = m.id_number.as_deref().unwrap_or("");
-    if raw_id.trim().is_empty() {
-        return Err(ApiError::field("id_number", "请填写公民身份证号"));
-    }
-    let id = idcard::parse(raw_id, today).map_err(|e| ApiError::field("id_number", e.message()))?;
+    let id = if raw_id.trim().is_empty() {
+        p.add("id_number", "请填写公民身份证号");
+        None
+    } else {
+        p.take(idcard::parse(raw_id, today).map_err(|e| ApiError::field("id_number", e.message())))
+    };
     let (derived_birth, derived_sex) = match &id {
-        IdNumber::Known {
+        Some(IdNumber::Known {
             birth_date, male, ..
-        } => (
+        }) => (
             Some(*birth_date),
             Some(if *male { "male" } else { "female" }),
         ),
-        IdNumber::Unknown => (None, None),
+        _ => (None, None),
     };
+    // An ID number at fault says nothing about sex and birth date: no second error for them.
+    let id_known_missing = matches!(id, Some(IdNumber::Unknown));
     let sex = match m.sex.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        Some("male") | Some("男") => "male",
-        Some("female") | Some("女") => "female",
+        Some("male") | Some("男") => Some("male"),
+        Some("female") | Some("女") => Some("female"),
         Some(other) => {
-            return Err(ApiError::field(
-                "sex",
-                format!("性别“{other}”无效，应为男或女"),
-            ))
+            p.add("sex", format!("性别“{other}”无效，应为男或女"));
+            None
         }
-        None => derived_sex.ok_or_else(|| ApiError::field("sex", "身份证号未知时须填写性别"))?,
+        None => {
+            if id_known_missing {
+                p.add("sex", "身份证号未知时须填写性别");
+            }
+            derived_sex
+        }
     }
-    .to_string();
+    .map(str::to_string);
     let birth_date = match m
         .birth_date
         .as_deref()
         .map(str::trim)
         .filter(|s| !s.is_empty())
     {
-        Some(v) => fields::date("birth_date", "出生日期", v)?,
-        None => derived_birth
-            .ok_or_else(|| ApiError::field("birth_date", "身份证号未知时须填写出生日期"))?,
-    };
-    fields::not_future("birth_date", "出生日期", birth_date, today)?;
-    if years_between(birth_date, today) < 18 {
-        return Err(ApiError::field("birth_date", "党员年龄应满18周岁"));
-    }
-    let ethnicity = coded("ethnicity", "民族", &ETHNICITIES, m.ethnicity.as_deref())?;
-    let education = coded("education", "学历", &EDUCATIONS, m.education.as_deref())?;
-    let category = coded("category", "人员类别", &CATEGORIES, m.category.as_deref())?;
-    let joined_on = fields::optional_date("joined_on", "加入党组织日期", m.joined_on.as_deref())?
-        .ok_or_else(|| ApiError::field("joined_on", "请填写加入党组织日期"))?;
-    fields::not_future("joined_on", "加入党组织日期", joined_on, today)?;
-    if joined_on < earliest_join_date() {
-        return Err(ApiError::field(
-            "joined_on",
-            "加入党组织日期不能早于1921年7月1日",
-        ));
-    }
-    if years_between(birth_date, joined_on) < 16 {
-        return Err(ApiError::field(
-            "joined_on",
-            "加入党组织日期与出生日期相差不足16年，请核对",
-        ));
-    }
-    let full_on = fields::optional_date("full_on", "转正日期", m.full_on.as_deref())?;
-    let full_on = match (category.as_str(), full_on) {
-        ("full", None) => return Err(ApiError::field("full_on", "正式党员须填写转正日期")),
-        ("full", Some(d)) => {
-            fields::not_future("full_on", "转正日期", d, today)?;
-            if d < joined_on {
-                return Err(ApiError::field("full_on", "转正日期不能早于加入党组织日期"));
+        Some(v) => p.take(fields::date("birth_date", "出生日期", v)),
+        None => {
+            if id_known_missing {
+                p.add("birth_date", "身份证号未知时须填写出生日期");
             }
-            if years_between(joined_on, d) < 1 {
-                return Err(ApiError::field(
-                    "full_on",
-                    "转正日期与加入党组织日期相差不足1年",
-                ));
+            derived_birth
+        }
+    };
+    let birth_date = birth_date.and_then(|b| {
+        let b = p.take(fields::not_future("birth_date", "出生日期", b, today))?;
+        if years_between(b, today) < 18 {
+            p.add("birth_date", "党员年龄应满18周岁");
+        }
+        Some(b)
+    });
+    let ethnicity = p.take(coded(
+        "ethnicity",
+        "民族",
+        &ETHNICITIES,
+        m.ethnicity.as_deref(),
+    ));
+    let education = p.take(coded(
+        "education",
+        "学历",
+        &EDUCATIONS,
+        m.education.as_deref(),
+    ));
+    let category = p.take(coded(
+        "category",
+        "人员类别",
+        &CATEGORIES,
+        m.category.as_deref(),
+    ));
+    let joined_on = match p.take(fields::optional_date(
+        "joined_on",
+        "加入党组织日期",
+        m.joined_on.as_deref(),
+    )) {
+        Some(None) => {
+            p.add("joined_on", "请填写加入党组织日期");
+            None
+        }
+        parsed => parsed.flatten(),
+    };
+    let joined_on = joined_on.and_then(|j| {
+        let j = p.take(fields::not_future("joined_on", "加入党组织日期", j, today))?;
+        if j < earliest_join_date() {
+            p.add("joined_on", "加入党组织日期不能早于1921年7月1日");
+        } else if birth_date.is_some_and(|b| years_between(b, j) < 16) {
+            p.add("joined_on", "加入党组织日期与出生日期相差不足16年，请核对");
+        }
+        Some(j)
+    });
+    let full_parsed = p.take(fields::optional_date(
+        "full_on",
+        "转正日期",
+        m.full_on.as_deref(),
+    ));
+    let full_on = match (category.as_deref(), full_parsed) {
+        (_, None) => None,
+        (Some("full"), Some(None)) => {
+            p.add("full_on", "正式党员须填写转正日期");
+            None
+        }
+        (Some("full"), Some(Some(d))) => {
+            p.take(fields::not_future("full_on", "转正日期", d, today));
+            if let Some(j) = joined_on {
+                if d < j {
+                    p.add("full_on", "转正日期不能早于加入党组织日期");
+                } else if years_between(j, d) < 1 {
+                    p.add("full_on", "转正日期与加入党组织日期相差不足1年");
+                }
             }
             Some(d)
         }
-        (_, Some(_)) => return Err(ApiError::field("full_on", "预备党员不填写转正日期")),
-        (_, None) => None,
+        (Some(_), Some(Some(_))) => {
+            p.add("full_on", "预备党员不填写转正日期");
+            None
+        }
+        (Some(_), Some(None)) => None,
+        (None, Some(d)) => d,
     };
-    let job = coded("job", "工作岗位", &JOBS, m.job.as_deref())?;
-    let phone = fields::phone("phone", "联系电话", m.phone.as_deref())?;
-    let address = fields::required_text("address", "家庭住址", m.address.as_deref(), 200)?;
+    let job = p.take(coded("job", "工作岗位", &JOBS, m.job.as_deref()));
+    let phone = p.take(fields::phone("phone", "联系电话", m.phone.as_deref()));
+    let address = p.take(fields::required_text(
+        "address",
+        "家庭住址",
+        m.address.as_deref(),
+        200,
+    ));
     let status = match m.status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        None => "normal".to_string(),
-        Some(s) => dict::code_of(&STATUSES, s)
-            .map(str::to_string)
-            .ok_or_else(|| ApiError::field("status", format!("党籍状态“{s}”无效")))?,
+        None => Some("normal".to_string()),
+        Some(s) => {
+            let code = dict::code_of(&STATUSES, s).map(str::to_string);
+            if code.is_none() {
+                p.add("status", format!("党籍状态“{s}”无效"));
+            }
+            code
+        }
     };
     let lost_contact = m.lost_contact.unwrap_or(false);
     let lost_contact_on = if lost_contact {
-        let d = fields::optional_date("lost_contact_on", "失联日期", m.lost_contact_on.as_deref())?
-            .ok_or_else(|| ApiError::field("lost_contact_on", "失联党员须填写失联日期"))?;
-        Some(fields::not_future("lost_contact_on", "失联日期", d, today)?)
+        match p.take(fields::optional_date(
+            "lost_contact_on",
+            "失联日期",
+            m.lost_contact_on.as_deref(),
+        )) {
+            Some(None) => {
+                p.add("lost_contact_on", "失联党员须填写失联日期");
+                None
+            }
+            Some(Some(d)) => p.take(fields::not_future("lost_contact_on", "失联日期", d, today)),
+            None => None,
+        }
     } else {
         None
     };
     let floating = m.floating.unwrap_or(false);
     let floating_to = if floating {
-        Some(fields::required_text(
+        p.take(fields::required_text(
             "floating_to",
             "外出流向",
             m.floating_to.as_deref(),
             100,
-        )?)
+        ))
     } else {
         None
     };
@@ -222,16 +289,63 @@ pub fn validate(m: &MemberInput, today: NaiveDate) -> Result<ValidMember, ApiErr
         .filter(|s| !s.is_empty())
     {
         None => None,
-        Some(p) => Some(fields::mobile("registered_phone", "注册手机号", Some(p))?),
+        Some(v) => p.take(fields::mobile("registered_phone", "注册手机号", Some(v))),
     };
-    let origin = fields::optional_text("origin", "籍贯", m.origin.as_deref(), 50)?;
-    let title = fields::optional_text("title", "职称", m.title.as_deref(), 50)?;
-    let new_social_stratum = fields::optional_text(
+    let origin = p.take(fields::optional_text(
+        "origin",
+        "籍贯",
+        m.origin.as_deref(),
+        50,
+    ));
+    let title = p.take(fields::optional_text(
+        "title",
+        "职称",
+        m.title.as_deref(),
+        50,
+    ));
+    let new_social_stratum = p.take(fields::optional_text(
         "new_social_stratum",
         "新社会阶层情况",
         m.new_social_stratum.as_deref(),
         50,
-    )?;
+    ));
+    p.finish()?;
+    let (
+        Some(name),
+        Some(id),
+        Some(sex),
+        Some(birth_date),
+        Some(ethnicity),
+        Some(education),
+        Some(category),
+        Some(joined_on),
+        Some(job),
+        Some(phone),
+        Some(address),
+        Some(status),
+        Some(origin),
+        Some(title),
+        Some(new_social_stratum),
+    ) = (
+        name,
+        id,
+        sex,
+        birth_date,
+        ethnicity,
+        education,
+        category,
+        joined_on,
+        job,
+        phone,
+        address,
+        status,
+        origin,
+        title,
+        new_social_stratum,
+    )
+    else {
+        return Err(fields::unset());
+    };
     let mut v = ValidMember {
         name,
         id_number: id.as_str().to_string(),
@@ -359,6 +473,41 @@ mod tests {
         validate(m, today()).err().and_then(|e| e.field)
     }
 
+    fn fields_of(m: &MemberInput) -> Vec<String> {
+        validate(m, today())
+            .err()
+            .map(|e| e.errors.into_iter().map(|f| f.field).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn every_field_at_fault_is_named_at_once_in_form_order() {
+        let mut m = good();
+        m.name = Some("王2".into());
+        m.phone = Some("12345".into());
+        m.joined_on = Some("2005/07/01".into());
+        m.education = None;
+        assert_eq!(fields_of(&m), ["name", "education", "joined_on", "phone"]);
+        let e = validate(&m, today()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("name"));
+        assert!(e.message.starts_with("共有4处需要修改"), "{}", e.message);
+        // An empty form: every required field, but no second error for sex and birth date.
+        assert_eq!(
+            fields_of(&MemberInput::default()),
+            [
+                "name",
+                "id_number",
+                "ethnicity",
+                "education",
+                "category",
+                "joined_on",
+                "job",
+                "phone",
+                "address"
+            ]
+        );
+    }
+
     #[test]
     fn a_good_member_passes_with_derived_sex_and_birth_date() {
         let v = validate(&good(), today()).unwrap();
@@ -413,7 +562,7 @@ mod tests {
     fn unknown_id_needs_sex_and_birth_date() {
         let mut m = good();
         m.id_number = Some(idcard::UNKNOWN_ID_NUMBER.into());
-        assert_eq!(field_of(&m).as_deref(), Some("sex"));
+        assert_eq!(fields_of(&m), ["sex", "birth_date"]);
         m.sex = Some("female".into());
         assert_eq!(field_of(&m).as_deref(), Some("birth_date"));
         m.birth_date = Some("1980-01-01".into());

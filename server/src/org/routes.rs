@@ -15,7 +15,7 @@ use crate::access::{self, Actor, Allowed, Reach};
 use crate::audit::{self, Event, Who};
 use crate::db::{new_id, today, Db, Tx};
 use crate::error::{ApiError, ApiResult};
-use crate::fields;
+use crate::fields::{self, Problems};
 use crate::state::{ApiJson, ApiQuery, AppState, Page, Paging};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -191,6 +191,25 @@ fn parse_level(category: Category, value: Option<&str>) -> ApiResult<Option<Leve
         .ok_or_else(|| ApiError::field("level", format!("级别“{v}”不存在，应为中央、省、市或县")))
 }
 
+/// 批准建立日期: required, not after today.
+fn founded_on(value: Option<&str>) -> ApiResult<chrono::NaiveDate> {
+    let d = fields::optional_date("founded_on", "批准建立日期", value)?
+        .ok_or_else(|| ApiError::field("founded_on", "请填写批准建立日期"))?;
+    fields::not_future("founded_on", "批准建立日期", d, today())
+}
+
+/// 党组织隶属关系: a code of the list (absent is allowed for organisations recorded before the
+/// list, and kept as empty text).
+fn parse_subordination(value: Option<&str>) -> ApiResult<String> {
+    let v = fields::optional_text("subordination", "隶属关系", value, 50)?;
+    if v.is_empty() {
+        return Ok(v);
+    }
+    rules::subordination_code(&v)
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::field("subordination", format!("隶属关系“{v}”不在代码表中")))
+}
+
 fn parse_unit_mode(value: Option<&str>) -> ApiResult<Option<UnitMode>> {
     match value.map(str::trim) {
         None | Some("") => Ok(None),
@@ -290,42 +309,95 @@ pub async fn create(
     let parent_category = parent
         .category()
         .ok_or_else(|| ApiError::internal("parent with unknown category"))?;
-    let category = parse_category(req.category.as_deref())?;
-    let level = parse_level(category, req.level.as_deref())?;
-    rules::may_contain(parent_category, parent.level(), category, level).map_err(refusal)?;
-    let name = fields::required_text("name", "党组织全称", req.name.as_deref(), 100)?;
-    let short_name = fields::optional_text("short_name", "简称", req.short_name.as_deref(), 50)?;
-    let secretary = fields::optional_text("secretary", "书记", req.secretary.as_deref(), 30)?;
-    let contact_name =
-        fields::required_text("contact_name", "联系人", req.contact_name.as_deref(), 30)?;
-    let contact_phone = fields::phone("contact_phone", "联系电话", req.contact_phone.as_deref())?;
-    let subordination = fields::optional_text(
-        "subordination",
-        "隶属关系",
-        req.subordination.as_deref(),
+    // Every field at fault is reported at once; rules that depend on a field at fault wait.
+    let mut p = Problems::default();
+    let category = p.take(parse_category(req.category.as_deref()));
+    let level = category.and_then(|c| p.take(parse_level(c, req.level.as_deref())));
+    if let (Some(category), Some(level)) = (category, level) {
+        p.take(
+            rules::may_contain(parent_category, parent.level(), category, level).map_err(refusal),
+        );
+    }
+    let name = p.take(fields::required_text(
+        "name",
+        "党组织全称",
+        req.name.as_deref(),
+        100,
+    ));
+    let short_name = p.take(fields::optional_text(
+        "short_name",
+        "简称",
+        req.short_name.as_deref(),
         50,
-    )?;
-    let founded_on =
-        fields::optional_date("founded_on", "批准建立日期", req.founded_on.as_deref())?
-            .ok_or_else(|| ApiError::field("founded_on", "请填写批准建立日期"))?;
-    fields::not_future("founded_on", "批准建立日期", founded_on, today())?;
-    let unit_mode = parse_unit_mode(req.unit_mode.as_deref())?;
-    let linkage = rules::check_linkage(
-        category,
-        unit_mode,
-        req.unit_ids.as_deref().unwrap_or(&[]),
-        req.default_unit_id.as_deref(),
-        parent.has_legal_entity_unit(),
-    )
-    .map_err(refusal)?;
+    ));
+    let secretary = p.take(fields::required_text(
+        "secretary",
+        "书记",
+        req.secretary.as_deref(),
+        30,
+    ));
+    let contact_name = p.take(fields::required_text(
+        "contact_name",
+        "联系人",
+        req.contact_name.as_deref(),
+        30,
+    ));
+    let contact_phone = p.take(fields::phone(
+        "contact_phone",
+        "联系电话",
+        req.contact_phone.as_deref(),
+    ));
+    let subordination = p.take(parse_subordination(req.subordination.as_deref()));
+    let founded_on = p.take(founded_on(req.founded_on.as_deref()));
+    let unit_mode = p.take(parse_unit_mode(req.unit_mode.as_deref()));
+    let linkage = match (category, unit_mode) {
+        (Some(category), Some(unit_mode)) => p.take(
+            rules::check_linkage(
+                category,
+                unit_mode,
+                req.unit_ids.as_deref().unwrap_or(&[]),
+                req.default_unit_id.as_deref(),
+                parent.has_legal_entity_unit(),
+            )
+            .map_err(refusal),
+        ),
+        _ => None,
+    };
     let may_approve = req.may_approve_development.unwrap_or(false);
+    if may_approve && category.is_some_and(|c| c != Category::BasicCommittee) {
+        p.add(
+            "may_approve_development",
+            "只有党委（611）可以具有发展党员审批权限",
+        );
+    }
+    p.finish()?;
+    let (
+        Some(category),
+        Some(level),
+        Some(name),
+        Some(short_name),
+        Some(secretary),
+        Some(contact_name),
+        Some(contact_phone),
+        Some(subordination),
+        Some(founded_on),
+        Some(linkage),
+    ) = (
+        category,
+        level,
+        name,
+        short_name,
+        secretary,
+        contact_name,
+        contact_phone,
+        subordination,
+        founded_on,
+        linkage,
+    )
+    else {
+        return Err(fields::unset());
+    };
     if may_approve {
-        if category != Category::BasicCommittee {
-            return Err(ApiError::field(
-                "may_approve_development",
-                "只有党委（611）可以具有发展党员审批权限",
-            ));
-        }
         // The new organisation lies strictly below the actor (its parent is in scope).
         access::approval_authority_for_new_child(actor, &parent.code)?;
     }
@@ -418,12 +490,83 @@ pub async fn edit(db: &Db, actor: &Actor, id: &str, req: &EditOrg) -> ApiResult<
     let org = load(db, id).await?;
     let allowed = access::org(actor, &org.code, Reach::Subtree)?;
     must_be_active(&org)?;
+    // Every field at fault is reported at once, before anything is looked up.
+    let pick = |v: Option<&String>, current: &str| {
+        v.map(|s| s.to_string())
+            .unwrap_or_else(|| current.to_string())
+    };
+    let mut p = Problems::default();
+    let new_name = req
+        .name
+        .as_deref()
+        .and_then(|n| p.take(fields::required_text("name", "党组织全称", Some(n), 100)));
+    let short_name = p.take(fields::optional_text(
+        "short_name",
+        "简称",
+        Some(&pick(req.short_name.as_ref(), &org.short_name)),
+        50,
+    ));
+    // Records from before 书记 was required keep an empty one until someone fills it in.
+    let secretary = match req.secretary.as_deref() {
+        Some(v) => p.take(fields::required_text("secretary", "书记", Some(v), 30)),
+        None => Some(org.secretary.clone()),
+    };
+    let contact_name = p.take(fields::required_text(
+        "contact_name",
+        "联系人",
+        Some(&pick(req.contact_name.as_ref(), &org.contact_name)),
+        30,
+    ));
+    let contact_phone = p.take(fields::phone(
+        "contact_phone",
+        "联系电话",
+        Some(&pick(req.contact_phone.as_ref(), &org.contact_phone)),
+    ));
+    // A 隶属关系 from before the code list stays as it was until it is changed.
+    let subordination = match req.subordination.as_deref() {
+        Some(v) if v.trim() != org.subordination => p.take(parse_subordination(Some(v))),
+        _ => Some(org.subordination.clone()),
+    };
+    let founded_on = match req.founded_on.as_deref() {
+        Some(v) => p.take(founded_on(Some(v))).map(|d| Some(d.to_string())),
+        None => Some(org.founded_on.clone()),
+    };
+    if req.may_approve_development == Some(true)
+        && org.may_approve_development == 0
+        && org.category() != Some(Category::BasicCommittee)
+    {
+        p.add(
+            "may_approve_development",
+            "只有党委（611）可以具有发展党员审批权限",
+        );
+    }
+    let unit_mode_parsed = p.take(parse_unit_mode(req.unit_mode.as_deref()));
+    p.finish()?;
+    let (
+        Some(short_name),
+        Some(secretary),
+        Some(contact_name),
+        Some(contact_phone),
+        Some(subordination),
+        Some(founded_on),
+        Some(unit_mode_parsed),
+    ) = (
+        short_name,
+        secretary,
+        contact_name,
+        contact_phone,
+        subordination,
+        founded_on,
+        unit_mode_parsed,
+    )
+    else {
+        return Err(fields::unset());
+    };
     let mut tx = db.begin().await?;
     let org = load_in_tx(&mut tx, id).await?;
     let mut changes = Vec::new();
     let mut name = org.name.clone();
-    if let Some(new_name) = req.name.as_deref() {
-        let new_name = fields::required_text("name", "党组织全称", Some(new_name), 100)?;
+    if let Some(new_name) = new_name {
         if new_name != org.name {
             access::org(actor, &org.code, Reach::StrictlyBelow).map_err(|_| {
                 ApiError::forbidden("不能修改本级党组织的名称，只能为下级党组织更名")
@@ -446,58 +589,11 @@ pub async fn edit(db: &Db, actor: &Actor, id: &str, req: &EditOrg) -> ApiResult<
             name = new_name;
         }
     }
-    let pick = |v: Option<&String>, current: &str| {
-        v.map(|s| s.to_string())
-            .unwrap_or_else(|| current.to_string())
-    };
-    let short_name = fields::optional_text(
-        "short_name",
-        "简称",
-        Some(&pick(req.short_name.as_ref(), &org.short_name)),
-        50,
-    )?;
-    let secretary = fields::optional_text(
-        "secretary",
-        "书记",
-        Some(&pick(req.secretary.as_ref(), &org.secretary)),
-        30,
-    )?;
-    let contact_name = fields::required_text(
-        "contact_name",
-        "联系人",
-        Some(&pick(req.contact_name.as_ref(), &org.contact_name)),
-        30,
-    )?;
-    let contact_phone = fields::phone(
-        "contact_phone",
-        "联系电话",
-        Some(&pick(req.contact_phone.as_ref(), &org.contact_phone)),
-    )?;
-    let subordination = fields::optional_text(
-        "subordination",
-        "隶属关系",
-        Some(&pick(req.subordination.as_ref(), &org.subordination)),
-        50,
-    )?;
-    let founded_on = match req.founded_on.as_deref() {
-        Some(v) => {
-            let d = fields::optional_date("founded_on", "批准建立日期", Some(v))?
-                .ok_or_else(|| ApiError::field("founded_on", "请填写批准建立日期"))?;
-            Some(fields::not_future("founded_on", "批准建立日期", d, today())?.to_string())
-        }
-        None => org.founded_on.clone(),
-    };
     let mut may_approve = org.may_approve_development != 0;
     // The proof that a tier-1 admin gave approval authority: it alone may raise tiers.
     let mut raise = None;
     if let Some(v) = req.may_approve_development {
         if v != may_approve {
-            if v && org.category() != Some(Category::BasicCommittee) {
-                return Err(ApiError::field(
-                    "may_approve_development",
-                    "只有党委（611）可以具有发展党员审批权限",
-                ));
-            }
             let authority = access::grant_approval_authority(actor, &org.code)?;
             if v {
                 raise = Some(authority);
@@ -521,7 +617,7 @@ pub async fn edit(db: &Db, actor: &Actor, id: &str, req: &EditOrg) -> ApiResult<
         };
         let linkage = rules::check_linkage(
             category,
-            parse_unit_mode(req.unit_mode.as_deref())?,
+            unit_mode_parsed,
             req.unit_ids.as_deref().unwrap_or(&[]),
             req.default_unit_id.as_deref(),
             parent_has_unit,
@@ -833,9 +929,23 @@ pub async fn revoke(db: &Db, actor: &Actor, id: &str, req: &RevokeOrg) -> ApiRes
     let org = load(db, id).await?;
     let allowed = access::org(actor, &org.code, Reach::StrictlyBelow)?;
     must_be_active(&org)?;
-    let document_no =
-        fields::required_text("document_no", "撤销文号", req.document_no.as_deref(), 100)?;
-    let reason = fields::required_text("reason", "撤销原因", req.reason.as_deref(), 500)?;
+    let mut p = Problems::default();
+    let document_no = p.take(fields::required_text(
+        "document_no",
+        "撤销文号",
+        req.document_no.as_deref(),
+        100,
+    ));
+    let reason = p.take(fields::required_text(
+        "reason",
+        "撤销原因",
+        req.reason.as_deref(),
+        500,
+    ));
+    p.finish()?;
+    let (Some(document_no), Some(reason)) = (document_no, reason) else {
+        return Err(fields::unset());
+    };
     let mut tx = db.begin().await?;
     let org = load_in_tx(&mut tx, id).await?;
     let blockers = store::blockers(&mut tx, &org, false).await?;

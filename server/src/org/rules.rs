@@ -333,6 +333,34 @@ pub fn check_linkage(
 
 /// The sibling segment for the `seq`-th child (1-based): `01`..`99`, then `A000`..`Z999`.
 /// Segments are prefix-free, so a code is a materialised path and a subtree is one range.
+/// 党组织隶属关系 codes with their labels, as the national system lists them.
+pub const SUBORDINATIONS: [(&str, &str); 6] = [
+    ("1", "中央"),
+    ("2", "省(区、市)"),
+    ("3", "市(地、州、盟)"),
+    ("4", "县(市、区、旗)"),
+    ("5", "乡(镇、街道)"),
+    ("9", "其他"),
+];
+
+/// The code of a 隶属关系 given as its code or its label.
+pub fn subordination_code(v: &str) -> Option<&'static str> {
+    let v = v.trim();
+    SUBORDINATIONS
+        .iter()
+        .find(|(code, label)| *code == v || *label == v)
+        .map(|(code, _)| *code)
+}
+
+/// The label of a stored 隶属关系: a code's label, or text recorded before the code list.
+pub fn subordination_label(stored: &str) -> String {
+    SUBORDINATIONS
+        .iter()
+        .find(|(code, _)| *code == stored)
+        .map(|(_, label)| label.to_string())
+        .unwrap_or_else(|| stored.to_string())
+}
+
 pub fn sibling_segment(seq: i64) -> Option<String> {
     match seq {
         1..=99 => Some(format!("{seq:02}")),

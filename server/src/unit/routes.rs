@@ -13,7 +13,7 @@ use crate::access::{self, Actor, Allowed};
 use crate::audit::{self, Event, Who};
 use crate::db::{new_id, subtree_upper, Db};
 use crate::error::{ApiError, ApiResult};
-use crate::fields;
+use crate::fields::{self, Problems};
 use crate::state::{ApiJson, ApiQuery, AppState, Page, Paging};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -295,68 +295,86 @@ async fn validate(
 ) -> ApiResult<ValidUnit> {
     let pick =
         |v: Option<&String>, c: Option<&str>| v.map(|s| s.as_str()).or(c).map(str::to_string);
-    let name = fields::required_text(
+    // Every field at fault is reported at once.
+    let mut p = Problems::default();
+    let name = p.take(fields::required_text(
         "name",
         "单位名称",
         pick(u.name.as_ref(), current.map(|c| c.1.as_str())).as_deref(),
         100,
-    )?;
+    ));
     let code_in = pick(u.credit_code.as_ref(), current.map(|c| c.2.as_str())).unwrap_or_default();
-    if code_in.trim().is_empty() {
-        return Err(ApiError::field("credit_code", "请填写统一社会信用代码"));
-    }
-    let credit_code =
-        credit_code::validate(&code_in).map_err(|m| ApiError::field("credit_code", m))?;
+    let credit_code = if code_in.trim().is_empty() {
+        p.add("credit_code", "请填写统一社会信用代码");
+        None
+    } else {
+        p.take(credit_code::validate(&code_in).map_err(|m| ApiError::field("credit_code", m)))
+    };
     let category = pick(u.category.as_ref(), current.map(|c| c.3.as_str())).unwrap_or_default();
     if category.trim().is_empty() {
-        return Err(ApiError::field("category", "请选择单位类别"));
+        p.add("category", "请选择单位类别");
+    } else if category_label(category.trim()).is_none() {
+        p.add("category", format!("单位类别“{category}”不存在"));
     }
-    if category_label(category.trim()).is_none() {
-        return Err(ApiError::field(
-            "category",
-            format!("单位类别“{category}”不存在"),
-        ));
-    }
-    let subcategory = fields::optional_text(
+    let subcategory = p.take(fields::optional_text(
         "subcategory",
         "单位类别细分",
         pick(u.subcategory.as_ref(), current.map(|c| c.4.as_str())).as_deref(),
         50,
-    )?;
+    ));
     let has_party_group = u
         .has_party_group
         .unwrap_or(current.map(|c| c.5 != 0).unwrap_or(false));
-    let situation = u
-        .party_org_situation
-        .or(current.map(|c| c.6))
-        .ok_or_else(|| ApiError::field("party_org_situation", "请选择单位建立党组织情况"))?;
-    if !(1..=4).contains(&situation) {
-        return Err(ApiError::field(
-            "party_org_situation",
-            "单位建立党组织情况应为1至4",
-        ));
-    }
-    let managing_org_id = match situation {
-        3 | 4 => {
+    let situation = match u.party_org_situation.or(current.map(|c| c.6)) {
+        None => {
+            p.add("party_org_situation", "请选择单位建立党组织情况");
+            None
+        }
+        Some(s) if !(1..=4).contains(&s) => {
+            p.add("party_org_situation", "单位建立党组织情况应为1至4");
+            None
+        }
+        Some(s) => Some(s),
+    };
+    let managing = match situation {
+        Some(3 | 4) => {
             let m = pick(
                 u.managing_org_id.as_ref(),
                 current.and_then(|c| c.7.as_deref()),
             )
             .unwrap_or_default();
             if m.trim().is_empty() {
-                return Err(ApiError::field(
+                p.add(
                     "managing_org_id",
                     "应建未建或未建立党组织的单位须指定管理党组织",
-                ));
+                );
+                None
+            } else {
+                Some(m.trim().to_string())
             }
-            let org = crate::org::store::get(db.read(), m.trim())
-                .await?
-                .ok_or_else(|| ApiError::field("managing_org_id", "管理党组织不存在"))?;
-            access::org(actor, &org.code, access::Reach::Subtree)
-                .map_err(|_| ApiError::field("managing_org_id", "管理党组织不在您的管理范围内"))?;
-            Some(org.id)
         }
         _ => None,
+    };
+    let managing_org_id = match managing {
+        Some(m) => match crate::org::store::get(db.read(), &m).await? {
+            None => {
+                p.add("managing_org_id", "管理党组织不存在");
+                None
+            }
+            Some(org) => {
+                if access::org(actor, &org.code, access::Reach::Subtree).is_err() {
+                    p.add("managing_org_id", "管理党组织不在您的管理范围内");
+                }
+                Some(org.id)
+            }
+        },
+        None => None,
+    };
+    p.finish()?;
+    let (Some(name), Some(credit_code), Some(subcategory), Some(situation)) =
+        (name, credit_code, subcategory, situation)
+    else {
+        return Err(fields::unset());
     };
     Ok(ValidUnit {
         name,

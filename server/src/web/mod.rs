@@ -230,19 +230,36 @@ pub fn csrf_field(actor: &Actor) -> Markup {
 #[derive(Debug, Default, Clone)]
 pub struct FormErrors {
     pub fields: HashMap<String, String>,
+    /// The fields at fault in form order, with their messages (the banner lists them).
+    pub order: Vec<(String, String)>,
     pub general: Option<String>,
 }
 
 impl FormErrors {
-    /// Places an API error next to the field it names, or at the top of the form.
+    /// Places every field error of an API error next to its field and lists them in the
+    /// banner; an error about no field goes to the top of the form.
     pub fn from_api(e: &ApiError) -> FormErrors {
         let mut errors = FormErrors::default();
-        match &e.field {
-            Some(f) => {
-                errors.fields.insert(f.clone(), e.message.clone());
-                errors.general = Some("提交的信息有误，请按提示修改后重新保存".to_string());
-            }
-            None => errors.general = Some(e.message.clone()),
+        let listed: Vec<(String, String)> = if e.errors.is_empty() {
+            e.field
+                .iter()
+                .map(|f| (f.clone(), e.message.clone()))
+                .collect()
+        } else {
+            e.errors
+                .iter()
+                .map(|f| (f.field.clone(), f.message.clone()))
+                .collect()
+        };
+        if listed.is_empty() {
+            errors.general = Some(e.message.clone());
+        }
+        for (field, message) in listed {
+            errors
+                .fields
+                .entry(field.clone())
+                .or_insert(message.clone());
+            errors.order.push((field, message));
         }
         errors
     }
@@ -251,17 +268,38 @@ impl FormErrors {
     pub fn at(&self, field: &str) -> Markup {
         html! {
             @if let Some(m) = self.fields.get(field) {
-                div.field-error data-field=(field) role="alert" { (m) }
+                div.field-error id={"err-" (field)} data-field=(field) role="alert" { (m) }
             }
         }
     }
 
+    /// The banner above the form: the general error, or every field at fault, each a link
+    /// to its field (app.js focuses and scrolls to the first).
     pub fn banner(&self) -> Markup {
         html! {
             @if let Some(m) = &self.general {
                 div.alert.alert-error role="alert" { (m) }
+            } @else if !self.order.is_empty() {
+                div.alert.alert-error.form-problems role="alert" data-first=(self.order[0].0) {
+                    "提交的信息有 " (self.order.len()) " 处需要修改，请按提示修改后重新保存："
+                    ul {
+                        @for (field, message) in &self.order {
+                            li { a href={"#" (field)} data-focus=(field) { (message) } }
+                        }
+                    }
+                }
             }
         }
+    }
+
+    pub fn invalid(&self, field: &str) -> Option<&'static str> {
+        self.fields.contains_key(field).then_some("true")
+    }
+
+    pub fn described_by(&self, field: &str) -> Option<String> {
+        self.fields
+            .contains_key(field)
+            .then(|| format!("err-{field}"))
     }
 }
 
@@ -276,7 +314,8 @@ pub fn text_field(
     html! {
         div.field.has-error[errors.fields.contains_key(name)] {
             label for=(name) { @if required { span.req { "*" } } (label) }
-            input type="text" id=(name) name=(name) value=(value);
+            input type="text" id=(name) name=(name) value=(value)
+                aria-invalid=[errors.invalid(name)] aria-describedby=[errors.described_by(name)];
             (errors.at(name))
         }
     }
@@ -293,7 +332,8 @@ pub fn date_field(
     html! {
         div.field.has-error[errors.fields.contains_key(name)] {
             label for=(name) { @if required { span.req { "*" } } (label) }
-            input type="date" id=(name) name=(name) value=(value);
+            input type="date" id=(name) name=(name) value=(value)
+                aria-invalid=[errors.invalid(name)] aria-describedby=[errors.described_by(name)];
             (errors.at(name))
         }
     }
@@ -311,7 +351,8 @@ pub fn select_field(
     html! {
         div.field.has-error[errors.fields.contains_key(name)] {
             label for=(name) { @if required { span.req { "*" } } (label) }
-            select id=(name) name=(name) {
+            select id=(name) name=(name)
+                aria-invalid=[errors.invalid(name)] aria-describedby=[errors.described_by(name)] {
                 @if !required { option value="" { "（请选择）" } }
                 @for (code, text) in options {
                     option value=(code) selected[code == selected] { (text) }

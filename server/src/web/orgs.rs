@@ -15,7 +15,7 @@ use super::{
 use crate::access::{self, Actor, Reach};
 use crate::error::ApiError;
 use crate::org::routes::{self as ops, ChangeCategory, CreateOrg, EditOrg, RevokeOrg};
-use crate::org::rules::{allowed_children, Category, Level};
+use crate::org::rules::{allowed_children, subordination_label, Category, Level, SUBORDINATIONS};
 use crate::org::{store, OrgRow, OrgView};
 use crate::state::AppState;
 
@@ -143,7 +143,7 @@ fn info(org: &OrgView) -> Markup {
                     }
                 }
             }
-            (row("隶属关系", &org.subordination))
+            (row("隶属关系", &subordination_label(&org.subordination)))
             (row("批准建立日期", org.founded_on.as_deref().unwrap_or("")))
             (row("所在单位情况", unit_mode_label(org.unit_mode.as_deref())))
             (row("党组织工作分类", org.work_category.as_deref().and_then(crate::unit::category_label).unwrap_or("")))
@@ -277,6 +277,18 @@ async fn org_page(
     super::or_error(&actor, result)
 }
 
+/// 党组织隶属关系 as select options; a value recorded before the code list stays selectable.
+fn subordination_options(current: &str) -> Vec<(String, String)> {
+    let mut opts: Vec<(String, String)> = SUBORDINATIONS
+        .iter()
+        .map(|(c, l)| (c.to_string(), format!("{l}（{c}）")))
+        .collect();
+    if !current.is_empty() && !SUBORDINATIONS.iter().any(|(c, _)| *c == current) {
+        opts.push((current.to_string(), current.to_string()));
+    }
+    opts
+}
+
 fn level_options() -> Vec<(String, String)> {
     [Level::Central, Level::Province, Level::City, Level::County]
         .iter()
@@ -388,10 +400,10 @@ async fn create_page(
                     (text_field("short_name", "简称", v(&form.short_name), false, errors))
                     (select_field("category", "组织类别", &categories, v(&form.category), true, errors))
                     div.level-field { (select_field("level", "级别（中共各级委员会）", &level_options(), v(&form.level), false, errors)) }
-                    (text_field("secretary", "书记", v(&form.secretary), false, errors))
+                    (text_field("secretary", "书记", v(&form.secretary), true, errors))
                     (text_field("contact_name", "联系人", v(&form.contact_name), true, errors))
                     (text_field("contact_phone", "联系电话", v(&form.contact_phone), true, errors))
-                    (text_field("subordination", "隶属关系", v(&form.subordination), false, errors))
+                    (select_field("subordination", "党组织隶属关系", &subordination_options(v(&form.subordination)), v(&form.subordination), false, errors))
                     (date_field("founded_on", "批准建立日期", v(&form.founded_on), true, errors))
                     (unit_mode_field(v(&form.unit_mode), errors, &chosen))
                     @if actor.tier == Some(1) {
@@ -502,10 +514,10 @@ async fn edit_page(
                         }
                     }
                     (text_field("short_name", "简称", v(&form.short_name), false, errors))
-                    (text_field("secretary", "书记", v(&form.secretary), false, errors))
+                    (text_field("secretary", "书记", v(&form.secretary), true, errors))
                     (text_field("contact_name", "联系人", v(&form.contact_name), true, errors))
                     (text_field("contact_phone", "联系电话", v(&form.contact_phone), true, errors))
-                    (text_field("subordination", "隶属关系", v(&form.subordination), false, errors))
+                    (select_field("subordination", "党组织隶属关系", &subordination_options(v(&form.subordination)), v(&form.subordination), false, errors))
                     (date_field("founded_on", "批准建立日期", v(&form.founded_on), true, errors))
                     @if basic && may_rename { (unit_mode_field(v(&form.unit_mode), errors, &chosen)) }
                     @if actor.tier == Some(1) && may_rename && org.category() == Some(Category::BasicCommittee) {

@@ -188,7 +188,8 @@ pub(super) fn choice_field(
     html! {
         div.field.has-error[errors.fields.contains_key(name)] {
             label for=(name) { span.req { "*" } (label) }
-            select id=(name) name=(name) {
+            select id=(name) name=(name)
+                aria-invalid=[errors.invalid(name)] aria-describedby=[errors.described_by(name)] {
                 @if selected.is_empty() { option value="" { "（请选择）" } }
                 @for (code, text) in opts {
                     option value=(code) selected[code == selected] { (text) }
