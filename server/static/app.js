@@ -215,8 +215,36 @@
   syncLevel();
 
   // ---- confirmations and "back" links ----
+  // Required fields (their label carries the red *) that are empty, each marked beside the
+  // field as the server would; true when there was none.
+  function requiredFilled(form) {
+    let first = null;
+    for (const field of form.querySelectorAll(".field")) {
+      const label = field.querySelector("label");
+      const input = field.querySelector("input, select, textarea");
+      if (!label || !input || !label.querySelector(".req")) continue;
+      const old = field.querySelector(".field-error.client");
+      if (old) old.remove();
+      if (input.value.trim() !== "") continue;
+      const name = label.textContent.replace("*", "").trim();
+      field.classList.add("has-error");
+      input.setAttribute("aria-invalid", "true");
+      field.appendChild(el("div", { class: "field-error client", role: "alert" }, "请填写" + name));
+      if (!first) first = input;
+    }
+    if (first) {
+      first.scrollIntoView({ block: "center" });
+      first.focus({ preventScroll: true });
+    }
+    return first === null;
+  }
+
   document.addEventListener("click", (ev) => {
     const t = ev.target.closest("[data-confirm]");
+    if (t && t.hasAttribute("data-check-required") && t.form && !requiredFilled(t.form)) {
+      ev.preventDefault();
+      return;
+    }
     if (t && !window.confirm(t.dataset.confirm)) ev.preventDefault();
     const back = ev.target.closest("[data-back]");
     if (back && window.history.length > 1) {

@@ -345,3 +345,99 @@ async fn a_one_time_password_is_changed_at_first_sign_in() {
     assert!(b.exists("header.top a#change-password").await);
     b.close().await;
 }
+
+/// Actions that cannot succeed are shown disabled with the reason as their title; 撤销 names
+/// the empty 撤销文号 and 撤销原因 before it asks for confirmation.
+#[tokio::test]
+async fn only_actions_that_can_succeed_are_offered() {
+    let server = Server::demo(300, None).await;
+    let admin = server.account_in("admin", Some(3), "621");
+    let api = server.sign_in(&server.account("admin", Some(1))).await;
+    let children = api
+        .get(&format!(
+            "/api/v1/orgs/{}/children?per_page=200",
+            admin.org_id
+        ))
+        .await;
+    let branch = children.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["category"] == "631" && o["member_count"].as_i64().unwrap_or(0) > 0)
+        .cloned()
+        .unwrap_or_else(|| panic!("a branch with members: {:?}", children.body));
+    let branch_id = branch["id"].as_str().unwrap();
+    let r = api
+        .post(
+            "/api/v1/orgs",
+            json!({"parent_id": admin.org_id, "name": "待撤销的临时支部", "category": "631",
+                   "secretary": "王书记", "contact_name": "联系人", "contact_phone": "13800000000",
+                   "unit_mode": "same_as_parent", "founded_on": "2020-01-01"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let empty_id = r.body["id"].as_str().unwrap().to_string();
+
+    let b = Browser::start().await;
+    sign_in(&b, &server, &admin).await;
+    // The branch has members: 撤销 and 删除 are greyed out and say why.
+    b.goto(&server.url(&format!("/orgs/{branch_id}"))).await;
+    b.wait_for(".toolbar").await;
+    let disabled = b
+        .client
+        .find_all(fantoccini::Locator::Css(".toolbar .button.disabled"))
+        .await
+        .unwrap();
+    let mut titles = Vec::new();
+    for d in disabled {
+        titles.push((
+            d.text().await.unwrap(),
+            d.attr("title").await.unwrap().unwrap_or_default(),
+        ));
+    }
+    assert_eq!(titles.len(), 2, "{titles:?}");
+    assert!(
+        titles
+            .iter()
+            .all(|(_, t)| t.contains("名党员") && t.contains("不能")),
+        "{titles:?}"
+    );
+    assert!(
+        !b.exists(&format!("a[href='/orgs/{branch_id}/delete']"))
+            .await
+    );
+    b.screenshot("org-actions-disabled").await;
+
+    // An empty branch can be revoked: the empty fields are named before any confirmation.
+    b.goto(&server.url(&format!("/orgs/{empty_id}/revoke")))
+        .await;
+    b.wait_for("#revoke-form").await;
+    b.click("#revoke-form button[type=submit]").await;
+    assert!(b
+        .text("#revoke-form .field-error")
+        .await
+        .contains("请填写撤销文号"));
+    let errors = b
+        .client
+        .find_all(fantoccini::Locator::Css("#revoke-form .field-error"))
+        .await
+        .unwrap();
+    assert_eq!(errors.len(), 2);
+    let focused = b
+        .client
+        .execute("return document.activeElement.id", vec![])
+        .await
+        .unwrap();
+    assert_eq!(focused, json!("document_no"));
+    b.fill("document_no", "组字〔2026〕8号").await;
+    b.fill("reason", "误建后撤销").await;
+    b.click("#revoke-form button[type=submit]").await;
+    assert_eq!(
+        b.client.get_alert_text().await.unwrap(),
+        "确定撤销该党组织吗？"
+    );
+    b.client.accept_alert().await.unwrap();
+    b.wait_for(".org-head .badge").await;
+    assert_eq!(b.text(".org-head .badge").await, "已撤销");
+    b.close().await;
+}

@@ -502,7 +502,7 @@ pub async fn retier_grants(
 
 /// What stands in the way of deleting or revoking an organisation, in Chinese, one item each.
 pub async fn blockers(
-    tx: &mut Tx,
+    tx: &mut sqlx::AnyConnection,
     org: &OrgRow,
     for_delete: bool,
 ) -> Result<Vec<String>, sqlx::Error> {
@@ -513,14 +513,14 @@ pub async fn blockers(
         "SELECT COUNT(*) FROM orgs WHERE parent_id = $1"
     })
     .bind(&org.id)
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut *tx)
     .await?;
     if children > 0 {
         out.push(format!("{children}个下级党组织"));
     }
     let members: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE branch_id = $1")
         .bind(&org.id)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await?;
     if members > 0 {
         out.push(format!("{members}名党员"));
@@ -528,14 +528,14 @@ pub async fn blockers(
     let in_transfer: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE branch_id = $1 AND in_transfer = 1")
             .bind(&org.id)
-            .fetch_one(&mut **tx)
+            .fetch_one(&mut *tx)
             .await?;
     if in_transfer > 0 {
         out.push(format!("{in_transfer}件正在办理的组织关系转接"));
     }
     let units: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM org_units WHERE org_id = $1")
         .bind(&org.id)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await?;
     if units > 0 {
         out.push(format!("{units}个关联单位（请先解除关联）"));
@@ -543,7 +543,7 @@ pub async fn blockers(
     let grants: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM grants WHERE org_id = $1 AND revoked_at IS NULL")
             .bind(&org.id)
-            .fetch_one(&mut **tx)
+            .fetch_one(&mut *tx)
             .await?;
     if grants > 0 {
         out.push(format!(
@@ -552,7 +552,7 @@ pub async fn blockers(
     } else if for_delete {
         let history: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM grants WHERE org_id = $1")
             .bind(&org.id)
-            .fetch_one(&mut **tx)
+            .fetch_one(&mut *tx)
             .await?;
         if history > 0 {
             out.push(format!(

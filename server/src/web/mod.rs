@@ -303,6 +303,14 @@ impl FormErrors {
     }
 }
 
+/// An action that cannot succeed now: shown greyed out, the reason as its title (and read out
+/// by screen readers), never as a link that leads to a refusal.
+pub fn disabled_action(text: &str, reason: &str) -> Markup {
+    html! {
+        span.button.disabled aria-disabled="true" title=(reason) data-reason=(reason) { (text) }
+    }
+}
+
 /// A labelled text input with its error slot. `required` marks the label with `*`.
 pub fn text_field(
     name: &str,

@@ -9,8 +9,8 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::{
-    csrf_field, date_field, error_page, org_crumbs, page, page_with_status, select_field,
-    text_field, CsrfForm, FormErrors, PageActor,
+    csrf_field, date_field, disabled_action, error_page, org_crumbs, page, page_with_status,
+    select_field, text_field, CsrfForm, FormErrors, PageActor,
 };
 use crate::access::{self, Actor, Reach};
 use crate::error::ApiError;
@@ -89,7 +89,27 @@ fn unit_mode_label(code: Option<&str>) -> &'static str {
 }
 
 /// The toolbar of an organisation page: what the actor may do here.
-fn toolbar(actor: &Actor, org: &OrgRow) -> Markup {
+/// Why an organisation cannot be revoked and why it cannot be deleted now (empty: it can).
+pub struct Blockers {
+    pub revoke: Vec<String>,
+    pub delete: Vec<String>,
+}
+
+impl Blockers {
+    pub async fn of(state: &AppState, org: &OrgRow) -> Result<Blockers, ApiError> {
+        let mut conn = state.db.read().acquire().await?;
+        Ok(Blockers {
+            revoke: store::blockers(&mut conn, org, false).await?,
+            delete: store::blockers(&mut conn, org, true).await?,
+        })
+    }
+
+    pub fn reason(verb: &str, list: &[String]) -> String {
+        format!("该党组织有{}，不能{verb}", list.join("、"))
+    }
+}
+
+fn toolbar(actor: &Actor, org: &OrgRow, blockers: &Blockers) -> Markup {
     let below = access::org(actor, &org.code, Reach::StrictlyBelow).is_ok();
     let branch = org.category().is_some_and(Category::is_branch);
     let active = org.is_active();
@@ -100,8 +120,20 @@ fn toolbar(actor: &Actor, org: &OrgRow) -> Markup {
             @if active && below { a.button href={"/orgs/" (org.id) "/category"} { "【更改组织类别】" } }
             @if active && branch { a.button href={"/orgs/" (org.id) "/members/new"} { "【新增党员】" } }
             @if active { a.button href={"/units/new?org=" (org.id)} { "【新增单位】" } }
-            @if active && below { a.button.danger href={"/orgs/" (org.id) "/revoke"} { "【撤销】" } }
-            @if below { a.button.danger href={"/orgs/" (org.id) "/delete"} { "【删除】" } }
+            @if active && below {
+                @if blockers.revoke.is_empty() {
+                    a.button.danger href={"/orgs/" (org.id) "/revoke"} { "撤销" }
+                } @else {
+                    (disabled_action("撤销", &Blockers::reason("撤销", &blockers.revoke)))
+                }
+            }
+            @if below {
+                @if blockers.delete.is_empty() {
+                    a.button.danger href={"/orgs/" (org.id) "/delete"} { "删除" }
+                } @else {
+                    (disabled_action("删除", &Blockers::reason("删除", &blockers.delete)))
+                }
+            }
         }
     }
 }
@@ -241,7 +273,8 @@ async fn org_page(
     };
     let result: Result<Response, ApiError> = async {
         let crumbs = org_crumbs(&state, &actor, &org.id).await?;
-        let toolbar = toolbar(&actor, &org);
+        let blockers = Blockers::of(&state, &org).await?;
+        let toolbar = toolbar(&actor, &org, &blockers);
         let unmask = matches!(q.unmask.as_deref(), Some("1") | Some("true"));
         let view = ops::view(&state.db, &actor, &org.id, unmask).await?;
         let tab = q.tab.clone().unwrap_or_else(|| "info".to_string());
@@ -737,6 +770,10 @@ async fn revoke_page(
     status: StatusCode,
 ) -> Response {
     let crumbs = org_crumbs(state, actor, &org.id).await.unwrap_or_default();
+    let blocked = match Blockers::of(state, org).await {
+        Ok(b) => b.revoke,
+        Err(e) => return error_page(Some(actor), e),
+    };
     page_with_status(
         status,
         actor,
@@ -756,8 +793,15 @@ async fn revoke_page(
                         textarea #reason name="reason" rows="3" { (v(&form.reason)) }
                         (errors.at("reason"))
                     }
+                    @if !blocked.is_empty() {
+                        div.alert.alert-warn role="note" { (Blockers::reason("撤销", &blocked)) }
+                    }
                     div.actions {
-                        button.primary.danger type="submit" data-confirm="确定撤销该党组织吗？" { "【撤销】" }
+                        @if blocked.is_empty() {
+                            button.primary.danger type="submit" data-confirm="确定撤销该党组织吗？" data-check-required { "撤销" }
+                        } @else {
+                            (disabled_action("撤销", &Blockers::reason("撤销", &blocked)))
+                        }
                         a.button href={"/orgs/" (org.id)} { "取消" }
                     }
                 }
@@ -822,6 +866,10 @@ async fn delete_page(
     status: StatusCode,
 ) -> Response {
     let crumbs = org_crumbs(state, actor, &org.id).await.unwrap_or_default();
+    let blocked = match Blockers::of(state, org).await {
+        Ok(b) => b.delete,
+        Err(e) => return error_page(Some(actor), e),
+    };
     page_with_status(
         status,
         actor,
@@ -835,8 +883,15 @@ async fn delete_page(
                 (errors.banner())
                 form #delete-form method="post" action={"/orgs/" (org.id) "/delete"} {
                     (csrf_field(actor))
+                    @if !blocked.is_empty() {
+                        div.alert.alert-warn role="note" { (Blockers::reason("删除", &blocked)) }
+                    }
                     div.actions {
-                        button.primary.danger type="submit" data-confirm="确定删除该党组织吗？删除后不可恢复。" { "【删除】" }
+                        @if blocked.is_empty() {
+                            button.primary.danger type="submit" data-confirm="确定删除该党组织吗？删除后不可恢复。" { "删除" }
+                        } @else {
+                            (disabled_action("删除", &Blockers::reason("删除", &blocked)))
+                        }
                         a.button href={"/orgs/" (org.id)} { "取消" }
                     }
                 }

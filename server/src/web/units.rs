@@ -388,7 +388,11 @@ fn edit_extra(unit: &UnitView) -> Markup {
             }
         }
         div.toolbar {
-            a.button.danger href={"/units/" (unit.id) "/delete"} { "【删除】" }
+            @if unit.linked_orgs.is_empty() {
+                a.button.danger href={"/units/" (unit.id) "/delete"} { "删除" }
+            } @else {
+                (super::disabled_action("删除", "该单位已关联党组织，须先在党组织信息维护中解除关联，才能删除"))
+            }
         }
     }
 }
