@@ -117,8 +117,21 @@ async fn citizen_id_vectors_get_their_verdicts_through_post_members() {
             body["birth_date"] = json!("1970-05-05");
             body["joined_on"] = json!("1995-05-05");
             body["full_on"] = json!("1996-06-06");
+            // The placeholder asks for confirmation first, then stays flagged on the record.
+            let r = api.post("/api/v1/members", body.clone()).await;
+            assert_eq!(
+                (r.status, r.field()),
+                (400, Some("id_number")),
+                "{:?}",
+                r.body
+            );
+            assert!(r.message().contains("已核实"), "{:?}", r.body);
+            body["confirm_contradictions"] = json!(true);
         }
         let r = api.post("/api/v1/members", body).await;
+        if expected == "unknown" {
+            assert_eq!(r.body["flags"], json!(["身份证号不明确"]), "{:?}", r.body);
+        }
         match expected.as_str() {
             "valid" | "unknown" => {
                 assert_eq!(

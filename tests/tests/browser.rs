@@ -211,8 +211,29 @@ async fn an_admin_enters_a_member_and_sees_a_bad_id_number_named_next_to_the_fie
         .await
         .unwrap();
     assert_eq!(sex.as_deref(), Some("female"));
+    // A sex other than the ID number's asks for confirmation, then stays tagged on the record.
+    b.select("sex", "male").await;
+    b.click("#member-form button[type=submit]").await;
+    let msg = b.text(".field-error[data-field=sex]").await;
+    assert!(msg.contains("不一致") && msg.contains("已核实"), "{msg}");
+    // 学历 headings are not choices.
+    let heading = b
+        .client
+        .execute(
+            "return document.querySelector('#education optgroup').label",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(heading, json!("研究生教育"));
+    b.screenshot("member-confirm-contradiction").await;
+    b.click("input[name=confirm_contradictions]").await;
     b.click("#member-form button[type=submit]").await;
     b.wait_for(".alert-info").await;
+    assert!(b
+        .text(".member-flags")
+        .await
+        .contains("性别与身份证号不一致"));
     let page = b.text("section.work").await;
     assert!(page.contains("赵浏览"), "{page}");
     assert!(

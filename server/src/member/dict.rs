@@ -102,6 +102,28 @@ pub const EDUCATIONS: [(&str, &str); 36] = [
     ("90", "其他"),
 ];
 
+/// Is this 学历 code a group heading (研究生教育, 大学本科教育 …) rather than a choice? The
+/// headings end in 0; 90 其他 is a choice.
+pub fn is_education_group(code: &str) -> bool {
+    code.len() == 2 && code.ends_with('0') && code != "90"
+}
+
+/// 学历 as the form lists it: each heading with the choices below it (codes of the same
+/// first digit; 28 大学普通班毕业 belongs to 大学本科教育), then 其他 on its own.
+pub fn education_groups() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
+    let mut groups: Vec<(&'static str, Vec<(&'static str, &'static str)>)> = Vec::new();
+    for (code, label) in EDUCATIONS {
+        if is_education_group(code) {
+            groups.push((label, Vec::new()));
+        } else if code == "90" {
+            groups.push(("", vec![(code, label)]));
+        } else if let Some(last) = groups.last_mut() {
+            last.1.push((code, label));
+        }
+    }
+    groups
+}
+
 /// 工作岗位 (SPEC §4), keyed by the API's values.
 pub const JOBS: [(&str, &str); 5] = [
     ("worker", "在岗职工"),

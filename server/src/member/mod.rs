@@ -89,6 +89,9 @@ pub struct MemberView {
     /// 信息完整度 0-100
     pub completeness: i64,
     pub in_transfer: bool,
+    /// 数据提示: contradictions kept on the record after confirmation (性别与身份证号不一致,
+    /// 出生日期与身份证号不一致, 身份证号不明确)
+    pub flags: Vec<String>,
     pub masked: bool,
     pub created_at: String,
     pub updated_at: String,
@@ -125,6 +128,10 @@ impl MemberRow {
             .ok()
             .map(|b| crate::fields::years_between(b, crate::db::today()));
         let birth_date = unmask.then(|| self.birth_date.clone());
+        let flags = rules::record_contradictions(&self, crate::db::today())
+            .into_iter()
+            .map(|c| c.tag.to_string())
+            .collect();
         let (id_number, phone, registered_phone) = if unmask {
             (self.id_number, self.phone, self.registered_phone)
         } else {
@@ -168,6 +175,7 @@ impl MemberRow {
             new_social_stratum: self.new_social_stratum,
             completeness: self.completeness,
             in_transfer: self.in_transfer != 0,
+            flags,
             masked: !unmask,
             created_at: self.created_at,
             updated_at: self.updated_at,

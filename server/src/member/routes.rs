@@ -286,7 +286,12 @@ pub async fn edit(db: &Db, actor: &Actor, id: &str, req: &MemberInput) -> ApiRes
         }
     }
     let merged = rules::merge(&current, req);
-    let v = rules::validate(&merged, today())?;
+    // Contradictions already on the record were confirmed (or predate the check).
+    let accepted: Vec<&str> = rules::record_contradictions(&current, today())
+        .iter()
+        .map(|c| c.field)
+        .collect();
+    let v = rules::validate_accepting(&merged, today(), &accepted)?;
     if current.in_transfer != 0 {
         let changed: Vec<&str> = LETTER_FIELDS
             .iter()

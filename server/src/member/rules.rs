@@ -60,6 +60,74 @@ pub struct MemberInput {
     pub title: Option<String>,
     /// 新社会阶层情况
     pub new_social_stratum: Option<String>,
+    /// true: save even though the sex or birth date differs from the ID number, or the ID number
+    /// is the all-zero placeholder 身份证号不明确 (each is answered 400 naming the field until
+    /// confirmed; the record stays tagged)
+    pub confirm_contradictions: Option<bool>,
+}
+
+/// A recorded fact that contradicts another: kept only when confirmed, and shown on the record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contradiction {
+    /// the field that differs (sex, birth_date) or is a placeholder (id_number)
+    pub field: &'static str,
+    /// the tag shown on the record
+    pub tag: &'static str,
+    /// what is wrong, in Chinese
+    pub message: String,
+}
+
+/// The contradictions between an ID number and the recorded sex and birth date: the all-zero
+/// placeholder, a sex or a birth date other than the number's. A malformed number has none
+/// here (it is refused as a field error).
+pub fn contradictions(
+    id_number: &str,
+    sex: &str,
+    birth_date: NaiveDate,
+    today: NaiveDate,
+) -> Vec<Contradiction> {
+    match idcard::parse(id_number, today) {
+        Ok(IdNumber::Unknown) => vec![Contradiction {
+            field: "id_number",
+            tag: "身份证号不明确",
+            message: "公民身份证号为全零占位（身份证号不明确），请尽快补录".to_string(),
+        }],
+        Ok(IdNumber::Known {
+            birth_date: id_birth,
+            male,
+            ..
+        }) => {
+            let mut out = Vec::new();
+            let id_sex = if male { "male" } else { "female" };
+            if sex != id_sex {
+                out.push(Contradiction {
+                    field: "sex",
+                    tag: "性别与身份证号不一致",
+                    message: format!(
+                        "性别与公民身份证号不一致（身份证号为{}性）",
+                        if male { "男" } else { "女" }
+                    ),
+                });
+            }
+            if birth_date != id_birth {
+                out.push(Contradiction {
+                    field: "birth_date",
+                    tag: "出生日期与身份证号不一致",
+                    message: format!("出生日期与公民身份证号不一致（身份证号为 {id_birth}）"),
+                });
+            }
+            out
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The contradictions of a stored record (shown as tags on it).
+pub fn record_contradictions(row: &MemberRow, today: NaiveDate) -> Vec<Contradiction> {
+    match NaiveDate::parse_from_str(&row.birth_date, "%Y-%m-%d") {
+        Ok(birth) => contradictions(&row.id_number, &row.sex, birth, today),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// A member that passed every rule.
@@ -107,6 +175,16 @@ fn coded(
 /// Checks every field rule and reports every field at fault at once. `today` is the
 /// platform's calendar date.
 pub fn validate(m: &MemberInput, today: NaiveDate) -> Result<ValidMember, ApiError> {
+    validate_accepting(m, today, &[])
+}
+
+/// As [`validate`], with the contradictions already on the record (`accepted`: their fields)
+/// needing no new confirmation.
+pub fn validate_accepting(
+    m: &MemberInput,
+    today: NaiveDate,
+    accepted: &[&str],
+) -> Result<ValidMember, ApiError> {
     let mut p = Problems::default();
     let name = p.take(fields::required_text("name", "姓名", m.name.as_deref(), 30));
     if name
@@ -169,6 +247,18 @@ pub fn validate(m: &MemberInput, today: NaiveDate) -> Result<ValidMember, ApiErr
         }
         Some(b)
     });
+    if let (Some(id), Some(sex), Some(birth)) = (&id, &sex, birth_date) {
+        if m.confirm_contradictions != Some(true) {
+            for c in contradictions(id.as_str(), sex, birth, today) {
+                if !accepted.contains(&c.field) {
+                    p.add(
+                        c.field,
+                        format!("{}；如已核实无误，请勾选“已核实”后保存", c.message),
+                    );
+                }
+            }
+        }
+    }
     let ethnicity = p.take(coded(
         "ethnicity",
         "民族",
@@ -181,6 +271,9 @@ pub fn validate(m: &MemberInput, today: NaiveDate) -> Result<ValidMember, ApiErr
         &EDUCATIONS,
         m.education.as_deref(),
     ));
+    if education.as_deref().is_some_and(dict::is_education_group) {
+        p.add("education", "学历类别不能选择，请选择具体学历");
+    }
     let category = p.take(coded(
         "category",
         "人员类别",
@@ -441,6 +534,7 @@ pub fn merge(current: &MemberRow, patch: &MemberInput) -> MemberInput {
         origin: keep(&patch.origin, &current.origin),
         title: keep(&patch.title, &current.title),
         new_social_stratum: keep(&patch.new_social_stratum, &current.new_social_stratum),
+        confirm_contradictions: patch.confirm_contradictions,
     }
 }
 
@@ -509,6 +603,40 @@ mod tests {
     }
 
     #[test]
+    fn contradictions_with_the_id_number_need_confirmation() {
+        let mut m = good();
+        m.sex = Some("female".into());
+        m.birth_date = Some("1980-05-18".into());
+        assert_eq!(fields_of(&m), ["sex", "birth_date"]);
+        m.confirm_contradictions = Some(true);
+        let v = validate(&m, today()).unwrap();
+        assert_eq!(v.sex, "female");
+        let tags: Vec<&str> = contradictions(&v.id_number, &v.sex, v.birth_date, today())
+            .iter()
+            .map(|c| c.tag)
+            .collect();
+        assert_eq!(tags, ["性别与身份证号不一致", "出生日期与身份证号不一致"]);
+        // Already on the record: an edit needs no new confirmation for them.
+        m.confirm_contradictions = None;
+        assert!(validate_accepting(&m, today(), &["sex", "birth_date"]).is_ok());
+        // The all-zero placeholder too.
+        let mut m = good();
+        m.id_number = Some(idcard::UNKNOWN_ID_NUMBER.into());
+        m.sex = Some("male".into());
+        m.birth_date = Some("1980-01-01".into());
+        assert_eq!(fields_of(&m), ["id_number"]);
+    }
+
+    #[test]
+    fn education_group_headings_cannot_be_chosen() {
+        let mut m = good();
+        m.education = Some("20".into());
+        assert_eq!(fields_of(&m), ["education"]);
+        m.education = Some("90".into());
+        assert!(validate(&m, today()).is_ok());
+    }
+
+    #[test]
     fn a_good_member_passes_with_derived_sex_and_birth_date() {
         let v = validate(&good(), today()).unwrap();
         assert_eq!(v.sex, "male");
@@ -566,6 +694,8 @@ mod tests {
         m.sex = Some("female".into());
         assert_eq!(field_of(&m).as_deref(), Some("birth_date"));
         m.birth_date = Some("1980-01-01".into());
+        assert_eq!(field_of(&m).as_deref(), Some("id_number"));
+        m.confirm_contradictions = Some(true);
         assert!(validate(&m, today()).is_ok());
     }
 

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::access::Actor;
 use crate::error::ApiError;
-use crate::member::dict::{self, CATEGORIES, EDUCATIONS, ETHNICITIES, JOBS, STATUSES};
+use crate::member::dict::{self, education_groups, CATEGORIES, ETHNICITIES, JOBS, STATUSES};
 use crate::member::idcard;
 use crate::member::routes as ops;
 use crate::member::rules::MemberInput;
@@ -166,6 +166,14 @@ fn member_fields(mode: &Mode<'_>, form: &MemberInput, errors: &FormErrors) -> Ma
         ("female".to_string(), "女".to_string()),
     ];
     html! {
+        @if needs_confirmation(errors) {
+            div.field.confirm-contradictions {
+                label {
+                    input type="checkbox" name="confirm_contradictions" value="true";
+                    " 已核实：提示中与公民身份证号不一致的信息（或身份证号不明确）确认无误，仍然保存"
+                }
+            }
+        }
         @match mode {
             Mode::New { branch } => {
                 input type="hidden" name="branch_id" value=(branch.id);
@@ -201,7 +209,7 @@ fn member_fields(mode: &Mode<'_>, form: &MemberInput, errors: &FormErrors) -> Ma
         (select_field("sex", "性别（根据身份证号自动填写）", &sexes, v(&form.sex), false, errors))
         (date_field("birth_date", "出生日期（根据身份证号自动填写）", v(&form.birth_date), false, errors))
         (choice_field("ethnicity", "民族", &options(&ETHNICITIES), v(&form.ethnicity), errors))
-        (choice_field("education", "学历", &options(&EDUCATIONS), v(&form.education), errors))
+        (education_field(v(&form.education), errors))
         (choice_field("category", "人员类别", &options(&CATEGORIES), v(&form.category), errors))
         (date_field("joined_on", "加入党组织日期", v(&form.joined_on), true, errors))
         (date_field("full_on", "转正日期（正式党员必填）", v(&form.full_on), false, errors))
@@ -215,6 +223,40 @@ fn member_fields(mode: &Mode<'_>, form: &MemberInput, errors: &FormErrors) -> Ma
         (date_field("lost_contact_on", "失联日期（失联党员必填）", v(&form.lost_contact_on), false, errors))
         (select_field("floating", "是否流动党员", &bool_options(), bool_value(form.floating), true, errors))
         (text_field("floating_to", "外出流向（流动党员必填）", v(&form.floating_to), false, errors))
+    }
+}
+
+/// Did the refused save ask to confirm a contradiction with the ID number?
+fn needs_confirmation(errors: &FormErrors) -> bool {
+    ["id_number", "sex", "birth_date"]
+        .iter()
+        .any(|f| errors.fields.get(*f).is_some_and(|m| m.contains("已核实")))
+}
+
+/// 学历: choices grouped under their headings, which cannot be chosen.
+fn education_field(selected: &str, errors: &FormErrors) -> Markup {
+    html! {
+        div.field.has-error[errors.fields.contains_key("education")] {
+            label for="education" { span.req { "*" } "学历" }
+            select #education name="education"
+                aria-invalid=[errors.invalid("education")] aria-describedby=[errors.described_by("education")] {
+                @if selected.is_empty() { option value="" { "（请选择）" } }
+                @for (heading, choices) in education_groups() {
+                    @if heading.is_empty() {
+                        @for (code, label) in &choices {
+                            option value=(code) selected[*code == selected] { (label) }
+                        }
+                    } @else {
+                        optgroup label=(heading) {
+                            @for (code, label) in &choices {
+                                option value=(code) selected[*code == selected] { (label) }
+                            }
+                        }
+                    }
+                }
+            }
+            (errors.at("education"))
+        }
     }
 }
 
@@ -388,6 +430,12 @@ async fn record(
                 div.panel {
                     h2 { "党员信息查看：" (m.name) }
                     @if let Some(n) = notice { div.alert.alert-info role="status" { (n) } }
+                    @if !m.flags.is_empty() {
+                        div.alert.alert-warn.member-flags role="note" {
+                            "数据提示（保存时已核实）："
+                            @for f in &m.flags { span.badge.flag { (f) } }
+                        }
+                    }
                     @if m.in_transfer { div.alert.alert-warn role="note" { "该党员正在办理组织关系转接，介绍信所载信息不能修改。" } }
                     div.toolbar {
                         a.button href={"/members/" (m.id) "/edit"} { "【编辑】" }
