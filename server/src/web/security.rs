@@ -168,18 +168,44 @@ async fn grants_page(
     State(state): State<AppState>,
     PageActor(actor): PageActor,
     Query(q): Query<ListQuery>,
+    Query(print): Query<super::print::PrintQuery>,
 ) -> Response {
+    let printing = print.on();
     let result = async {
-        let list = grants::list_grants(
-            &state,
-            &actor,
-            &GrantQuery {
-                org_id: q.org_id.clone(),
-                page: q.page,
-                per_page: Some(20),
-            },
-        )
-        .await?;
+        let list = if printing {
+            let (state, actor, org_id) = (&state, &actor, &q.org_id);
+            super::print::all_rows(|p| async move {
+                grants::list_grants(
+                    state,
+                    actor,
+                    &GrantQuery {
+                        org_id: org_id.clone(),
+                        page: p.page,
+                        per_page: p.per_page,
+                    },
+                )
+                .await
+            })
+            .await?
+        } else {
+            grants::list_grants(
+                &state,
+                &actor,
+                &GrantQuery {
+                    org_id: q.org_id.clone(),
+                    page: q.page,
+                    per_page: Some(20),
+                },
+            )
+            .await?
+        };
+        let print_href = format!(
+            "/security/grants?print=1{}",
+            q.org_id
+                .as_deref()
+                .map(|o| format!("&org_id={}", super::units::enc(o)))
+                .unwrap_or_default()
+        );
         let search = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
         let orgs = match search {
             Some(s) => crate::org::store::search(&state.db, &actor.org_code, s, 20).await?,
@@ -213,9 +239,14 @@ async fn grants_page(
                 h2 { "授权管理" }
                 p { "共 " (list.total) " 条授权（管理范围：" (actor.org_name) "） · "
                     a href="/security/certificates" { "USB Key 证书管理" } }
+                @if printing {
+                    (super::print::list_head("授权名单", list.items.len(), list.total))
+                } @else if !list.items.is_empty() {
+                    div.list-tools { (super::print::button(&print_href)) }
+                }
                 table.list {
                     thead { tr {
-                        th { "姓名" } th { "身份证号" } th { "角色" } th { "授权范围" } th { "状态" } th { "操作" }
+                        th { "姓名" } th { "身份证号" } th { "角色" } th { "授权范围" } th { "状态" } th.ops { "操作" }
                     } }
                     tbody {
                         @for g in &list.items {
@@ -247,7 +278,7 @@ async fn grants_page(
                         }
                     }
                 }
-                @if pages > 1 {
+                @if pages > 1 && !printing {
                     nav.pager {
                         @for p in 1..=pages.min(50) {
                             @if p == list.page { span.current { (p) } }
@@ -298,7 +329,7 @@ async fn render_form(
         div.panel {
             h2 { "新增授权：" (org.name) }
             (errors.banner())
-            form method="post" action="/security/grants/new" {
+            form #grant-form.form method="post" action="/security/grants/new" {
                 (csrf_field(actor))
                 input type="hidden" name="org_id" value=(org.id);
                 (text_field("name", "姓名", form.name.as_deref().unwrap_or(""), true, errors))
