@@ -161,6 +161,56 @@ impl Browser {
         path
     }
 
+    /// The current page printed to PDF by Chromium (WebDriver's Print Page), as text
+    /// (poppler's `pdftotext`, installed by scripts/test.sh), pages joined by form feeds.
+    pub async fn print_text(&self) -> String {
+        let pdf = self.print_pdf().await;
+        assert!(pdf.starts_with(b"%PDF"), "Print Page did not return a PDF");
+        let dir = crate::TempDir::new("dangjian-print");
+        let path = dir.path().join("page.pdf");
+        std::fs::write(&path, &pdf).expect("write PDF");
+        let out = Command::new("pdftotext")
+            .args(["-enc", "UTF-8", "-layout"])
+            .arg(&path)
+            .arg("-")
+            .output()
+            .expect("run pdftotext (scripts/test.sh installs poppler-utils)");
+        assert!(out.status.success(), "pdftotext failed");
+        String::from_utf8(out.stdout).expect("UTF-8 text")
+    }
+
+    /// The current page printed to PDF by Chromium (WebDriver's Print Page). A print the page
+    /// started itself (`window.print()`) is waited out first.
+    pub async fn print_pdf(&self) -> Vec<u8> {
+        let mut tries = 0;
+        loop {
+            match self
+                .client
+                .print(fantoccini::wd::PrintConfiguration::default())
+                .await
+            {
+                Ok(pdf) => return pdf,
+                Err(e) if tries < 50 && e.to_string().contains("already being printed") => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("print to PDF: {e}"),
+            }
+        }
+    }
+
+    /// The value property of a field, by id.
+    pub async fn value(&self, id: &str) -> String {
+        self.client
+            .find(Locator::Id(id))
+            .await
+            .unwrap_or_else(|_| panic!("no field #{id}"))
+            .prop("value")
+            .await
+            .expect("value")
+            .unwrap_or_default()
+    }
+
     pub async fn close(mut self) {
         let _ = self.client.clone().close().await;
         let _ = self.driver.kill();
