@@ -452,6 +452,26 @@ async fn a_member_list_prints_every_row_without_its_controls() {
         .expect("pdftoppm (poppler-utils)");
     assert!(status.success());
     let _ = std::fs::remove_file(&pdf_path);
+    // The other lists of an organisation have the same print view: every row, no pager.
+    b.goto(&server.url(&format!("/orgs/{}?tab=children", admin.org_id)))
+        .await;
+    b.wait_for("a.print-button").await;
+    for tab in ["children", "units&linkage=all"] {
+        b.goto(&server.url(&format!("/orgs/{}?tab={tab}&print=1", admin.org_id)))
+            .await;
+        b.wait_for("#print-list").await;
+        assert!(
+            !b.exists(".pager").await,
+            "{tab}: no pager in the print view"
+        );
+        let shown = b.text("#print-list .print-note").await;
+        let rows = b
+            .client
+            .find_all(fantoccini::Locator::Css("table.list tbody tr"))
+            .await
+            .unwrap();
+        assert_eq!(shown, format!("共 {} 条", rows.len()), "{tab}");
+    }
     // Clicking 打印 opens the print view in a new tab, which asks the browser to print.
     let tabs = b.client.windows().await.unwrap();
     b.goto(&server.url(&format!("/orgs/{branch}?tab=members")))

@@ -463,7 +463,7 @@ fn certificate_rows(
         table.list {
             thead { tr {
                 th { "持有人" } th { "证书序列号" } th { "主题" } th { "签发时间" } th { "到期时间" }
-                th { "状态" } @if revocable { th { "操作" } }
+                th { "状态" } @if revocable { th.ops { "操作" } }
             } }
             tbody {
                 @for c in items {
@@ -509,8 +509,10 @@ async fn certificates_page(
     State(state): State<AppState>,
     PageActor(actor): PageActor,
     Query(q): Query<CertQuery>,
+    Query(print): Query<super::print::PrintQuery>,
 ) -> Response {
     use crate::card::routes::{list_certificates, CertificateQuery};
+    let printing = print.on();
     let result = async {
         let expiring = list_certificates(
             &state,
@@ -522,17 +524,42 @@ async fn certificates_page(
             },
         )
         .await?;
-        let list = list_certificates(
-            &state,
-            &actor,
-            &CertificateQuery {
-                account_id: q.account_id.clone(),
-                page: q.page,
-                per_page: Some(50),
-                ..Default::default()
-            },
-        )
-        .await?;
+        let list = if printing {
+            let (state, actor, account_id) = (&state, &actor, &q.account_id);
+            super::print::all_rows(|p| async move {
+                list_certificates(
+                    state,
+                    actor,
+                    &CertificateQuery {
+                        account_id: account_id.clone(),
+                        page: p.page,
+                        per_page: p.per_page,
+                        ..Default::default()
+                    },
+                )
+                .await
+            })
+            .await?
+        } else {
+            list_certificates(
+                &state,
+                &actor,
+                &CertificateQuery {
+                    account_id: q.account_id.clone(),
+                    page: q.page,
+                    per_page: Some(50),
+                    ..Default::default()
+                },
+            )
+            .await?
+        };
+        let print_href = format!(
+            "/security/certificates?print=1{}",
+            q.account_id
+                .as_deref()
+                .map(|a| format!("&account_id={}", super::units::enc(a)))
+                .unwrap_or_default()
+        );
         let pages = (list.total + list.per_page - 1) / list.per_page;
         let body = html! {
             @if let Some(n) = q.notice.as_deref().and_then(notice_text) {
@@ -551,8 +578,13 @@ async fn certificates_page(
                 h2 { "USB Key 证书管理" }
                 p { "共 " (list.total) " 张证书（管理范围：" (actor.org_name) "）"
                     @if q.account_id.is_some() { " · " a href="/security/certificates" { "显示全部账号" } } }
+                @if printing {
+                    (super::print::list_head("USB Key 证书名单", list.items.len(), list.total))
+                } @else if !list.items.is_empty() {
+                    div.list-tools { (super::print::button(&print_href)) }
+                }
                 (certificate_rows(&actor, &list.items, true))
-                @if pages > 1 {
+                @if pages > 1 && !printing {
                     nav.pager {
                         @for p in 1..=pages.min(50) {
                             @if p == list.page { span.current { (p) } }
