@@ -424,7 +424,9 @@
       note.append(discard);
       form.parentNode.insertBefore(note, form);
     }
-    entry.dirty = () => entry.unsaved || !same(valuesOf(form), initial);
+    entry.initial = initial;
+    entry.key = key;
+    entry.dirty = () => entry.unsaved || !same(valuesOf(form), entry.initial);
     const save = () => {
       if (entry.submitting) return;
       write(key, entry.dirty() ? { values: valuesOf(form), at: Date.now() } : null);
@@ -459,6 +461,19 @@
 
   window.addEventListener("pagehide", () => {
     for (const f of forms) f.save();
+  });
+  // Back from an error page out of the browser's page cache: the form is live again.
+  window.addEventListener("pageshow", (ev) => {
+    if (!ev.persisted) return;
+    for (const f of forms) {
+      if (f.submitting && read(f.key) === null) {
+        // Saved (the next page cleared the draft): what the form shows is what was saved.
+        f.initial = valuesOf(f.form);
+        f.unsaved = false;
+      }
+      f.submitting = false;
+      f.save();
+    }
   });
   window.addEventListener("beforeunload", (ev) => {
     if (forms.some((f) => !f.submitting && f.dirty())) {

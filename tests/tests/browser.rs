@@ -614,5 +614,14 @@ async fn a_refresh_restores_a_half_filled_member_form_and_saving_clears_the_draf
     b.wait_for("#member-form").await;
     assert!(!b.exists(".draft-note").await);
     assert_eq!(b.value("name").await, "");
+    // 取消 on a changed form asks first, then drops the draft.
+    b.fill("name", "吴放弃").await;
+    assert!(stored_drafts(&b).await.contains("吴放弃"));
+    b.click("#member-form .actions a.button").await;
+    let question = b.client.get_alert_text().await.expect("取消 asks first");
+    assert!(question.contains("尚未保存"), "{question}");
+    b.client.accept_alert().await.unwrap();
+    b.wait_for("#member-list, .tab-body").await;
+    assert_eq!(stored_drafts(&b).await, "", "取消 clears the draft");
     b.close().await;
 }
