@@ -370,11 +370,15 @@ async fn a_member_list_prints_every_row_without_its_controls() {
     assert_eq!(r.status, 201, "{:?}", r.body);
     let branch = r.body["id"].as_str().unwrap().to_string();
     let names = synthetic_names();
+    let mut first_member = String::new();
     for (i, name) in names.iter().enumerate() {
         let r = api
             .post("/api/v1/members", member_body(&branch, name, i as u16))
             .await;
         assert_eq!(r.status, 201, "{name}: {:?}", r.body);
+        if i == 0 {
+            first_member = r.body["id"].as_str().unwrap().to_string();
+        }
     }
     let b = Browser::start().await;
     sign_in(&b, &server, &admin).await;
@@ -452,6 +456,22 @@ async fn a_member_list_prints_every_row_without_its_controls() {
         .expect("pdftoppm (poppler-utils)");
     assert!(status.success());
     let _ = std::fs::remove_file(&pdf_path);
+    // A record page prints its record with the header, without its buttons.
+    b.goto(&server.url(&format!("/members/{first_member}")))
+        .await;
+    b.wait_for("#member-record").await;
+    let record = b.print_text().await;
+    let record: String = record.chars().filter(|c| !c.is_whitespace()).collect();
+    assert!(record.contains(names[0].as_str()), "{record}");
+    assert!(record.contains("打印人："), "{record}");
+    for control in [
+        "【编辑】",
+        "【显示完整信息】",
+        "【返回党员列表】",
+        "党组织机构树",
+    ] {
+        assert!(!record.contains(control), "{control} printed: {record}");
+    }
     // The other lists of an organisation have the same print view: every row, no pager.
     b.goto(&server.url(&format!("/orgs/{}?tab=children", admin.org_id)))
         .await;
