@@ -645,3 +645,42 @@ async fn a_refresh_restores_a_half_filled_member_form_and_saving_clears_the_draf
     assert_eq!(stored_drafts(&b).await, "", "取消 clears the draft");
     b.close().await;
 }
+
+#[tokio::test]
+async fn a_printed_list_stops_at_5000_rows_and_says_so() {
+    let server = Server::demo(11000, None).await;
+    let tier1 = server.account("admin", Some(1));
+    // A card session (bearer token) opens the pages too.
+    let api = server.sign_in(&tier1).await;
+    let total = api
+        .get(&format!(
+            "/api/v1/orgs/{}/members?include_sub=1",
+            tier1.org_id
+        ))
+        .await
+        .body["total"]
+        .as_i64()
+        .unwrap();
+    assert!(total > 5000, "{total} members in scope");
+    let r = api
+        .get(&format!(
+            "/orgs/{}?tab=members&include_sub=1&print=1",
+            tier1.org_id
+        ))
+        .await;
+    assert_eq!(r.status, 200);
+    let html = r.body.as_str().expect("a page").to_string();
+    assert_eq!(html.matches("<td class=\"idno\">").count(), 5000);
+    assert!(
+        html.contains(&format!("共 {total} 条，超过打印上限，仅列出前 5000 条")),
+        "the cut is named"
+    );
+    assert!(!html.contains("class=\"pager\""), "no pager");
+    // The screen's page stays at its page size.
+    let r = api
+        .get(&format!("/orgs/{}?tab=members&include_sub=1", tier1.org_id))
+        .await;
+    let html = r.body.as_str().expect("a page").to_string();
+    assert_eq!(html.matches("<td class=\"idno\">").count(), 20);
+    assert!(html.contains("print=1#autoprint"), "a 打印 button");
+}
