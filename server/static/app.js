@@ -494,8 +494,11 @@
 
   // ---- printing: the print view of a list opens the print dialog; the header's time ----
   window.addEventListener("beforeprint", () => {
+    // Beijing time, as the server wrote it at page load.
     const t = document.getElementById("print-time");
-    if (t) t.textContent = fmtTime(Date.now());
+    const b = new Date(Date.now() + 8 * 3600 * 1000);
+    const p = (n) => String(n).padStart(2, "0");
+    if (t) t.textContent = b.getUTCFullYear() + "-" + p(b.getUTCMonth() + 1) + "-" + p(b.getUTCDate()) + " " + p(b.getUTCHours()) + ":" + p(b.getUTCMinutes());
   });
   // The 打印 button opens the print view with #autoprint: print as soon as it has loaded (the
   // view without it is left alone, to look at or to save).

@@ -11,6 +11,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 pub struct Browser {
     pub client: Client,
     driver: Child,
+    driver_url: String,
     _profile: crate::TempDir,
 }
 
@@ -58,6 +59,7 @@ impl Browser {
                     return Browser {
                         client,
                         driver,
+                        driver_url: url,
                         _profile: profile,
                     }
                 }
@@ -197,6 +199,30 @@ impl Browser {
                 Err(e) => panic!("print to PDF: {e}"),
             }
         }
+    }
+
+    /// Renders the page with its print styles (`@media print`) on screen, or back, through
+    /// chromedriver's DevTools bridge, so that a screenshot shows what paper gets.
+    pub async fn emulate_print(&self, on: bool) {
+        let session = self
+            .client
+            .session_id()
+            .await
+            .expect("session id")
+            .expect("a session");
+        let res = reqwest::Client::new()
+            .post(format!(
+                "{}/session/{session}/goog/cdp/execute",
+                self.driver_url
+            ))
+            .json(&serde_json::json!({
+                "cmd": "Emulation.setEmulatedMedia",
+                "params": { "media": if on { "print" } else { "" } }
+            }))
+            .send()
+            .await
+            .expect("emulate print media");
+        assert!(res.status().is_success(), "{}", res.status());
     }
 
     /// The value property of a field, by id.

@@ -407,6 +407,18 @@ async fn a_member_list_prints_every_row_without_its_controls() {
     b.goto(&server.url(print_view)).await;
     b.wait_for("#print-list").await;
     b.screenshot("member-list-print-view").await;
+    // What paper gets, at the screen's size: the print styles on screen.
+    b.emulate_print(true).await;
+    b.screenshot("member-list-print-preview").await;
+    assert!(!b
+        .client
+        .find(fantoccini::Locator::Css("header.top"))
+        .await
+        .unwrap()
+        .is_displayed()
+        .await
+        .unwrap());
+    b.emulate_print(false).await;
     let text = b.print_text().await;
     let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
     for name in &names {
