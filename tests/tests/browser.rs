@@ -696,3 +696,45 @@ async fn a_printed_list_stops_at_5000_rows_and_says_so() {
     assert_eq!(html.matches("<td class=\"idno\">").count(), 20);
     assert!(html.contains("print=1#autoprint"), "a 打印 button");
 }
+
+#[tokio::test]
+async fn the_audit_log_grants_and_certificates_have_print_views_of_every_row() {
+    let server = Server::demo(50, None).await;
+    let auditor = server.sign_in(&server.account("auditor", None)).await;
+    let officer = server.sign_in(&server.account("security", None)).await;
+    for (api, path, title) in [
+        (&auditor, "/audit", "审计日志"),
+        (&officer, "/security/grants", "授权名单"),
+        (&officer, "/security/certificates", "USB Key 证书名单"),
+    ] {
+        let screen = api.get(path).await;
+        assert_eq!(screen.status, 200, "{path}");
+        let screen = screen.body.as_str().expect("a page").to_string();
+        assert!(
+            screen.contains("print=1#autoprint"),
+            "{path}: a 打印 button"
+        );
+        let print = api.get(&format!("{path}?print=1")).await;
+        assert_eq!(print.status, 200, "{path}");
+        let html = print.body.as_str().expect("a page").to_string();
+        assert!(html.contains("id=\"print-list\""), "{path}");
+        assert!(html.contains(title), "{path}");
+        assert!(html.contains("class=\"print-header\""), "{path}");
+        // Every row: the note's count is the number of rows.
+        let total: usize = html
+            .split("<p class=\"print-note\">共 ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{path}: no row count"));
+        let after = html.split("id=\"print-list\"").nth(1).unwrap();
+        let body = after.split("<tbody>").nth(1).unwrap_or("");
+        let rows = body
+            .split("</tbody>")
+            .next()
+            .unwrap()
+            .matches("<tr")
+            .count();
+        assert_eq!(rows, total, "{path}");
+    }
+}
