@@ -295,3 +295,265 @@
 
   initTree();
 })();
+
+// ==== Forms that keep their work, dates as YYYY-MM-DD, printing (issue 12, items 2, 8, 9) ====
+// A separate block so that the sections above can change without touching it.
+(function () {
+  // ---- dates: text fields taking YYYY-MM-DD whatever the browser's locale ----
+  // Accepts 2024-05-01, 2024-5-1, 2024年5月1日, 2024.5.1, 2024/5/1, 20240501 (full-width digits
+  // too) and writes YYYY-MM-DD back; anything else is left as typed for the server to name.
+  function normaliseDate(raw) {
+    const s = raw.replace(/[０-９]/g, (c) => String.fromCharCode(c.charCodeAt(0) - 0xfee0)).trim();
+    const m = /^(\d{4})\s*[-./年]\s*(\d{1,2})\s*[-./月]\s*(\d{1,2})\s*日?$/.exec(s) || /^(\d{4})(\d{2})(\d{2})$/.exec(s);
+    if (!m) return s;
+    const y = Number(m[1]), mo = Number(m[2]), d = Number(m[3]);
+    const t = new Date(Date.UTC(y, mo - 1, d));
+    if (t.getUTCFullYear() !== y || t.getUTCMonth() !== mo - 1 || t.getUTCDate() !== d) return s;
+    return m[1] + "-" + String(mo).padStart(2, "0") + "-" + String(d).padStart(2, "0");
+  }
+  window.dangjianNormaliseDate = normaliseDate;
+
+  function setDate(input, value) {
+    if (input.value === value) return;
+    input.value = value;
+    input.dispatchEvent(new Event("input", { bubbles: true }));
+    input.dispatchEvent(new Event("change", { bubbles: true }));
+  }
+
+  for (const input of document.querySelectorAll("input[data-date]")) {
+    input.addEventListener("blur", () => setDate(input, normaliseDate(input.value)));
+    if (input.disabled || input.readOnly) continue;
+    // A small picker: the browser's own calendar on a hidden date input, whose value is ISO.
+    const wrap = document.createElement("span");
+    wrap.className = "date-wrap";
+    input.parentNode.insertBefore(wrap, input);
+    wrap.append(input);
+    const native = document.createElement("input");
+    native.type = "date";
+    native.className = "date-native";
+    native.tabIndex = -1;
+    native.setAttribute("aria-hidden", "true");
+    const pick = document.createElement("button");
+    pick.type = "button";
+    pick.className = "date-pick";
+    pick.title = "选择日期";
+    pick.setAttribute("aria-label", "选择日期");
+    pick.textContent = "日历";
+    wrap.append(pick, native);
+    pick.addEventListener("click", () => {
+      const v = normaliseDate(input.value);
+      native.value = /^\d{4}-\d{2}-\d{2}$/.test(v) ? v : "";
+      try {
+        native.showPicker();
+      } catch (e) {
+        input.focus();
+      }
+    });
+    native.addEventListener("change", () => {
+      if (native.value) setDate(input, native.value);
+    });
+  }
+  document.addEventListener("submit", (ev) => {
+    for (const input of ev.target.querySelectorAll("input[data-date]")) input.value = normaliseDate(input.value);
+  }, true);
+
+  // ---- drafts: a form's unsaved input survives a refresh; leaving it warns first ----
+  // Kept in sessionStorage (this tab only), keyed by the form's action. Never kept: passwords,
+  // PINs, one-time codes, CSRF and other hidden fields.
+  const PREFIX = "dangjian.draft:";
+  const SECRET_NAMES = new Set(["csrf", "login_token", "code", "pin", "otp", "sms_code", "activation_code", "secret", "uri"]);
+  const SKIP_TYPES = new Set(["password", "hidden", "file", "submit", "button", "reset", "image"]);
+
+  function draftable(e) {
+    if (!e.name || e.disabled) return false;
+    if (SKIP_TYPES.has((e.type || "").toLowerCase())) return false;
+    if (SECRET_NAMES.has(e.name) || /password|passwd|token|csrf|otp|(^|_)pin$/i.test(e.name)) return false;
+    return !e.closest("[data-no-draft]");
+  }
+
+  function keyed(form) {
+    const seen = {};
+    return Array.from(form.elements).filter(draftable).map((e) => {
+      if (e.type === "checkbox" || e.type === "radio") return [e.name + "=" + e.value, e];
+      seen[e.name] = (seen[e.name] || 0) + 1;
+      return [e.name + "#" + seen[e.name], e];
+    });
+  }
+
+  function valuesOf(form) {
+    const o = {};
+    for (const [k, e] of keyed(form)) o[k] = e.type === "checkbox" || e.type === "radio" ? e.checked : e.value;
+    return o;
+  }
+
+  function apply(form, values) {
+    for (const [k, e] of keyed(form)) {
+      if (!(k in values)) continue;
+      if (e.type === "checkbox" || e.type === "radio") e.checked = values[k];
+      else e.value = values[k];
+      if (e.tagName === "SELECT" || e.type === "radio" || e.type === "checkbox") e.dispatchEvent(new Event("change", { bubbles: true }));
+    }
+  }
+
+  function same(a, b) {
+    return JSON.stringify(a) === JSON.stringify(b);
+  }
+
+  function read(key) {
+    try {
+      return JSON.parse(sessionStorage.getItem(key) || "null");
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function write(key, value) {
+    try {
+      if (value === null) sessionStorage.removeItem(key);
+      else sessionStorage.setItem(key, JSON.stringify(value));
+    } catch (e) {
+      /* storage full or disabled: drafts are a convenience */
+    }
+  }
+
+  function keyOf(form) {
+    const url = new URL(form.getAttribute("action") || location.href, location.href);
+    return PREFIX + url.pathname + url.search;
+  }
+
+  function fmtTime(ms) {
+    const d = new Date(ms);
+    const p = (n) => String(n).padStart(2, "0");
+    return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + " " + p(d.getHours()) + ":" + p(d.getMinutes());
+  }
+
+  const forms = [];
+  const draftForms = Array.from(document.querySelectorAll("form.form[method=post]"))
+    .filter((f) => !f.matches("#login-form, [data-no-draft]") && keyed(f).length > 0);
+  const here = new Set(draftForms.map(keyOf));
+
+  // A form sent from this tab: when its page is not here, the save went through (clear the
+  // draft) unless this is an error page with a way back (keep it for the return).
+  const errorPage = !!document.querySelector("a[data-back]") && !!document.querySelector(".alert-error");
+  for (let i = sessionStorage.length - 1; i >= 0; i--) {
+    const key = sessionStorage.key(i);
+    if (!key || !key.startsWith(PREFIX) || here.has(key)) continue;
+    const d = read(key);
+    if (d && d.submitted) write(key, errorPage ? { values: d.values, at: d.at } : null);
+  }
+
+  for (const form of draftForms) {
+    const key = keyOf(form);
+    const initial = valuesOf(form);
+    const entry = { form, submitting: false, unsaved: false };
+    let draft = read(key);
+    if (draft && draft.submitted) {
+      // The server sent the form back (a refused save) with what was typed: that wins; the
+      // draft now follows it.
+      entry.unsaved = !!form.querySelector(".field-error") || !!document.querySelector(".alert-error");
+      draft = null;
+      write(key, entry.unsaved ? { values: initial, at: Date.now() } : null);
+    }
+    if (draft && draft.values && !same(draft.values, initial)) {
+      apply(form, draft.values);
+      const note = document.createElement("div");
+      note.className = "alert alert-info draft-note";
+      note.setAttribute("role", "status");
+      note.append(document.createTextNode("已恢复未保存的内容（" + fmtTime(draft.at || Date.now()) + " 填写，仅保存在本浏览器标签页中）"));
+      const discard = document.createElement("button");
+      discard.type = "button";
+      discard.className = "link draft-discard";
+      discard.textContent = "放弃这些内容，恢复原样";
+      discard.addEventListener("click", () => {
+        apply(form, initial);
+        write(key, null);
+        note.remove();
+      });
+      note.append(discard);
+      form.parentNode.insertBefore(note, form);
+    }
+    entry.initial = initial;
+    entry.key = key;
+    entry.dirty = () => entry.unsaved || !same(valuesOf(form), entry.initial);
+    const save = () => {
+      if (entry.submitting) return;
+      write(key, entry.dirty() ? { values: valuesOf(form), at: Date.now() } : null);
+    };
+    entry.save = save;
+    form.addEventListener("input", save);
+    form.addEventListener("change", save);
+    form.addEventListener("submit", (ev) => {
+      entry.submitting = true;
+      write(key, { values: valuesOf(form), at: Date.now(), submitted: true });
+      // Another handler may stop the submission (a confirmation answered 取消).
+      setTimeout(() => {
+        if (ev.defaultPrevented) {
+          entry.submitting = false;
+          save();
+        }
+      }, 0);
+    });
+    // 取消 and other links of the form's buttons row: ask before dropping typed input.
+    for (const a of form.querySelectorAll(".actions a[href]")) {
+      a.addEventListener("click", (ev) => {
+        if (entry.dirty() && !window.confirm("填写的内容尚未保存，确定放弃吗？")) {
+          ev.preventDefault();
+          return;
+        }
+        entry.submitting = true;
+        write(key, null);
+      });
+    }
+    forms.push(entry);
+  }
+
+  window.addEventListener("pagehide", () => {
+    for (const f of forms) f.save();
+  });
+  // Back from an error page out of the browser's page cache: the form is live again.
+  window.addEventListener("pageshow", (ev) => {
+    if (!ev.persisted) return;
+    for (const f of forms) {
+      if (f.submitting && read(f.key) === null) {
+        // Saved (the next page cleared the draft): what the form shows is what was saved.
+        f.initial = valuesOf(f.form);
+        f.unsaved = false;
+      }
+      f.submitting = false;
+      f.save();
+    }
+  });
+  window.addEventListener("beforeunload", (ev) => {
+    if (forms.some((f) => !f.submitting && f.dirty())) {
+      ev.preventDefault();
+      ev.returnValue = "";
+    }
+  });
+  // Signing out leaves no drafts behind in the tab.
+  for (const f of document.querySelectorAll("form[action='/logout'], form[action='/logout/all']")) {
+    f.addEventListener("submit", () => {
+      for (let i = sessionStorage.length - 1; i >= 0; i--) {
+        const key = sessionStorage.key(i);
+        if (key && key.startsWith(PREFIX)) sessionStorage.removeItem(key);
+      }
+      for (const e of forms) e.submitting = true;
+    });
+  }
+
+  // ---- printing: the print view of a list opens the print dialog; the header's time ----
+  window.addEventListener("beforeprint", () => {
+    // Beijing time, as the server wrote it at page load.
+    const t = document.getElementById("print-time");
+    const b = new Date(Date.now() + 8 * 3600 * 1000);
+    const p = (n) => String(n).padStart(2, "0");
+    if (t) t.textContent = b.getUTCFullYear() + "-" + p(b.getUTCMonth() + 1) + "-" + p(b.getUTCDate()) + " " + p(b.getUTCHours()) + ":" + p(b.getUTCMinutes());
+  });
+  // The 打印 button opens the print view with #autoprint: print as soon as it has loaded (the
+  // view without it is left alone, to look at or to save).
+  if (document.querySelector("#print-list") && location.hash === "#autoprint") {
+    window.addEventListener("load", () => setTimeout(() => {
+      document.documentElement.dataset.printRequested = "1";
+      window.print();
+    }, 300));
+  }
+})();

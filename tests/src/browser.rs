@@ -11,6 +11,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 pub struct Browser {
     pub client: Client,
     driver: Child,
+    driver_url: String,
     _profile: crate::TempDir,
 }
 
@@ -58,6 +59,7 @@ impl Browser {
                     return Browser {
                         client,
                         driver,
+                        driver_url: url,
                         _profile: profile,
                     }
                 }
@@ -159,6 +161,80 @@ impl Browser {
         let path = dir.join(format!("{name}.png"));
         std::fs::write(&path, png).expect("write screenshot");
         path
+    }
+
+    /// The current page printed to PDF by Chromium (WebDriver's Print Page), as text
+    /// (poppler's `pdftotext`, installed by scripts/test.sh), pages joined by form feeds.
+    pub async fn print_text(&self) -> String {
+        let pdf = self.print_pdf().await;
+        assert!(pdf.starts_with(b"%PDF"), "Print Page did not return a PDF");
+        let dir = crate::TempDir::new("dangjian-print");
+        let path = dir.path().join("page.pdf");
+        std::fs::write(&path, &pdf).expect("write PDF");
+        let out = Command::new("pdftotext")
+            .args(["-enc", "UTF-8", "-layout"])
+            .arg(&path)
+            .arg("-")
+            .output()
+            .expect("run pdftotext (scripts/test.sh installs poppler-utils)");
+        assert!(out.status.success(), "pdftotext failed");
+        String::from_utf8(out.stdout).expect("UTF-8 text")
+    }
+
+    /// The current page printed to PDF by Chromium (WebDriver's Print Page). A print the page
+    /// started itself (`window.print()`) is waited out first.
+    pub async fn print_pdf(&self) -> Vec<u8> {
+        let mut tries = 0;
+        loop {
+            match self
+                .client
+                .print(fantoccini::wd::PrintConfiguration::default())
+                .await
+            {
+                Ok(pdf) => return pdf,
+                Err(e) if tries < 50 && e.to_string().contains("already being printed") => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("print to PDF: {e}"),
+            }
+        }
+    }
+
+    /// Renders the page with its print styles (`@media print`) on screen, or back, through
+    /// chromedriver's DevTools bridge, so that a screenshot shows what paper gets.
+    pub async fn emulate_print(&self, on: bool) {
+        let session = self
+            .client
+            .session_id()
+            .await
+            .expect("session id")
+            .expect("a session");
+        let res = reqwest::Client::new()
+            .post(format!(
+                "{}/session/{session}/goog/cdp/execute",
+                self.driver_url
+            ))
+            .json(&serde_json::json!({
+                "cmd": "Emulation.setEmulatedMedia",
+                "params": { "media": if on { "print" } else { "" } }
+            }))
+            .send()
+            .await
+            .expect("emulate print media");
+        assert!(res.status().is_success(), "{}", res.status());
+    }
+
+    /// The value property of a field, by id.
+    pub async fn value(&self, id: &str) -> String {
+        self.client
+            .find(Locator::Id(id))
+            .await
+            .unwrap_or_else(|_| panic!("no field #{id}"))
+            .prop("value")
+            .await
+            .expect("value")
+            .unwrap_or_default()
     }
 
     pub async fn close(mut self) {

@@ -462,3 +462,421 @@ async fn only_actions_that_can_succeed_are_offered() {
     assert_eq!(b.text(".org-head .badge").await, "已撤销");
     b.close().await;
 }
+
+/// 45 synthetic names, each different: a surname, then two given-name characters.
+fn synthetic_names() -> Vec<String> {
+    let surnames = ["赵", "钱", "孙", "李", "周", "吴", "郑", "王", "冯"];
+    let first = ["春", "夏", "秋", "冬", "明"];
+    let second = ["华", "林", "涛", "雪", "云"];
+    (0..45)
+        .map(|i| {
+            format!(
+                "{}{}{}",
+                surnames[i % 9],
+                first[(i / 9) % 5],
+                second[(i + i / 9) % 5]
+            )
+        })
+        .collect()
+}
+
+/// A synthetic member for the API, in `branch_id`.
+fn member_body(branch_id: &str, name: &str, n: u16) -> serde_json::Value {
+    let birth = chrono::NaiveDate::from_ymd_opt(
+        1950 + i32::from(n % 30),
+        1 + u32::from(n % 12),
+        1 + u32::from(n % 28),
+    )
+    .unwrap();
+    let id = dangjian_server::member::idcard::compose("370102", birth, 100 + n);
+    json!({
+        "name": name, "id_number": id, "ethnicity": "01", "education": "21", "category": "full",
+        "branch_id": branch_id, "joined_on": "2005-07-01", "full_on": "2006-07-01", "job": "worker",
+        "phone": "13800001234", "address": "泉山省东岭县打印路1号",
+    })
+}
+
+#[tokio::test]
+async fn a_member_list_prints_every_row_without_its_controls() {
+    let server = Server::demo(20, None).await;
+    let admin = server.account_in("admin", Some(3), "621");
+    let api = server.sign_in(&server.account("admin", Some(1))).await;
+    let r = api
+        .post(
+            "/api/v1/orgs",
+            json!({"parent_id": admin.org_id, "name": "打印测试党支部", "category": "631",
+                   "secretary": "王书记", "contact_name": "联系人", "contact_phone": "13800000000",
+                   "unit_mode": "same_as_parent", "founded_on": "2020-01-01"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let branch = r.body["id"].as_str().unwrap().to_string();
+    let names = synthetic_names();
+    let mut first_member = String::new();
+    for (i, name) in names.iter().enumerate() {
+        let r = api
+            .post("/api/v1/members", member_body(&branch, name, i as u16))
+            .await;
+        assert_eq!(r.status, 201, "{name}: {:?}", r.body);
+        if i == 0 {
+            first_member = r.body["id"].as_str().unwrap().to_string();
+        }
+    }
+    let b = Browser::start().await;
+    sign_in(&b, &server, &admin).await;
+    // On screen: twenty rows and a pager, and a 打印 button to the print view.
+    b.goto(&server.url(&format!("/orgs/{branch}?tab=members")))
+        .await;
+    b.wait_for("#member-list").await;
+    let rows = b
+        .client
+        .find_all(fantoccini::Locator::Css("#member-list tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 20);
+    assert!(b.text(".pager").await.contains("共 45 条"));
+    let href = b
+        .client
+        .find(fantoccini::Locator::Css("a.print-button"))
+        .await
+        .expect("a 打印 button")
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(href.ends_with("print=1#autoprint"), "{href}");
+    let print_view = href.trim_end_matches("#autoprint");
+    b.goto(&server.url(print_view)).await;
+    b.wait_for("#print-list").await;
+    b.screenshot("member-list-print-view").await;
+    // What paper gets, at the screen's size: the print styles on screen.
+    b.emulate_print(true).await;
+    b.screenshot("member-list-print-preview").await;
+    assert!(!b
+        .client
+        .find(fantoccini::Locator::Css("header.top"))
+        .await
+        .unwrap()
+        .is_displayed()
+        .await
+        .unwrap());
+    b.emulate_print(false).await;
+    let text = b.print_text().await;
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    for name in &names {
+        assert!(
+            compact.contains(name.as_str()),
+            "{name} missing from the printout:\n{text}"
+        );
+    }
+    assert!(compact.contains("共45条"), "{text}");
+    // The print header: title, organisation, time, the printer's name.
+    assert!(compact.contains("党组织：打印测试党支部"), "{text}");
+    assert!(compact.contains("打印时间："), "{text}");
+    let who = b.text("header.top .person").await;
+    let printer = who.trim_start_matches("当前用户：");
+    assert!(compact.contains(&format!("打印人：{printer}")), "{text}");
+    // None of the controls.
+    for control in [
+        "【查询】",
+        "每页",
+        "包含下级",
+        "首页",
+        "下一页",
+        "【查看】",
+        "【编辑】",
+        "操作",
+        "党组织机构树",
+        "当前用户",
+        "退出",
+        "修改密码",
+        "【新增党员】",
+        "党员信息录入",
+        "下级党组织",
+        "按名称查找",
+    ] {
+        assert!(!compact.contains(control), "{control} printed:\n{text}");
+    }
+    // A picture of the first printed page, for people to look at.
+    let pdf = b.print_pdf().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+    let pdf_path = std::env::temp_dir().join(format!("dangjian-print-{}.pdf", std::process::id()));
+    std::fs::write(&pdf_path, pdf).unwrap();
+    let status = std::process::Command::new("pdftoppm")
+        .args(["-png", "-r", "80", "-f", "1", "-l", "1", "-singlefile"])
+        .arg(&pdf_path)
+        .arg(dir.join("member-list-printed-page1"))
+        .status()
+        .expect("pdftoppm (poppler-utils)");
+    assert!(status.success());
+    let _ = std::fs::remove_file(&pdf_path);
+    // A record page prints its record with the header, without its buttons.
+    b.goto(&server.url(&format!("/members/{first_member}")))
+        .await;
+    b.wait_for("#member-record").await;
+    let record = b.print_text().await;
+    let record: String = record.chars().filter(|c| !c.is_whitespace()).collect();
+    assert!(record.contains(names[0].as_str()), "{record}");
+    assert!(record.contains("打印人："), "{record}");
+    for control in [
+        "【编辑】",
+        "【显示完整信息】",
+        "【返回党员列表】",
+        "党组织机构树",
+    ] {
+        assert!(!record.contains(control), "{control} printed: {record}");
+    }
+    // The other lists of an organisation have the same print view: every row, no pager.
+    b.goto(&server.url(&format!("/orgs/{}?tab=children", admin.org_id)))
+        .await;
+    b.wait_for("a.print-button").await;
+    for tab in ["children", "units&linkage=all"] {
+        b.goto(&server.url(&format!("/orgs/{}?tab={tab}&print=1", admin.org_id)))
+            .await;
+        b.wait_for("#print-list").await;
+        assert!(
+            !b.exists(".pager").await,
+            "{tab}: no pager in the print view"
+        );
+        let shown = b.text("#print-list .print-note").await;
+        let rows = b
+            .client
+            .find_all(fantoccini::Locator::Css("table.list tbody tr"))
+            .await
+            .unwrap();
+        assert_eq!(shown, format!("共 {} 条", rows.len()), "{tab}");
+    }
+    // Clicking 打印 opens the print view in a new tab, which asks the browser to print.
+    let tabs = b.client.windows().await.unwrap();
+    b.goto(&server.url(&format!("/orgs/{branch}?tab=members")))
+        .await;
+    b.click("a.print-button").await;
+    let mut new_tab = None;
+    for _ in 0..50 {
+        let now = b.client.windows().await.unwrap();
+        if let Some(w) = now.into_iter().find(|w| !tabs.contains(w)) {
+            new_tab = Some(w);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    b.client
+        .switch_to_window(new_tab.expect("the print view opened in a new tab"))
+        .await
+        .unwrap();
+    b.wait_for("html[data-print-requested='1']").await;
+    b.close().await;
+}
+
+/// Whether leaving the page now would ask first: dispatches a cancelable `beforeunload`.
+async fn leaving_warns(b: &Browser) -> bool {
+    b.client
+        .execute(
+            "const e = new Event('beforeunload', {cancelable: true}); window.dispatchEvent(e); return e.defaultPrevented;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_bool()
+        .unwrap()
+}
+
+async fn stored_drafts(b: &Browser) -> String {
+    b.client
+        .execute(
+            "let s = ''; for (let i = 0; i < sessionStorage.length; i++) { const k = sessionStorage.key(i); if (k.startsWith('dangjian.draft:')) s += k + '=' + sessionStorage.getItem(k) + '\\n'; } return s;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_refresh_restores_a_half_filled_member_form_and_saving_clears_the_draft() {
+    let server = Server::demo(20, None).await;
+    let tier3 = server.account("admin", Some(3));
+    let b = Browser::start().await;
+    sign_in(&b, &server, &tier3).await;
+    let form_url = server.url(&format!("/orgs/{}/members/new", tier3.org_id));
+    b.goto(&form_url).await;
+    b.wait_for("#member-form").await;
+    assert!(!leaving_warns(&b).await, "an untouched form leaves quietly");
+    let id = dangjian_server::member::idcard::compose(
+        "370102",
+        chrono::NaiveDate::from_ymd_opt(1990, 3, 4).unwrap(),
+        135,
+    );
+    b.fill("name", "周草稿").await;
+    b.fill("id_number", &id).await;
+    b.select("ethnicity", "01").await;
+    // Date fields are text in YYYY-MM-DD, not the browser's locale-ordered date input; a date
+    // typed the Chinese way becomes YYYY-MM-DD when the field is left.
+    let joined = b
+        .client
+        .find(fantoccini::Locator::Id("joined_on"))
+        .await
+        .unwrap();
+    assert_eq!(joined.attr("type").await.unwrap().as_deref(), Some("text"));
+    assert_eq!(
+        joined.attr("placeholder").await.unwrap().as_deref(),
+        Some("YYYY-MM-DD")
+    );
+    b.fill("joined_on", "2012年7月1日").await;
+    b.fill("phone", "13900002222").await;
+    assert_eq!(b.value("joined_on").await, "2012-07-01");
+    assert!(
+        leaving_warns(&b).await,
+        "a changed form warns before leaving"
+    );
+    let drafts = stored_drafts(&b).await;
+    assert!(drafts.contains("周草稿"), "{drafts}");
+    let csrf = b
+        .client
+        .find(fantoccini::Locator::Css("#member-form input[name=csrf]"))
+        .await
+        .unwrap()
+        .attr("value")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !drafts.contains(&csrf),
+        "the CSRF token is not kept: {drafts}"
+    );
+    // Refresh: a beforeunload prompt, if the driver shows one, is accepted.
+    b.client
+        .execute("setTimeout(() => location.reload(), 0);", vec![])
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    if b.client.get_alert_text().await.is_ok() {
+        b.client.accept_alert().await.unwrap();
+    }
+    b.wait_for(".draft-note").await;
+    assert!(b.text(".draft-note").await.contains("已恢复未保存的内容"));
+    assert_eq!(b.value("name").await, "周草稿");
+    assert_eq!(b.value("id_number").await, id);
+    assert_eq!(b.value("ethnicity").await, "01");
+    assert_eq!(b.value("joined_on").await, "2012-07-01");
+    assert_eq!(b.value("phone").await, "13900002222");
+    b.screenshot("member-form-draft-restored").await;
+    // Finish and save: the record opens and the draft is gone.
+    b.select("education", "21").await;
+    b.select("category", "full").await;
+    b.fill("full_on", "2013.7.1").await;
+    b.select("job", "worker").await;
+    // A refused save (no address): the form the server sends back with what was typed wins
+    // over the draft, and it still counts as unsaved.
+    b.click("#member-form button[type=submit]").await;
+    b.wait_for(".field-error[data-field=address]").await;
+    assert!(
+        !b.exists(".draft-note").await,
+        "no draft note over the server's form"
+    );
+    assert_eq!(b.value("name").await, "周草稿");
+    assert_eq!(b.value("full_on").await, "2013-07-01");
+    assert!(leaving_warns(&b).await, "a refused form is still unsaved");
+    b.fill("address", "泉山省东岭县草稿路2号").await;
+    b.click("#member-form button[type=submit]").await;
+    b.wait_for(".alert-info").await;
+    assert!(b.text("section.work").await.contains("周草稿"));
+    assert_eq!(stored_drafts(&b).await, "", "saving clears the draft");
+    b.goto(&form_url).await;
+    b.wait_for("#member-form").await;
+    assert!(!b.exists(".draft-note").await);
+    assert_eq!(b.value("name").await, "");
+    // 取消 on a changed form asks first, then drops the draft.
+    b.fill("name", "吴放弃").await;
+    assert!(stored_drafts(&b).await.contains("吴放弃"));
+    b.click("#member-form .actions a.button").await;
+    let question = b.client.get_alert_text().await.expect("取消 asks first");
+    assert!(question.contains("尚未保存"), "{question}");
+    b.client.accept_alert().await.unwrap();
+    b.wait_for("#member-list, .tab-body").await;
+    assert_eq!(stored_drafts(&b).await, "", "取消 clears the draft");
+    b.close().await;
+}
+
+#[tokio::test]
+async fn a_printed_list_stops_at_5000_rows_and_says_so() {
+    let server = Server::demo(11000, None).await;
+    let tier1 = server.account("admin", Some(1));
+    // A card session (bearer token) opens the pages too.
+    let api = server.sign_in(&tier1).await;
+    let total = api
+        .get(&format!(
+            "/api/v1/orgs/{}/members?include_sub=1",
+            tier1.org_id
+        ))
+        .await
+        .body["total"]
+        .as_i64()
+        .unwrap();
+    assert!(total > 5000, "{total} members in scope");
+    let r = api
+        .get(&format!(
+            "/orgs/{}?tab=members&include_sub=1&print=1",
+            tier1.org_id
+        ))
+        .await;
+    assert_eq!(r.status, 200);
+    let html = r.body.as_str().expect("a page").to_string();
+    assert_eq!(html.matches("<td class=\"idno\">").count(), 5000);
+    assert!(
+        html.contains(&format!("共 {total} 条，超过打印上限，仅列出前 5000 条")),
+        "the cut is named"
+    );
+    assert!(!html.contains("class=\"pager\""), "no pager");
+    // The screen's page stays at its page size.
+    let r = api
+        .get(&format!("/orgs/{}?tab=members&include_sub=1", tier1.org_id))
+        .await;
+    let html = r.body.as_str().expect("a page").to_string();
+    assert_eq!(html.matches("<td class=\"idno\">").count(), 20);
+    assert!(html.contains("print=1#autoprint"), "a 打印 button");
+}
+
+#[tokio::test]
+async fn the_audit_log_grants_and_certificates_have_print_views_of_every_row() {
+    let server = Server::demo(50, None).await;
+    let auditor = server.sign_in(&server.account("auditor", None)).await;
+    let officer = server.sign_in(&server.account("security", None)).await;
+    for (api, path, title) in [
+        (&auditor, "/audit", "审计日志"),
+        (&officer, "/security/grants", "授权名单"),
+        (&officer, "/security/certificates", "USB Key 证书名单"),
+    ] {
+        let screen = api.get(path).await;
+        assert_eq!(screen.status, 200, "{path}");
+        let screen = screen.body.as_str().expect("a page").to_string();
+        assert!(
+            screen.contains("print=1#autoprint"),
+            "{path}: a 打印 button"
+        );
+        let print = api.get(&format!("{path}?print=1")).await;
+        assert_eq!(print.status, 200, "{path}");
+        let html = print.body.as_str().expect("a page").to_string();
+        assert!(html.contains("id=\"print-list\""), "{path}");
+        assert!(html.contains(title), "{path}");
+        assert!(html.contains("class=\"print-header\""), "{path}");
+        // Every row: the note's count is the number of rows.
+        let total: usize = html
+            .split("<p class=\"print-note\">共 ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{path}: no row count"));
+        let after = html.split("id=\"print-list\"").nth(1).unwrap();
+        let body = after.split("<tbody>").nth(1).unwrap_or("");
+        let rows = body
+            .split("</tbody>")
+            .next()
+            .unwrap()
+            .matches("<tr")
+            .count();
+        assert_eq!(rows, total, "{path}");
+    }
+}

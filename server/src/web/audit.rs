@@ -127,17 +127,41 @@ async fn search_page(
     State(state): State<AppState>,
     PageActor(actor): PageActor,
     Query(q): Query<AuditQuery>,
+    Query(print): Query<super::print::PrintQuery>,
 ) -> Response {
     if let Err(e) = access::audit_read(&actor) {
         return error_page(Some(&actor), e);
     }
     let filter = q.filter();
     let qs = filter_query(&filter);
-    let (errors, listing, status) = match query::search(&state.db, &actor, &q).await {
+    let printing = print.on();
+    let found = if printing {
+        let (q, db, actor) = (&q, &state.db, &actor);
+        super::print::all_rows(|p| async move {
+            let chunk = AuditQuery {
+                actor: q.actor.clone(),
+                action: q.action.clone(),
+                outcome: q.outcome.clone(),
+                since: q.since.clone(),
+                until: q.until.clone(),
+                target: q.target.clone(),
+                page: p.page,
+                per_page: p.per_page,
+            };
+            query::search(db, actor, &chunk).await
+        })
+        .await
+    } else {
+        query::search(&state.db, &actor, &q).await
+    };
+    let (errors, listing, status) = match found {
         Ok(p) => {
             let listing = html! {
+                @if printing {
+                    (super::print::list_head("审计日志", p.items.len(), p.total))
+                }
                 (table(&p.items))
-                (pager(&format!("/audit?{qs}"), p.page, p.per_page, p.total))
+                @if !printing { (pager(&format!("/audit?{qs}"), p.page, p.per_page, p.total)) }
             };
             (FormErrors::default(), listing, StatusCode::OK)
         }
@@ -169,6 +193,9 @@ async fn search_page(
                     a.button #export-xlsx href=(export("xlsx")) { "【导出Excel】" }
                     a.button #export-csv href=(export("csv")) { "【导出CSV】" }
                     a.button #verify-chain href="/audit/verify" { "【校验审计链】" }
+                    @if !printing {
+                        (super::print::button(&if qs.is_empty() { "/audit?print=1".to_string() } else { format!("/audit?{qs}&print=1") }))
+                    }
                 }
                 (listing)
             }

@@ -74,7 +74,16 @@ pub async fn tab(
         page: q.page,
         per_page: Some(q.per_page.unwrap_or(20)),
     };
-    let list = ops::list(&state.db, actor, &org.id, include_sub, &text, &paging).await?;
+    let printing = super::print::is_on(q.print.as_deref());
+    let list = if printing {
+        let text = &text;
+        super::print::all_rows(|p| async move {
+            ops::list(&state.db, actor, &org.id, include_sub, text, &p).await
+        })
+        .await?
+    } else {
+        ops::list(&state.db, actor, &org.id, include_sub, &text, &paging).await?
+    };
     let base = format!(
         "/orgs/{}?tab=members&q={}&include_sub={}",
         org.id,
@@ -100,6 +109,10 @@ pub async fn tab(
                 }
             }
             button type="submit" { "【查询】" }
+            @if !list.items.is_empty() { (super::print::button(&format!("{base}&print=1"))) }
+        }
+        @if printing {
+            (super::print::list_head(&format!("{} 党员名单", org.name), list.items.len(), list.total))
         }
         @if list.items.is_empty() {
             p.muted { "没有符合条件的党员" }
@@ -108,7 +121,7 @@ pub async fn tab(
                 thead {
                     tr {
                         th { "姓名" } th { "性别" } th { "公民身份证号" } th { "年龄" } th { "人员类别" }
-                        th { "所在党支部" } th { "加入党组织日期" } th { "信息完整度" } th { "操作" }
+                        th { "所在党支部" } th { "加入党组织日期" } th { "信息完整度" } th.ops { "操作" }
                     }
                 }
                 tbody {
@@ -131,7 +144,7 @@ pub async fn tab(
                 }
             }
         }
-        (pager(&base, list.page, list.per_page, list.total))
+        @if !printing { (pager(&base, list.page, list.per_page, list.total)) }
     })
 }
 

@@ -9,6 +9,7 @@ pub mod login;
 pub mod members;
 pub mod orgs;
 pub mod password;
+pub mod print;
 pub mod security;
 pub mod units;
 
@@ -329,6 +330,10 @@ pub fn text_field(
     }
 }
 
+/// What a date field takes before app.js normalises it: YYYY-MM-DD, 2024年5月1日, 2024.5.1,
+/// 2024/5/1 or 20240501.
+const DATE_PATTERN: &str = r"\d{4}([\-.\/年]\d{1,2}[\-.\/月]\d{1,2}日?|\d{4})";
+
 /// A labelled date input with its error slot.
 pub fn date_field(
     name: &str,
@@ -340,7 +345,12 @@ pub fn date_field(
     html! {
         div.field.has-error[errors.fields.contains_key(name)] {
             label for=(name) { @if required { span.req { "*" } } (label) }
-            input type="date" id=(name) name=(name) value=(value)
+            // Text, not type=date: a date input shows and takes the browser's locale order
+            // (mm/dd/yyyy in an English browser). app.js normalises 2024年5月1日, 2024.5.1 and
+            // 20240501 to YYYY-MM-DD and adds a picker.
+            input.date type="text" id=(name) name=(name) value=(value) inputmode="numeric"
+                placeholder="YYYY-MM-DD" maxlength="11" autocomplete="off" data-date="1"
+                pattern=(DATE_PATTERN) title="日期格式：YYYY-MM-DD，如 2024-05-01"
                 aria-invalid=[errors.invalid(name)] aria-describedby=[errors.described_by(name)];
             (errors.at(name))
         }
@@ -450,6 +460,7 @@ pub fn page(
                                 @if href.is_empty() { span { (text) } } @else { a href=(href) { (text) } }
                             }
                         }
+                        (print::header(actor, title, print_org(actor, crumbs)))
                         (body)
                     }
                 }
@@ -457,6 +468,17 @@ pub fn page(
         }
     };
     html_response(StatusCode::OK, markup)
+}
+
+/// The organisation a printout names: the deepest organisation in the breadcrumbs, else the
+/// actor's scope.
+fn print_org<'a>(actor: &'a Actor, crumbs: &'a [(String, String)]) -> &'a str {
+    crumbs
+        .iter()
+        .rev()
+        .find(|(href, _)| href.starts_with("/orgs/"))
+        .map(|(_, text)| text.as_str())
+        .unwrap_or(&actor.org_name)
 }
 
 /// [`page`] answered with `status` (a form re-rendered after a 400 or 409, say).

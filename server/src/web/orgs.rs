@@ -52,6 +52,8 @@ pub struct OrgPageQuery {
     pub linkage: Option<String>,
     /// `1`: the info tab shows the whole contact phone (audited)
     pub unmask: Option<String>,
+    /// `1`: the print view of the tab's list, every row (see `web::print`)
+    pub print: Option<String>,
 }
 
 fn notice_text(code: &str) -> Option<&'static str> {
@@ -233,11 +235,23 @@ async fn children_tab(
     org: &OrgView,
     q: &OrgPageQuery,
 ) -> Result<Markup, ApiError> {
-    let per_page = q.per_page.unwrap_or(50).clamp(1, 200);
-    let page = q.page.unwrap_or(1).max(1);
+    let printing = super::print::is_on(q.print.as_deref());
+    let (per_page, page) = if printing {
+        (super::print::PRINT_MAX as i64, 1)
+    } else {
+        (
+            q.per_page.unwrap_or(50).clamp(1, 200),
+            q.page.unwrap_or(1).max(1),
+        )
+    };
     let (items, total) =
         store::children(&state.db, &org.id, per_page, (page - 1) * per_page).await?;
     Ok(html! {
+        @if printing {
+            (super::print::list_head(&format!("{} 下级党组织", org.name), items.len(), total))
+        } @else if !items.is_empty() {
+            div.list-tools { (super::print::button(&format!("/orgs/{}?tab=children&print=1", org.id))) }
+        }
         @if items.is_empty() {
             p.muted { "没有下级党组织" }
         } @else {
@@ -256,7 +270,7 @@ async fn children_tab(
                     }
                 }
             }
-            (pager(&format!("/orgs/{}?tab=children", org.id), page, per_page, total))
+            @if !printing { (pager(&format!("/orgs/{}?tab=children", org.id), page, per_page, total)) }
         }
     })
 }

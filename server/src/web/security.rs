@@ -168,18 +168,44 @@ async fn grants_page(
     State(state): State<AppState>,
     PageActor(actor): PageActor,
     Query(q): Query<ListQuery>,
+    Query(print): Query<super::print::PrintQuery>,
 ) -> Response {
+    let printing = print.on();
     let result = async {
-        let list = grants::list_grants(
-            &state,
-            &actor,
-            &GrantQuery {
-                org_id: q.org_id.clone(),
-                page: q.page,
-                per_page: Some(20),
-            },
-        )
-        .await?;
+        let list = if printing {
+            let (state, actor, org_id) = (&state, &actor, &q.org_id);
+            super::print::all_rows(|p| async move {
+                grants::list_grants(
+                    state,
+                    actor,
+                    &GrantQuery {
+                        org_id: org_id.clone(),
+                        page: p.page,
+                        per_page: p.per_page,
+                    },
+                )
+                .await
+            })
+            .await?
+        } else {
+            grants::list_grants(
+                &state,
+                &actor,
+                &GrantQuery {
+                    org_id: q.org_id.clone(),
+                    page: q.page,
+                    per_page: Some(20),
+                },
+            )
+            .await?
+        };
+        let print_href = format!(
+            "/security/grants?print=1{}",
+            q.org_id
+                .as_deref()
+                .map(|o| format!("&org_id={}", super::units::enc(o)))
+                .unwrap_or_default()
+        );
         let search = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
         let orgs = match search {
             Some(s) => crate::org::store::search(&state.db, &actor.org_code, s, 20).await?,
@@ -213,9 +239,14 @@ async fn grants_page(
                 h2 { "授权管理" }
                 p { "共 " (list.total) " 条授权（管理范围：" (actor.org_name) "） · "
                     a href="/security/certificates" { "USB Key 证书管理" } }
+                @if printing {
+                    (super::print::list_head("授权名单", list.items.len(), list.total))
+                } @else if !list.items.is_empty() {
+                    div.list-tools { (super::print::button(&print_href)) }
+                }
                 table.list {
                     thead { tr {
-                        th { "姓名" } th { "身份证号" } th { "角色" } th { "授权范围" } th { "状态" } th { "操作" }
+                        th { "姓名" } th { "身份证号" } th { "角色" } th { "授权范围" } th { "状态" } th.ops { "操作" }
                     } }
                     tbody {
                         @for g in &list.items {
@@ -247,7 +278,7 @@ async fn grants_page(
                         }
                     }
                 }
-                @if pages > 1 {
+                @if pages > 1 && !printing {
                     nav.pager {
                         @for p in 1..=pages.min(50) {
                             @if p == list.page { span.current { (p) } }
@@ -298,7 +329,7 @@ async fn render_form(
         div.panel {
             h2 { "新增授权：" (org.name) }
             (errors.banner())
-            form method="post" action="/security/grants/new" {
+            form #grant-form.form method="post" action="/security/grants/new" {
                 (csrf_field(actor))
                 input type="hidden" name="org_id" value=(org.id);
                 (text_field("name", "姓名", form.name.as_deref().unwrap_or(""), true, errors))
@@ -432,7 +463,7 @@ fn certificate_rows(
         table.list {
             thead { tr {
                 th { "持有人" } th { "证书序列号" } th { "主题" } th { "签发时间" } th { "到期时间" }
-                th { "状态" } @if revocable { th { "操作" } }
+                th { "状态" } @if revocable { th.ops { "操作" } }
             } }
             tbody {
                 @for c in items {
@@ -478,8 +509,10 @@ async fn certificates_page(
     State(state): State<AppState>,
     PageActor(actor): PageActor,
     Query(q): Query<CertQuery>,
+    Query(print): Query<super::print::PrintQuery>,
 ) -> Response {
     use crate::card::routes::{list_certificates, CertificateQuery};
+    let printing = print.on();
     let result = async {
         let expiring = list_certificates(
             &state,
@@ -491,17 +524,42 @@ async fn certificates_page(
             },
         )
         .await?;
-        let list = list_certificates(
-            &state,
-            &actor,
-            &CertificateQuery {
-                account_id: q.account_id.clone(),
-                page: q.page,
-                per_page: Some(50),
-                ..Default::default()
-            },
-        )
-        .await?;
+        let list = if printing {
+            let (state, actor, account_id) = (&state, &actor, &q.account_id);
+            super::print::all_rows(|p| async move {
+                list_certificates(
+                    state,
+                    actor,
+                    &CertificateQuery {
+                        account_id: account_id.clone(),
+                        page: p.page,
+                        per_page: p.per_page,
+                        ..Default::default()
+                    },
+                )
+                .await
+            })
+            .await?
+        } else {
+            list_certificates(
+                &state,
+                &actor,
+                &CertificateQuery {
+                    account_id: q.account_id.clone(),
+                    page: q.page,
+                    per_page: Some(50),
+                    ..Default::default()
+                },
+            )
+            .await?
+        };
+        let print_href = format!(
+            "/security/certificates?print=1{}",
+            q.account_id
+                .as_deref()
+                .map(|a| format!("&account_id={}", super::units::enc(a)))
+                .unwrap_or_default()
+        );
         let pages = (list.total + list.per_page - 1) / list.per_page;
         let body = html! {
             @if let Some(n) = q.notice.as_deref().and_then(notice_text) {
@@ -520,8 +578,13 @@ async fn certificates_page(
                 h2 { "USB Key 证书管理" }
                 p { "共 " (list.total) " 张证书（管理范围：" (actor.org_name) "）"
                     @if q.account_id.is_some() { " · " a href="/security/certificates" { "显示全部账号" } } }
+                @if printing {
+                    (super::print::list_head("USB Key 证书名单", list.items.len(), list.total))
+                } @else if !list.items.is_empty() {
+                    div.list-tools { (super::print::button(&print_href)) }
+                }
                 (certificate_rows(&actor, &list.items, true))
-                @if pages > 1 {
+                @if pages > 1 && !printing {
                     nav.pager {
                         @for p in 1..=pages.min(50) {
                             @if p == list.page { span.current { (p) } }

@@ -72,7 +72,23 @@ pub async fn tab(
         page: Some(page_no),
         per_page: Some(per_page),
     };
-    let list = ops::list(&state.db, actor, &query).await?;
+    let printing = super::print::is_on(q.print.as_deref());
+    let list = if printing {
+        let query = &query;
+        super::print::all_rows(|p| async move {
+            let chunk = UnitQuery {
+                q: query.q.clone(),
+                linkage: query.linkage.clone(),
+                org_id: query.org_id.clone(),
+                page: p.page,
+                per_page: p.per_page,
+            };
+            ops::list(&state.db, actor, &chunk).await
+        })
+        .await?
+    } else {
+        ops::list(&state.db, actor, &query).await?
+    };
     let base = format!(
         "/orgs/{}?tab=units&linkage={}&q={}",
         org.id,
@@ -91,6 +107,10 @@ pub async fn tab(
             label for="unit-q" { "单位名称或统一社会信用代码" }
             input #unit-q type="search" name="q" value=(text) placeholder="输入单位名称或统一社会信用代码";
             button type="submit" { "【查询】" }
+            @if !list.items.is_empty() { (super::print::button(&format!("{base}&print=1"))) }
+        }
+        @if printing {
+            (super::print::list_head(&format!("{} 单位信息", org.name), list.items.len(), list.total))
         }
         @if list.items.is_empty() {
             p.muted { "没有符合条件的单位" }
@@ -115,7 +135,7 @@ pub async fn tab(
                 }
             }
         }
-        (pager(&base, list.page, list.per_page, list.total))
+        @if !printing { (pager(&base, list.page, list.per_page, list.total)) }
     })
 }
 
