@@ -205,6 +205,97 @@
     }
   );
 
+  // ---- unit mode: the picker only where units are chosen; a new unit made in a dialog ----
+  const modeRadios = document.querySelectorAll("input[name=unit_mode]");
+  const picker = document.querySelector(".unit-picker");
+  function syncPicker() {
+    const checked = document.querySelector("input[name=unit_mode]:checked");
+    if (picker) picker.hidden = !!checked && checked.value === "same_as_parent";
+  }
+  modeRadios.forEach((r) => r.addEventListener("change", syncPicker));
+  syncPicker();
+
+  const unitDialog = document.getElementById("new-unit-dialog");
+  if (unitDialog && typeof unitDialog.showModal === "function") {
+    const q = (id) => document.getElementById(id);
+    const inputs = unitDialog.querySelectorAll("[data-field]");
+    function showErrors(list, general) {
+      for (const i of inputs) {
+        const slot = q(i.id + "-error");
+        const e = list.find((x) => x.field === i.dataset.field);
+        slot.hidden = !e;
+        slot.textContent = e ? e.message : "";
+        i.closest(".field").classList.toggle("has-error", !!e);
+        if (e) i.setAttribute("aria-invalid", "true"); else i.removeAttribute("aria-invalid");
+      }
+      const banner = q("nu-errors");
+      banner.hidden = !general;
+      banner.textContent = general || "";
+      const first = unitDialog.querySelector("[aria-invalid=true]");
+      if (first) first.focus();
+    }
+    q("new-unit").addEventListener("click", () => {
+      showErrors([], "");
+      q("nu-credit-code-check").textContent = "";
+      unitDialog.showModal();
+      q("nu-name").focus();
+    });
+    q("nu-cancel").addEventListener("click", () => unitDialog.close());
+    // The credit code is checked as it is typed, by the server's own rule.
+    let timer = null;
+    const credit = q("nu-credit-code");
+    const note = q("nu-credit-code-check");
+    credit.addEventListener("input", () => {
+      clearTimeout(timer);
+      const v = credit.value.trim();
+      note.textContent = "";
+      note.className = "check-note";
+      if (v.length < 18) {
+        if (v.length > 0) note.textContent = "已输入 " + v.length + " 位，共18位";
+        return;
+      }
+      timer = setTimeout(async () => {
+        try {
+          const r = await getJSON("/api/v1/units/credit-code?code=" + encodeURIComponent(v));
+          if (credit.value.trim() !== v) return;
+          const ok = r.valid && !r.taken;
+          note.textContent = ok ? "校验通过" : r.message;
+          note.className = "check-note " + (ok ? "ok" : "bad");
+        } catch (e) {
+          note.textContent = "";
+        }
+      }, 200);
+    });
+    q("nu-save").addEventListener("click", async () => {
+      const mode = document.querySelector("input[name=unit_mode]:checked");
+      const body = {
+        owner_org_id: unitDialog.dataset.owner,
+        name: q("nu-name").value,
+        credit_code: q("nu-credit-code").value,
+        category: q("nu-category").value,
+        party_org_situation: mode && mode.value === "joint" ? 2 : 1,
+      };
+      try {
+        const res = await fetch("/api/v1/units", {
+          method: "POST",
+          credentials: "same-origin",
+          headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRF-Token": unitDialog.dataset.csrf },
+          body: JSON.stringify(body),
+        });
+        const data = await res.json();
+        if (res.status === 201) {
+          addUnit(data);
+          unitDialog.close();
+          return;
+        }
+        const list = (data.errors || []).filter((e) => unitDialog.querySelector("[data-field='" + e.field + "']"));
+        showErrors(list, list.length ? "" : (data.error && data.error.message) || "保存失败");
+      } catch (e) {
+        showErrors([], "保存失败，请检查网络后重试");
+      }
+    });
+  }
+
   // ---- category → level field ----
   const category = document.querySelector("#org-form #category, #category-form #category");
   const levelField = document.querySelector(".level-field");

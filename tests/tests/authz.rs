@@ -80,6 +80,7 @@ const POLICY: &[(&str, &str, Rule)] = &[
     // units and members
     ("GET", "/api/v1/units", Admin),
     ("POST", "/api/v1/units", Admin),
+    ("GET", "/api/v1/units/credit-code", Admin),
     ("GET", "/api/v1/units/{id}", Admin),
     ("PATCH", "/api/v1/units/{id}", UnitKeeper),
     ("DELETE", "/api/v1/units/{id}", UnitKeeper),

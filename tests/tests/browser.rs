@@ -880,3 +880,79 @@ async fn the_audit_log_grants_and_certificates_have_print_views_of_every_row() {
         assert_eq!(rows, total, "{path}");
     }
 }
+
+/// 组织新增 as the seeds have it: a branch in a legal-entity unit that does not exist yet is
+/// created with its new unit in one visit (the credit code checked as typed).
+#[tokio::test]
+async fn a_legal_entity_branch_is_created_with_its_new_unit_in_one_visit() {
+    let server = Server::demo(200, None).await;
+    let admin = server.account_in("admin", Some(3), "621");
+    let general_id = admin.org_id.clone();
+    let b = Browser::start().await;
+    sign_in(&b, &server, &admin).await;
+    b.goto(&server.url(&format!("/orgs/{general_id}/new")))
+        .await;
+    b.wait_for("#org-form").await;
+    b.fill("name", "新建单位测试党支部").await;
+    b.select("category", "631").await;
+    b.fill("secretary", "王书记").await;
+    b.fill("contact_name", "王联系").await;
+    b.fill("contact_phone", "13800000000").await;
+    b.fill("founded_on", "2024-07-01").await;
+    b.click("input[name=unit_mode][value=legal_entity]").await;
+    assert!(b.text(".unit-mode-note").await.contains("法人单位"));
+    b.click("#new-unit").await;
+    b.wait_for("#new-unit-dialog[open]").await;
+    let code = dangjian_server::unit::credit_code::compose("91", "370102", "MA3C5T8Q");
+    let wrong = format!(
+        "{}{}",
+        &code[..17],
+        if code.ends_with('1') { '2' } else { '1' }
+    );
+    b.fill("nu-name", "泉山新材料科技有限公司").await;
+    b.fill("nu-credit-code", &wrong).await;
+    let mut note = String::new();
+    for _ in 0..50 {
+        note = b.text("#nu-credit-code-check").await;
+        if note.contains("校验位") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(note.contains("校验位"), "checked as typed: {note}");
+    b.fill("nu-credit-code", &code).await;
+    for _ in 0..50 {
+        note = b.text("#nu-credit-code-check").await;
+        if note.contains("校验通过") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(note.contains("校验通过"), "{note}");
+    // Saving without a category names it inside the dialog.
+    b.click("#nu-save").await;
+    b.wait_for("#nu-category-error:not([hidden])").await;
+    b.screenshot("org-new-unit-dialog").await;
+    b.select("nu-category", "2").await;
+    b.click("#nu-save").await;
+    b.wait_for("#chosen-units li").await;
+    assert!(b
+        .text("#chosen-units")
+        .await
+        .contains("泉山新材料科技有限公司"));
+    b.click("#org-form button[type=submit]").await;
+    b.wait_for(".org-head h2").await;
+    assert_eq!(b.text(".org-head h2").await, "新建单位测试党支部");
+    let info = b.text("#org-info, section.work").await;
+    assert!(info.contains("法人单位"), "{info}");
+    b.goto(&server.url(&format!(
+        "/orgs/{}?tab=units",
+        b.current_path().await.trim_start_matches("/orgs/")
+    )))
+    .await;
+    assert!(b
+        .text("section.work")
+        .await
+        .contains("泉山新材料科技有限公司"));
+    b.close().await;
+}

@@ -501,6 +501,17 @@ pub async fn retier_grants(
 }
 
 /// What stands in the way of deleting or revoking an organisation, in Chinese, one item each.
+/// The units linked to an organisation: (unit id, is_default as 0/1).
+pub async fn unit_links(
+    db: &sqlx::AnyPool,
+    org_id: &str,
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT unit_id, is_default FROM org_units WHERE org_id = $1 ORDER BY unit_id")
+        .bind(org_id)
+        .fetch_all(db)
+        .await
+}
+
 pub async fn blockers(
     tx: &mut sqlx::AnyConnection,
     org: &OrgRow,

@@ -19,6 +19,7 @@ use crate::state::{ApiJson, ApiQuery, AppState, Page, Paging};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_units, create_unit))
+        .routes(routes!(check_credit_code))
         .routes(routes!(get_unit, edit_unit, delete_unit))
 }
 
@@ -157,6 +158,62 @@ async fn load_for_write(
 pub async fn get_for_write(db: &Db, actor: &Actor, id: &str) -> ApiResult<UnitView> {
     let (row, _, _) = load_for_write(db, actor, id).await?;
     Ok(to_view(db, row).await?)
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct CreditCodeQuery {
+    /// the code as typed (trimmed, upper-cased before the check)
+    pub code: Option<String>,
+}
+
+/// A credit code checked as it is typed (the unit dialog of 组织新增): the same rule a save
+/// applies, and whether a unit already uses it.
+#[derive(Serialize, ToSchema)]
+pub struct CreditCodeCheck {
+    pub valid: bool,
+    /// the code upper-cased, when valid
+    pub normalized: Option<String>,
+    /// why it is refused, in Chinese
+    pub message: Option<String>,
+    /// another unit already uses the code
+    pub taken: bool,
+}
+
+/// `GET /units/credit-code?code=`: checks a 统一社会信用代码 without saving anything.
+#[utoipa::path(get, path = "/api/v1/units/credit-code", params(CreditCodeQuery),
+    responses((status = 200, body = CreditCodeCheck), (status = 401, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody)))]
+async fn check_credit_code(
+    State(state): State<AppState>,
+    actor: Actor,
+    ApiQuery(q): ApiQuery<CreditCodeQuery>,
+) -> ApiResult<Json<CreditCodeCheck>> {
+    access::business_read(&actor)?;
+    let code = q.code.unwrap_or_default();
+    if code.trim().is_empty() {
+        return Err(ApiError::field("code", "请填写统一社会信用代码"));
+    }
+    Ok(Json(match credit_code::validate(&code) {
+        Ok(normalized) => {
+            let taken: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM units WHERE credit_code = $1")
+                    .bind(&normalized)
+                    .fetch_one(state.db.read())
+                    .await?;
+            CreditCodeCheck {
+                valid: true,
+                message: (taken > 0).then(|| "统一社会信用代码已被其他单位使用".to_string()),
+                normalized: Some(normalized),
+                taken: taken > 0,
+            }
+        }
+        Err(message) => CreditCodeCheck {
+            valid: false,
+            normalized: None,
+            message: Some(message),
+            taken: false,
+        },
+    }))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -343,26 +343,54 @@ fn level_options() -> Vec<(String, String)> {
         .collect()
 }
 
+/// Where the unit form of 组织新增 and its dialog put a new unit: the organisation that keeps it.
+pub struct UnitContext<'a> {
+    /// 与上级党组织相同 is offered only when the parent has a legal-entity unit
+    pub parent_has_unit: bool,
+    /// the organisation that will keep a unit created in the dialog
+    pub owner_id: &'a str,
+    pub csrf: &'a str,
+}
+
 fn unit_mode_field(
     selected: &str,
     errors: &FormErrors,
     chosen: &[(String, String, bool)],
+    ctx: &UnitContext<'_>,
 ) -> Markup {
     let modes = [
         ("same_as_parent", "与上级党组织相同"),
         ("legal_entity", "法人单位"),
         ("joint", "联合党支部"),
     ];
+    let unit_categories: Vec<(String, String)> = crate::unit::UNIT_CATEGORIES
+        .iter()
+        .map(|(c, l)| (c.to_string(), format!("{c} {l}")))
+        .collect();
     html! {
         fieldset.field.unit-mode.has-error[errors.fields.contains_key("unit_mode") || errors.fields.contains_key("unit_ids") || errors.fields.contains_key("default_unit_id")] {
             legend { "所在单位情况（党委、党总支、党支部等基层党组织必填）" }
             @for (code, text) in modes {
-                label.radio { input type="radio" name="unit_mode" value=(code) checked[selected == code]; (text) }
+                @if code != "same_as_parent" || ctx.parent_has_unit || selected == code {
+                    label.radio { input type="radio" name="unit_mode" value=(code) checked[selected == code]; (text) }
+                }
+            }
+            p.muted.hint.unit-mode-note {
+                @if ctx.parent_has_unit {
+                    "与上级党组织相同：与上级党组织在同一法人单位，不再另行关联单位；"
+                } @else {
+                    "上级党组织没有法人单位，不能选择“与上级党组织相同”；"
+                }
+                "法人单位：建在一个法人单位中，选择或新建该单位；"
+                "联合党支部：由两个及以上单位的党员联合组成，选择各单位并指定主要单位。"
             }
             (errors.at("unit_mode"))
             div.unit-picker {
-                label for="unit-search" { "关联单位（输入单位名称或信用代码查找）" }
-                input #unit-search type="search" autocomplete="off" placeholder="输入单位名称查找";
+                label for="unit-search" { "关联单位（输入单位名称或信用代码查找；没有合适的单位时可新建）" }
+                div.unit-search-row {
+                    input #unit-search type="search" autocomplete="off" placeholder="输入单位名称查找";
+                    button #new-unit type="button" { "新建单位" }
+                }
                 ul #unit-search-results.search-results hidden {}
                 ul #chosen-units.chosen {
                     @for (id, name, is_default) in chosen {
@@ -376,6 +404,35 @@ fn unit_mode_field(
                 }
                 (errors.at("unit_ids"))
                 (errors.at("default_unit_id"))
+            }
+            // The dialog's inputs have no name: they never travel with the organisation form.
+            dialog #new-unit-dialog data-owner=(ctx.owner_id) data-csrf=(ctx.csrf) aria-labelledby="new-unit-title" {
+                h3 #new-unit-title { "新建单位" }
+                div.alert.alert-error #nu-errors hidden role="alert" {}
+                div.field {
+                    label for="nu-name" { span.req { "*" } "单位名称" }
+                    input #nu-name type="text" data-field="name" autocomplete="off";
+                    div.field-error #nu-name-error hidden {}
+                }
+                div.field {
+                    label for="nu-credit-code" { span.req { "*" } "统一社会信用代码" }
+                    input #nu-credit-code type="text" data-field="credit_code" maxlength="18" autocomplete="off";
+                    div #nu-credit-code-check.check-note aria-live="polite" {}
+                    div.field-error #nu-credit-code-error hidden {}
+                }
+                div.field {
+                    label for="nu-category" { span.req { "*" } "单位类别" }
+                    select #nu-category data-field="category" {
+                        option value="" { "（请选择）" }
+                        @for (code, text) in &unit_categories { option value=(code) { (text) } }
+                    }
+                    div.field-error #nu-category-error hidden {}
+                }
+                p.muted.hint { "单位建立党组织情况按所在单位情况填写：法人单位为“单独建立基层党组织的”，联合党支部为“建立联合党支部的”。新建的单位由本党组织维护。" }
+                div.actions {
+                    button.primary #nu-save type="button" { "保存并关联" }
+                    button #nu-cancel type="button" { "取消" }
+                }
             }
         }
     }
@@ -452,7 +509,11 @@ async fn create_page(
                     (text_field("contact_phone", "联系电话", v(&form.contact_phone), true, errors))
                     (select_field("subordination", "党组织隶属关系", &subordination_options(v(&form.subordination)), v(&form.subordination), false, errors))
                     (date_field("founded_on", "批准建立日期", v(&form.founded_on), true, errors))
-                    (unit_mode_field(v(&form.unit_mode), errors, &chosen))
+                    (unit_mode_field(v(&form.unit_mode), errors, &chosen, &UnitContext {
+                        parent_has_unit: parent.has_legal_entity_unit(),
+                        owner_id: &parent.id,
+                        csrf: &actor.csrf_token,
+                    }))
                     @if actor.tier == Some(1) {
                         (select_field("may_approve_development", "具有发展党员审批权限（仅党委）",
                             &[("false".to_string(), "否".to_string()), ("true".to_string(), "是".to_string())],
@@ -478,7 +539,9 @@ async fn new_form(
         Err(r) => return r,
     };
     let form = CreateOrg {
-        unit_mode: Some("same_as_parent".to_string()),
+        unit_mode: parent
+            .has_legal_entity_unit()
+            .then(|| "same_as_parent".to_string()),
         ..CreateOrg::default()
     };
     create_page(
@@ -532,6 +595,14 @@ async fn edit_page(
     let may_rename = access::org(actor, &org.code, Reach::StrictlyBelow).is_ok();
     let crumbs = org_crumbs(state, actor, &org.id).await.unwrap_or_default();
     let basic = org.category().is_some_and(Category::is_basic);
+    let parent_has_unit = match &org.parent_id {
+        Some(p) => store::get(state.db.read(), p)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|p| p.has_legal_entity_unit()),
+        None => false,
+    };
     let chosen = chosen_units(
         state,
         form.unit_ids.as_deref().unwrap_or(&[]),
@@ -566,7 +637,11 @@ async fn edit_page(
                     (text_field("contact_phone", "联系电话", v(&form.contact_phone), true, errors))
                     (select_field("subordination", "党组织隶属关系", &subordination_options(v(&form.subordination)), v(&form.subordination), false, errors))
                     (date_field("founded_on", "批准建立日期", v(&form.founded_on), true, errors))
-                    @if basic && may_rename { (unit_mode_field(v(&form.unit_mode), errors, &chosen)) }
+                    @if basic && may_rename { (unit_mode_field(v(&form.unit_mode), errors, &chosen, &UnitContext {
+                        parent_has_unit,
+                        owner_id: &org.id,
+                        csrf: &actor.csrf_token,
+                    })) }
                     @if actor.tier == Some(1) && may_rename && org.category() == Some(Category::BasicCommittee) {
                         (select_field("may_approve_development", "具有发展党员审批权限",
                             &[("false".to_string(), "否".to_string()), ("true".to_string(), "是".to_string())],
@@ -706,7 +781,11 @@ async fn category_page(
                     (csrf_field(actor))
                     (select_field("category", "新的组织类别", &categories, v(&form.category), true, errors))
                     div.level-field { (select_field("level", "级别（中共各级委员会）", &level_options(), v(&form.level), false, errors)) }
-                    (unit_mode_field(v(&form.unit_mode), errors, &chosen))
+                    (unit_mode_field(v(&form.unit_mode), errors, &chosen, &UnitContext {
+                        parent_has_unit: parent.as_ref().is_some_and(|p| p.has_legal_entity_unit()),
+                        owner_id: &org.id,
+                        csrf: &actor.csrf_token,
+                    }))
                     div.actions {
                         button.primary type="submit" data-confirm="确定更改组织类别吗？" { "【确定】" }
                         a.button href={"/orgs/" (org.id)} { "取消" }
@@ -726,12 +805,17 @@ async fn category_form(
         Ok(o) => o,
         Err(r) => return r,
     };
+    // The current situation and units are preselected: a change that keeps them needs no
+    // new choice.
+    let links = store::unit_links(state.db.read(), &org.id)
+        .await
+        .unwrap_or_default();
     let form = ChangeCategory {
         category: Some(org.category.clone()),
         level: org.level.clone(),
-        unit_mode: None,
-        unit_ids: None,
-        default_unit_id: None,
+        unit_mode: org.unit_mode.clone(),
+        unit_ids: (!links.is_empty()).then(|| links.iter().map(|l| l.0.clone()).collect()),
+        default_unit_id: links.iter().find(|l| l.1 != 0).map(|l| l.0.clone()),
     };
     category_page(
         &state,
