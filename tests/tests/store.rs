@@ -1,7 +1,7 @@
 //! Store suite: the same tests against SQLite and PostgreSQL (`<test>::sqlite`,
 //! `<test>::postgres`), through the server's own storage functions.
 
-use dangjian_server::access::{Actor, Role};
+use dangjian_server::access::{self, Actor, Role};
 use dangjian_server::audit::{self, Event, Who};
 use dangjian_server::crypto::{self, Column};
 use dangjian_server::db::{new_id, Db, Engine};
@@ -625,6 +625,7 @@ async fn refusals_while_loading_the_actor_are_recorded(t: TestDb) {
             let mut tx = db.begin().await.unwrap();
             let (token, _) = session::create(
                 &mut tx,
+                &access::platform(),
                 &admin.account_id,
                 &admin.grant_id,
                 "10.0.0.9",

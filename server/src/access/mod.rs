@@ -77,6 +77,28 @@ pub fn platform() -> Allowed {
     Allowed(())
 }
 
+/// What a caller does about its own account before (or while) it has a session: the writes
+/// of signing in, activation, password reset, enrolment and the throttle. There is no actor to
+/// ask about scope; what makes each allowed is the credential just checked, named here so that
+/// these writes, like every other, take an [`Allowed`] that only this module makes.
+#[derive(Debug, Clone, Copy)]
+pub enum SelfService<'a> {
+    /// Anyone may make an attempt (sign-in, SMS code, activation, reset, enrolment); the
+    /// throttle reserves its slot and a failure counts against the account tried.
+    Attempt,
+    /// Open a session for the account whose password and code (or card) were just verified.
+    SignedIn { account_id: &'a str },
+    /// Set the credentials of the account whose activation or reset codes were just checked,
+    /// or clear them when a security officer issues or resets a grant.
+    Credentials { account_id: &'a str },
+}
+
+/// The proof for a [`SelfService`] write.
+pub fn self_service(what: SelfService<'_>) -> Allowed {
+    tracing::trace!(?what, "self-service write");
+    Allowed(())
+}
+
 /// How far below the actor's scope organisation a target must lie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reach {

@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{password, throttle, totp};
+use crate::access::{self, SelfService};
 use crate::audit::{self, Event, Outcome, Who};
 use crate::db::{new_id, now_rfc3339, Tx};
 use crate::error::{ApiError, ApiResult};
@@ -134,6 +135,7 @@ pub async fn contact_of<'e, E: Executor<'e, Database = Any>>(
 /// unconfirmed.
 pub async fn set_credentials(
     tx: &mut Tx,
+    _allowed: &crate::access::Allowed,
     account_id: &str,
     password_hash: Option<&str>,
     totp_secret: Option<&str>,
@@ -317,7 +319,13 @@ pub async fn request_sms(
     purpose: SmsPurpose,
 ) -> ApiResult<SmsSent> {
     let mobile = crate::fields::mobile("mobile", "手机号", Some(mobile))?;
-    let _slot = throttle::reserve(&state.db, THROTTLE_BUCKET, client).await?;
+    let _slot = throttle::reserve(
+        &state.db,
+        &access::self_service(SelfService::Attempt),
+        THROTTLE_BUCKET,
+        client,
+    )
+    .await?;
     let answer = SmsSent {
         accepted: true,
         message: format!(
@@ -521,7 +529,13 @@ pub async fn activate(state: &AppState, client: &str, body: &Activate) -> ApiRes
     let (Some(mobile), Some(name), Some(id_number)) = (mobile, name, id_number) else {
         return Err(crate::fields::unset());
     };
-    let slot = throttle::reserve(&state.db, THROTTLE_BUCKET, client).await?;
+    let slot = throttle::reserve(
+        &state.db,
+        &access::self_service(SelfService::Attempt),
+        THROTTLE_BUCKET,
+        client,
+    )
+    .await?;
     let Some(account_id) = pending_account(state, &mobile).await? else {
         let e = ApiError::field(
             "mobile",
@@ -587,7 +601,10 @@ pub async fn activate(state: &AppState, client: &str, body: &Activate) -> ApiRes
     if sms_used.rows_affected() != 1 || code_used.rows_affected() != 1 {
         return Err(ApiError::field("activation_code", "授权码已被使用"));
     }
-    set_credentials(&mut tx, &account_id, Some(&hash), Some(&secret)).await?;
+    let allowed = access::self_service(SelfService::Credentials {
+        account_id: &account_id,
+    });
+    set_credentials(&mut tx, &allowed, &account_id, Some(&hash), Some(&secret)).await?;
     let who = Who {
         account_id: Some(account_id.clone()),
         name: reg_name.clone(),
@@ -622,7 +639,13 @@ pub async fn confirm_totp(state: &AppState, client: &str, body: &ConfirmTotp) ->
     if body.code.trim().is_empty() {
         return Err(ApiError::field("code", "请输入验证器中显示的六位动态码"));
     }
-    let slot = throttle::reserve(&state.db, THROTTLE_BUCKET, client).await?;
+    let slot = throttle::reserve(
+        &state.db,
+        &access::self_service(SelfService::Attempt),
+        THROTTLE_BUCKET,
+        client,
+    )
+    .await?;
     type Row = (String, i64, i64, i64, Option<String>, i64);
     let row: Option<Row> = sqlx::query_as(
         "SELECT name, totp_confirmed, last_totp_step, failed_attempts, locked_until, \
@@ -674,7 +697,8 @@ pub async fn confirm_totp(state: &AppState, client: &str, body: &ConfirmTotp) ->
     };
     let Some(step) = step else {
         let mut tx = state.db.begin().await?;
-        let locked = super::store::count_failure(&mut tx, &body.account_id).await?;
+        let allowed = access::self_service(SelfService::Attempt);
+        let locked = super::store::count_failure(&mut tx, &allowed, &body.account_id).await?;
         audit::append(
             &mut tx,
             &who,
@@ -739,7 +763,13 @@ pub async fn reset_password(state: &AppState, client: &str, body: &ResetPassword
         Err(e) => return Err(ApiError::field("id_number", e.message())),
     };
     password::check_policy(&body.new_password).map_err(|m| ApiError::field("new_password", m))?;
-    let slot = throttle::reserve(&state.db, THROTTLE_BUCKET, client).await?;
+    let slot = throttle::reserve(
+        &state.db,
+        &access::self_service(SelfService::Attempt),
+        THROTTLE_BUCKET,
+        client,
+    )
+    .await?;
     let Some(account_id) = active_account(state, &mobile).await? else {
         let e = ApiError::field("mobile", "该手机号没有已激活的账号");
         return Err(failed(state, slot, client, "account.password_reset", "", e).await);

@@ -147,7 +147,8 @@ async fn wrong_old_password(
     who: &Who,
 ) -> ApiResult<ApiError> {
     let mut tx = db.begin().await?;
-    let locked_until = super::store::count_failure(&mut tx, &actor.account_id).await?;
+    let allowed = crate::access::own_account(actor);
+    let locked_until = super::store::count_failure(&mut tx, &allowed, &actor.account_id).await?;
     let locked = locked_until.is_some();
     let detail = if let Some(until) = locked_until {
         let n = sqlx::query("DELETE FROM sessions WHERE account_id = $1")

@@ -225,7 +225,7 @@ pub async fn create_grant(
                 },
             )
             .await?;
-            activation::set_credentials(&mut tx, &id, None, None).await?;
+            activation::set_credentials(&mut tx, &allowed, &id, None, None).await?;
             (id, None)
         }
     };

@@ -307,8 +307,12 @@ pub(crate) async fn complete_sign_in(
         )
         .with_field("code"));
     }
+    let allowed = crate::access::self_service(crate::access::SelfService::SignedIn {
+        account_id: &account_id,
+    });
     let (token, csrf) = session::create(
         &mut tx,
+        &allowed,
         &account_id,
         &active.grant_id,
         &client,
@@ -381,7 +385,8 @@ async fn record_failure(
     why: &str,
 ) -> ApiResult<()> {
     let mut tx = state.db.begin().await?;
-    let locked_until = super::store::count_failure(&mut tx, account_id).await?;
+    let allowed = crate::access::self_service(crate::access::SelfService::Attempt);
+    let locked_until = super::store::count_failure(&mut tx, &allowed, account_id).await?;
     let detail = match &locked_until {
         Some(until) => format!("{why}; locked until {until}"),
         None => why.to_string(),

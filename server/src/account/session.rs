@@ -50,6 +50,7 @@ pub fn clear_cookie(secure: bool) -> String {
 /// Creates a session for `account_id` under `grant_id`; returns (token, csrf token).
 pub async fn create(
     tx: &mut crate::db::Tx,
+    _allowed: &crate::access::Allowed,
     account_id: &str,
     grant_id: &str,
     client_addr: &str,

@@ -47,7 +47,11 @@ pub async fn create_account(tx: &mut Tx, a: &NewAccount<'_>) -> anyhow::Result<S
 /// [`LOCK_MINUTES`](super::LOCK_MINUTES) on the [`MAX_FAILED_ATTEMPTS`](super::MAX_FAILED_ATTEMPTS)th
 /// (the count starts again from zero after a lock). Returns the lock's end when this failure
 /// locked the account.
-pub async fn count_failure(tx: &mut Tx, account_id: &str) -> Result<Option<String>, sqlx::Error> {
+pub async fn count_failure(
+    tx: &mut Tx,
+    _allowed: &Allowed,
+    account_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
     let until = (chrono::Utc::now() + chrono::Duration::minutes(super::LOCK_MINUTES))
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let row: Option<(i64, Option<String>)> = sqlx::query_as(
@@ -261,7 +265,7 @@ pub async fn reset_credentials(
     _allowed: &Allowed,
     account_id: &str,
 ) -> Result<(), sqlx::Error> {
-    super::activation::set_credentials(tx, account_id, None, None).await?;
+    super::activation::set_credentials(tx, _allowed, account_id, None, None).await?;
     sqlx::query("DELETE FROM sessions WHERE account_id = $1")
         .bind(account_id)
         .execute(&mut **tx)

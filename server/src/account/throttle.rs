@@ -75,7 +75,12 @@ async fn delete(db: &Db, id: &str) -> Result<(), sqlx::Error> {
 /// SQLite has one writer — then counts the window and writes the reservation only when it is
 /// within the limit. A refusal is audited once per bucket, address and minute (an anonymous
 /// flood does not grow the log without bound).
-pub async fn reserve(db: &Db, bucket: &str, client: &str) -> Result<Slot, ApiError> {
+pub async fn reserve(
+    db: &Db,
+    _allowed: &crate::access::Allowed,
+    bucket: &str,
+    client: &str,
+) -> Result<Slot, ApiError> {
     let now = Utc::now();
     let mut tx = db.begin().await?;
     sqlx::query(
@@ -211,7 +216,8 @@ pub async fn attempt<T>(
     client: &str,
     attempt: impl std::future::Future<Output = Result<T, ApiError>>,
 ) -> Result<T, ApiError> {
-    let slot = reserve(db, bucket, client).await?;
+    let allowed = crate::access::self_service(crate::access::SelfService::Attempt);
+    let slot = reserve(db, &allowed, bucket, client).await?;
     let result = attempt.await;
     match &result {
         Err(e) if sign_in_failure(e) => slot.keep(),
