@@ -55,6 +55,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::card::routes::router())
         .merge(crate::card::tunnel::router())
         .split_for_parts();
+    let mut openapi = openapi;
+    crate::api_doc::declare_error_statuses(&mut openapi);
     let openapi = Arc::new(openapi);
     let mut api = api;
     for (path, method_router) in undocumented_routes(openapi) {

@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod account;
+pub mod api_doc;
 pub mod app;
 pub mod audit;
 pub mod card;

@@ -815,6 +815,50 @@ async fn openapi_document_lists_the_routes() {
             "{path} missing from openapi.json"
         );
     }
+    // Every operation declares the error statuses it can answer, with the error body.
+    let error_body = json!({"$ref": "#/components/schemas/ErrorBody"});
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let public = op["security"] == json!([{}]);
+            let mut want = vec!["400"];
+            if !public {
+                want.extend(["401", "403", "404"]);
+            }
+            if method != "get" {
+                want.push("409");
+            }
+            if op.get("requestBody").is_some() {
+                want.extend(["413", "415"]);
+            }
+            if public {
+                want.extend(["423", "429"]);
+            }
+            for status in want {
+                let r = &op["responses"][status];
+                assert!(r.is_object(), "{method} {path} does not declare {status}");
+                assert_eq!(
+                    r["content"]["application/json"]["schema"], error_body,
+                    "{method} {path} {status}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 40, "{checked}");
+    assert!(doc["components"]["schemas"]["ErrorBody"]["properties"]["errors"].is_object());
+    // The routes anyone may call say so.
+    for path in [
+        "/api/v1/session",
+        "/api/v1/activation",
+        "/api/v1/password/reset",
+    ] {
+        assert_eq!(
+            doc["paths"][path]["post"]["security"],
+            json!([{}]),
+            "{path} is public"
+        );
+    }
 }
 
 #[tokio::test]

@@ -853,7 +853,7 @@ fn client_of(conn: &ConnInfo) -> String {
 }
 
 /// 用户激活: sends a six-digit SMS code to the mobile of a pending grant (same answer either way).
-#[utoipa::path(post, path = "/api/v1/activation/sms", request_body = SmsRequest,
+#[utoipa::path(post, path = "/api/v1/activation/sms", request_body = SmsRequest, security(()),
     responses((status = 200, body = SmsSent), (status = 400, body = crate::error::ErrorBody),
               (status = 429, body = crate::error::ErrorBody)))]
 async fn activation_sms(
@@ -873,7 +873,7 @@ async fn activation_sms(
 
 /// 用户激活: checks every element against the grant, sets the password and returns a new
 /// authenticator secret to confirm with `POST /api/v1/activation/totp`.
-#[utoipa::path(post, path = "/api/v1/activation", request_body = Activate,
+#[utoipa::path(post, path = "/api/v1/activation", request_body = Activate, security(()),
     responses((status = 200, body = Activated), (status = 400, body = crate::error::ErrorBody),
               (status = 429, body = crate::error::ErrorBody)))]
 async fn activation(
@@ -885,7 +885,7 @@ async fn activation(
 }
 
 /// Confirms the authenticator with its first code; only then can the account sign in.
-#[utoipa::path(post, path = "/api/v1/activation/totp", request_body = ConfirmTotp,
+#[utoipa::path(post, path = "/api/v1/activation/totp", request_body = ConfirmTotp, security(()),
     responses((status = 200, body = TotpConfirmed), (status = 400, body = crate::error::ErrorBody),
               (status = 409, body = crate::error::ErrorBody), (status = 423, body = crate::error::ErrorBody)))]
 async fn activation_totp(
@@ -899,7 +899,7 @@ async fn activation_totp(
 
 /// 忘记密码: sends a six-digit SMS code to the mobile of an activated account (same answer
 /// either way).
-#[utoipa::path(post, path = "/api/v1/password/sms", request_body = SmsRequest,
+#[utoipa::path(post, path = "/api/v1/password/sms", request_body = SmsRequest, security(()),
     responses((status = 200, body = SmsSent), (status = 400, body = crate::error::ErrorBody),
               (status = 429, body = crate::error::ErrorBody)))]
 async fn password_sms(
@@ -918,7 +918,7 @@ async fn password_sms(
 }
 
 /// 忘记密码: sets a new password after checking the SMS code and the ID number.
-#[utoipa::path(post, path = "/api/v1/password/reset", request_body = ResetPassword,
+#[utoipa::path(post, path = "/api/v1/password/reset", request_body = ResetPassword, security(()),
     responses((status = 204), (status = 400, body = crate::error::ErrorBody),
               (status = 429, body = crate::error::ErrorBody)))]
 async fn password_reset(

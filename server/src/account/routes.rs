@@ -73,7 +73,7 @@ pub(crate) type AccountRow = (
 );
 
 /// 登录: ID number + password + six-digit code.
-#[utoipa::path(post, path = "/api/v1/session", request_body = SignIn,
+#[utoipa::path(post, path = "/api/v1/session", request_body = SignIn, security(()),
     responses((status = 200, body = SignedIn), (status = 401, body = crate::error::ErrorBody),
               (status = 423, body = crate::error::ErrorBody)))]
 async fn sign_in(

@@ -62,7 +62,7 @@ pub struct CardSignedIn {
 
 /// USB-key sign-in 证书登录: over a connection that carried the card's client certificate,
 /// with the six-digit code. The session is bound to that certificate.
-#[utoipa::path(post, path = "/api/v1/session/card", request_body = CardSignIn,
+#[utoipa::path(post, path = "/api/v1/session/card", request_body = CardSignIn, security(()),
     responses((status = 200, body = CardSignedIn), (status = 401, body = crate::error::ErrorBody),
               (status = 403, body = crate::error::ErrorBody), (status = 423, body = crate::error::ErrorBody),
               (status = 503, body = crate::error::ErrorBody)))]

@@ -1,0 +1,96 @@
+//! The error statuses of the OpenAPI document, declared for every operation by one rule so that
+//! a new route cannot forget them: what each status means is the same everywhere (the error
+//! body of [`crate::error::ErrorBody`]), and which statuses apply follows from the operation's
+//! shape — public or signed in, a path parameter, a request body, a write.
+
+use utoipa::openapi::path::{HttpMethod, Operation};
+use utoipa::openapi::{OpenApi, Ref, RefOr, Response, ResponseBuilder};
+
+/// The statuses an operation can answer besides its successes, with their meaning.
+pub fn error_statuses(
+    method: HttpMethod,
+    path: &str,
+    public: bool,
+    has_body: bool,
+) -> Vec<(&'static str, &'static str)> {
+    let write = !matches!(method, HttpMethod::Get | HttpMethod::Head);
+    let mut out = vec![(
+        "400",
+        "请求有误：参数或内容不符合要求；errors 列出每个有误的字段",
+    )];
+    if !public {
+        out.push(("401", "尚未登录或登录已过期"));
+        out.push((
+            "403",
+            "无权执行（角色、级别或管理范围不符，或须先修改一次性密码），写操作缺少 X-CSRF-Token",
+        ));
+    }
+    if path.contains('{') || !public {
+        out.push(("404", "对象不存在或不在您的管理范围内"));
+    }
+    if write {
+        out.push(("409", "与现有数据冲突（重复、已被占用或状态不允许）"));
+    }
+    if has_body {
+        out.push(("413", "请求内容超过大小限制（1 MiB）"));
+        out.push(("415", "请求内容须为 application/json"));
+    }
+    if public || path == "/api/v1/account/password" {
+        out.push(("423", "账号已锁定（连续失败次数过多），请稍后再试"));
+        out.push(("429", "尝试过于频繁或服务器繁忙，请稍后再试"));
+    }
+    out
+}
+
+fn operations(item: &mut utoipa::openapi::PathItem) -> Vec<(HttpMethod, &mut Operation)> {
+    let mut out = Vec::new();
+    for (m, op) in [
+        (HttpMethod::Get, item.get.as_mut()),
+        (HttpMethod::Post, item.post.as_mut()),
+        (HttpMethod::Put, item.put.as_mut()),
+        (HttpMethod::Patch, item.patch.as_mut()),
+        (HttpMethod::Delete, item.delete.as_mut()),
+    ] {
+        if let Some(op) = op {
+            out.push((m, op));
+        }
+    }
+    out
+}
+
+/// Is the operation open to anyone (`security(())`: one empty requirement)?
+fn is_public(op: &Operation) -> bool {
+    op.security.as_ref().is_some_and(|s| {
+        !s.is_empty()
+            && s.iter()
+                .all(|r| serde_json::to_value(r).is_ok_and(|v| v == serde_json::json!({})))
+    })
+}
+
+/// Adds every applicable error status (with the error body) to every operation that does not
+/// declare it already.
+pub fn declare_error_statuses(doc: &mut OpenApi) {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        for (method, op) in operations(item) {
+            let public = is_public(op);
+            let has_body = op.request_body.is_some();
+            for (status, description) in error_statuses(method, path, public, has_body) {
+                if op.responses.responses.contains_key(status) {
+                    continue;
+                }
+                let response: Response = ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        utoipa::openapi::content::ContentBuilder::new()
+                            .schema(Some(RefOr::Ref(Ref::from_schema_name("ErrorBody"))))
+                            .build(),
+                    )
+                    .build();
+                op.responses
+                    .responses
+                    .insert(status.to_string(), RefOr::T(response));
+            }
+        }
+    }
+}
