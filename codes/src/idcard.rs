@@ -5,6 +5,10 @@ use chrono::NaiveDate;
 /// The placeholder accepted for an unknown ID number; quality checks always flag it.
 pub const UNKNOWN_ID_NUMBER: &str = "000000000000000000";
 
+/// The shape of an ID number as a regular expression (the OpenAPI `pattern`): what JSON
+/// Schema can say; the birth date and the check digit are checked by [`parse`].
+pub const SHAPE: &str = "^[0-9]{17}[0-9Xx]$";
+
 const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
 const CHECK_CHARS: &[u8; 11] = b"10X98765432";
 

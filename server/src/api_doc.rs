@@ -94,3 +94,154 @@ pub fn declare_error_statuses(doc: &mut OpenApi) {
         }
     }
 }
+
+/// A constraint of a request field that JSON Schema can say, taken from the validator's own
+/// table or shape so the rule is written once.
+enum Constraint {
+    /// required text: `minLength: 1`
+    Required,
+    /// a regular expression of the field's shape
+    Pattern(&'static str),
+    /// `format: date` (YYYY-MM-DD)
+    Date,
+    /// one of the codes of a table, each with its Chinese label in the description
+    Codes(Vec<(String, String)>),
+}
+
+fn codes(table: &[(&str, &str)]) -> Constraint {
+    Constraint::Codes(
+        table
+            .iter()
+            .map(|(c, l)| (c.to_string(), l.to_string()))
+            .collect(),
+    )
+}
+
+/// The request schemas' constraints: (schema, field, constraint).
+fn constraints() -> Vec<(&'static str, &'static str, Constraint)> {
+    use crate::member::dict;
+    use Constraint::*;
+    let educations: Vec<(&str, &str)> = dict::EDUCATIONS
+        .iter()
+        .copied()
+        .filter(|(c, _)| !dict::is_education_group(c))
+        .collect();
+    let org_categories: Vec<(String, String)> = crate::org::rules::ALL_CATEGORIES
+        .iter()
+        .map(|c| (c.code().to_string(), c.label().to_string()))
+        .collect();
+    vec![
+        ("MemberInput", "name", Required),
+        (
+            "MemberInput",
+            "id_number",
+            Pattern(crate::member::idcard::SHAPE),
+        ),
+        (
+            "MemberInput",
+            "sex",
+            codes(&[("male", "男"), ("female", "女")]),
+        ),
+        ("MemberInput", "ethnicity", codes(&dict::ETHNICITIES)),
+        ("MemberInput", "birth_date", Date),
+        ("MemberInput", "education", codes(&educations)),
+        ("MemberInput", "category", codes(&dict::CATEGORIES)),
+        ("MemberInput", "joined_on", Date),
+        ("MemberInput", "full_on", Date),
+        ("MemberInput", "job", codes(&dict::JOBS)),
+        ("MemberInput", "phone", Pattern(crate::fields::PHONE_SHAPE)),
+        ("MemberInput", "address", Required),
+        ("MemberInput", "status", codes(&dict::STATUSES)),
+        ("MemberInput", "lost_contact_on", Date),
+        (
+            "MemberInput",
+            "registered_phone",
+            Pattern(crate::fields::MOBILE_SHAPE),
+        ),
+        ("CreateOrg", "parent_id", Required),
+        ("CreateOrg", "name", Required),
+        ("CreateOrg", "category", Codes(org_categories)),
+        ("CreateOrg", "secretary", Required),
+        ("CreateOrg", "contact_name", Required),
+        (
+            "CreateOrg",
+            "contact_phone",
+            Pattern(crate::fields::PHONE_SHAPE),
+        ),
+        (
+            "CreateOrg",
+            "subordination",
+            codes(&crate::org::rules::SUBORDINATIONS),
+        ),
+        ("CreateOrg", "founded_on", Date),
+        ("EditOrg", "name", Required),
+        ("EditOrg", "secretary", Required),
+        ("EditOrg", "contact_name", Required),
+        (
+            "EditOrg",
+            "contact_phone",
+            Pattern(crate::fields::PHONE_SHAPE),
+        ),
+        ("EditOrg", "founded_on", Date),
+        ("RevokeOrg", "document_no", Required),
+        ("RevokeOrg", "reason", Required),
+        ("UnitInput", "name", Required),
+        (
+            "UnitInput",
+            "credit_code",
+            Pattern(crate::unit::credit_code::SHAPE),
+        ),
+        (
+            "UnitInput",
+            "category",
+            codes(&crate::unit::UNIT_CATEGORIES),
+        ),
+    ]
+}
+
+/// The document as served: error statuses declared and request fields constrained.
+pub fn finish(doc: &mut OpenApi) -> serde_json::Value {
+    declare_error_statuses(doc);
+    let mut value = serde_json::to_value(&*doc).expect("the OpenAPI document serialises");
+    for (schema, field, constraint) in constraints() {
+        let Some(prop) = value
+            .pointer_mut(&format!("/components/schemas/{schema}/properties/{field}"))
+            .and_then(|p| p.as_object_mut())
+        else {
+            panic!("OpenAPI constraint for a field that is not in the document: {schema}.{field}");
+        };
+        match constraint {
+            Constraint::Required => {
+                prop.insert("minLength".into(), 1.into());
+            }
+            Constraint::Pattern(p) => {
+                prop.insert("pattern".into(), p.into());
+            }
+            Constraint::Date => {
+                prop.insert("format".into(), "date".into());
+            }
+            Constraint::Codes(list) => {
+                let mut values: Vec<serde_json::Value> =
+                    list.iter().map(|(c, _)| c.as_str().into()).collect();
+                if prop["type"]
+                    .as_array()
+                    .is_some_and(|t| t.contains(&"null".into()))
+                {
+                    values.push(serde_json::Value::Null);
+                }
+                let labels = list
+                    .iter()
+                    .map(|(c, l)| format!("{c} {l}"))
+                    .collect::<Vec<_>>()
+                    .join("；");
+                let description = match prop.get("description").and_then(|d| d.as_str()) {
+                    Some(d) => format!("{d}\n\n{labels}"),
+                    None => labels,
+                };
+                prop.insert("enum".into(), values.into());
+                prop.insert("description".into(), description.into());
+            }
+        }
+    }
+    value
+}

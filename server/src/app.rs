@@ -56,8 +56,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::card::tunnel::router())
         .split_for_parts();
     let mut openapi = openapi;
-    crate::api_doc::declare_error_statuses(&mut openapi);
-    let openapi = Arc::new(openapi);
+    let openapi = Arc::new(crate::api_doc::finish(&mut openapi));
     let mut api = api;
     for (path, method_router) in undocumented_routes(openapi) {
         api = api.route(path, method_router);
@@ -76,7 +75,7 @@ pub fn router(state: AppState) -> Router {
 
 /// API routes outside the OpenAPI document: the document itself, the health check and the CRL.
 fn undocumented_routes(
-    openapi: Arc<utoipa::openapi::OpenApi>,
+    openapi: Arc<serde_json::Value>,
 ) -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
     vec![
         (
@@ -96,7 +95,7 @@ fn undocumented_routes(
 
 /// The paths of [`undocumented_routes`] (all GET), for the authorization-matrix test.
 pub fn undocumented_api_paths() -> Vec<&'static str> {
-    let doc = Arc::new(utoipa::openapi::OpenApi::default());
+    let doc = Arc::new(serde_json::Value::Null);
     undocumented_routes(doc)
         .into_iter()
         .map(|(p, _)| p)

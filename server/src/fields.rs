@@ -115,6 +115,12 @@ fn text_len(field: &str, label: &str, v: &str, max: usize) -> Result<(), ApiErro
     Ok(())
 }
 
+/// The shape of a mobile number (the OpenAPI `pattern` of [`is_mobile`]).
+pub const MOBILE_SHAPE: &str = "^1[0-9]{10}$";
+
+/// The shape of a phone: a mobile or a landline (the OpenAPI `pattern` of [`phone`]).
+pub const PHONE_SHAPE: &str = "^(1[0-9]{10}|0[0-9]{2,3}-[0-9]{7,8}(-[0-9]{1,6})?)$";
+
 /// Is this a mobile number (11 digits starting with 1)?
 pub fn is_mobile(v: &str) -> bool {
     v.len() == 11 && v.starts_with('1') && v.bytes().all(|b| b.is_ascii_digit())

@@ -1051,3 +1051,62 @@ async fn contact_phones_and_birth_dates_stay_masked_in_lists() {
     assert_eq!(views.status, 200, "{:?}", views.body);
     assert_eq!(views.body["total"], 1, "{:?}", views.body);
 }
+
+/// The OpenAPI document carries the validators' constraints, from their own tables and
+/// shapes: a client generated from it refuses a malformed ID number before sending it, and
+/// never refuses what the server accepts (the shared vectors).
+#[tokio::test]
+async fn request_schemas_carry_the_validators_constraints() {
+    let server = Server::demo(10, None).await;
+    let doc: Value = server
+        .client()
+        .get(server.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let prop = |schema: &str, field: &str| {
+        doc["components"]["schemas"][schema]["properties"][field].clone()
+    };
+    let pattern = |schema: &str, field: &str| {
+        regex::Regex::new(prop(schema, field)["pattern"].as_str().unwrap()).unwrap()
+    };
+    for (file, schema, field) in [
+        ("citizen_id.tsv", "MemberInput", "id_number"),
+        ("credit_code.tsv", "UnitInput", "credit_code"),
+    ] {
+        let shape = pattern(schema, field);
+        let mut refused_by_shape = 0;
+        for (value, expected, note) in vectors(file) {
+            if expected == "valid" || expected == "unknown" {
+                assert!(
+                    shape.is_match(&value),
+                    "{file}: {value} ({note}) accepted by the server"
+                );
+            } else if !shape.is_match(&value) {
+                refused_by_shape += 1;
+            }
+        }
+        assert!(
+            refused_by_shape > 0,
+            "{file}: the shape refuses some invalid values"
+        );
+    }
+    assert!(!pattern("MemberInput", "id_number").is_match("37010219800517021"));
+    assert!(pattern("MemberInput", "phone").is_match("0531-88888888"));
+    assert!(!pattern("MemberInput", "phone").is_match("12345"));
+    assert_eq!(prop("MemberInput", "joined_on")["format"], "date");
+    assert_eq!(prop("CreateOrg", "name")["minLength"], 1);
+    let educations = prop("MemberInput", "education")["enum"].clone();
+    assert!(educations.as_array().unwrap().contains(&json!("21")));
+    assert!(
+        !educations.as_array().unwrap().contains(&json!("20")),
+        "headings are not codes"
+    );
+    assert!(prop("MemberInput", "category")["description"]
+        .as_str()
+        .unwrap()
+        .contains("预备党员"));
+}

@@ -16,6 +16,10 @@ fn org_value(c: u8) -> u32 {
     }
 }
 
+/// The shape of a credit code as a regular expression (the OpenAPI `pattern`): 18 characters of
+/// the code's alphabet in either case; the check characters are checked by [`validate`].
+pub const SHAPE: &str = "^[0-9A-HJ-NPQRTUWXYa-hj-npqrtuwxy]{18}$";
+
 fn value_of(c: u8) -> Option<u32> {
     CHARSET.iter().position(|&x| x == c).map(|p| p as u32)
 }
