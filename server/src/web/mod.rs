@@ -376,7 +376,7 @@ pub fn page(
                         }
                         form.inline method="post" action="/logout/all" {
                             (csrf_field(actor))
-                            button.link type="submit" { "【退出所有设备】" }
+                            button.link type="submit" { "退出所有设备" }
                         }
                     }
                 }

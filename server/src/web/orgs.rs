@@ -95,13 +95,13 @@ fn toolbar(actor: &Actor, org: &OrgRow) -> Markup {
     let active = org.is_active();
     html! {
         div.toolbar {
-            @if active && !branch { a.button href={"/orgs/" (org.id) "/new"} { "【组织新增】" } }
-            @if active { a.button href={"/orgs/" (org.id) "/edit"} { "【编辑】" } }
-            @if active && below { a.button href={"/orgs/" (org.id) "/category"} { "【更改组织类别】" } }
-            @if active && branch { a.button href={"/orgs/" (org.id) "/members/new"} { "【新增党员】" } }
-            @if active { a.button href={"/units/new?org=" (org.id)} { "【新增单位】" } }
-            @if active && below { a.button.danger href={"/orgs/" (org.id) "/revoke"} { "【撤销】" } }
-            @if below { a.button.danger href={"/orgs/" (org.id) "/delete"} { "【删除】" } }
+            @if active && !branch { a.button href={"/orgs/" (org.id) "/new"} { "组织新增" } }
+            @if active { a.button href={"/orgs/" (org.id) "/edit"} { "编辑" } }
+            @if active && below { a.button href={"/orgs/" (org.id) "/category"} { "更改组织类别" } }
+            @if active && branch { a.button href={"/orgs/" (org.id) "/members/new"} { "新增党员" } }
+            @if active { a.button href={"/units/new?org=" (org.id)} { "新增单位" } }
+            @if active && below { a.button.danger href={"/orgs/" (org.id) "/revoke"} { "撤销" } }
+            @if below { a.button.danger href={"/orgs/" (org.id) "/delete"} { "删除" } }
         }
     }
 }
@@ -139,7 +139,7 @@ fn info(org: &OrgView) -> Markup {
                     (org.contact_phone)
                     @if org.masked && !org.contact_phone.is_empty() {
                         " "
-                        a.button #unmask-contact href={"/orgs/" (org.id) "?unmask=1"} { "【显示完整信息】" }
+                        a.button #unmask-contact href={"/orgs/" (org.id) "?unmask=1"} { "显示完整信息" }
                     }
                 }
             }
@@ -400,7 +400,7 @@ async fn create_page(
                             if form.may_approve_development == Some(true) { "true" } else { "false" }, true, errors))
                     }
                     div.actions {
-                        button.primary type="submit" { "【保存】" }
+                        button.primary type="submit" { "保存" }
                         a.button href={"/orgs/" (parent.id)} { "取消" }
                     }
                 }
@@ -514,7 +514,7 @@ async fn edit_page(
                             if form.may_approve_development == Some(true) { "true" } else { "false" }, true, errors))
                     }
                     div.actions {
-                        button.primary type="submit" { "【保存】" }
+                        button.primary type="submit" { "保存" }
                         a.button href={"/orgs/" (org.id)} { "取消" }
                     }
                 }
@@ -649,7 +649,7 @@ async fn category_page(
                     div.level-field { (select_field("level", "级别（中共各级委员会）", &level_options(), v(&form.level), false, errors)) }
                     (unit_mode_field(v(&form.unit_mode), errors, &chosen))
                     div.actions {
-                        button.primary type="submit" data-confirm="确定更改组织类别吗？" { "【确定】" }
+                        button.primary type="submit" data-confirm="确定更改组织类别吗？" { "确定" }
                         a.button href={"/orgs/" (org.id)} { "取消" }
                     }
                 }
@@ -745,7 +745,7 @@ async fn revoke_page(
                         (errors.at("reason"))
                     }
                     div.actions {
-                        button.primary.danger type="submit" data-confirm="确定撤销该党组织吗？" { "【撤销】" }
+                        button.primary.danger type="submit" data-confirm="确定撤销该党组织吗？" { "撤销" }
                         a.button href={"/orgs/" (org.id)} { "取消" }
                     }
                 }
@@ -824,7 +824,7 @@ async fn delete_page(
                 form #delete-form method="post" action={"/orgs/" (org.id) "/delete"} {
                     (csrf_field(actor))
                     div.actions {
-                        button.primary.danger type="submit" data-confirm="确定删除该党组织吗？删除后不可恢复。" { "【删除】" }
+                        button.primary.danger type="submit" data-confirm="确定删除该党组织吗？删除后不可恢复。" { "删除" }
                         a.button href={"/orgs/" (org.id)} { "取消" }
                     }
                 }

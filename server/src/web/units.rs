@@ -90,7 +90,7 @@ pub async fn tab(
             input type="hidden" name="linkage" value=(linkage);
             label for="unit-q" { "单位名称或统一社会信用代码" }
             input #unit-q type="search" name="q" value=(text) placeholder="输入单位名称或统一社会信用代码";
-            button type="submit" { "【查询】" }
+            button type="submit" { "查询" }
         }
         @if list.items.is_empty() {
             p.muted { "没有符合条件的单位" }
@@ -258,8 +258,8 @@ async fn form_page(
                     (csrf_field(actor))
                     (unit_fields(form, errors, &managing))
                     div.actions {
-                        button.primary type="submit" { "【保存】" }
-                        a.button href={"/orgs/" (home.id) "?tab=units"} { "【取消】" }
+                        button.primary type="submit" { "保存" }
+                        a.button href={"/orgs/" (home.id) "?tab=units"} { "取消" }
                     }
                 }
             }
@@ -387,7 +387,7 @@ fn edit_extra(unit: &UnitView) -> Markup {
             }
         }
         div.toolbar {
-            a.button.danger href={"/units/" (unit.id) "/delete"} { "【删除】" }
+            a.button.danger href={"/units/" (unit.id) "/delete"} { "删除" }
         }
     }
 }
@@ -505,8 +505,8 @@ async fn delete_page(
                 form #delete-form method="post" action={"/units/" (unit.id) "/delete"} {
                     (csrf_field(actor))
                     div.actions {
-                        button.primary.danger type="submit" data-confirm="确定删除该单位吗？删除后不可恢复。" { "【删除】" }
-                        a.button href={"/units/" (unit.id) "/edit"} { "【取消】" }
+                        button.primary.danger type="submit" data-confirm="确定删除该单位吗？删除后不可恢复。" { "删除" }
+                        a.button href={"/units/" (unit.id) "/edit"} { "取消" }
                     }
                 }
             }
