@@ -60,10 +60,18 @@ async fn sign_in_page_explains_each_failure_and_signs_in_with_a_totp_code() {
         .await
         .unwrap();
     assert_eq!(nodes.len(), 1, "a branch has no children in the tree");
+    // A branch admin lands on 党员信息; a branch has no 下级党组织 tab.
+    let landed = b.current_path().await;
+    assert!(landed.ends_with("?tab=members"), "{landed}");
+    assert!(!b.exists("a.tab[href$='tab=children']").await);
     b.screenshot("branch-home").await;
-    // Signing out returns to the sign-in page, and the old session no longer opens pages.
+    // Signing out returns to the sign-in page, which says so, and the old session no longer
+    // opens pages.
     b.click("header.top form.inline button").await;
     b.wait_for("#login-form").await;
+    let notice = b.text("#login-notice").await;
+    assert!(notice.contains("已退出"), "{notice}");
+    b.screenshot("login-signed-out").await;
     b.goto(&server.url(&format!("/orgs/{}", tier3.org_id)))
         .await;
     b.wait_for("#login-form").await;
@@ -319,4 +327,125 @@ async fn a_one_time_password_is_changed_at_first_sign_in() {
     assert_eq!(b.current_path().await, format!("/orgs/{}", tier3.org_id));
     assert!(b.exists("header.top a#change-password").await);
     b.close().await;
+}
+
+/// Issue 12 §10: an unknown page path answers a Chinese page with a way home (404), a page
+/// path with the wrong method too (405); API paths keep their JSON.
+#[tokio::test]
+async fn an_unknown_page_is_a_chinese_page_and_the_api_keeps_json() {
+    let server = Server::demo(20, None).await;
+    let b = Browser::start().await;
+    b.goto(&server.url("/no/such/page")).await;
+    let text = b.text("#error-page").await;
+    assert!(text.contains("页面不存在"), "{text}");
+    assert!(text.contains("回到首页"), "{text}");
+    let home = b
+        .client
+        .find(fantoccini::Locator::Css("#error-home"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap();
+    assert_eq!(home.as_deref(), Some("/"));
+    b.screenshot("not-found").await;
+    // The link home leads to the sign-in page (no session).
+    b.click("#error-home").await;
+    b.wait_for("#login-form").await;
+    b.close().await;
+
+    let http = server.client();
+    let res = http.get(server.url("/no/such/page")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let res = http.get(server.url("/logout")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 405);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("访问方式不正确"), "{body}");
+    let res = http
+        .get(server.url("/api/v1/no-such"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
+}
+
+/// Issue 12 §10: a wrong password says how many tries remain before the 30-minute lock — the
+/// same for an ID number without an account; the sign-in hint names general-branch admins; a
+/// tier-2 admin's password is refused with the way to the agent's help page, which offers the
+/// agent binary next to the server with its SHA-256.
+#[tokio::test]
+async fn the_sign_in_page_counts_tries_and_points_card_users_to_the_agent() {
+    let server = Server::demo(20, None).await;
+    let tier3 = server.account("admin", Some(3));
+    let b = Browser::start().await;
+    b.goto(&server.url("/login")).await;
+    let hint = b.text("#login-hint").await;
+    assert!(
+        hint.contains("党总支") && hint.contains("USB Key 代理"),
+        "{hint}"
+    );
+    let wrong = |id: String| {
+        let b = &b;
+        async move {
+            b.fill("id_number", &id).await;
+            b.fill("password", "Wrong-password1").await;
+            b.fill("code", "123456").await;
+            b.click("#login-form button[type=submit]").await;
+            b.text(".field-error[data-field=password]").await
+        }
+    };
+    let first = wrong(tier3.id_number.clone()).await;
+    assert!(
+        first.contains("再错4次") && first.contains("30分钟"),
+        "{first}"
+    );
+    let second = wrong(tier3.id_number.clone()).await;
+    assert!(second.contains("再错3次"), "{second}");
+    b.screenshot("login-tries-left").await;
+    // An ID number without an account reads the same.
+    let nobody = wrong("110101199003070000".to_string()).await;
+    assert!(nobody.contains("再错4次"), "{nobody}");
+    // The right password and code still sign in (and the count starts again).
+    sign_in(&b, &server, &tier3).await;
+    b.click("header.top form.inline button").await;
+    b.wait_for("#login-form").await;
+
+    // A tier-2 admin's password: the USB key is required, and the page says where the agent is.
+    let tier2 = server.account("admin", Some(2));
+    b.fill("id_number", &tier2.id_number).await;
+    b.fill("password", &tier2.password).await;
+    b.fill("code", &current_code(&tier2.totp_secret)).await;
+    b.click("#login-form button[type=submit]").await;
+    let refusal = b.text(".alert-error").await;
+    assert!(refusal.contains("dangjian-agent connect"), "{refusal}");
+    let help = b.text("#card-help").await;
+    assert!(help.contains("下载与使用说明"), "{help}");
+    b.screenshot("login-card-required").await;
+    b.click("#card-help a").await;
+    let sha = b.text("#agent-sha256").await;
+    let path = dangjian_tests::rig::agent_binary();
+    let agent = std::fs::read(&path).unwrap();
+    let sum = std::process::Command::new("sha256sum")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let sum = String::from_utf8(sum.stdout).unwrap();
+    assert_eq!(sha, sum.split_whitespace().next().unwrap());
+    assert!(b.text(".help").await.contains("按回车键"));
+    b.screenshot("help-agent").await;
+    b.close().await;
+    let res = server
+        .client()
+        .get(server.url("/help/agent/download"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.bytes().await.unwrap().len(), agent.len());
 }

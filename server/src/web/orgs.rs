@@ -106,7 +106,9 @@ fn toolbar(actor: &Actor, org: &OrgRow) -> Markup {
     }
 }
 
-fn tabs(org: &OrgView, current: &str) -> Markup {
+/// The tabs; a branch (党支部, 联合党支部) has no organisations below it, so no 下级党组织 tab
+/// (unless one is there after all, say from an import).
+fn tabs(org: &OrgView, branch: bool, current: &str) -> Markup {
     let tab = |key: &str, text: String| {
         html! {
             a.tab.active[current == key] href={"/orgs/" (org.id) "?tab=" (key)} { (text) }
@@ -115,7 +117,9 @@ fn tabs(org: &OrgView, current: &str) -> Markup {
     html! {
         nav.tabs {
             (tab("info", "基本信息".to_string()))
-            (tab("children", format!("下级党组织（{}）", org.child_count)))
+            @if !branch || org.child_count > 0 {
+                (tab("children", format!("下级党组织（{}）", org.child_count)))
+            }
             (tab("units", "单位信息".to_string()))
             (tab("members", format!("党员信息（{}）", org.member_count)))
         }
@@ -267,7 +271,7 @@ async fn org_page(
                     }
                     @if let Some(n) = notice { div.alert.alert-info role="status" { (n) } }
                     (toolbar)
-                    (tabs(&view, &tab))
+                    (tabs(&view, org.category().is_some_and(Category::is_branch), &tab))
                     div.tab-body { (content) }
                 }
             },
