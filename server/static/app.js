@@ -135,6 +135,11 @@
   document.addEventListener("keydown", (ev) => {
     if (ev.key === "Escape" && menu) menu.hidden = true;
   });
+  // The menu is fixed at the pointer: when the page or the tree scrolls it would drift from its
+  // node, so it closes.
+  document.addEventListener("scroll", () => {
+    if (menu) menu.hidden = true;
+  }, true);
 
   // ---- search boxes with results lists ----
   function searchBox(input, list, urlFor, render) {

@@ -96,6 +96,28 @@ async fn an_admin_creates_a_branch_under_a_general_branch() {
     b.goto(&server.url(&format!("/orgs/{general_id}"))).await;
     b.wait_for("#tree li[data-id] .node-name").await;
     b.screenshot("general-branch").await;
+    // The tree's right-click menu opens at the pointer (viewport coordinates, whatever the
+    // header and the panel's position), and offers the general branch's actions.
+    let rect = b
+        .client
+        .execute(
+            "const node = document.querySelector('#tree li[data-id] .node');
+             node.dispatchEvent(new MouseEvent('contextmenu',
+                 { bubbles: true, cancelable: true, clientX: 180, clientY: 300 }));
+             const r = document.getElementById('tree-menu').getBoundingClientRect();
+             return [r.left, r.top];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let (left, top) = (rect[0].as_f64().unwrap(), rect[1].as_f64().unwrap());
+    assert!(
+        (left - 180.0).abs() < 1.5 && (top - 300.0).abs() < 1.5,
+        "menu at {left},{top}"
+    );
+    let menu = b.text("#tree-menu").await;
+    assert!(menu.contains("组织新增") && !menu.contains("【"), "{menu}");
+    b.screenshot("tree-menu").await;
     b.goto(&server.url(&format!("/orgs/{general_id}/new")))
         .await;
     b.wait_for("#org-form").await;
