@@ -45,13 +45,28 @@ fn file_name(path: &std::path::Path) -> String {
         .unwrap_or_else(|| "dangjian-agent".to_string())
 }
 
-/// The binary's bytes and SHA-256 (hex), read off the async workers.
-async fn read_agent() -> Option<(PathBuf, Vec<u8>, String)> {
+/// The binary's path, size and SHA-256 (hex). The digest is kept while the file's size and
+/// modification time stay the same: the page is public, and must not read and hash the binary
+/// for every visitor.
+async fn agent_facts() -> Option<(PathBuf, u64, String)> {
+    type Kept = (PathBuf, u64, std::time::SystemTime, String);
+    static KEPT: std::sync::Mutex<Option<Kept>> = std::sync::Mutex::new(None);
     let path = agent_binary()?;
     tokio::task::spawn_blocking(move || {
-        let bytes = std::fs::read(&path).ok()?;
-        let digest = hex::encode(Sha256::digest(&bytes));
-        Some((path, bytes, digest))
+        let meta = std::fs::metadata(&path).ok()?;
+        let (len, modified) = (meta.len(), meta.modified().ok()?);
+        let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((p, l, m, digest)) = kept.as_ref() {
+            if *p == path && *l == len && *m == modified {
+                return Some((path, len, digest.clone()));
+            }
+        }
+        let mut file = std::fs::File::open(&path).ok()?;
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut file, &mut hasher).ok()?;
+        let digest = hex::encode(hasher.finalize());
+        *kept = Some((path.clone(), len, modified, digest.clone()));
+        Some((path, len, digest))
     })
     .await
     .ok()
@@ -81,7 +96,7 @@ pub fn plain_page(status: StatusCode, title: &str, body: Markup) -> Response {
 }
 
 async fn agent_page() -> Response {
-    let agent = read_agent().await;
+    let agent = agent_facts().await;
     let body = html! {
         div.panel.help {
             h2 { "USB Key 登录：USB Key 代理的下载与使用" }
@@ -91,10 +106,10 @@ async fn agent_page() -> Response {
             }
             h3 { "一、下载" }
             @match &agent {
-                Some((path, bytes, digest)) => {
+                Some((path, len, digest)) => {
                     p {
                         a.button.primary #agent-download href=(super::help::AGENT_DOWNLOAD_PATH) download=(file_name(path)) { "下载 USB Key 代理" }
-                        " " (file_name(path)) "，" (format!("{:.1}", bytes.len() as f64 / 1_048_576.0)) " MB"
+                        " " (file_name(path)) "，" (format!("{:.1}", *len as f64 / 1_048_576.0)) " MB"
                     }
                     p { "下载后请核对文件的 SHA-256 校验值，与下面的值一致才能运行：" }
                     p { code #agent-sha256 { (digest) } }
@@ -135,8 +150,13 @@ async fn agent_page() -> Response {
 }
 
 async fn agent_download() -> Response {
-    match read_agent().await {
-        Some((path, bytes, digest)) => {
+    let facts = agent_facts().await;
+    let read = match &facts {
+        Some((path, _, _)) => tokio::fs::read(path).await.ok(),
+        None => None,
+    };
+    match facts.zip(read) {
+        Some(((path, _, digest), bytes)) => {
             let mut res = bytes.into_response();
             let h = res.headers_mut();
             h.insert(
