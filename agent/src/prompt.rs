@@ -113,6 +113,7 @@ pub fn start_console(
         // (it would be echoed): that line (Enter) opens a reading without echo.
         let typed =
             if terminal && waiting && console.secret.load(Ordering::SeqCst) && typed.is_empty() {
+                ask("请输入 USB Key 的 PIN（输入时不显示）：");
                 rpassword::read_password().unwrap_or_default()
             } else {
                 typed
@@ -127,7 +128,9 @@ pub fn start_console(
 fn read_line(prompt: &str, secret: bool) -> anyhow::Result<zeroize::Zeroizing<String>> {
     if let Some(console) = CONSOLE.get() {
         if secret && std::io::stdin().is_terminal() {
-            ask(&format!("{prompt}（请先按回车键，然后输入，输入时不显示）"));
+            // The console thread already waits on the line: Enter first, then the prompt for
+            // the reading without echo (`start_console`).
+            say("请按回车键，然后输入 USB Key 的 PIN");
         } else {
             ask(prompt);
         }
@@ -135,9 +138,6 @@ fn read_line(prompt: &str, secret: bool) -> anyhow::Result<zeroize::Zeroizing<St
         console.waiting.store(true, Ordering::SeqCst);
         let got = console.lines.lock().unwrap().recv();
         console.waiting.store(false, Ordering::SeqCst);
-        if std::io::stdin().is_terminal() && secret {
-            say("");
-        }
         return got
             .map(zeroize::Zeroizing::new)
             .map_err(|_| anyhow::anyhow!("标准输入已关闭"));
