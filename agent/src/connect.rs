@@ -2,7 +2,6 @@
 //! code open the card session, the local endpoint serves the browser, and a watcher on the
 //! reader ends the session the moment the card is pulled (and resumes it when it is back).
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,6 +30,68 @@ pub struct Options {
     pub reader: Option<String>,
     /// Seconds to wait for a card.
     pub wait: u64,
+    /// How the browser is opened at the first link.
+    pub browser: Browser,
+}
+
+/// How the agent opens the browser at its one-time link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Browser {
+    /// Not at all (`--no-browser`): the link is only printed.
+    None,
+    /// The system's opener: `xdg-open` (Linux and other Unix), `open` (macOS),
+    /// `cmd /c start` (Windows).
+    System,
+    /// This program, given the link as its only argument (`--open-with`,
+    /// `DANGJIAN_AGENT_OPENER`).
+    Program(PathBuf),
+}
+
+impl Browser {
+    /// The command that opens `url`, or none.
+    fn command(&self, url: &str) -> Option<std::process::Command> {
+        let mut cmd = match self {
+            Browser::None => return None,
+            Browser::Program(program) => std::process::Command::new(program),
+            Browser::System if cfg!(target_os = "windows") => {
+                let mut c = std::process::Command::new("cmd");
+                // `start` takes its first quoted argument as a window title.
+                c.args(["/c", "start", ""]);
+                c
+            }
+            Browser::System if cfg!(target_os = "macos") => std::process::Command::new("open"),
+            Browser::System => std::process::Command::new("xdg-open"),
+        };
+        cmd.arg(url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        Some(cmd)
+    }
+
+    /// Opens the browser at `url` in the background; a failure only says so (the link is
+    /// printed already).
+    pub fn open(&self, url: &str) {
+        let Some(mut cmd) = self.command(url) else {
+            return;
+        };
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        match cmd.spawn() {
+            Err(e) => crate::say!(
+                "未能自动打开浏览器（{program}：{e}）：请在浏览器中手动打开上面的地址。"
+            ),
+            Ok(mut child) => {
+                std::thread::spawn(move || {
+                    match child.wait() {
+                    Ok(status) if !status.success() => crate::say!(
+                        "未能自动打开浏览器（{program} 退出状态 {status}）：请在浏览器中手动打开上面的地址。"
+                    ),
+                    _ => {}
+                }
+                });
+            }
+        }
+    }
 }
 
 pub fn read_roots(path: &Path) -> anyhow::Result<RootCertStore> {
@@ -70,7 +131,7 @@ async fn open_session(upstream: &Upstream, code: &str) -> anyhow::Result<String>
         anyhow::bail!("登录失败：{}", tunnel::error_message(status, &body));
     }
     if let Some(notice) = body["notice"].as_str() {
-        eprintln!("提示：{notice}");
+        crate::say!("提示：{notice}");
     }
     body["token"]
         .as_str()
@@ -93,7 +154,7 @@ pub async fn run(args: Options) -> anyhow::Result<()> {
     let (reader, wait) = (args.reader.clone(), args.wait);
     let card = blocking(move || {
         if wait > 0 {
-            eprintln!("等待插入 USB Key（最多 {wait} 秒）…");
+            crate::say!("等待插入 USB Key（最多 {wait} 秒）…");
         }
         Ok(CardThread::open(
             reader.as_deref(),
@@ -105,14 +166,14 @@ pub async fn run(args: Options) -> anyhow::Result<()> {
         let (roots, card) = (roots.clone(), card.clone());
         blocking(move || card_config(&roots, &card)).await?
     };
-    eprintln!(
+    crate::say!(
         "USB Key：{}（{}，{}）",
         cert.holder,
         cert.org_code.clone().unwrap_or_default(),
         card.reader_name()
     );
     if let Some(w) = cert.warning(Utc::now()) {
-        eprintln!("警告：{w}");
+        crate::say!("警告：{w}");
     }
     {
         let card = card.clone();
@@ -125,9 +186,27 @@ pub async fn run(args: Options) -> anyhow::Result<()> {
     };
     let token = open_session(&upstream, &code).await?;
     let tunnel = Arc::new(Tunnel::new(upstream, port, token));
-    println!("{}", tunnel.first_url());
-    let _ = std::io::stdout().flush();
-    eprintln!("已登录：请在浏览器中打开上面的地址。拔出 USB Key 会立即结束会话。");
+    let first = tunnel.first_url();
+    crate::prompt::show(&first);
+    if args.browser == Browser::None {
+        crate::say!("已登录：请在浏览器中打开上面的一次性链接。");
+    } else {
+        crate::say!("已登录：正在打开浏览器（未打开时请手动打开上面的一次性链接）。");
+    }
+    crate::say!(
+        "需要新的一次性链接（例如换用其他浏览器）时，按回车键（或输入 l 后回车）。拔出 USB Key 会立即结束会话；按 Ctrl+C 退出代理。"
+    );
+    {
+        let (asked, minted) = (tunnel.clone(), tunnel.clone());
+        crate::prompt::start_console(
+            move || matches!(asked.phase(), Phase::Open { .. }),
+            move || {
+                crate::say!("新的一次性链接（此前显示的链接随之失效）：");
+                crate::prompt::show(&minted.fresh_url());
+            },
+        );
+    }
+    args.browser.open(&first);
 
     let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
     card::watch(card.reader_name(), move |e| events_tx.send(e).is_ok())?;
@@ -171,27 +250,26 @@ async fn supervise(
                     .flatten()
                     .is_some_and(|a| a.status().is_success());
                     if ended {
-                        eprintln!("USB Key 已拔出：服务器会话已结束");
+                        crate::say!("USB Key 已拔出：服务器会话已结束");
                     } else {
-                        eprintln!("USB Key 已拔出：连接已断开，本机不再使用该会话");
+                        crate::say!("USB Key 已拔出：连接已断开，本机不再使用该会话");
                     }
                 }
                 if let Ok(config) = tls::client_config(roots.clone(), None) {
                     tunnel.upstream.reset(config).await;
                 }
-                eprintln!("{}", tunnel::REMOVED_MESSAGE);
+                crate::say!("{}", tunnel::REMOVED_MESSAGE);
             }
             CardEvent::Inserted => {
                 if !matches!(tunnel.phase(), Phase::CardRemoved) {
                     continue;
                 }
                 tunnel.set_phase(Phase::Reopening);
-                eprintln!("USB Key 已插入");
+                crate::say!("USB Key 已插入");
                 match reopen(&tunnel, &card, &roots).await {
                     Ok(token) => {
                         tunnel.set_phase(Phase::Open { token });
-                        println!("已恢复会话");
-                        let _ = std::io::stdout().flush();
+                        crate::prompt::show("已恢复会话");
                     }
                     Err(e) => {
                         tunnel.set_phase(Phase::CardRemoved);
@@ -199,7 +277,7 @@ async fn supervise(
                             Some(p) => p.message_zh(),
                             None => e.to_string(),
                         };
-                        eprintln!("错误：{text}；请拔出并重新插入 USB Key 再试");
+                        crate::say!("错误：{text}；请拔出并重新插入 USB Key 再试");
                     }
                 }
             }
@@ -228,7 +306,7 @@ async fn reopen(
             Ok(token) => return Ok(token),
             Err(e) if tries < 2 => {
                 tries += 1;
-                eprintln!("{e}");
+                crate::say!("{e}");
             }
             Err(e) => return Err(e),
         }

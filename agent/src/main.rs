@@ -64,6 +64,13 @@ struct ConnectArgs {
     /// 六位动态码（不指定时询问；供脚本与测试使用）
     #[arg(long)]
     code: Option<String>,
+    /// 不自动打开浏览器，只显示一次性链接（也可设置环境变量 DANGJIAN_AGENT_NO_BROWSER=1）
+    #[arg(long)]
+    no_browser: bool,
+    /// 用指定的程序打开一次性链接（链接作为唯一参数），代替系统默认浏览器
+    /// （xdg-open、open 或 start）；也可用环境变量 DANGJIAN_AGENT_OPENER 指定
+    #[arg(long, value_name = "PROGRAM")]
+    open_with: Option<PathBuf>,
     #[command(flatten)]
     card: CardArgs,
 }
@@ -132,6 +139,7 @@ fn main() -> ExitCode {
                 code: args.code,
                 reader: args.card.reader,
                 wait: args.card.wait,
+                browser: browser_choice(args.no_browser, args.open_with),
             }))
         }),
         Cmd::Enrol(mut args) => enrol_card(&mut args),
@@ -143,9 +151,28 @@ fn main() -> ExitCode {
                 Some(piv) => piv.message_zh(),
                 None => err.to_string(),
             };
-            eprintln!("错误：{text}");
+            dangjian_agent::say!("错误：{text}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `--no-browser` (or `DANGJIAN_AGENT_NO_BROWSER`) first, then `--open-with` (or
+/// `DANGJIAN_AGENT_OPENER`), else the system's opener.
+fn browser_choice(no_browser: bool, open_with: Option<PathBuf>) -> connect::Browser {
+    let env_off =
+        std::env::var("DANGJIAN_AGENT_NO_BROWSER").is_ok_and(|v| !v.is_empty() && v != "0");
+    if no_browser || env_off {
+        return connect::Browser::None;
+    }
+    let program = open_with.or_else(|| {
+        std::env::var_os("DANGJIAN_AGENT_OPENER")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
+    match program {
+        Some(p) => connect::Browser::Program(p),
+        None => connect::Browser::System,
     }
 }
 
@@ -177,7 +204,7 @@ fn readers() -> anyhow::Result<()> {
 fn open(args: &CardArgs) -> Result<Reader, PivError> {
     match Reader::open(args.reader.as_deref()) {
         Err(e @ (PivError::NoReader | PivError::NoCard(_))) if args.wait > 0 => {
-            eprintln!("{}；等待插入（最多 {} 秒）…", e.message_zh(), args.wait);
+            dangjian_agent::say!("{}；等待插入（最多 {} 秒）…", e.message_zh(), args.wait);
             Reader::wait_and_open(args.reader.as_deref(), Duration::from_secs(args.wait))
         }
         other => other,
@@ -229,7 +256,7 @@ fn status(args: &CardArgs) -> anyhow::Result<()> {
 fn verify_pin(args: &CardArgs) -> anyhow::Result<()> {
     let mut reader = open(args)?;
     let before = reader.run(piv::pin_status)?;
-    eprintln!("PIN：{}", describe(before));
+    dangjian_agent::say!("PIN：{}", describe(before));
     if before == PinStatus::Blocked {
         return Err(PivError::PinBlocked.into());
     }
@@ -264,7 +291,7 @@ fn puk_words(status: Option<PinStatus>) -> String {
 fn change_pin(args: &CardArgs) -> anyhow::Result<()> {
     let mut reader = open(args)?;
     let before = reader.run(piv::pin_status)?;
-    eprintln!("PIN：{}", describe(before));
+    dangjian_agent::say!("PIN：{}", describe(before));
     if before == PinStatus::Blocked {
         anyhow::bail!(
             "{}（可用 unblock-pin 以 PUK 解锁）",
@@ -285,8 +312,8 @@ fn unblock_pin(args: &CardArgs) -> anyhow::Result<()> {
     let mut reader = open(args)?;
     let (pin_state, puk_state) =
         reader.run(|card| Ok((piv::pin_status(card)?, piv::puk_status(card)?)))?;
-    eprintln!("PIN：{}", describe(pin_state));
-    eprintln!("PUK：{}", puk_words(puk_state));
+    dangjian_agent::say!("PIN：{}", describe(pin_state));
+    dangjian_agent::say!("PUK：{}", puk_words(puk_state));
     if puk_state == Some(PinStatus::Blocked) {
         return Err(PivError::PukBlocked.into());
     }
@@ -302,7 +329,7 @@ fn unblock_pin(args: &CardArgs) -> anyhow::Result<()> {
 fn change_puk(args: &CardArgs) -> anyhow::Result<()> {
     let mut reader = open(args)?;
     let before = reader.run(piv::puk_status)?;
-    eprintln!("PUK：{}", puk_words(before));
+    dangjian_agent::say!("PUK：{}", puk_words(before));
     if before == Some(PinStatus::Blocked) {
         return Err(PivError::PukBlocked.into());
     }
@@ -361,7 +388,7 @@ fn enrol_card(args: &mut EnrolArgs) -> anyhow::Result<()> {
         Some(name) => format!("{name}（{}）", text("org_code")),
         None => text("org_code"),
     };
-    eprintln!("证书申领码有效：证书将签发给 {}，{org}", text("name"));
+    dangjian_agent::say!("证书申领码有效：证书将签发给 {}，{org}", text("name"));
 
     // 2. The card: PIN, management key, key pair, CSR.
     let card = CardThread::open(
@@ -376,9 +403,9 @@ fn enrol_card(args: &mut EnrolArgs) -> anyhow::Result<()> {
     );
     key_hex.take();
     let key = key?;
-    eprintln!("正在以管理密钥（9B，{}）认证…", key.algorithm());
+    dangjian_agent::say!("正在以管理密钥（9B，{}）认证…", key.algorithm());
     enrol::authenticate(&card, key)?;
-    eprintln!(
+    dangjian_agent::say!(
         "正在 USB Key 内为 {} 生成密钥（{}）…",
         text("name"),
         args.algorithm
@@ -388,11 +415,11 @@ fn enrol_card(args: &mut EnrolArgs) -> anyhow::Result<()> {
     let attestation = enrol::read_attestation(&card)?;
     let (statement, signer) = match attestation {
         Some((statement, signer)) => {
-            eprintln!("已读取 USB Key 的密钥证明（attestation），随证书请求一并提交");
+            dangjian_agent::say!("已读取 USB Key 的密钥证明（attestation），随证书请求一并提交");
             (Some(statement), Some(signer))
         }
         None => {
-            eprintln!("该 USB Key 不提供密钥证明（attestation），证书请求不附带证明");
+            dangjian_agent::say!("该 USB Key 不提供密钥证明（attestation），证书请求不附带证明");
             (None, None)
         }
     };

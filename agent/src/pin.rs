@@ -64,7 +64,10 @@ pub fn read_puk(prompt: &str) -> anyhow::Result<Pin> {
 
 fn read_secret(prompt: &str, make: fn(&str) -> Result<Pin, PivError>) -> anyhow::Result<Pin> {
     let mut typed = if std::io::stdin().is_terminal() {
-        rpassword::prompt_password(prompt)?
+        // The prompt through the agent's one writer (in order with what was said before it),
+        // then the reading without echo.
+        crate::prompt::ask(prompt);
+        rpassword::read_password()?
     } else {
         let mut line = String::new();
         let read = std::io::stdin().lock().read_line(&mut line);

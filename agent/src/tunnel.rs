@@ -394,6 +394,14 @@ impl Tunnel {
         self.url_with(&secret)
     }
 
+    /// A fresh one-time URL on request: a new secret replaces the current one (a link printed
+    /// earlier and not yet used stops working).
+    pub fn fresh_url(&self) -> String {
+        let mut secret = self.secret.lock().unwrap();
+        *secret = random_hex(24);
+        self.url_with(&secret)
+    }
+
     fn url_with(&self, secret: &str) -> String {
         format!("http://127.0.0.1:{}/?k={secret}", self.port)
     }
@@ -457,7 +465,7 @@ impl Tunnel {
 
     async fn send_report(&self, refused: &Refused, count: u32) {
         let Phase::Open { token } = self.phase() else {
-            eprintln!("警告：无法向服务器报告被拒绝的跨站请求（会话未打开）");
+            crate::say!("警告：无法向服务器报告被拒绝的跨站请求（会话未打开）");
             return;
         };
         let body = serde_json::json!({
@@ -479,9 +487,9 @@ impl Tunnel {
         {
             Ok((status, _)) if status.is_success() => {}
             Ok((status, body)) => {
-                eprintln!("警告：报告跨站请求失败：{}", error_message(status, &body))
+                crate::say!("警告：报告跨站请求失败：{}", error_message(status, &body))
             }
-            Err(e) => eprintln!("警告：报告跨站请求失败：{e}"),
+            Err(e) => crate::say!("警告：报告跨站请求失败：{e}"),
         }
     }
 
@@ -546,11 +554,10 @@ impl Tunnel {
         if let Some(given) = &given {
             if req.method() == Method::GET {
                 if let Some(next) = self.exchange_secret(given) {
-                    eprintln!(
+                    crate::say!(
                         "浏览器已打开一次性链接（该链接不能再次使用）。如需在其他浏览器中打开平台，请使用新的一次性链接："
                     );
-                    println!("{next}");
-                    let _ = std::io::Write::flush(&mut std::io::stdout());
+                    crate::prompt::show(&next);
                     return Response::builder()
                         .status(StatusCode::SEE_OTHER)
                         .header(header::LOCATION, req.uri().path())
@@ -572,7 +579,7 @@ impl Tunnel {
                 return page(
                     StatusCode::FORBIDDEN,
                     "链接已失效",
-                    "该链接是一次性的，已经使用过或不正确。请使用 USB Key 代理窗口中显示的最新链接。",
+                    "该链接是一次性的，已经使用过或不正确。请在 USB Key 代理窗口中按回车键获取新的一次性链接。如果这是代理自动打开的第一个链接而您此前并未打开过它，说明链接可能已被他人使用：请立即按 Ctrl+C 关闭代理后重新启动。",
                 );
             }
             return page(
@@ -604,7 +611,7 @@ impl Tunnel {
                 origin: text("origin"),
                 fetch_site: text("sec-fetch-site"),
             };
-            eprintln!(
+            crate::say!(
                 "警告：已拒绝跨站请求 {} {}（来源 {}），并已报告服务器",
                 refused.method,
                 refused.path,

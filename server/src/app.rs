@@ -63,6 +63,7 @@ pub fn router(state: AppState) -> Router {
     }
     api.merge(crate::web::router())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(crate::web::error_pages))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::audit::refusals::record,
@@ -119,8 +120,18 @@ async fn health() -> Json<serde_json::Value> {
     }
 }
 
-async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "请求的地址不存在")
+/// An unknown path: the API's JSON error; on page paths `web::error_pages` makes it a
+/// Chinese page.
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    if uri.path().starts_with("/api/") {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "请求的地址不存在")
+    } else {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "您访问的页面不存在：地址可能有误，或页面已被移除。",
+        )
+    }
 }
 
 async fn security_headers(req: Request, next: axum::middleware::Next) -> axum::response::Response {

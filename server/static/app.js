@@ -119,9 +119,14 @@
       li.append(el("a", { href: href }, text));
       menu.append(li);
     }
-    menu.style.left = ev.pageX + "px";
-    menu.style.top = ev.pageY + "px";
+    // At the pointer (the menu is fixed: viewport coordinates, whatever the panel's scroll),
+    // moved back inside the window when it would overflow the right or bottom edge.
     menu.hidden = false;
+    const w = menu.offsetWidth, h = menu.offsetHeight;
+    const x = Math.max(0, Math.min(ev.clientX, window.innerWidth - w - 2));
+    const y = Math.max(0, Math.min(ev.clientY, window.innerHeight - h - 2));
+    menu.style.left = x + "px";
+    menu.style.top = y + "px";
   }
 
   document.addEventListener("click", (ev) => {
@@ -130,6 +135,11 @@
   document.addEventListener("keydown", (ev) => {
     if (ev.key === "Escape" && menu) menu.hidden = true;
   });
+  // The menu is fixed at the pointer: when the page or the tree scrolls it would drift from its
+  // node, so it closes.
+  document.addEventListener("scroll", () => {
+    if (menu) menu.hidden = true;
+  }, true);
 
   // ---- search boxes with results lists ----
   function searchBox(input, list, urlFor, render) {

@@ -358,9 +358,16 @@ pub struct AgentProcess {
 
 impl AgentProcess {
     pub fn spawn(args: &[&str], stderr: PathBuf) -> Self {
-        let mut child = Command::new(agent_binary())
-            .args(args)
+        let mut cmd = Command::new(agent_binary());
+        cmd.args(args)
             .env_remove("DANGJIAN_AGENT_PIN")
+            .env_remove("DANGJIAN_AGENT_OPENER");
+        // The tests take the printed link themselves: no browser is opened unless a test
+        // names the opener.
+        if !args.contains(&"--open-with") {
+            cmd.env("DANGJIAN_AGENT_NO_BROWSER", "1");
+        }
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap())

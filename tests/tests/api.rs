@@ -744,6 +744,52 @@ async fn sign_in_refuses_bad_passwords_replayed_codes_and_locks_after_five_failu
     assert!(body["error"]["message"].as_str().unwrap().contains("锁定"));
 }
 
+/// Issue 12 §10: each wrong password says how many more failures lock the account; an ID
+/// number without an account reads the same, failure by failure, up to the lock (which then
+/// tells them apart, as before: docs/threat-model.md).
+#[tokio::test]
+async fn wrong_passwords_count_the_tries_left_alike_for_unknown_id_numbers() {
+    let server = Server::demo(20, None).await;
+    let tier3 = server.account("admin", Some(3));
+    let client = server.client();
+    let attempt = |id: String| {
+        let client = client.clone();
+        let url = server.url("/api/v1/session");
+        async move {
+            let r = client
+                .post(url)
+                .json(&json!({"id_number": id, "password": "Wrong-Password1", "code": "000000"}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let body = r.json::<Value>().await.unwrap();
+            (
+                status,
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        }
+    };
+    let unknown = "11010119900307803X".to_string();
+    for left in (1..=4).rev() {
+        let real = attempt(tier3.id_number.clone()).await;
+        let none = attempt(unknown.clone()).await;
+        assert_eq!(real.0, 401);
+        assert_eq!(real, none);
+        assert!(real.1.contains(&format!("再错{left}次")), "{}", real.1);
+    }
+    let real = attempt(tier3.id_number.clone()).await;
+    let none = attempt(unknown.clone()).await;
+    assert_eq!(real, none);
+    assert!(real.1.contains("已锁定30分钟"), "{}", real.1);
+    // The lock itself is what tells them apart.
+    let (status, message) = attempt(tier3.id_number.clone()).await;
+    assert_eq!(status, 423, "{message}");
+}
+
 #[tokio::test]
 async fn cookie_sessions_need_the_csrf_token_for_writes() {
     let server = Server::demo(20, None).await;

@@ -60,10 +60,18 @@ async fn sign_in_page_explains_each_failure_and_signs_in_with_a_totp_code() {
         .await
         .unwrap();
     assert_eq!(nodes.len(), 1, "a branch has no children in the tree");
+    // A branch admin lands on 党员信息; a branch has no 下级党组织 tab.
+    let landed = b.current_path().await;
+    assert!(landed.ends_with("?tab=members"), "{landed}");
+    assert!(!b.exists("a.tab[href$='tab=children']").await);
     b.screenshot("branch-home").await;
-    // Signing out returns to the sign-in page, and the old session no longer opens pages.
+    // Signing out returns to the sign-in page, which says so, and the old session no longer
+    // opens pages.
     b.click("header.top form.inline button").await;
     b.wait_for("#login-form").await;
+    let notice = b.text("#login-notice").await;
+    assert!(notice.contains("已退出"), "{notice}");
+    b.screenshot("login-signed-out").await;
     b.goto(&server.url(&format!("/orgs/{}", tier3.org_id)))
         .await;
     b.wait_for("#login-form").await;
@@ -88,6 +96,28 @@ async fn an_admin_creates_a_branch_under_a_general_branch() {
     b.goto(&server.url(&format!("/orgs/{general_id}"))).await;
     b.wait_for("#tree li[data-id] .node-name").await;
     b.screenshot("general-branch").await;
+    // The tree's right-click menu opens at the pointer (viewport coordinates, whatever the
+    // header and the panel's position), and offers the general branch's actions.
+    let rect = b
+        .client
+        .execute(
+            "const node = document.querySelector('#tree li[data-id] .node');
+             node.dispatchEvent(new MouseEvent('contextmenu',
+                 { bubbles: true, cancelable: true, clientX: 180, clientY: 300 }));
+             const r = document.getElementById('tree-menu').getBoundingClientRect();
+             return [r.left, r.top];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let (left, top) = (rect[0].as_f64().unwrap(), rect[1].as_f64().unwrap());
+    assert!(
+        (left - 180.0).abs() < 1.5 && (top - 300.0).abs() < 1.5,
+        "menu at {left},{top}"
+    );
+    let menu = b.text("#tree-menu").await;
+    assert!(menu.contains("组织新增") && !menu.contains("【"), "{menu}");
+    b.screenshot("tree-menu").await;
     b.goto(&server.url(&format!("/orgs/{general_id}/new")))
         .await;
     b.wait_for("#org-form").await;
@@ -578,19 +608,19 @@ async fn a_member_list_prints_every_row_without_its_controls() {
     assert!(compact.contains(&format!("打印人：{printer}")), "{text}");
     // None of the controls.
     for control in [
-        "【查询】",
+        "查询",
         "每页",
         "包含下级",
         "首页",
         "下一页",
-        "【查看】",
-        "【编辑】",
+        "查看",
+        "编辑",
         "操作",
         "党组织机构树",
         "当前用户",
         "退出",
         "修改密码",
-        "【新增党员】",
+        "新增党员",
         "党员信息录入",
         "下级党组织",
         "按名称查找",
@@ -618,12 +648,7 @@ async fn a_member_list_prints_every_row_without_its_controls() {
     let record: String = record.chars().filter(|c| !c.is_whitespace()).collect();
     assert!(record.contains(names[0].as_str()), "{record}");
     assert!(record.contains("打印人："), "{record}");
-    for control in [
-        "【编辑】",
-        "【显示完整信息】",
-        "【返回党员列表】",
-        "党组织机构树",
-    ] {
+    for control in ["编辑", "显示完整信息", "返回党员列表", "党组织机构树"] {
         assert!(!record.contains(control), "{control} printed: {record}");
     }
     // The other lists of an organisation have the same print view: every row, no pager.
@@ -955,4 +980,131 @@ async fn a_legal_entity_branch_is_created_with_its_new_unit_in_one_visit() {
         .await
         .contains("泉山新材料科技有限公司"));
     b.close().await;
+}
+
+/// Issue 12 §10: an unknown page path answers a Chinese page with a way home (404), a page
+/// path with the wrong method too (405); API paths keep their JSON.
+#[tokio::test]
+async fn an_unknown_page_is_a_chinese_page_and_the_api_keeps_json() {
+    let server = Server::demo(20, None).await;
+    let b = Browser::start().await;
+    b.goto(&server.url("/no/such/page")).await;
+    let text = b.text("#error-page").await;
+    assert!(text.contains("页面不存在"), "{text}");
+    assert!(text.contains("回到首页"), "{text}");
+    let home = b
+        .client
+        .find(fantoccini::Locator::Css("#error-home"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap();
+    assert_eq!(home.as_deref(), Some("/"));
+    b.screenshot("not-found").await;
+    // The link home leads to the sign-in page (no session).
+    b.click("#error-home").await;
+    b.wait_for("#login-form").await;
+    b.close().await;
+
+    let http = server.client();
+    let res = http.get(server.url("/no/such/page")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let res = http.get(server.url("/logout")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 405);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("访问方式不正确"), "{body}");
+    let res = http
+        .get(server.url("/api/v1/no-such"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
+}
+
+/// Issue 12 §10: a wrong password says how many tries remain before the 30-minute lock — the
+/// same for an ID number without an account; the sign-in hint names general-branch admins; a
+/// tier-2 admin's password is refused with the way to the agent's help page, which offers the
+/// agent binary next to the server with its SHA-256.
+#[tokio::test]
+async fn the_sign_in_page_counts_tries_and_points_card_users_to_the_agent() {
+    let server = Server::demo(20, None).await;
+    let tier3 = server.account("admin", Some(3));
+    let b = Browser::start().await;
+    b.goto(&server.url("/login")).await;
+    let hint = b.text("#login-hint").await;
+    assert!(
+        hint.contains("党总支") && hint.contains("USB Key 代理"),
+        "{hint}"
+    );
+    let wrong = |id: String| {
+        let b = &b;
+        async move {
+            b.fill("id_number", &id).await;
+            b.fill("password", "Wrong-password1").await;
+            b.fill("code", "123456").await;
+            // Wait for the answer page, not the field error still on the page submitted.
+            b.client
+                .execute("document.body.dataset.submitted = '1'", vec![])
+                .await
+                .unwrap();
+            b.click("#login-form button[type=submit]").await;
+            b.wait_for("body:not([data-submitted])").await;
+            b.text(".field-error[data-field=password]").await
+        }
+    };
+    let first = wrong(tier3.id_number.clone()).await;
+    assert!(
+        first.contains("再错4次") && first.contains("30分钟"),
+        "{first}"
+    );
+    let second = wrong(tier3.id_number.clone()).await;
+    assert!(second.contains("再错3次"), "{second}");
+    b.screenshot("login-tries-left").await;
+    // An ID number without an account reads the same.
+    let nobody = wrong("110101199003070000".to_string()).await;
+    assert!(nobody.contains("再错4次"), "{nobody}");
+    // The right password and code still sign in (and the count starts again).
+    sign_in(&b, &server, &tier3).await;
+    b.click("header.top form.inline button").await;
+    b.wait_for("#login-form").await;
+
+    // A tier-2 admin's password: the USB key is required, and the page says where the agent is.
+    let tier2 = server.account("admin", Some(2));
+    b.fill("id_number", &tier2.id_number).await;
+    b.fill("password", &tier2.password).await;
+    b.fill("code", &current_code(&tier2.totp_secret)).await;
+    b.click("#login-form button[type=submit]").await;
+    let refusal = b.text(".alert-error").await;
+    assert!(refusal.contains("dangjian-agent connect"), "{refusal}");
+    let help = b.text("#card-help").await;
+    assert!(help.contains("下载与使用说明"), "{help}");
+    b.screenshot("login-card-required").await;
+    b.click("#card-help a").await;
+    let sha = b.text("#agent-sha256").await;
+    let path = dangjian_tests::rig::agent_binary();
+    let agent = std::fs::read(&path).unwrap();
+    let sum = std::process::Command::new("sha256sum")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let sum = String::from_utf8(sum.stdout).unwrap();
+    assert_eq!(sha, sum.split_whitespace().next().unwrap());
+    assert!(b.text(".help").await.contains("按回车键"));
+    b.screenshot("help-agent").await;
+    b.close().await;
+    let res = server
+        .client()
+        .get(server.url("/help/agent/download"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.bytes().await.unwrap().len(), agent.len());
 }

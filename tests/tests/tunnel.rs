@@ -631,3 +631,115 @@ fetch("{base}/api/v1/grants", {{method: "POST", mode: "no-cors", credentials: "i
     drop(card);
     drop(agent);
 }
+
+/// Issue 12 §11: `connect` opens the browser itself — here the opener is a script named by
+/// `--open-with` that records the link it is given — and the link it gets works once. Pressing
+/// Enter while connected prints a fresh link that works, while the used link and the one
+/// printed before the request are refused. The prompts come in order: the PIN's tries on a line
+/// of their own, before the prompt.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agent_opens_the_browser_and_prints_a_fresh_link_on_request() {
+    rig::ensure_pcscd();
+    let server = Server::demo(10, None).await;
+    let officer = server.account("security", None);
+    let (cert, key) = (officer.cert.clone().unwrap(), officer.key.clone().unwrap());
+    let _card = VirtualCard::start(
+        server.data.path(),
+        PORT_1,
+        Some((Path::new(&cert), Path::new(&key))),
+    );
+    let opened = server.data.path().join("opened.txt");
+    let opener = server.data.path().join("opener.sh");
+    std::fs::write(
+        &opener,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\n",
+            opened.display()
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&opener, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut agent = AgentProcess::spawn(
+        &[
+            "connect",
+            "--server",
+            &server.base,
+            "--ca",
+            server.ca_path().to_str().unwrap(),
+            "--reader",
+            READER_1,
+            "--code",
+            &current_code(&officer.totp_secret),
+            "--open-with",
+            opener.to_str().unwrap(),
+        ],
+        server.data.path().join("agent-stderr.log"),
+    );
+    agent.type_line("123456");
+    let is_url = |l: &str| l.starts_with("http://127.0.0.1:");
+    let url = agent.next_line("local URL", Duration::from_secs(30), is_url);
+    let base = url.split("/?k=").next().unwrap().to_string();
+
+    // The opener was called with the printed link.
+    rig::wait_until("the opener", Duration::from_secs(10), || {
+        std::fs::read_to_string(&opened).is_ok_and(|t| t.contains('\n'))
+    });
+    let given = std::fs::read_to_string(&opened).unwrap();
+    assert_eq!(given.trim(), url, "the opener gets the one-time link");
+    let stderr = agent.stderr_text();
+    assert!(
+        stderr.contains("PIN：剩余 3 次尝试机会\n"),
+        "the tries on a line of their own: {stderr}"
+    );
+    assert!(stderr.contains("按回车键"), "{stderr}");
+
+    // The link works (once).
+    let http = plain_http();
+    let res = http.get(given.trim()).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 303);
+    let set = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    let local = Local {
+        http: http.clone(),
+        base: base.clone(),
+        cookie: set.split(';').next().unwrap().to_string(),
+    };
+    let (status, body) = local.get("/api/v1/session").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(http.get(&url).send().await.unwrap().status().as_u16(), 403);
+    let printed = agent.next_line("the next one-time URL", Duration::from_secs(10), is_url);
+
+    // Enter asks for a fresh link: it works; the used one and the one printed before do not.
+    agent.type_line("");
+    let fresh = agent.next_line("a fresh one-time URL", Duration::from_secs(10), is_url);
+    assert_ne!(fresh, printed);
+    assert_ne!(fresh, url);
+    let res = http.get(&fresh).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 303, "the fresh link works");
+    assert!(res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .starts_with("dj_agent="));
+    for old in [&url, &printed, &fresh] {
+        let res = http.get(old).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 403, "{old}");
+        assert!(res.text().await.unwrap().contains("一次性"));
+    }
+    // `l` asks too.
+    let after = agent.next_line(
+        "the URL after the fresh one",
+        Duration::from_secs(10),
+        is_url,
+    );
+    agent.type_line("l");
+    let again = agent.next_line("another fresh URL", Duration::from_secs(10), is_url);
+    assert_ne!(again, after);
+    assert_eq!(
+        http.get(&again).send().await.unwrap().status().as_u16(),
+        303
+    );
+    let stderr = agent.stderr_text();
+    assert!(stderr.contains("新的一次性链接"), "{stderr}");
+}

@@ -354,7 +354,7 @@ pub fn card_required() -> ApiError {
     ApiError::new(
         axum::http::StatusCode::FORBIDDEN,
         "card_required",
-        "一级、二级管理员和安全员、审计员须使用 USB Key 登录：请插入 USB Key，通过党建客户端以证书和六位动态码登录",
+        "一级、二级管理员和安全员、审计员须使用 USB Key 登录：请插入 USB Key，运行 USB Key 代理（dangjian-agent connect），以证书和六位动态码登录",
     )
 }
 

@@ -318,7 +318,7 @@ pub async fn create_grant(
                 ApiError::new(
                     StatusCode::BAD_GATEWAY,
                     "notify_failed",
-                    "授权已记录，但授权码短信发送失败，请稍后对该账号执行【重置】重新发送",
+                    "授权已记录，但授权码短信发送失败，请稍后对该账号执行“重置”重新发送",
                 )
             })?;
             Some(expires)

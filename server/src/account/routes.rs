@@ -133,7 +133,11 @@ async fn authenticate_once(state: &AppState, client: &str, body: &SignIn) -> Api
                 .with_detail("unknown account"),
         )
         .await?;
-        return Err(bad_credentials());
+        // The tries left are counted for an unknown ID number as for an account (in memory),
+        // so that the message does not tell the two apart before the lock does.
+        let index = crate::crypto::index(crate::crypto::Column::AccountsIdNumber, &id_number);
+        let counted = unknown_failure(&index);
+        return Err(bad_credentials_after(counted, counted == 0));
     };
     complete_sign_in(
         state,
@@ -243,8 +247,9 @@ pub(crate) async fn complete_sign_in(
             None => false,
         };
         if !password_ok {
-            record_failure(state, &account_id, &who, &masked, action, "bad password").await?;
-            return Err(bad_credentials());
+            let (counted, locked) =
+                record_failure(state, &account_id, &who, &masked, action, "bad password").await?;
+            return Err(bad_credentials_after(counted, locked));
         }
     }
     let grants = grants_of(&state.db, &account_id).await?;
@@ -281,11 +286,24 @@ pub(crate) async fn complete_sign_in(
         } else {
             "bad code"
         };
-        record_failure(state, &account_id, &who, &masked, action, why).await?;
+        let (counted, locked) =
+            record_failure(state, &account_id, &who, &masked, action, why).await?;
+        let tries = if locked {
+            format!(
+                "连续{MAX_FAILED_ATTEMPTS}次错误，账号已锁定{}分钟",
+                super::LOCK_MINUTES
+            )
+        } else {
+            format!(
+                "再错{}次，账号将锁定{}分钟",
+                (MAX_FAILED_ATTEMPTS - counted).max(1),
+                super::LOCK_MINUTES
+            )
+        };
         return Err(ApiError::new(
             axum::http::StatusCode::UNAUTHORIZED,
             "bad_code",
-            "动态码错误或已使用，请输入验证器中当前显示的六位动态码",
+            format!("动态码错误或已使用，请输入验证器中当前显示的六位动态码。{tries}"),
         )
         .with_field("code"));
     };
@@ -365,12 +383,45 @@ async fn refuse(
     Ok(())
 }
 
-fn bad_credentials() -> ApiError {
+/// "Wrong ID number or password", with the tries left before the lock: `counted` failures
+/// since the last lock or success, `locked` when this one locked the account.
+fn bad_credentials_after(counted: i64, locked: bool) -> ApiError {
+    let message = if locked {
+        format!(
+            "身份证号或密码错误。连续{MAX_FAILED_ATTEMPTS}次错误，账号已锁定{}分钟，可联系安全员解锁",
+            super::LOCK_MINUTES
+        )
+    } else {
+        format!(
+            "身份证号或密码错误。再错{}次，账号将锁定{}分钟",
+            (MAX_FAILED_ATTEMPTS - counted).max(1),
+            super::LOCK_MINUTES
+        )
+    };
     ApiError::new(
         axum::http::StatusCode::UNAUTHORIZED,
         "bad_credentials",
-        "身份证号或密码错误",
+        message,
     )
+}
+
+/// Failed sign-ins of ID numbers that have no account, counted as `count_failure` counts an
+/// account's (the fifth starts again from zero), by blind index, in this process only.
+fn unknown_failure(index: &str) -> i64 {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static COUNTS: Mutex<Option<HashMap<String, i64>>> = Mutex::new(None);
+    let mut guard = COUNTS.lock().unwrap_or_else(|e| e.into_inner());
+    let counts = guard.get_or_insert_with(HashMap::new);
+    if counts.len() >= 100_000 {
+        counts.clear();
+    }
+    let n = counts.entry(index.to_string()).or_insert(0);
+    *n += 1;
+    if *n >= MAX_FAILED_ATTEMPTS {
+        *n = 0;
+    }
+    *n
 }
 
 /// Counts one failed attempt against the account in SQL (`failed_attempts + 1`, never "the
@@ -383,10 +434,12 @@ async fn record_failure(
     target: &str,
     action: &str,
     why: &str,
-) -> ApiResult<()> {
+) -> ApiResult<(i64, bool)> {
     let mut tx = state.db.begin().await?;
     let allowed = crate::access::self_service(crate::access::SelfService::Attempt);
-    let locked_until = super::store::count_failure(&mut tx, &allowed, account_id).await?;
+    let (counted, locked_until) =
+        super::store::count_failure_counted(&mut tx, &allowed, account_id).await?;
+    let locked = locked_until.is_some();
     let detail = match &locked_until {
         Some(until) => format!("{why}; locked until {until}"),
         None => why.to_string(),
@@ -400,7 +453,7 @@ async fn record_failure(
     )
     .await?;
     tx.commit().await?;
-    Ok(())
+    Ok((counted, locked))
 }
 
 /// The current session: account, active role, scope organisation and CSRF token.

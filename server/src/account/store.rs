@@ -49,9 +49,19 @@ pub async fn create_account(tx: &mut Tx, a: &NewAccount<'_>) -> anyhow::Result<S
 /// locked the account.
 pub async fn count_failure(
     tx: &mut Tx,
-    _allowed: &Allowed,
+    allowed: &Allowed,
     account_id: &str,
 ) -> Result<Option<String>, sqlx::Error> {
+    Ok(count_failure_counted(tx, allowed, account_id).await?.1)
+}
+
+/// [`count_failure`], also answering the failures counted since the last lock or success
+/// (0 when this failure locked the account): what the sign-in page's "tries left" is made of.
+pub async fn count_failure_counted(
+    tx: &mut Tx,
+    _allowed: &Allowed,
+    account_id: &str,
+) -> Result<(i64, Option<String>), sqlx::Error> {
     let until = (chrono::Utc::now() + chrono::Duration::minutes(super::LOCK_MINUTES))
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let row: Option<(i64, Option<String>)> = sqlx::query_as(
@@ -66,8 +76,9 @@ pub async fn count_failure(
     .fetch_optional(&mut **tx)
     .await?;
     Ok(match row {
-        Some((0, Some(locked))) if locked == until => Some(locked),
-        _ => None,
+        Some((0, Some(locked))) if locked == until => (0, Some(locked)),
+        Some((n, _)) => (n, None),
+        None => (0, None),
     })
 }
 

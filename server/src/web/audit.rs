@@ -81,8 +81,8 @@ fn filter_form(q: &AuditQuery, errors: &FormErrors) -> Markup {
             (date_field("until", "结束日期", v(&q.until), false, errors))
             (text_field("target", "对象", v(&q.target), false, errors))
             div.actions {
-                button.primary type="submit" { "【查询】" }
-                a.button href="/audit" { "【重置】" }
+                button.primary type="submit" { "查询" }
+                a.button href="/audit" { "重置" }
             }
         }
     }
@@ -190,9 +190,9 @@ async fn search_page(
                 (errors.banner())
                 (filter_form(&q, &errors))
                 div.toolbar {
-                    a.button #export-xlsx href=(export("xlsx")) { "【导出Excel】" }
-                    a.button #export-csv href=(export("csv")) { "【导出CSV】" }
-                    a.button #verify-chain href="/audit/verify" { "【校验审计链】" }
+                    a.button #export-xlsx href=(export("xlsx")) { "导出Excel" }
+                    a.button #export-csv href=(export("csv")) { "导出CSV" }
+                    a.button #verify-chain href="/audit/verify" { "校验审计链" }
                     @if !printing {
                         (super::print::button(&if qs.is_empty() { "/audit?print=1".to_string() } else { format!("/audit?{qs}&print=1") }))
                     }

@@ -16,6 +16,8 @@ use crate::audit::{self, Event, Who};
 use crate::state::{AppState, ConnInfo};
 
 const LOGIN_CSRF_COOKIE: &str = "dj_login";
+/// The help page on the USB-key agent.
+const HELP_AGENT: &str = super::help::AGENT_PATH;
 
 pub fn router() -> super::PageRouter {
     super::PageRouter::new()
@@ -26,6 +28,7 @@ pub fn router() -> super::PageRouter {
 #[derive(Deserialize)]
 struct LoginQuery {
     expired: Option<String>,
+    signed_out: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -59,6 +62,7 @@ fn render(
     errors: &FormErrors,
     notice: Option<&str>,
     status: StatusCode,
+    card_help: bool,
 ) -> Response {
     let token = session::random_token();
     let markup = html! {
@@ -73,9 +77,19 @@ fn render(
             body.login-body {
                 main.login-box {
                     h1 { "党员信息管理系统" }
-                    p.hint { "党支部管理员请使用身份证号、密码和验证器中的六位动态码登录；基层党委及以上管理员请插入 USB Key 后通过客户端登录。" }
-                    @if let Some(n) = notice { div.alert.alert-info role="status" { (n) } }
+                    p.hint #login-hint {
+                        "党支部、党总支管理员用身份证号、密码和验证器中的六位动态码登录；"
+                        "县级及以上党委和有审批权限的基层党委的管理员、安全保密员、审计员须通过 USB Key 代理登录（"
+                        a href=(HELP_AGENT) { "使用说明" } "）。"
+                    }
+                    @if let Some(n) = notice { div.alert.alert-info #login-notice role="status" { (n) } }
                     (errors.banner())
+                    @if card_help {
+                        div.alert.alert-info #card-help role="note" {
+                            "USB Key 代理在插有 USB Key 的电脑上运行，登录后自动打开浏览器。"
+                            a href=(HELP_AGENT) { "下载与使用说明" }
+                        }
+                    }
                     form #login-form method="post" action="/login" autocomplete="off" {
                         input type="hidden" name="login_token" value=(token);
                         div.field.has-error[errors.fields.contains_key("id_number")] {
@@ -108,11 +122,21 @@ fn render(
 }
 
 async fn login_page(State(state): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
-    let notice = q
-        .expired
-        .is_some()
-        .then_some("登录已过期或已退出，请重新登录");
-    render(&state, "", &FormErrors::default(), notice, StatusCode::OK)
+    let notice = if q.signed_out.is_some() {
+        Some("已退出。如需继续使用，请重新登录。")
+    } else {
+        q.expired
+            .is_some()
+            .then_some("登录已过期或已退出，请重新登录")
+    };
+    render(
+        &state,
+        "",
+        &FormErrors::default(),
+        notice,
+        StatusCode::OK,
+        false,
+    )
 }
 
 async fn login_submit(
@@ -130,7 +154,14 @@ async fn login_submit(
             general: Some("登录页面已失效，请重新输入后登录".to_string()),
             ..FormErrors::default()
         };
-        return render(&state, &id_number, &errors, None, StatusCode::FORBIDDEN);
+        return render(
+            &state,
+            &id_number,
+            &errors,
+            None,
+            StatusCode::FORBIDDEN,
+            false,
+        );
     }
     let sign_in = SignIn {
         id_number: id_number.clone(),
@@ -162,7 +193,8 @@ async fn login_submit(
                     .insert("password".to_string(), e.message.clone());
                 errors.general = None;
             }
-            render(&state, &id_number, &errors, None, e.status)
+            let card_help = e.code == "card_required";
+            render(&state, &id_number, &errors, None, e.status, card_help)
         }
     }
 }
@@ -191,7 +223,7 @@ async fn logout(State(state): State<AppState>, form: CsrfForm<Empty>) -> Respons
     if let Err(e) = result {
         return super::error_page(Some(&actor), e);
     }
-    let mut res = Redirect::to("/login").into_response();
+    let mut res = Redirect::to("/login?signed_out=1").into_response();
     if let Ok(v) = HeaderValue::from_str(&session::clear_cookie(state.config.secure_cookies)) {
         res.headers_mut().append(SET_COOKIE, v);
     }

@@ -92,7 +92,7 @@ pub async fn tab(
     );
     Ok(html! {
         @if !branch {
-            p.muted.hint { "党员只能录入到党支部，请在左侧机构树中选择党支部后【新增党员】" }
+            p.muted.hint { "党员只能录入到党支部，请在左侧机构树中选择党支部后点击“新增党员”" }
         }
         form #member-search.search method="get" action={"/orgs/" (org.id)} {
             input type="hidden" name="tab" value="members";
@@ -108,7 +108,7 @@ pub async fn tab(
                     option value=(n) selected[n == list.per_page] { (n) " 条" }
                 }
             }
-            button type="submit" { "【查询】" }
+            button type="submit" { "查询" }
             @if !list.items.is_empty() { (super::print::button(&format!("{base}&print=1"))) }
         }
         @if printing {
@@ -136,8 +136,8 @@ pub async fn tab(
                             td { (m.joined_on) }
                             td.num { (m.completeness) "%" }
                             td.ops {
-                                a href={"/members/" (m.id)} { "【查看】" }
-                                a href={"/members/" (m.id) "/edit"} { "【编辑】" }
+                                a href={"/members/" (m.id)} { "查看" }
+                                a href={"/members/" (m.id) "/edit"} { "编辑" }
                             }
                         }
                     }
@@ -208,7 +208,7 @@ fn member_fields(mode: &Mode<'_>, form: &MemberInput, errors: &FormErrors) -> Ma
                 div.field.has-error[errors.fields.contains_key("name")] {
                     label for="name-fixed" { "姓名" }
                     input #name-fixed type="text" value=(member.name) disabled;
-                    p.muted.hint { "姓名不能在此修改，如需更改请办理【党员改名】" }
+                    p.muted.hint { "姓名不能在此修改，如需更改请办理“党员改名”" }
                     (errors.at("name"))
                 }
                 div.field.has-error[errors.fields.contains_key("id_number")] {
@@ -300,8 +300,8 @@ fn form_page(
                     (csrf_field(actor))
                     (body)
                     div.actions {
-                        button.primary type="submit" { "【保存】" }
-                        a.button href=(cancel) { "【取消】" }
+                        button.primary type="submit" { "保存" }
+                        a.button href=(cancel) { "取消" }
                     }
                 }
             }
@@ -341,7 +341,7 @@ async fn entry_branch(state: &AppState, actor: &Actor, id: &str) -> Result<OrgRo
         return Err(error_page(
             Some(actor),
             ApiError::bad_request(format!(
-                "“{}”不是党支部。党员只能录入到党支部，请在左侧机构树中选择党支部后【新增党员】",
+                "“{}”不是党支部。党员只能录入到党支部，请在左侧机构树中选择党支部后点击“新增党员”",
                 org.name
             )),
         ));
@@ -451,13 +451,13 @@ async fn record(
                     }
                     @if m.in_transfer { div.alert.alert-warn role="note" { "该党员正在办理组织关系转接，介绍信所载信息不能修改。" } }
                     div.toolbar {
-                        a.button href={"/members/" (m.id) "/edit"} { "【编辑】" }
+                        a.button href={"/members/" (m.id) "/edit"} { "编辑" }
                         @if m.masked {
-                            a.button #unmask href={"/members/" (m.id) "?unmask=1"} { "【显示完整信息】" }
+                            a.button #unmask href={"/members/" (m.id) "?unmask=1"} { "显示完整信息" }
                         } @else {
-                            a.button href={"/members/" (m.id)} { "【隐藏完整信息】" }
+                            a.button href={"/members/" (m.id)} { "隐藏完整信息" }
                         }
-                        a.button href={"/orgs/" (m.branch_id) "?tab=members"} { "【返回党员列表】" }
+                        a.button href={"/orgs/" (m.branch_id) "?tab=members"} { "返回党员列表" }
                     }
                     @if m.masked {
                         p.muted { "公民身份证号和电话号码已隐藏部分内容；查看完整信息将记入审计日志。" }

@@ -5,6 +5,7 @@
 
 pub mod activation;
 pub mod audit;
+pub mod help;
 pub mod login;
 pub mod members;
 pub mod orgs;
@@ -94,6 +95,7 @@ fn routes() -> PageRouter {
         .merge(activation::router())
         .merge(audit::router())
         .merge(password::router())
+        .merge(help::router())
 }
 
 /// The Content-Security-Policy of every page: no inline script, nothing from elsewhere.
@@ -122,9 +124,22 @@ fn static_file(body: &'static str, content_type: &'static str) -> Response {
     res
 }
 
-async fn home(PageActor(actor): PageActor) -> Response {
+/// Where each role starts: admins on their organisation — a branch admin on its 党员信息 tab,
+/// the work a branch has — auditors on the audit log, security officers on the grants.
+async fn home(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    PageActor(actor): PageActor,
+) -> Response {
     match actor.role {
-        Role::Admin => Redirect::to(&format!("/orgs/{}", actor.org_id)).into_response(),
+        Role::Admin => {
+            let branch = crate::org::routes::load(&state.db, &actor.org_id)
+                .await
+                .ok()
+                .and_then(|o| o.category())
+                .is_some_and(crate::org::rules::Category::is_branch);
+            let tab = if branch { "?tab=members" } else { "" };
+            Redirect::to(&format!("/orgs/{}{tab}", actor.org_id)).into_response()
+        }
         Role::Auditor => Redirect::to("/audit").into_response(),
         Role::Security => Redirect::to("/security/grants").into_response(),
     }
@@ -435,7 +450,7 @@ pub fn page(
                         }
                         form.inline method="post" action="/logout/all" {
                             (csrf_field(actor))
-                            button.link type="submit" { "【退出所有设备】" }
+                            button.link type="submit" { "退出所有设备" }
                         }
                     }
                 }
@@ -521,17 +536,81 @@ pub fn error_page(actor: Option<&Actor>, e: ApiError) -> Response {
     };
     let mut res = match actor {
         Some(a) => page(a, title, &[], None, body),
-        None => html_response(
-            e.status,
-            html! { (DOCTYPE) html lang="zh-CN" { head { meta charset="utf-8"; title { (title) }
-            link rel="stylesheet" href="/static/app.css"; } body { section.work { (body) } } } },
-        ),
+        None => help::plain_page(e.status, title, body),
     };
     *res.status_mut() = e.status;
     if e.out_of_scope {
         res.extensions_mut().insert(crate::error::OutOfScope);
     }
     res
+}
+
+/// Errors on page paths (everything but `/api/…` and the CRL) are Chinese pages with a way
+/// home, never the API's JSON or a framework's plain text: an unknown path, a refused
+/// extractor, a wrong method. The status and the response's extensions are kept.
+pub async fn error_pages(req: Request, next: axum::middleware::Next) -> Response {
+    let path = req.uri().path().to_string();
+    let res = next.run(req).await;
+    let status = res.status();
+    if path.starts_with("/api/")
+        || path == crate::tls::CRL_URL_PATH
+        || !(status.is_client_error() || status.is_server_error())
+    {
+        return res;
+    }
+    let html = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/html"));
+    if html {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let from_json = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_string));
+    let message = from_json.unwrap_or_else(|| {
+        match status.as_u16() {
+            404 => "您访问的页面不存在。",
+            405 => "该页面不能以这种方式访问，请从页面上的链接或按钮进入。",
+            413 => "提交的内容过大。",
+            400..=499 => "请求有误，请返回后重试。",
+            _ => "服务器暂时无法处理该请求，请稍后重试。",
+        }
+        .to_string()
+    });
+    let title = match status.as_u16() {
+        404 => "页面不存在",
+        403 => "无权操作",
+        405 => "访问方式不正确",
+        400..=499 => "请求有误",
+        _ => "服务器错误",
+    };
+    let page = help::plain_page(
+        status,
+        title,
+        html! {
+            div.panel #error-page {
+                h2 { (title) }
+                div.alert.alert-error role="alert" { (message) }
+                p {
+                    "请检查地址是否正确，或"
+                    a #error-home href="/" { "回到首页" }
+                    "重新进入。"
+                }
+            }
+        },
+    );
+    let (new_parts, new_body) = page.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    for (name, value) in new_parts.headers.iter() {
+        parts.headers.insert(name.clone(), value.clone());
+    }
+    Response::from_parts(parts, new_body)
 }
 
 /// Renders a handler's outcome: the page, or the refusal.

@@ -117,11 +117,11 @@ fn toolbar(actor: &Actor, org: &OrgRow, blockers: &Blockers) -> Markup {
     let active = org.is_active();
     html! {
         div.toolbar {
-            @if active && !branch { a.button href={"/orgs/" (org.id) "/new"} { "【组织新增】" } }
-            @if active { a.button href={"/orgs/" (org.id) "/edit"} { "【编辑】" } }
-            @if active && below { a.button href={"/orgs/" (org.id) "/category"} { "【更改组织类别】" } }
-            @if active && branch { a.button href={"/orgs/" (org.id) "/members/new"} { "【新增党员】" } }
-            @if active { a.button href={"/units/new?org=" (org.id)} { "【新增单位】" } }
+            @if active && !branch { a.button href={"/orgs/" (org.id) "/new"} { "组织新增" } }
+            @if active { a.button href={"/orgs/" (org.id) "/edit"} { "编辑" } }
+            @if active && below { a.button href={"/orgs/" (org.id) "/category"} { "更改组织类别" } }
+            @if active && branch { a.button href={"/orgs/" (org.id) "/members/new"} { "新增党员" } }
+            @if active { a.button href={"/units/new?org=" (org.id)} { "新增单位" } }
             @if active && below {
                 @if blockers.revoke.is_empty() {
                     a.button.danger href={"/orgs/" (org.id) "/revoke"} { "撤销" }
@@ -140,7 +140,9 @@ fn toolbar(actor: &Actor, org: &OrgRow, blockers: &Blockers) -> Markup {
     }
 }
 
-fn tabs(org: &OrgView, current: &str) -> Markup {
+/// The tabs; a branch (党支部, 联合党支部) has no organisations below it, so no 下级党组织 tab
+/// (unless one is there after all, say from an import).
+fn tabs(org: &OrgView, branch: bool, current: &str) -> Markup {
     let tab = |key: &str, text: String| {
         html! {
             a.tab.active[current == key] href={"/orgs/" (org.id) "?tab=" (key)} { (text) }
@@ -149,7 +151,9 @@ fn tabs(org: &OrgView, current: &str) -> Markup {
     html! {
         nav.tabs {
             (tab("info", "基本信息".to_string()))
-            (tab("children", format!("下级党组织（{}）", org.child_count)))
+            @if !branch || org.child_count > 0 {
+                (tab("children", format!("下级党组织（{}）", org.child_count)))
+            }
             (tab("units", "单位信息".to_string()))
             (tab("members", format!("党员信息（{}）", org.member_count)))
         }
@@ -173,7 +177,7 @@ fn info(org: &OrgView) -> Markup {
                     (org.contact_phone)
                     @if org.masked && !org.contact_phone.is_empty() {
                         " "
-                        a.button #unmask-contact href={"/orgs/" (org.id) "?unmask=1"} { "【显示完整信息】" }
+                        a.button #unmask-contact href={"/orgs/" (org.id) "?unmask=1"} { "显示完整信息" }
                     }
                 }
             }
@@ -314,7 +318,7 @@ async fn org_page(
                     }
                     @if let Some(n) = notice { div.alert.alert-info role="status" { (n) } }
                     (toolbar)
-                    (tabs(&view, &tab))
+                    (tabs(&view, org.category().is_some_and(Category::is_branch), &tab))
                     div.tab-body { (content) }
                 }
             },
@@ -520,7 +524,7 @@ async fn create_page(
                             if form.may_approve_development == Some(true) { "true" } else { "false" }, true, errors))
                     }
                     div.actions {
-                        button.primary type="submit" { "【保存】" }
+                        button.primary type="submit" { "保存" }
                         a.button href={"/orgs/" (parent.id)} { "取消" }
                     }
                 }
@@ -648,7 +652,7 @@ async fn edit_page(
                             if form.may_approve_development == Some(true) { "true" } else { "false" }, true, errors))
                     }
                     div.actions {
-                        button.primary type="submit" { "【保存】" }
+                        button.primary type="submit" { "保存" }
                         a.button href={"/orgs/" (org.id)} { "取消" }
                     }
                 }
@@ -787,7 +791,7 @@ async fn category_page(
                         csrf: &actor.csrf_token,
                     }))
                     div.actions {
-                        button.primary type="submit" data-confirm="确定更改组织类别吗？" { "【确定】" }
+                        button.primary type="submit" data-confirm="确定更改组织类别吗？" { "确定" }
                         a.button href={"/orgs/" (org.id)} { "取消" }
                     }
                 }

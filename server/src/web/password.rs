@@ -65,8 +65,8 @@ fn render(actor: &Actor, errors: &FormErrors, done: bool, status: StatusCode) ->
                     (password_field("new_password", "新密码", errors))
                     (password_field("new_password_again", "确认新密码", errors))
                     div.actions {
-                        button.primary type="submit" { "【确认修改】" }
-                        @if !actor.must_change_password { a.button href="/" { "【取消】" } }
+                        button.primary type="submit" { "确认修改" }
+                        @if !actor.must_change_password { a.button href="/" { "取消" } }
                     }
                 }
             }

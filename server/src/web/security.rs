@@ -120,7 +120,7 @@ async fn logout_all(State(state): State<AppState>, form: CsrfForm<Empty>) -> Res
     if let Err(e) = grants::sign_out_everywhere(&state, &actor).await {
         return super::error_page(Some(&actor), e);
     }
-    let mut res = Redirect::to("/login?expired=1").into_response();
+    let mut res = Redirect::to("/login?signed_out=1").into_response();
     if let Ok(v) = HeaderValue::from_str(&session::clear_cookie(state.config.secure_cookies)) {
         res.headers_mut().append(SET_COOKIE, v);
     }

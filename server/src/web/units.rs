@@ -106,7 +106,7 @@ pub async fn tab(
             input type="hidden" name="linkage" value=(linkage);
             label for="unit-q" { "单位名称或统一社会信用代码" }
             input #unit-q type="search" name="q" value=(text) placeholder="输入单位名称或统一社会信用代码";
-            button type="submit" { "【查询】" }
+            button type="submit" { "查询" }
             @if !list.items.is_empty() { (super::print::button(&format!("{base}&print=1"))) }
         }
         @if printing {
@@ -279,8 +279,8 @@ async fn form_page(
                     (csrf_field(actor))
                     (unit_fields(form, errors, &managing))
                     div.actions {
-                        button.primary type="submit" { "【保存】" }
-                        a.button href={"/orgs/" (home.id) "?tab=units"} { "【取消】" }
+                        button.primary type="submit" { "保存" }
+                        a.button href={"/orgs/" (home.id) "?tab=units"} { "取消" }
                     }
                 }
             }
@@ -530,8 +530,8 @@ async fn delete_page(
                 form #delete-form method="post" action={"/units/" (unit.id) "/delete"} {
                     (csrf_field(actor))
                     div.actions {
-                        button.primary.danger type="submit" data-confirm="确定删除该单位吗？删除后不可恢复。" { "【删除】" }
-                        a.button href={"/units/" (unit.id) "/edit"} { "【取消】" }
+                        button.primary.danger type="submit" data-confirm="确定删除该单位吗？删除后不可恢复。" { "删除" }
+                        a.button href={"/units/" (unit.id) "/edit"} { "取消" }
                     }
                 }
             }
