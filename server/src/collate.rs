@@ -9,6 +9,9 @@
 //! the name (`members.sort_pinyin`, `members.sort_strokes`) and ordered by the database with
 //! plain byte comparison (`COLLATE "C"` on PostgreSQL, SQLite's default), through an index.
 //!
+//! CLDR files a character under its most common reading; a few surnames are read otherwise
+//! (曾 zēng, 单 shàn, 解 xiè …), and the pinyin key reads them as surnames (`SURNAME_READINGS`).
+//!
 //! Sort keys are only valid for the collator and CLDR data that made them: [`version`] names
 //! both (a fingerprint of the keys of a fixed probe text), and the server recomputes the
 //! stored keys at start when it changes (`member::store_keys::backfill`).
@@ -94,9 +97,47 @@ fn key_with(collator: &CollatorBorrowed<'static>, name: &str) -> String {
     hex::encode(key)
 }
 
-/// The 姓氏拼音 sort key of a name: lower-case hex, compared bytewise.
+/// Surnames whose reading as a surname is not the character's most common reading, which is
+/// the one CLDR's pinyin order files it under (曾 as céng would come before 丁): the key of the
+/// name is taken with a character of the surname's reading in its place. Only unambiguous
+/// surname readings are listed.
+const SURNAME_READINGS: [(char, char); 17] = [
+    ('曾', '增'), // zēng, not céng
+    ('单', '善'), // shàn, not dān
+    ('解', '谢'), // xiè, not jiě
+    ('仇', '求'), // qiú, not chóu
+    ('区', '欧'), // ōu, not qū
+    ('朴', '瓢'), // piáo, not pǔ
+    ('查', '渣'), // zhā, not chá
+    ('盖', '葛'), // gě, not gài
+    ('缪', '妙'), // miào, not móu
+    ('翟', '宅'), // zhái, not dí
+    ('覃', '秦'), // qín, not tán
+    ('召', '邵'), // shào, not zhào
+    ('繁', '婆'), // pó, not fán
+    ('员', '运'), // yùn, not yuán
+    ('秘', '必'), // bì, not mì
+    ('种', '虫'), // chóng, not zhǒng
+    ('折', '舌'), // shé, not zhé
+];
+
+/// The 姓氏拼音 sort key of a name: lower-case hex, compared bytewise. The surname is read as
+/// a surname (`SURNAME_READINGS`).
 pub fn pinyin_key(name: &str) -> String {
-    key_with(&PINYIN, name)
+    let name = name.trim();
+    let mut chars = name.chars();
+    match chars
+        .next()
+        .and_then(|c| SURNAME_READINGS.iter().find(|(s, _)| *s == c))
+    {
+        Some((_, read_as)) => {
+            let mut as_read = String::with_capacity(name.len());
+            as_read.push(*read_as);
+            as_read.push_str(chars.as_str());
+            key_with(&PINYIN, &as_read)
+        }
+        None => key_with(&PINYIN, name),
+    }
 }
 
 /// The 姓氏笔画 sort key of a name: lower-case hex, compared bytewise.
@@ -171,6 +212,16 @@ mod tests {
         assert_eq!(
             sorted(&["王一", "丁鑫鑫"], NameOrder::Strokes),
             ["丁鑫鑫", "王一"]
+        );
+        // Surnames are read as surnames: 曾 zēng (not céng), 单 shàn (not dān).
+        assert_eq!(
+            sorted(&["张三", "曾三", "丁三", "单三"], NameOrder::Pinyin),
+            ["丁三", "单三", "曾三", "张三"]
+        );
+        // ... which changes nothing in stroke order (曾 12 strokes, 单 8).
+        assert_eq!(
+            sorted(&["曾三", "单三", "丁三"], NameOrder::Strokes),
+            ["丁三", "单三", "曾三"]
         );
         // A surname alone sorts before the same surname with a given name.
         assert_eq!(sorted(&["张三", "张"], NameOrder::Pinyin), ["张", "张三"]);
