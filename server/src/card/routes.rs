@@ -579,6 +579,7 @@ async fn enrol_route(
 // ---- the register, for the security officer ----------------------------------------------
 
 #[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CertificateQuery {
     /// 只列出该账号的证书
     pub account_id: Option<String>,

@@ -222,6 +222,7 @@ pub async fn create(db: &Db, actor: &Actor, req: &MemberInput) -> ApiResult<Stri
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ViewOptions {
     /// `1` shows the full ID number and phones (audited)
     pub unmask: Option<String>,
@@ -330,6 +331,7 @@ pub async fn edit(db: &Db, actor: &Actor, id: &str, req: &MemberInput) -> ApiRes
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MemberListQuery {
     /// `1` includes every organisation below 包含下级
     pub include_sub: Option<String>,

@@ -160,6 +160,7 @@ pub async fn get_for_write(db: &Db, actor: &Actor, id: &str) -> ApiResult<UnitVi
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UnitQuery {
     /// part of the name or credit code
     pub q: Option<String>,
