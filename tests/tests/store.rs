@@ -1314,7 +1314,8 @@ async fn member_names_sort_by_pinyin_and_strokes(t: TestDb) {
         .execute(db.write())
         .await
         .unwrap();
-    assert_eq!(member::sort_keys::backfill(&db).await.unwrap(), 6);
+    // No version recorded: every row, the two accounts included, gets keys.
+    assert_eq!(member::sort_keys::backfill(&db).await.unwrap(), 6 + 2);
     assert_eq!(member::sort_keys::backfill(&db).await.unwrap(), 0, "once");
     assert_eq!(
         names_in(NameOrder::Strokes, false, page(1, 20)).await,
@@ -1341,7 +1342,17 @@ async fn member_names_sort_by_pinyin_and_strokes(t: TestDb) {
         .execute(db.write())
         .await
         .unwrap();
-    assert_eq!(member::sort_keys::backfill(&db).await.unwrap(), 6);
+    // Another collator: every member's keys and both accounts' pinyin keys again.
+    assert_eq!(member::sort_keys::backfill(&db).await.unwrap(), 6 + 2);
+    let accounts: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT name, sort_pinyin FROM accounts")
+            .fetch_all(db.read())
+            .await
+            .unwrap();
+    assert_eq!(accounts.len(), 2);
+    for (name, key) in accounts {
+        assert_eq!(key, Some(dangjian_server::collate::pinyin_key(&name)));
+    }
     assert_eq!(
         names_in(NameOrder::Strokes, false, page(1, 20)).await,
         strokes

@@ -18,6 +18,10 @@ CREATE INDEX members_branch_pinyin ON members (branch_id, sort_pinyin, id);
 CREATE INDEX members_branch_strokes ON members (branch_id, sort_strokes, id);
 CREATE INDEX members_id_suffix_idx ON members (id_suffix_idx);
 
+-- Accounts (security pages: certificates by holder) order by the 姓氏拼音 key of their name.
+ALTER TABLE accounts ADD COLUMN sort_pinyin TEXT COLLATE "C";
+CREATE INDEX accounts_sort_pinyin ON accounts (sort_pinyin, id);
+
 -- Which collator made the stored keys (`collate::version`); a new one makes the server
 -- recompute them.
 CREATE TABLE sort_key_versions (

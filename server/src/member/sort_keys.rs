@@ -31,9 +31,9 @@ impl Derived {
     }
 }
 
-/// Fills the sort keys and the suffix index of members that lack them, in batches; when the
-/// stored keys were made by another collator (`collate::version`), recomputes every row.
-/// Returns the rows written. Run at start, before the server listens.
+/// Fills the sort keys and the suffix index of members (and the pinyin key of accounts) that
+/// lack them, in batches; when the stored keys were made by another collator
+/// (`collate::version`), recomputes every row. Returns the rows written. Run at start, before the server listens.
 pub async fn backfill(db: &Db) -> anyhow::Result<u64> {
     let version = collate::version();
     let stored: Option<String> =
@@ -41,9 +41,13 @@ pub async fn backfill(db: &Db) -> anyhow::Result<u64> {
             .fetch_optional(db.write())
             .await?;
     if stored.as_deref() != Some(version) {
-        sqlx::query("UPDATE members SET sort_pinyin = NULL WHERE sort_pinyin IS NOT NULL")
+        for table in ["members", "accounts"] {
+            sqlx::query(&format!(
+                "UPDATE {table} SET sort_pinyin = NULL WHERE sort_pinyin IS NOT NULL"
+            ))
             .execute(db.write())
             .await?;
+        }
     }
     let keys = crypto::keys();
     let mut written = 0u64;
@@ -75,6 +79,28 @@ pub async fn backfill(db: &Db) -> anyhow::Result<u64> {
             .bind(&id)
             .execute(&mut *tx)
             .await?;
+        }
+        tx.commit().await?;
+        written += rows.len() as u64;
+        if (rows.len() as i64) < BATCH {
+            break;
+        }
+    }
+    // Accounts keep the pinyin key of their name only (the security pages list holders).
+    loop {
+        let mut tx = db.begin().await?;
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, name FROM accounts WHERE sort_pinyin IS NULL ORDER BY id LIMIT $1",
+        )
+        .bind(BATCH)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (id, name) in &rows {
+            sqlx::query("UPDATE accounts SET sort_pinyin = $1 WHERE id = $2")
+                .bind(collate::pinyin_key(name))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         written += rows.len() as u64;
