@@ -41,6 +41,7 @@ on_both_engines!(
     personal_information_is_encrypted_at_rest,
     key_rotation_reencrypts_every_value,
     member_names_sort_by_pinyin_and_strokes,
+    a_large_subtree_lists_in_name_order_through_the_key_index,
 );
 
 async fn open(t: &TestDb) -> Db {
@@ -1357,4 +1358,46 @@ async fn member_names_sort_by_pinyin_and_strokes(t: TestDb) {
         names_in(NameOrder::Strokes, false, page(1, 20)).await,
         strokes
     );
+}
+
+async fn a_large_subtree_lists_in_name_order_through_the_key_index(t: TestDb) {
+    let db = open(&t).await;
+    let members = member::routes::LARGE_SUBTREE as usize + 300;
+    let (admin, _, _, _) = encrypted_province(&db, members).await;
+    let root: String = sqlx::query_scalar("SELECT id FROM orgs WHERE parent_id IS NULL")
+        .fetch_one(db.read())
+        .await
+        .unwrap();
+    let all = member::routes::MemberSearch::All;
+    for order in [NameOrder::Pinyin, NameOrder::Strokes] {
+        let expected: Vec<(String, String)> = sqlx::query_as(&format!(
+            "SELECT id, name FROM members ORDER BY {}, id LIMIT 60",
+            order.column()
+        ))
+        .fetch_all(db.read())
+        .await
+        .unwrap();
+        let mut got = Vec::new();
+        for page in 1..=3 {
+            let list = member::routes::list(
+                &db,
+                &admin,
+                &root,
+                true,
+                &all,
+                order,
+                &Paging {
+                    page: Some(page),
+                    per_page: Some(20),
+                },
+            )
+            .await
+            .unwrap();
+            assert_eq!(list.total, members as i64 + 1);
+            got.extend(list.items.into_iter().map(|m| (m.id, m.name)));
+        }
+        assert_eq!(got, expected, "{order:?}");
+        let keys: Vec<String> = got.iter().map(|(_, n)| order.key(n)).collect();
+        assert!(keys.windows(2).all(|w| w[0] <= w[1]), "{order:?}");
+    }
 }

@@ -442,40 +442,22 @@ pub async fn list(
 ) -> ApiResult<Page<MemberView>> {
     let org = crate::org::routes::load(db, id).await?;
     access::org(actor, &org.code, Reach::Subtree)?;
-    let mut filter = Sql::new(" WHERE ");
-    if include_sub {
-        filter
-            .push("m.org_code >= ")
-            .bind(&org.code)
-            .push(" AND m.org_code < ")
-            .bind(subtree_upper(&org.code));
-    } else {
-        filter.push("m.branch_id = ").bind(&org.id);
-    }
-    match search {
-        MemberSearch::All => {}
-        // ID numbers are encrypted: a whole number is found through its blind index, its last
-        // four characters through theirs.
-        MemberSearch::IdNumber(n) => {
-            filter
-                .push(" AND m.id_number_idx = ")
-                .bind(crypto::index(Column::MembersIdNumber, n));
-        }
-        MemberSearch::IdSuffix(s) => {
-            filter
-                .push(" AND m.id_suffix_idx = ")
-                .bind(crypto::keys().id_suffix_index(s));
-        }
-        MemberSearch::Name(text) => {
-            filter.push(" AND m.name LIKE ").bind(format!("%{text}%"));
-        }
-        MemberSearch::Unsupported => {
-            return Ok(Page::new(Vec::new(), 0, paging));
-        }
+    if *search == MemberSearch::Unsupported {
+        return Ok(Page::new(Vec::new(), 0, paging));
     }
     let mut count = Sql::new("SELECT COUNT(*) FROM members m");
-    count.push(&filter.text).args = filter.args.clone();
+    let by_range = member_filter(&org, include_sub, search, "m.org_code");
+    count.push(&by_range.text).args = by_range.args;
     let total: i64 = count.scalar().fetch_one(db.read()).await?;
+    // A large subtree is read in name order through the sort-key index, filtering the range
+    // as it goes (`org_code || ''` is no index range, on either engine); a small one is found
+    // by its range and sorted (reading the sort index there would pass over most members).
+    let range = if include_sub && total > LARGE_SUBTREE {
+        "m.org_code || ''"
+    } else {
+        "m.org_code"
+    };
+    let filter = member_filter(&org, include_sub, search, range);
     let mut list = Sql::new(&format!(
         "SELECT {MEMBER_COLUMNS}, o.name AS branch_name FROM members m JOIN orgs o ON o.id = m.branch_id"
     ));
@@ -497,6 +479,48 @@ pub async fn list(
         );
     }
     Ok(Page::new(items, total, paging))
+}
+
+/// Above this many members a subtree list reads the sort-key index instead of sorting its
+/// range (sorting 200,000 rows takes SQLite about 0.6 s a page; 10,000 a few milliseconds).
+pub const LARGE_SUBTREE: i64 = 10_000;
+
+/// The WHERE clause of a member list: the branch, or the subtree range compared on `range`
+/// (the column, or an expression of it), and the search.
+fn member_filter(org: &OrgRow, include_sub: bool, search: &MemberSearch, range: &str) -> Sql {
+    let mut filter = Sql::new(" WHERE ");
+    if include_sub {
+        filter
+            .push(&format!("{range} >= "))
+            .bind(&org.code)
+            .push(&format!(" AND {range} < "))
+            .bind(subtree_upper(&org.code));
+    } else {
+        filter.push("m.branch_id = ").bind(&org.id);
+    }
+    match search {
+        MemberSearch::All => {}
+        // ID numbers are encrypted: a whole number is found through its blind index, its last
+        // four characters through theirs.
+        MemberSearch::IdNumber(n) => {
+            filter
+                .push(" AND m.id_number_idx = ")
+                .bind(crypto::index(Column::MembersIdNumber, n));
+        }
+        MemberSearch::IdSuffix(s) => {
+            filter
+                .push(" AND m.id_suffix_idx = ")
+                .bind(crypto::keys().id_suffix_index(s));
+        }
+        MemberSearch::Name(text) => {
+            filter.push(" AND m.name LIKE ").bind(format!("%{text}%"));
+        }
+        // Answered before any query.
+        MemberSearch::Unsupported => {
+            filter.push(" AND 1 = 0");
+        }
+    }
+    filter
 }
 
 /// A whole ID number as typed in a search box: 17 digits and a digit or `X` (either case).
