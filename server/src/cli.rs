@@ -566,6 +566,7 @@ async fn serve_with(
     crate::card::attestation::check_config(&args.db.data, &file)?;
     crate::crypto::install_from_dir(&args.db.data)?;
     crate::account::activation::index_mobiles(&db).await?;
+    crate::member::sort_keys::backfill(&db).await?;
     let public_url = file
         .public_url
         .clone()

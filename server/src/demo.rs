@@ -1168,10 +1168,10 @@ async fn build_tree(g: &mut Gen, tx: &mut Tx, root: &OrgRef) -> anyhow::Result<T
 
 const MEMBER_COLUMNS: &str = "created_at, updated_at, id, name, id_number, sex, ethnicity, birth_date, education, \
     category, branch_id, org_code, joined_on, full_on, job, phone, address, registered_phone, origin, title, \
-    new_social_stratum, completeness, id_number_idx, registered_phone_idx, status, lost_contact, floating, \
-    in_transfer";
+    new_social_stratum, completeness, id_number_idx, registered_phone_idx, sort_pinyin, sort_strokes, \
+    id_suffix_idx, status, lost_contact, floating, in_transfer";
 /// Bound parameters per member row.
-const MEMBER_BINDS: usize = 24;
+const MEMBER_BINDS: usize = 27;
 // SQLite allows at most 32766 parameters per statement, PostgreSQL 65535.
 const _: () = assert!(MEMBER_ROWS_PER_STATEMENT * MEMBER_BINDS < 32_766);
 
@@ -1268,6 +1268,12 @@ async fn insert_members(
                         .as_deref()
                         .map(|r| keys.index(Column::MembersRegisteredPhone, r)),
                 );
+            // Sort keys of the name and the ID suffix index, as every member write sets them.
+            let d = crate::member::sort_keys::Derived::of(&keys, &p.name, &p.id_number);
+            q = q
+                .bind(d.sort_pinyin)
+                .bind(d.sort_strokes)
+                .bind(d.id_suffix_idx);
         }
         q.execute(&mut **tx).await?;
     }
@@ -1658,9 +1664,9 @@ mod tests {
     fn member_sql_placeholders() {
         let sql = member_insert_sql(2, true);
         assert!(sql.contains("VALUES ($1, $2, "));
-        assert!(sql.contains(", $24, 'normal', 0, 0, 0), ($25, "));
-        assert!(sql.contains(", $48, 'normal', 0, 0, 0)"));
-        assert!(!sql.contains("$49") && !sql.contains('?'));
+        assert!(sql.contains(", $27, 'normal', 0, 0, 0), ($28, "));
+        assert!(sql.contains(", $54, 'normal', 0, 0, 0)"));
+        assert!(!sql.contains("$55") && !sql.contains('?'));
         let sql = member_insert_sql(2, false);
         assert_eq!(sql.matches('?').count(), 2 * MEMBER_BINDS);
         assert!(!sql.contains('$'));

@@ -11,6 +11,7 @@ pub mod app;
 pub mod audit;
 pub mod card;
 pub mod cli;
+pub mod collate;
 pub mod config;
 pub mod crypto;
 pub mod db;

@@ -146,6 +146,7 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for
 
 /// `?page=1&per_page=20` (at most 200 a page).
 #[derive(Debug, Clone, Copy, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Paging {
     pub page: Option<i64>,
     pub per_page: Option<i64>,

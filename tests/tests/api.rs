@@ -1156,3 +1156,100 @@ async fn request_schemas_carry_the_validators_constraints() {
         .unwrap()
         .contains("预备党员"));
 }
+
+#[tokio::test]
+async fn member_lists_sort_by_name_and_find_by_id_suffix() {
+    use dangjian_server::collate::{pinyin_key, strokes_key};
+    let server = Server::demo(300, None).await;
+    let tier3 = server.account("admin", Some(3));
+    let api = server.sign_in(&tier3).await;
+    let branch = &tier3.org_id;
+    // Synthetic members whose surnames order differently by code point, pinyin and strokes.
+    for (i, name) in ["何测甲", "王测乙", "于测丙", "丁测丁"].iter().enumerate() {
+        let mut body = member_json(branch, &valid_id(801 + 2 * i as u16));
+        body["name"] = json!(name);
+        let r = api.post("/api/v1/members", body).await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+    }
+    let names = |body: &Value| -> Vec<String> {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let list = |sort: &str| {
+        let api = &api;
+        let url = format!("/api/v1/orgs/{branch}/members?per_page=200{sort}");
+        async move { api.get(&url).await }
+    };
+    let default = list("").await;
+    let pinyin = list("&sort=pinyin").await;
+    let strokes = list("&sort=strokes").await;
+    for r in [&default, &pinyin, &strokes] {
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+    // Pinyin is the default; each order follows its collation key, and they differ.
+    assert_eq!(names(&default.body), names(&pinyin.body));
+    let (p, s) = (names(&pinyin.body), names(&strokes.body));
+    assert!(p.len() > 4);
+    assert!(
+        p.windows(2).all(|w| pinyin_key(&w[0]) <= pinyin_key(&w[1])),
+        "{p:?}"
+    );
+    assert!(
+        s.windows(2)
+            .all(|w| strokes_key(&w[0]) <= strokes_key(&w[1])),
+        "{s:?}"
+    );
+    assert_ne!(p, s);
+    let ours =
+        |v: &[String]| -> Vec<String> { v.iter().filter(|n| n.contains('测')).cloned().collect() };
+    assert_eq!(ours(&p), ["丁测丁", "何测甲", "王测乙", "于测丙"]);
+    assert_eq!(ours(&s), ["丁测丁", "于测丙", "王测乙", "何测甲"]);
+    // An unknown order is refused naming the field.
+    let bad = list("&sort=codepoint").await;
+    assert_eq!((bad.status, bad.field()), (400, Some("sort")));
+
+    // The last four characters of the ID number, as the list shows them, find the member.
+    let number = valid_id(803);
+    let suffix = &number[14..];
+    let found = api
+        .get(&format!("/api/v1/orgs/{branch}/members?q={suffix}"))
+        .await;
+    assert_eq!(found.status, 200, "{:?}", found.body);
+    let items = found.body["items"].as_array().unwrap();
+    assert!(items.iter().any(|m| m["name"] == "王测乙"), "{items:?}");
+    for m in items {
+        assert!(m["id_number"].as_str().unwrap().ends_with(suffix), "{m}");
+    }
+    // Neither a name, a whole number nor its last four: refused with the hint.
+    for q in ["12345", "3701021985", "王1"] {
+        let r = api
+            .get(&format!("/api/v1/orgs/{branch}/members?q={q}"))
+            .await;
+        assert_eq!((r.status, r.field()), (400, Some("q")), "{q}: {:?}", r.body);
+        assert!(r.message().contains("其后4位"), "{}", r.message());
+    }
+    // The OpenAPI document tells the new parameter and its two values.
+    let doc: Value = server
+        .client()
+        .get(server.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let params = doc["paths"]["/api/v1/orgs/{id}/members"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let sort = params.iter().find(|p| p["name"] == "sort").expect("sort");
+    assert_eq!(sort["in"], "query");
+    assert_eq!(
+        sort["schema"]["enum"],
+        json!(["pinyin", "strokes"]),
+        "{sort}"
+    );
+}

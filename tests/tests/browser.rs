@@ -1108,3 +1108,91 @@ async fn the_sign_in_page_counts_tries_and_points_card_users_to_the_agent() {
     assert_eq!(res.status().as_u16(), 200);
     assert_eq!(res.bytes().await.unwrap().len(), agent.len());
 }
+
+/// The names of the member list on the page, top to bottom.
+async fn listed_names(b: &Browser) -> Vec<String> {
+    let mut out = Vec::new();
+    for cell in b
+        .client
+        .find_all(fantoccini::Locator::Css(
+            "#member-list tbody tr td:first-child",
+        ))
+        .await
+        .unwrap()
+    {
+        out.push(cell.text().await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_member_list_sorts_by_surname_strokes_and_finds_by_id_suffix() {
+    let server = Server::demo(300, None).await;
+    let tier3 = server.account("admin", Some(3));
+    let branch = tier3.org_id.clone();
+    // Synthetic members whose surnames order differently by pinyin and by strokes, entered by
+    // the tier-1 admin (a card session: the branch admin's TOTP step is kept for the browser).
+    let api = server.sign_in(&server.account("admin", Some(1))).await;
+    let mut suffix = String::new();
+    for (i, name) in ["何测甲", "王测乙", "于测丙", "丁测丁"].iter().enumerate() {
+        let id_number = dangjian_server::member::idcard::compose(
+            "370102",
+            chrono::NaiveDate::from_ymd_opt(1986, 5, 4).unwrap(),
+            611 + 2 * i as u16,
+        );
+        suffix = id_number[14..].to_string();
+        let r = api
+            .post(
+                "/api/v1/members",
+                json!({"name": name, "id_number": id_number, "ethnicity": "01", "education": "21",
+                       "category": "full", "branch_id": branch, "joined_on": "2008-03-01",
+                       "full_on": "2009-03-02", "job": "worker", "phone": "13800001111",
+                       "address": "泉山省东岭县测试路2号"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+    }
+    let ours = |names: &[String]| -> Vec<String> {
+        names.iter().filter(|n| n.contains('测')).cloned().collect()
+    };
+    let b = Browser::start().await;
+    sign_in(&b, &server, &tier3).await;
+    b.goto(&server.url(&format!("/orgs/{branch}?tab=members&per_page=100")))
+        .await;
+    b.wait_for("#member-list[data-sort=pinyin]").await;
+    // The name column says it sorts, and how: 姓氏拼音 by default.
+    let header = b.text("#member-list th.sortable").await;
+    assert!(
+        header.contains("拼音 ▲") && header.contains("笔画"),
+        "{header}"
+    );
+    assert_eq!(
+        ours(&listed_names(&b).await),
+        ["丁测丁", "何测甲", "王测乙", "于测丙"]
+    );
+    b.screenshot("member-list").await;
+    // One click orders by 姓氏笔画: 丁 2 strokes, 于 3, 王 4, 何 7.
+    b.click("#sort-strokes").await;
+    b.wait_for("#member-list[data-sort=strokes]").await;
+    assert_eq!(
+        ours(&listed_names(&b).await),
+        ["丁测丁", "于测丙", "王测乙", "何测甲"]
+    );
+    assert!(b.text("#member-list th.sortable").await.contains("笔画 ▲"));
+    b.screenshot("member-list-strokes").await;
+    // A search keeps the order, and the last four characters of the ID number find the member.
+    b.fill("q", &suffix).await;
+    b.click("#member-search button[type=submit]").await;
+    b.wait_for("#member-list[data-sort=strokes]").await;
+    let found = listed_names(&b).await;
+    assert!(found.contains(&"丁测丁".to_string()), "{found:?}");
+    let ids = b.text("#member-list tbody").await;
+    assert!(ids.lines().all(|l| l.contains(&suffix)), "{ids}");
+    // Anything else is told why nothing is found.
+    b.fill("q", "12345").await;
+    b.click("#member-search button[type=submit]").await;
+    let hint = b.text("#search-hint").await;
+    assert!(hint.contains("完整的18位公民身份证号或其后4位"), "{hint}");
+    b.screenshot("member-search-hint").await;
+    b.close().await;
+}

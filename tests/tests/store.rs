@@ -3,6 +3,7 @@
 
 use dangjian_server::access::{self, Actor, Role};
 use dangjian_server::audit::{self, Event, Who};
+use dangjian_server::collate::NameOrder;
 use dangjian_server::crypto::{self, Column};
 use dangjian_server::db::{new_id, Db, Engine};
 use dangjian_server::error::ApiError;
@@ -39,6 +40,8 @@ on_both_engines!(
     demo_province_is_consistent,
     personal_information_is_encrypted_at_rest,
     key_rotation_reencrypts_every_value,
+    member_names_sort_by_pinyin_and_strokes,
+    a_large_subtree_lists_in_name_order_through_the_key_index,
 );
 
 async fn open(t: &TestDb) -> Db {
@@ -1000,15 +1003,61 @@ async fn personal_information_is_encrypted_at_rest(t: TestDb) {
         page: None,
         per_page: None,
     };
-    let found = member::routes::list(&db, &admin, &branch, false, "37010219800101127x", &paging)
-        .await
-        .unwrap();
+    let search = |q: &str| member::routes::MemberSearch::parse(q);
+    let found = member::routes::list(
+        &db,
+        &admin,
+        &branch,
+        false,
+        &search("37010219800101127x"),
+        NameOrder::Pinyin,
+        &paging,
+    )
+    .await
+    .unwrap();
     assert_eq!(found.items.len(), 1);
     assert_eq!(found.items[0].id, id);
-    let part = member::routes::list(&db, &admin, &branch, false, "370102198001", &paging)
-        .await
-        .unwrap();
+    let part = member::routes::list(
+        &db,
+        &admin,
+        &branch,
+        false,
+        &search("370102198001"),
+        NameOrder::Pinyin,
+        &paging,
+    )
+    .await
+    .unwrap();
     assert!(part.items.is_empty());
+    // The last four characters, as the list shows them, find it through their own index.
+    let suffix = member::routes::list(
+        &db,
+        &admin,
+        &branch,
+        false,
+        &search("127x"),
+        NameOrder::Pinyin,
+        &paging,
+    )
+    .await
+    .unwrap();
+    assert!(
+        suffix.items.iter().any(|m| m.id == id),
+        "{:?}",
+        suffix.items
+    );
+    assert!(suffix.items.iter().all(|m| m.id_number.ends_with("127X")));
+    // ... and their index is keyed (an HMAC of its own kind), not the digits.
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT id_suffix_idx FROM members WHERE id = $1")
+            .bind(&id)
+            .fetch_one(db.read())
+            .await
+            .unwrap();
+    let stored = stored.expect("a suffix index");
+    assert_eq!(stored, crypto::keys().id_suffix_index("127X"));
+    assert_eq!(stored.len(), 32);
+    assert_ne!(stored, crypto::index(Column::MembersIdNumber, "127X"));
     // Accounts are found by the index of their ID number, in either case of x.
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE id_number_idx = $1")
         .bind(crypto::index(
@@ -1057,6 +1106,12 @@ async fn key_rotation_reencrypts_every_value(t: TestDb) {
         .iter()
         .map(|(c, s)| crypto::open(*c, s).unwrap())
         .collect();
+    // Rotation recomputes the suffix index with the number it re-encrypts: cleared here, it
+    // must be back afterwards.
+    sqlx::query("UPDATE members SET id_suffix_idx = NULL")
+        .execute(db.write())
+        .await
+        .unwrap();
     let _one = ROTATING.lock().await;
     let mut lines = Vec::new();
     let report = crypto::rotate::rotate(
@@ -1100,6 +1155,20 @@ async fn key_rotation_reencrypts_every_value(t: TestDb) {
     assert_eq!(a, b);
     let whole = member::routes::view(&db, &admin, &id, true).await.unwrap();
     assert_eq!(whole.id_number, "37010219800101127X");
+    let suffix: Option<String> =
+        sqlx::query_scalar("SELECT id_suffix_idx FROM members WHERE id = $1")
+            .bind(&id)
+            .fetch_one(db.read())
+            .await
+            .unwrap();
+    assert_eq!(suffix, Some(crypto::keys().id_suffix_index("127X")));
+    let missing: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM members WHERE id_suffix_idx IS NULL AND id_number_idx IS NOT NULL",
+    )
+    .fetch_one(db.read())
+    .await
+    .unwrap();
+    assert_eq!(missing, 0);
     let secret: String =
         sqlx::query_scalar("SELECT totp_secret FROM accounts WHERE id_number_idx = $1")
             .bind(crypto::index(Column::AccountsIdNumber, &officer.0))
@@ -1129,4 +1198,228 @@ async fn key_rotation_reencrypts_every_value(t: TestDb) {
     .unwrap();
     assert!(again.version > report.version);
     assert_eq!(again.rewritten, report.rewritten);
+}
+
+/// A member named `name` with a synthetic ID number (sequence `seq`) in `branch`.
+fn named_member(branch: &str, name: &str, seq: u16) -> MemberInput {
+    let birth = chrono::NaiveDate::from_ymd_opt(1975, 3, 1).unwrap();
+    let id_number = member::idcard::compose("370102", birth, seq);
+    MemberInput {
+        name: Some(name.to_string()),
+        ..member_input(branch, &id_number, &format!("1371000{seq:04}"))
+    }
+}
+
+async fn member_names_sort_by_pinyin_and_strokes(t: TestDb) {
+    let db = open(&t).await;
+    let root = new_id();
+    let mut tx = db.begin().await.unwrap();
+    orgs::insert(
+        &mut tx,
+        &dangjian_server::access::platform(),
+        &root,
+        "037",
+        None,
+        &new_org("根", "1"),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let (admin, _) = accounts_and_admin(&db, &root).await;
+    let (branch, _) = child(&db, &root, "037", "第一党支部", "631").await;
+    // Synthetic names. Code point order would be 丁 于 何 周 王.
+    let names = ["何一", "王二", "于三", "丁四", "周五", "王一"];
+    let mut ids = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let input = named_member(&branch, name, 100 + i as u16);
+        let id = member::routes::create(&db, &admin, &input).await.unwrap();
+        ids.push((id, input.id_number.unwrap()));
+    }
+    let all = member::routes::MemberSearch::All;
+    let page = |n: i64, per: i64| Paging {
+        page: Some(n),
+        per_page: Some(per),
+    };
+    let names_in = |order: NameOrder, include_sub: bool, paging: Paging| {
+        let (db, admin, all) = (&db, &admin, &all);
+        let org = if include_sub {
+            root.clone()
+        } else {
+            branch.clone()
+        };
+        async move {
+            member::routes::list(db, admin, &org, include_sub, all, order, &paging)
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|m| m.name)
+                .collect::<Vec<_>>()
+        }
+    };
+    // 姓氏拼音: ding he wang(er) wang(yi) yu zhou.
+    let pinyin = ["丁四", "何一", "王二", "王一", "于三", "周五"];
+    // 姓氏笔画: 丁 2, 于 3, 王 4 (then 一 1 before 二 2), 何 7, 周 8.
+    let strokes = ["丁四", "于三", "王一", "王二", "何一", "周五"];
+    assert_eq!(
+        names_in(NameOrder::Pinyin, false, page(1, 20)).await,
+        pinyin
+    );
+    assert_eq!(
+        names_in(NameOrder::Strokes, false, page(1, 20)).await,
+        strokes
+    );
+    // The same order from above the branch (包含下级), and page by page.
+    assert_eq!(
+        names_in(NameOrder::Strokes, true, page(1, 20)).await,
+        strokes
+    );
+    assert_eq!(
+        names_in(NameOrder::Strokes, true, page(2, 4)).await,
+        ["何一", "周五"]
+    );
+    assert_eq!(
+        names_in(NameOrder::Pinyin, false, page(2, 2)).await,
+        ["王二", "王一"]
+    );
+    // The keys are stored beside the name, as the collator computes them.
+    let stored: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT name, sort_pinyin, sort_strokes FROM members")
+            .fetch_all(db.read())
+            .await
+            .unwrap();
+    for (name, p, s) in &stored {
+        assert_eq!(p, &dangjian_server::collate::pinyin_key(name));
+        assert_eq!(s, &dangjian_server::collate::strokes_key(name));
+    }
+    // The suffix search finds exactly the member whose number ends so.
+    let (id, number) = &ids[3];
+    let suffix = &number[14..];
+    let found = member::routes::list(
+        &db,
+        &admin,
+        &root,
+        true,
+        &member::routes::MemberSearch::parse(&suffix.to_ascii_lowercase()),
+        NameOrder::Pinyin,
+        &page(1, 20),
+    )
+    .await
+    .unwrap();
+    assert_eq!(found.items.iter().map(|m| &m.id).collect::<Vec<_>>(), [id]);
+    // Rows written before the keys existed (or under another collator) get them at start.
+    sqlx::query("UPDATE members SET sort_pinyin = NULL, sort_strokes = NULL, id_suffix_idx = NULL")
+        .execute(db.write())
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM sort_key_versions")
+        .execute(db.write())
+        .await
+        .unwrap();
+    // No version recorded: every row, the two accounts included, gets keys.
+    assert_eq!(member::sort_keys::backfill(&db).await.unwrap(), 6 + 2);
+    assert_eq!(member::sort_keys::backfill(&db).await.unwrap(), 0, "once");
+    assert_eq!(
+        names_in(NameOrder::Strokes, false, page(1, 20)).await,
+        strokes
+    );
+    assert_eq!(names_in(NameOrder::Pinyin, true, page(1, 20)).await, pinyin);
+    let again = member::routes::list(
+        &db,
+        &admin,
+        &branch,
+        false,
+        &member::routes::MemberSearch::parse(suffix),
+        NameOrder::Pinyin,
+        &page(1, 20),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.items.len(), 1);
+    sqlx::query("UPDATE members SET sort_strokes = 'ff' WHERE name = '丁四'")
+        .execute(db.write())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE sort_key_versions SET version = 'an older collator'")
+        .execute(db.write())
+        .await
+        .unwrap();
+    // Another collator: every member's keys and both accounts' pinyin keys again.
+    assert_eq!(member::sort_keys::backfill(&db).await.unwrap(), 6 + 2);
+    let accounts: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT name, sort_pinyin FROM accounts")
+            .fetch_all(db.read())
+            .await
+            .unwrap();
+    assert_eq!(accounts.len(), 2);
+    for (name, key) in accounts {
+        assert_eq!(key, Some(dangjian_server::collate::pinyin_key(&name)));
+    }
+    assert_eq!(
+        names_in(NameOrder::Strokes, false, page(1, 20)).await,
+        strokes
+    );
+}
+
+async fn a_large_subtree_lists_in_name_order_through_the_key_index(t: TestDb) {
+    let db = open(&t).await;
+    let members = member::routes::LARGE_SUBTREE as usize + 300;
+    let (admin, _, _, _) = encrypted_province(&db, members).await;
+    let root: String = sqlx::query_scalar("SELECT id FROM orgs WHERE parent_id IS NULL")
+        .fetch_one(db.read())
+        .await
+        .unwrap();
+    // The backfill at start (many transactions, many statements) gives every row the keys
+    // its writer gave it.
+    let before: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT id, sort_pinyin, sort_strokes, id_suffix_idx FROM members ORDER BY id",
+    )
+    .fetch_all(db.read())
+    .await
+    .unwrap();
+    sqlx::query("UPDATE members SET sort_pinyin = NULL, sort_strokes = NULL, id_suffix_idx = NULL")
+        .execute(db.write())
+        .await
+        .unwrap();
+    member::sort_keys::backfill(&db).await.unwrap();
+    let after: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT id, sort_pinyin, sort_strokes, id_suffix_idx FROM members ORDER BY id",
+    )
+    .fetch_all(db.read())
+    .await
+    .unwrap();
+    assert_eq!(before.len(), members + 1);
+    assert!(before == after, "the backfill computes the same keys");
+    let all = member::routes::MemberSearch::All;
+    for order in [NameOrder::Pinyin, NameOrder::Strokes] {
+        let expected: Vec<(String, String)> = sqlx::query_as(&format!(
+            "SELECT id, name FROM members ORDER BY {}, id LIMIT 60",
+            order.column()
+        ))
+        .fetch_all(db.read())
+        .await
+        .unwrap();
+        let mut got = Vec::new();
+        for page in 1..=3 {
+            let list = member::routes::list(
+                &db,
+                &admin,
+                &root,
+                true,
+                &all,
+                order,
+                &Paging {
+                    page: Some(page),
+                    per_page: Some(20),
+                },
+            )
+            .await
+            .unwrap();
+            assert_eq!(list.total, members as i64 + 1);
+            got.extend(list.items.into_iter().map(|m| (m.id, m.name)));
+        }
+        assert_eq!(got, expected, "{order:?}");
+        let keys: Vec<String> = got.iter().map(|(_, n)| order.key(n)).collect();
+        assert!(keys.windows(2).all(|w| w[0] <= w[1]), "{order:?}");
+    }
 }

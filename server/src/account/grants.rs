@@ -346,6 +346,7 @@ pub async fn create_grant(
 }
 
 #[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct GrantQuery {
     /// 只列出该党组织及其下级的授权；缺省为安全员的管理范围
     pub org_id: Option<String>,

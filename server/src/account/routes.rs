@@ -482,6 +482,7 @@ async fn current_session(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SignOutQuery {
     /// `1`: end every session of the account (退出所有设备)
     pub all: Option<String>,

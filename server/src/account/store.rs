@@ -24,8 +24,8 @@ pub async fn create_account(tx: &mut Tx, a: &NewAccount<'_>) -> anyhow::Result<S
     let keys = crate::crypto::keys();
     sqlx::query(
         "INSERT INTO accounts (id, name, id_number, mobile, password_hash, totp_secret, \
-         totp_confirmed, must_change_password, created_at, id_number_idx, mobile_idx) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         totp_confirmed, must_change_password, created_at, id_number_idx, mobile_idx, sort_pinyin) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(&id)
     .bind(a.name)
@@ -38,6 +38,7 @@ pub async fn create_account(tx: &mut Tx, a: &NewAccount<'_>) -> anyhow::Result<S
     .bind(now_rfc3339())
     .bind(keys.index(Column::AccountsIdNumber, a.id_number))
     .bind(keys.index(Column::AccountsMobile, a.mobile))
+    .bind(crate::collate::pinyin_key(a.name))
     .execute(&mut **tx)
     .await?;
     Ok(id)

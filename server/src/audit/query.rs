@@ -14,6 +14,7 @@ pub const EXPORT_CAP: i64 = 100_000;
 
 /// The filters of a search (all optional, combined with AND).
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditFilter {
     /// 操作人: an account id (exact) or part of a name
     pub actor: Option<String>,
@@ -31,6 +32,7 @@ pub struct AuditFilter {
 
 /// `GET /audit` parameters: the filters and the page.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// 操作人: an account id (exact) or part of a name
     pub actor: Option<String>,
@@ -70,6 +72,7 @@ impl AuditQuery {
 
 /// `GET /audit/export` parameters: the format and the filters.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     /// `csv` (default) or `xlsx`
     pub format: Option<String>,

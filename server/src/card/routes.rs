@@ -579,6 +579,7 @@ async fn enrol_route(
 // ---- the register, for the security officer ----------------------------------------------
 
 #[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CertificateQuery {
     /// 只列出该账号的证书
     pub account_id: Option<String>,
@@ -646,7 +647,7 @@ pub async fn list_certificates(
         "SELECT c.serial, c.fingerprint, c.subject, c.account_id, a.name, c.issued_at, \
          c.expires_at, c.revoked_at, c.reason FROM certificates c \
          LEFT JOIN accounts a ON a.id = c.account_id WHERE {where_sql} \
-         ORDER BY a.name, c.issued_at DESC LIMIT ${} OFFSET ${}",
+         ORDER BY a.sort_pinyin, a.name, c.issued_at DESC LIMIT ${} OFFSET ${}",
         binds.len() + 1,
         binds.len() + 2
     );

@@ -10,7 +10,9 @@
 //!   them) and one blind-index key.
 //! - The blind index is `hex(HMAC-SHA256(index key, kind ‖ 0 ‖ value))[..32]`. It is keyed by the
 //!   *kind* of value (ID number, phone), not by column, so the same ID number has the same
-//!   index in `members` and `accounts` and the two can be joined.
+//!   index in `members` and `accounts` and the two can be joined. The last four characters of
+//!   a member's ID number (what lists show) have their own kind, `id_number_suffix`
+//!   (`members.id_suffix_idx`), so the search finds them without opening the province.
 //!
 //! The process holds one key ring ([`install`], [`keys`]), set up when the data directory is
 //! opened: storage functions that only see a transaction (`account::store::create_account`)
@@ -319,6 +321,11 @@ impl Keys {
         } else {
             plaintext.trim().to_string()
         };
+        self.keyed(kind, &value)
+    }
+
+    /// `hex(HMAC-SHA256(index key, kind ‖ 0 ‖ value))[..32]`.
+    fn keyed(&self, kind: &str, value: &str) -> String {
         let mut ctx = hmac::Context::with_key(&self.index);
         ctx.update(kind.as_bytes());
         ctx.update(&[0]);
@@ -328,11 +335,38 @@ impl Keys {
         h
     }
 
+    /// The blind index of the last four characters of an ID number as lists show them
+    /// (`members.id_suffix_idx`), typed in a search box or taken from a whole number: its own
+    /// kind, so it never equals an index of another kind of value.
+    pub fn id_suffix_index(&self, suffix: &str) -> String {
+        self.keyed(ID_SUFFIX_KIND, &suffix.trim().to_ascii_uppercase())
+    }
+
+    /// The suffix index of a member's whole ID number: none for the unknown-number placeholder
+    /// or a value too short to have four characters.
+    pub fn id_number_suffix_index(&self, id_number: &str) -> Option<String> {
+        id_suffix(id_number).map(|s| self.id_suffix_index(&s))
+    }
+
     /// The blind index of a member's ID number: none for the unknown-number placeholder, which
     /// may repeat.
     pub fn id_number_index(&self, column: Column, id_number: &str) -> Option<String> {
         (id_number.trim() != UNKNOWN_ID_NUMBER).then(|| self.index(column, id_number))
     }
+}
+
+/// The index kind of ID number suffixes.
+const ID_SUFFIX_KIND: &str = "id_number_suffix";
+
+/// The last four characters of an ID number (upper-case `X`): none for the unknown-number
+/// placeholder or a shorter value.
+pub fn id_suffix(id_number: &str) -> Option<String> {
+    let n = id_number.trim().to_ascii_uppercase();
+    if n == UNKNOWN_ID_NUMBER || n.chars().count() < 4 {
+        return None;
+    }
+    let skip = n.chars().count() - 4;
+    Some(n.chars().skip(skip).collect())
 }
 
 /// The key id and base64 body of a sealed value, or None when it is not one.
@@ -582,6 +616,24 @@ mod tests {
             a.id_number_index(Column::MembersIdNumber, UNKNOWN_ID_NUMBER),
             None
         );
+    }
+
+    #[test]
+    fn suffix_index_matches_the_whole_numbers_suffix_only() {
+        let k = Keys::ephemeral();
+        let whole = k
+            .id_number_suffix_index("37010219800101123x")
+            .expect("a suffix");
+        assert_eq!(whole, k.id_suffix_index("123X"));
+        assert_eq!(whole, k.id_suffix_index(" 123x "));
+        assert_ne!(whole, k.id_suffix_index("1231"));
+        // Its own kind: never the index of the same characters as a whole value of another kind.
+        assert_ne!(whole, k.index(Column::MembersIdNumber, "123X"));
+        assert_ne!(whole, k.index(Column::MembersPhone, "123X"));
+        assert_ne!(whole, Keys::ephemeral().id_suffix_index("123X"), "keyed");
+        assert_eq!(k.id_number_suffix_index(UNKNOWN_ID_NUMBER), None);
+        assert_eq!(id_suffix("370102198001011231").as_deref(), Some("1231"));
+        assert_eq!(id_suffix("12"), None);
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //! reveals only equality, and the AEAD key is what protects the values.
 //!
 //! Values that are not sealed at all (a database from before encryption) are encrypted as they
-//! are, and their blind indexes filled in, so a rotation also brings such a database up to date.
+//! are, and their blind indexes filled in (for members' ID numbers also the index of the last
+//! four characters, `id_suffix_idx`), so a rotation also brings such a database up to date.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -228,6 +229,11 @@ async fn reencrypt(
                     };
                     values.push(index);
                     sets.push(format!("{ix} = ${}", values.len()));
+                }
+                if f.column == Column::MembersIdNumber {
+                    // The suffix index follows the number it was computed from.
+                    values.push(keys.id_number_suffix_index(&plain));
+                    sets.push(format!("id_suffix_idx = ${}", values.len()));
                 }
                 values.push(Some(old));
                 guards.push(format!("{} = ${}", f.name, values.len()));

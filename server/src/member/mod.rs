@@ -4,6 +4,7 @@ pub mod dict;
 pub use dangjian_codes::idcard;
 pub mod routes;
 pub mod rules;
+pub mod sort_keys;
 
 use serde::Serialize;
 use utoipa::ToSchema;

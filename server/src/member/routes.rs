@@ -7,9 +7,11 @@ use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::rules::{self, MemberInput, ValidMember, LETTER_FIELDS};
+use super::sort_keys::Derived;
 use super::{MemberRow, MemberView, MEMBER_COLUMNS};
 use crate::access::{self, Actor, Allowed, Reach};
 use crate::audit::{self, Event, Who};
+use crate::collate::NameOrder;
 use crate::crypto::{self, Column};
 use crate::db::{flag, new_id, now_rfc3339, subtree_upper, today, Db, Sql, Tx};
 use crate::error::{ApiError, ApiResult};
@@ -123,17 +125,20 @@ async fn write(
         "INSERT INTO members (name, id_number, sex, ethnicity, birth_date, education, category, branch_id, org_code, \
          joined_on, full_on, job, phone, address, status, lost_contact, lost_contact_on, floating, floating_to, \
          registered_phone, origin, title, new_social_stratum, completeness, updated_at, id, created_at, \
-         id_number_idx, registered_phone_idx) \
+         id_number_idx, registered_phone_idx, sort_pinyin, sort_strokes, id_suffix_idx) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
-         $22, $23, $24, $25, $26, $25, $27, $28)"
+         $22, $23, $24, $25, $26, $25, $27, $28, $29, $30, $31)"
     } else {
         "UPDATE members SET name = $1, id_number = $2, sex = $3, ethnicity = $4, birth_date = $5, education = $6, \
          category = $7, branch_id = $8, org_code = $9, joined_on = $10, full_on = $11, job = $12, phone = $13, \
          address = $14, status = $15, lost_contact = $16, lost_contact_on = $17, floating = $18, floating_to = $19, \
          registered_phone = $20, origin = $21, title = $22, new_social_stratum = $23, completeness = $24, \
-         updated_at = $25, id_number_idx = $27, registered_phone_idx = $28 WHERE id = $26"
+         updated_at = $25, id_number_idx = $27, registered_phone_idx = $28, sort_pinyin = $29, \
+         sort_strokes = $30, id_suffix_idx = $31 WHERE id = $26"
     };
     let keys = crypto::keys();
+    // Sort keys of the name and the suffix index go with every write of the name and number.
+    let derived = Derived::of(&keys, &v.name, &v.id_number);
     sqlx::query(sql)
         .bind(&v.name)
         .bind(keys.seal(Column::MembersIdNumber, &v.id_number))
@@ -171,6 +176,9 @@ async fn write(
                 .as_deref()
                 .map(|p| keys.index(Column::MembersRegisteredPhone, p)),
         )
+        .bind(derived.sort_pinyin)
+        .bind(derived.sort_strokes)
+        .bind(derived.id_suffix_idx)
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -214,6 +222,7 @@ pub async fn create(db: &Db, actor: &Actor, req: &MemberInput) -> ApiResult<Stri
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ViewOptions {
     /// `1` shows the full ID number and phones (audited)
     pub unmask: Option<String>,
@@ -327,13 +336,72 @@ pub async fn edit(db: &Db, actor: &Actor, id: &str, req: &MemberInput) -> ApiRes
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MemberListQuery {
     /// `1` includes every organisation below 包含下级
     pub include_sub: Option<String>,
-    /// part of the name, or a whole ID number (18 characters: exact match)
+    /// part of the name; a whole ID number (18 characters: exact match); or the last four
+    /// characters of the ID number as the list shows them (4 digits, or 3 digits and `X`).
+    /// Anything else is refused (400, field `q`) with a hint saying what can be searched.
     pub q: Option<String>,
+    /// Order of the names: `pinyin` 姓氏拼音 (default) or `strokes` 姓氏笔画 (stroke count of the
+    /// surname, then of the following characters)
+    #[param(value_type = Option<MemberSort>, inline)]
+    pub sort: Option<String>,
     pub page: Option<i64>,
     pub per_page: Option<i64>,
+}
+
+/// The orders of a member list (the schema of `sort`; the handler parses the text itself so
+/// that an unknown value is refused in Chinese naming the field).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberSort {
+    Pinyin,
+    Strokes,
+}
+
+/// What a member search box can find, and the hint when the input is none of these.
+pub const SEARCH_HINT: &str = "请输入姓名、完整的18位公民身份证号或其后4位";
+
+/// What the text typed in a member search box asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberSearch {
+    /// Nothing typed: every member.
+    All,
+    /// Part of a name (no digits, at least one letter or Han character).
+    Name(String),
+    /// A whole ID number.
+    IdNumber(String),
+    /// The last four characters of an ID number (4 digits, or 3 digits and `X`).
+    IdSuffix(String),
+    /// None of these: nothing can match, and [`SEARCH_HINT`] says why.
+    Unsupported,
+}
+
+impl MemberSearch {
+    pub fn parse(q: &str) -> MemberSearch {
+        let text = q.trim();
+        if text.is_empty() {
+            return MemberSearch::All;
+        }
+        if looks_like_id_number(text) {
+            return MemberSearch::IdNumber(text.to_ascii_uppercase());
+        }
+        let b = text.as_bytes();
+        if b.len() == 4
+            && b[..3].iter().all(u8::is_ascii_digit)
+            && (b[3].is_ascii_digit() || b[3] == b'x' || b[3] == b'X')
+        {
+            return MemberSearch::IdSuffix(text.to_ascii_uppercase());
+        }
+        // Names never hold digits (member rules); LIKE wildcards are taken literally out.
+        let name = text.replace(['%', '_'], "");
+        if !name.chars().any(char::is_numeric) && name.chars().any(char::is_alphabetic) {
+            return MemberSearch::Name(name);
+        }
+        MemberSearch::Unsupported
+    }
 }
 
 /// `GET /orgs/{id}/members`: members of an organisation (with `include_sub=1`, of its subtree),
@@ -351,15 +419,20 @@ async fn org_members(
         per_page: q.per_page,
     };
     let include_sub = matches!(q.include_sub.as_deref(), Some("1") | Some("true"));
-    list(
-        &state.db,
-        &actor,
-        &id,
-        include_sub,
-        q.q.as_deref().unwrap_or(""),
-        &paging,
-    )
-    .await
+    let order = match q.sort.as_deref().map(str::trim) {
+        None | Some("") => NameOrder::default(),
+        Some(s) => NameOrder::parse(s).ok_or_else(|| {
+            ApiError::field(
+                "sort",
+                "排序方式只能是 pinyin（姓氏拼音）或 strokes（姓氏笔画）",
+            )
+        })?,
+    };
+    let search = MemberSearch::parse(q.q.as_deref().unwrap_or(""));
+    if search == MemberSearch::Unsupported {
+        return Err(ApiError::field("q", SEARCH_HINT));
+    }
+    list(&state.db, &actor, &id, include_sub, &search, order, &paging).await
 }
 
 /// Members of an organisation (or its subtree), paged, masked.
@@ -368,38 +441,34 @@ pub async fn list(
     actor: &Actor,
     id: &str,
     include_sub: bool,
-    q: &str,
+    search: &MemberSearch,
+    order: NameOrder,
     paging: &Paging,
 ) -> ApiResult<Page<MemberView>> {
     let org = crate::org::routes::load(db, id).await?;
     access::org(actor, &org.code, Reach::Subtree)?;
-    let mut filter = Sql::new(" WHERE ");
-    if include_sub {
-        filter
-            .push("m.org_code >= ")
-            .bind(&org.code)
-            .push(" AND m.org_code < ")
-            .bind(subtree_upper(&org.code));
-    } else {
-        filter.push("m.branch_id = ").bind(&org.id);
-    }
-    let text = q.trim().replace(['%', '_'], "");
-    if looks_like_id_number(&text) {
-        // ID numbers are encrypted: a whole number is found through its blind index.
-        filter
-            .push(" AND m.id_number_idx = ")
-            .bind(crypto::index(Column::MembersIdNumber, &text));
-    } else if !text.is_empty() {
-        filter.push(" AND m.name LIKE ").bind(format!("%{text}%"));
+    if *search == MemberSearch::Unsupported {
+        return Ok(Page::new(Vec::new(), 0, paging));
     }
     let mut count = Sql::new("SELECT COUNT(*) FROM members m");
-    count.push(&filter.text).args = filter.args.clone();
+    let by_range = member_filter(&org, include_sub, search, "m.org_code");
+    count.push(&by_range.text).args = by_range.args;
     let total: i64 = count.scalar().fetch_one(db.read()).await?;
+    // A large subtree is read in name order through the sort-key index, filtering the range
+    // as it goes (`org_code || ''` is no index range, on either engine); a small one is found
+    // by its range and sorted (reading the sort index there would pass over most members).
+    let range = if include_sub && total > LARGE_SUBTREE {
+        "m.org_code || ''"
+    } else {
+        "m.org_code"
+    };
+    let filter = member_filter(&org, include_sub, search, range);
     let mut list = Sql::new(&format!(
         "SELECT {MEMBER_COLUMNS}, o.name AS branch_name FROM members m JOIN orgs o ON o.id = m.branch_id"
     ));
     list.push(&filter.text).args = filter.args;
-    list.push(" ORDER BY m.org_code, m.name, m.id LIMIT ")
+    // By the stored sort key of the name (indexed: `members_sort_*`, `members_branch_*`).
+    list.push(&format!(" ORDER BY m.{}, m.id LIMIT ", order.column()))
         .bind_int(paging.per_page())
         .push(" OFFSET ")
         .bind_int(paging.offset());
@@ -415,6 +484,48 @@ pub async fn list(
         );
     }
     Ok(Page::new(items, total, paging))
+}
+
+/// Above this many members a subtree list reads the sort-key index instead of sorting its
+/// range (sorting 200,000 rows takes SQLite about 0.6 s a page; 10,000 a few milliseconds).
+pub const LARGE_SUBTREE: i64 = 10_000;
+
+/// The WHERE clause of a member list: the branch, or the subtree range compared on `range`
+/// (the column, or an expression of it), and the search.
+fn member_filter(org: &OrgRow, include_sub: bool, search: &MemberSearch, range: &str) -> Sql {
+    let mut filter = Sql::new(" WHERE ");
+    if include_sub {
+        filter
+            .push(&format!("{range} >= "))
+            .bind(&org.code)
+            .push(&format!(" AND {range} < "))
+            .bind(subtree_upper(&org.code));
+    } else {
+        filter.push("m.branch_id = ").bind(&org.id);
+    }
+    match search {
+        MemberSearch::All => {}
+        // ID numbers are encrypted: a whole number is found through its blind index, its last
+        // four characters through theirs.
+        MemberSearch::IdNumber(n) => {
+            filter
+                .push(" AND m.id_number_idx = ")
+                .bind(crypto::index(Column::MembersIdNumber, n));
+        }
+        MemberSearch::IdSuffix(s) => {
+            filter
+                .push(" AND m.id_suffix_idx = ")
+                .bind(crypto::keys().id_suffix_index(s));
+        }
+        MemberSearch::Name(text) => {
+            filter.push(" AND m.name LIKE ").bind(format!("%{text}%"));
+        }
+        // Answered before any query.
+        MemberSearch::Unsupported => {
+            filter.push(" AND 1 = 0");
+        }
+    }
+    filter
 }
 
 /// A whole ID number as typed in a search box: 17 digits and a digit or `X` (either case).
@@ -433,5 +544,24 @@ mod tests {
         assert!(super::looks_like_id_number("370102198001011231"));
         assert!(!super::looks_like_id_number("3701021980"));
         assert!(!super::looks_like_id_number("张三"));
+    }
+
+    #[test]
+    fn searches_are_told_apart() {
+        use super::MemberSearch::*;
+        let p = super::MemberSearch::parse;
+        assert_eq!(p("  "), All);
+        assert_eq!(p("张"), Name("张".into()));
+        assert_eq!(p("阿依古丽·买买提"), Name("阿依古丽·买买提".into()));
+        assert_eq!(p("张%"), Name("张".into()));
+        assert_eq!(
+            p("37010219800101123x"),
+            IdNumber("37010219800101123X".into())
+        );
+        assert_eq!(p("1231"), IdSuffix("1231".into()));
+        assert_eq!(p("123x"), IdSuffix("123X".into()));
+        for bad in ["123", "12345", "3701021980", "张3", "12x4", "%%", "--"] {
+            assert_eq!(p(bad), Unsupported, "{bad}");
+        }
     }
 }

@@ -57,6 +57,7 @@ fn refusal(r: rules::Refusal) -> ApiError {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OrgViewOptions {
     /// `1` shows the whole contact phone (audited)
     pub unmask: Option<String>,
@@ -117,6 +118,7 @@ async fn children(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OrgSearch {
     /// part of the full or short name
     pub q: Option<String>,

@@ -161,6 +161,7 @@ pub async fn get_for_write(db: &Db, actor: &Actor, id: &str) -> ApiResult<UnitVi
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CreditCodeQuery {
     /// the code as typed (trimmed, upper-cased before the check)
     pub code: Option<String>,
@@ -217,6 +218,7 @@ async fn check_credit_code(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UnitQuery {
     /// part of the name or credit code
     pub q: Option<String>,

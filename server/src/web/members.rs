@@ -16,6 +16,7 @@ use super::{
     text_field, CsrfForm, FormErrors, PageActor,
 };
 use crate::access::Actor;
+use crate::collate::NameOrder;
 use crate::error::ApiError;
 use crate::member::dict::{self, education_groups, CATEGORIES, ETHNICITIES, JOBS, STATUSES};
 use crate::member::idcard;
@@ -70,34 +71,70 @@ pub async fn tab(
         None => !branch && q.q.is_none(),
     };
     let text = q.q.clone().unwrap_or_default();
+    let order = q
+        .sort
+        .as_deref()
+        .and_then(NameOrder::parse)
+        .unwrap_or_default();
     let paging = Paging {
         page: q.page,
         per_page: Some(q.per_page.unwrap_or(20)),
     };
     let printing = super::print::is_on(q.print.as_deref());
+    let search = ops::MemberSearch::parse(&text);
     let list = if printing {
-        let text = &text;
+        let search = &search;
         super::print::all_rows(|p| async move {
-            ops::list(&state.db, actor, &org.id, include_sub, text, &p).await
+            ops::list(&state.db, actor, &org.id, include_sub, search, order, &p).await
         })
         .await?
     } else {
-        ops::list(&state.db, actor, &org.id, include_sub, &text, &paging).await?
+        ops::list(
+            &state.db,
+            actor,
+            &org.id,
+            include_sub,
+            &search,
+            order,
+            &paging,
+        )
+        .await?
     };
-    let base = format!(
-        "/orgs/{}?tab=members&q={}&include_sub={}",
-        org.id,
-        enc(&text),
-        if include_sub { "1" } else { "0" }
-    );
+    let query = |order: NameOrder| {
+        format!(
+            "/orgs/{}?tab=members&q={}&include_sub={}&sort={}",
+            org.id,
+            enc(&text),
+            if include_sub { "1" } else { "0" },
+            order.as_str()
+        )
+    };
+    let base = query(order);
+    // The name column sorts either way: the current order is marked with an arrow, the other
+    // one is a link (which starts again at page 1).
+    let sort_link = |o: NameOrder| {
+        let short = match o {
+            NameOrder::Pinyin => "拼音",
+            NameOrder::Strokes => "笔画",
+        };
+        html! {
+            @if o == order {
+                strong.sort-current #{"sort-" (o.as_str())} title={"当前按" (o.label()) "排序"} { (short) " ▲" }
+            } @else {
+                a.sort-link #{"sort-" (o.as_str())} href={(query(o)) "&per_page=" (list.per_page)}
+                    title={"按" (o.label()) "排序"} { (short) }
+            }
+        }
+    };
     Ok(html! {
         @if !branch {
             p.muted.hint { "党员只能录入到党支部，请在左侧机构树中选择党支部后点击“新增党员”" }
         }
         form #member-search.search method="get" action={"/orgs/" (org.id)} {
             input type="hidden" name="tab" value="members";
+            input type="hidden" name="sort" value=(order.as_str());
             label for="q" { "姓名或公民身份证号" }
-            input #q type="search" name="q" value=(text) placeholder="输入姓名或完整身份证号";
+            input #q type="search" name="q" value=(text) placeholder="姓名、完整身份证号或其后4位";
             label.checkbox for="include_sub" {
                 input #include_sub type="checkbox" name="include_sub" value="1" checked[include_sub];
                 "包含下级"
@@ -114,13 +151,21 @@ pub async fn tab(
         @if printing {
             (super::print::list_head(&format!("{} 党员名单", org.name), list.items.len(), list.total))
         }
-        @if list.items.is_empty() {
+        @if search == ops::MemberSearch::Unsupported {
+            p.alert.alert-warn #search-hint role="status" { "未找到党员：" (ops::SEARCH_HINT) "。" }
+        } @else if list.items.is_empty() {
             p.muted { "没有符合条件的党员" }
         } @else {
-            table.list #member-list {
+            table.list #member-list data-sort=(order.as_str()) {
                 thead {
                     tr {
-                        th { "姓名" } th { "性别" } th { "公民身份证号" } th { "年龄" } th { "人员类别" }
+                        th.sortable aria-sort="ascending" {
+                            "姓名 "
+                            span.sort-choices title="姓名列可排序：姓氏拼音或姓氏笔画" {
+                                "（" (sort_link(NameOrder::Pinyin)) " | " (sort_link(NameOrder::Strokes)) "）"
+                            }
+                        }
+                        th { "性别" } th { "公民身份证号" } th { "年龄" } th { "人员类别" }
                         th { "所在党支部" } th { "加入党组织日期" } th { "信息完整度" } th.ops { "操作" }
                     }
                 }

@@ -49,6 +49,8 @@ pub struct OrgPageQuery {
     pub per_page: Option<i64>,
     pub include_sub: Option<String>,
     pub q: Option<String>,
+    /// Member list order: `pinyin` (default) | `strokes`
+    pub sort: Option<String>,
     pub linkage: Option<String>,
     /// `1`: the info tab shows the whole contact phone (audited)
     pub unmask: Option<String>,
