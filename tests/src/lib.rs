@@ -359,6 +359,18 @@ impl Server {
         format!("{}{}", self.base, path)
     }
 
+    /// `GET path` without a session, its body as JSON (the OpenAPI document, the health check).
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.client()
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Signs in as a demo account; returns a client carrying its bearer token. Accounts with
     /// a USB-key certificate open a card session (`POST /api/v1/session/card` over a
     /// connection presenting the certificate, which the returned client keeps presenting);

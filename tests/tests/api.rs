@@ -1104,15 +1104,7 @@ async fn contact_phones_and_birth_dates_stay_masked_in_lists() {
 #[tokio::test]
 async fn request_schemas_carry_the_validators_constraints() {
     let server = Server::demo(10, None).await;
-    let doc: Value = server
-        .client()
-        .get(server.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = server.get_json("/api/v1/openapi.json").await;
     let prop = |schema: &str, field: &str| {
         doc["components"]["schemas"][schema]["properties"][field].clone()
     };
@@ -1233,15 +1225,7 @@ async fn member_lists_sort_by_name_and_find_by_id_suffix() {
         assert!(r.message().contains("其后4位"), "{}", r.message());
     }
     // The OpenAPI document tells the new parameter and its two values.
-    let doc: Value = server
-        .client()
-        .get(server.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = server.get_json("/api/v1/openapi.json").await;
     let params = doc["paths"]["/api/v1/orgs/{id}/members"]["get"]["parameters"]
         .as_array()
         .unwrap();

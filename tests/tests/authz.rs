@@ -171,15 +171,7 @@ const POLICY: &[(&str, &str, Rule)] = &[
 /// Every route the server serves: the API from its OpenAPI document plus the routes added
 /// outside it, and the pages from the page router's table (GET and POST for each path).
 async fn all_routes(server: &Server) -> BTreeSet<(String, String)> {
-    let doc: Value = server
-        .client()
-        .get(server.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = server.get_json("/api/v1/openapi.json").await;
     let mut routes = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {

@@ -72,16 +72,8 @@ fn card_sign_in(server: &Server, a: &DemoAccount) -> (i32, u16, Value) {
 
 /// Waits (up to 20 s) until `done` holds for the health answer.
 async fn wait_health(server: &Server, done: impl Fn(&Value) -> bool) -> Value {
-    let client = server.client();
     for _ in 0..80 {
-        let health: Value = client
-            .get(server.url("/api/v1/health"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let health = server.get_json("/api/v1/health").await;
         if done(&health) {
             return health;
         }

@@ -31,12 +31,7 @@ fn shell(title: &str, status: StatusCode, body: Markup) -> Response {
         html! {
             (DOCTYPE)
             html lang="zh-CN" {
-                head {
-                    meta charset="utf-8";
-                    meta name="viewport" content="width=device-width, initial-scale=1";
-                    title { (title) " - 党员信息管理系统" }
-                    link rel="stylesheet" href="/static/app.css";
-                }
+                (super::head(title, false))
                 body.login-body {
                     main.login-box {
                         h1 { (title) }

@@ -80,12 +80,7 @@ pub fn plain_page(status: StatusCode, title: &str, body: Markup) -> Response {
         html! {
             (DOCTYPE)
             html lang="zh-CN" {
-                head {
-                    meta charset="utf-8";
-                    meta name="viewport" content="width=device-width, initial-scale=1";
-                    title { (title) " - 党员信息管理系统" }
-                    link rel="stylesheet" href="/static/app.css";
-                }
+                (super::head(title, false))
                 body.plain-body {
                     header.plain-header { a href="/" { "党员信息管理系统" } }
                     main.plain-main { (body) }

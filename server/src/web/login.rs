@@ -68,12 +68,7 @@ fn render(
     let markup = html! {
         (DOCTYPE)
         html lang="zh-CN" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "登录 - 党员信息管理系统" }
-                link rel="stylesheet" href="/static/app.css";
-            }
+            (super::head("登录", false))
             body.login-body {
                 main.login-box {
                     h1 { "党员信息管理系统" }

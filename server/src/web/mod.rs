@@ -417,6 +417,20 @@ pub fn role_text(actor: &Actor) -> String {
 
 /// The whole page: header with the person, role and scope; the tree on the left; breadcrumbs
 /// and the work area on the right.
+/// The `<head>` of every page: charset, viewport, title, the style sheet and (on pages with
+/// forms, the tree or printing) the script.
+pub fn head(title: &str, script: bool) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " - 党员信息管理系统" }
+            link rel="stylesheet" href="/static/app.css";
+            @if script { script src="/static/app.js" defer {} }
+        }
+    }
+}
+
 pub fn page(
     actor: &Actor,
     title: &str,
@@ -427,13 +441,7 @@ pub fn page(
     let markup = html! {
         (DOCTYPE)
         html lang="zh-CN" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " - 党员信息管理系统" }
-                link rel="stylesheet" href="/static/app.css";
-                script src="/static/app.js" defer {}
-            }
+            (head(title, true))
             body {
                 header.top {
                     div.brand { "党员信息管理系统" }
