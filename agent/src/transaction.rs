@@ -160,12 +160,17 @@ impl Reader {
 
     fn connect(&mut self) -> Result<(), PivError> {
         // Right after insertion pcscd (or a program that looked at the card) may still hold
-        // it for a moment: a sharing violation is retried for up to 3 s.
+        // it for a moment, or still be settling its protocol: a sharing violation or a protocol
+        // mismatch is retried for up to 3 s.
         let deadline = Instant::now() + Duration::from_secs(3);
         let mut result = self
             .ctx
             .connect(self.name_cstr(), self.share, Protocols::ANY);
-        while matches!(result, Err(pcsc::Error::SharingViolation)) && Instant::now() < deadline {
+        while matches!(
+            result,
+            Err(pcsc::Error::SharingViolation | pcsc::Error::ProtoMismatch)
+        ) && Instant::now() < deadline
+        {
             std::thread::sleep(Duration::from_millis(100));
             result = self
                 .ctx
