@@ -921,6 +921,9 @@ fn branch_spec(name: String, work_category: &Option<String>) -> OrgSpec<'static>
 /// What the tree builder hands back.
 struct Tree {
     first_city: OrgRef,
+    /// The county committee above the tier-2 committee: the nearest tier-1 organisation in
+    /// its members' chain, which approves what is reserved to county level.
+    county: OrgRef,
     tier2_committee: OrgRef,
     branches: Vec<BranchSlot>,
 }
@@ -929,6 +932,7 @@ async fn build_tree(g: &mut Gen, tx: &mut Tx, root: &OrgRef) -> anyhow::Result<T
     let mut branches = Vec::new();
     let mut first_city = None;
     let mut tier2 = None;
+    let mut tier2_county = None;
     for (ci, city) in CITIES.iter().enumerate() {
         let city_org = g
             .add_org(
@@ -996,6 +1000,7 @@ async fn build_tree(g: &mut Gen, tx: &mut Tx, root: &OrgRef) -> anyhow::Result<T
                 link_unit(tx, &committee.id, &unit.id, true).await?;
                 if bi == 0 && tier2.is_none() {
                     tier2 = Some(committee.clone());
+                    tier2_county = Some(county_org.clone());
                 }
 
                 // A general branch with two or three branches.
@@ -1153,9 +1158,10 @@ async fn build_tree(g: &mut Gen, tx: &mut Tx, root: &OrgRef) -> anyhow::Result<T
             }
         }
     }
-    match (first_city, tier2) {
-        (Some(first_city), Some(tier2_committee)) => Ok(Tree {
+    match (first_city, tier2, tier2_county) {
+        (Some(first_city), Some(tier2_committee), Some(county)) => Ok(Tree {
             first_city,
+            county,
             tier2_committee,
             branches,
         }),
@@ -1411,7 +1417,8 @@ pub async fn generate(
     };
     // The general branch's admin, then a security officer and an auditor of the first city
     // (officers and auditors below the root, whose reach stops at their subtree).
-    for _ in 0..3 {
+    // Then the county's tier-1 admin (approvals reserved to county level).
+    for _ in 0..4 {
         let male = g.rng.gen_bool(0.6);
         let birth = date_between(&mut g.rng, date(1970, 1, 1), date(1992, 12, 31));
         let id_number = unique_id_number(&mut g.rng, birth, male, &mut ids);
@@ -1420,7 +1427,7 @@ pub async fn generate(
         account_people.push((name, id_number, mobile));
     }
 
-    let scopes: [(Role, &OrgRef, Option<u8>, &str); 8] = [
+    let scopes: [(Role, &OrgRef, Option<u8>, &str); 9] = [
         (Role::Security, &root, None, "1"),
         (Role::Auditor, &root, None, "1"),
         (Role::Admin, &tree.first_city, Some(1), "1"),
@@ -1429,6 +1436,7 @@ pub async fn generate(
         (Role::Admin, &general, Some(3), "621"),
         (Role::Security, &tree.first_city, None, "1"),
         (Role::Auditor, &tree.first_city, None, "1"),
+        (Role::Admin, &tree.county, Some(1), "1"),
     ];
     let mut accounts = Vec::with_capacity(scopes.len());
     for ((role, org, tier, category), (name, id_number, mobile)) in

@@ -244,6 +244,11 @@ fn on_constraint(message: &str) -> Option<ApiError> {
             "该人员在该党组织已有授权",
         ),
         (
+            &["applications.member_id", "applications_pending_member"],
+            "member_id",
+            "该党员已有待审批的申请，请等待审批完成或取消该申请后再办理",
+        ),
+        (
             &["accounts.id_number", "accounts_id_number_key"],
             "id_number",
             "该公民身份证号已有账号",

@@ -8,6 +8,7 @@ pub mod access;
 pub mod account;
 pub mod api_doc;
 pub mod app;
+pub mod approval;
 pub mod audit;
 pub mod card;
 pub mod cli;

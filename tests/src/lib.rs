@@ -310,6 +310,17 @@ impl Server {
             .unwrap_or_else(|| panic!("no demo account {role} {tier:?} on a {category}"))
     }
 
+    /// The tier-1 admin of the county above the tier-2 demo committee: the approver of what is
+    /// reserved to county level for the members of the tier-2 and tier-3 demo scopes.
+    pub fn county_admin(&self) -> DemoAccount {
+        self.accounts
+            .iter()
+            .filter(|a| a.role == "admin" && a.tier == Some(1))
+            .nth(1)
+            .cloned()
+            .expect("the county's tier-1 demo admin")
+    }
+
     /// The platform CA certificate (PEM path) that clients trust.
     pub fn ca_path(&self) -> PathBuf {
         self.data.path().join("tls/ca.crt")

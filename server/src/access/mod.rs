@@ -210,6 +210,93 @@ pub fn member(actor: &Actor, member_org_code: &str) -> Result<Allowed, ApiError>
     }
 }
 
+/// The tier names the pages use (SPEC §1).
+pub fn tier_label(tier: u8) -> &'static str {
+    match tier {
+        1 => "县级及以上党委",
+        2 => "基层党委（具有发展党员审批权限）",
+        _ => "党总支、党支部",
+    }
+}
+
+/// May the actor do `action` to a member (or a history record, or a branch it enters a member
+/// into) kept in `target_code`, holding one of `tiers` (SPEC §4's table: status changes,
+/// recovery, cancel phone, correction delete)? Outside the scope is answered as not found; the
+/// wrong tier as forbidden, naming the tiers that may.
+pub fn member_at_tier(
+    actor: &Actor,
+    target_code: &str,
+    tiers: &[u8],
+    action: &str,
+) -> Result<Allowed, ApiError> {
+    business_role(actor)?;
+    if !code_within(&actor.org_code, target_code) {
+        return Err(ApiError::out_of_scope("党员"));
+    }
+    if actor.tier.is_some_and(|t| tiers.contains(&t)) {
+        Ok(Allowed(()))
+    } else {
+        let names: Vec<&str> = tiers.iter().map(|t| tier_label(*t)).collect();
+        Err(ApiError::forbidden(format!(
+            "“{action}”只能由{}管理员办理",
+            names.join("、")
+        )))
+    }
+}
+
+/// May the actor approve or reject an application whose approver is the organisation
+/// `approver_code` at `approver_tier` (SPEC §5)? Only the admins of that organisation holding
+/// that tier, and never on an application they submitted themselves.
+pub fn decide(
+    actor: &Actor,
+    approver_code: &str,
+    approver_tier: u8,
+    applicant_account_id: &str,
+) -> Result<Allowed, ApiError> {
+    business_role(actor)?;
+    if actor.tier != Some(approver_tier) || actor.org_code != approver_code {
+        return Err(ApiError::forbidden(format!(
+            "该申请须由{}管理员在“维护审批”中审批",
+            tier_label(approver_tier)
+        )));
+    }
+    if actor.account_id == applicant_account_id {
+        return Err(ApiError::forbidden("不能审批本人提交的申请"));
+    }
+    Ok(Allowed(()))
+}
+
+/// May the actor see an application: its approver, or an admin whose scope holds the applying
+/// organisation or the member's organisation? Anything else is answered as not found.
+pub fn application_read(
+    actor: &Actor,
+    approver: (&str, u8),
+    applicant_code: &str,
+    subject_code: &str,
+) -> Result<Allowed, ApiError> {
+    business_role(actor)?;
+    let approver_sees = actor.tier == Some(approver.1) && actor.org_code == approver.0;
+    if approver_sees
+        || code_within(&actor.org_code, applicant_code)
+        || code_within(&actor.org_code, subject_code)
+    {
+        Ok(Allowed(()))
+    } else {
+        Err(ApiError::out_of_scope("申请"))
+    }
+}
+
+/// May the actor withdraw 取消申请 an application made by the organisation `applicant_code`? Its
+/// admins and those above it.
+pub fn withdraw(actor: &Actor, applicant_code: &str) -> Result<Allowed, ApiError> {
+    business_role(actor)?;
+    if code_within(&actor.org_code, applicant_code) {
+        Ok(Allowed(()))
+    } else {
+        Err(ApiError::forbidden("只有申请单位及其上级党组织的管理员可以取消申请"))
+    }
+}
+
 /// May the actor see a unit owned by, managed by or linked to organisations with these codes?
 /// Units outside the scope are answered as not found.
 pub fn unit_read<'a>(

@@ -54,10 +54,12 @@ pub enum Column {
     AccountsMobile,
     AccountsTotpSecret,
     OrgsContactPhone,
+    /// The submitted data of an application (JSON; may carry an ID number and phones).
+    ApplicationsData,
 }
 
 impl Column {
-    pub const ALL: [Column; 7] = [
+    pub const ALL: [Column; 8] = [
         Column::MembersIdNumber,
         Column::MembersPhone,
         Column::MembersRegisteredPhone,
@@ -65,6 +67,7 @@ impl Column {
         Column::AccountsMobile,
         Column::AccountsTotpSecret,
         Column::OrgsContactPhone,
+        Column::ApplicationsData,
     ];
 
     /// `table.column`, the associated data.
@@ -77,6 +80,7 @@ impl Column {
             Column::AccountsMobile => "accounts.mobile",
             Column::AccountsTotpSecret => "accounts.totp_secret",
             Column::OrgsContactPhone => "orgs.contact_phone",
+            Column::ApplicationsData => "applications.data",
         }
     }
 
@@ -89,6 +93,7 @@ impl Column {
             | Column::AccountsMobile
             | Column::OrgsContactPhone => "phone",
             Column::AccountsTotpSecret => "totp_secret",
+            Column::ApplicationsData => "application_data",
         }
     }
 }

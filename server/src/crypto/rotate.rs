@@ -32,12 +32,15 @@ struct Field {
 
 struct Table {
     name: &'static str,
+    /// The primary key column (rows are visited in its order).
+    key: &'static str,
     fields: &'static [Field],
 }
 
-const TABLES: [Table; 3] = [
+const TABLES: [Table; 5] = [
     Table {
         name: "members",
+        key: "id",
         fields: &[
             Field {
                 column: Column::MembersIdNumber,
@@ -58,6 +61,7 @@ const TABLES: [Table; 3] = [
     },
     Table {
         name: "accounts",
+        key: "id",
         fields: &[
             Field {
                 column: Column::AccountsIdNumber,
@@ -76,8 +80,40 @@ const TABLES: [Table; 3] = [
             },
         ],
     },
+    // History rows keep the members' sealed values as they were (same associated data).
+    Table {
+        name: "member_history",
+        key: "history_id",
+        fields: &[
+            Field {
+                column: Column::MembersIdNumber,
+                name: "id_number",
+                index: Some("id_number_idx"),
+            },
+            Field {
+                column: Column::MembersPhone,
+                name: "phone",
+                index: None,
+            },
+            Field {
+                column: Column::MembersRegisteredPhone,
+                name: "registered_phone",
+                index: Some("registered_phone_idx"),
+            },
+        ],
+    },
+    Table {
+        name: "applications",
+        key: "id",
+        fields: &[Field {
+            column: Column::ApplicationsData,
+            name: "data",
+            index: None,
+        }],
+    },
     Table {
         name: "orgs",
+        key: "id",
         fields: &[Field {
             column: Column::OrgsContactPhone,
             name: "contact_phone",
@@ -183,8 +219,9 @@ async fn reencrypt(
     let current = format!("v{}:%", keys.current());
     let columns: Vec<&str> = table.fields.iter().map(|f| f.name).collect();
     let stale: Vec<String> = columns.iter().map(|c| format!("{c} NOT LIKE $2")).collect();
+    let key = table.key;
     let select = format!(
-        "SELECT id, {} FROM {} WHERE id > $1 AND ({}) ORDER BY id LIMIT {batch}",
+        "SELECT {key}, {} FROM {} WHERE {key} > $1 AND ({}) ORDER BY {key} LIMIT {batch}",
         columns.join(", "),
         table.name,
         stale.join(" OR ")
@@ -244,9 +281,10 @@ async fn reencrypt(
             seen += 1;
             values.push(Some(id.clone()));
             let sql = format!(
-                "UPDATE {} SET {} WHERE id = ${} AND {}",
+                "UPDATE {} SET {} WHERE {} = ${} AND {}",
                 table.name,
                 sets.join(", "),
+                table.key,
                 values.len(),
                 guards.join(" AND ")
             );

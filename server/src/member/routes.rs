@@ -25,7 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(org_members))
 }
 
-async fn load(db: &Db, id: &str) -> ApiResult<(MemberRow, String)> {
+pub(crate) async fn load(db: &Db, id: &str) -> ApiResult<(MemberRow, String)> {
     let row: Option<MemberRow> = sqlx::query_as(&format!(
         "SELECT {MEMBER_COLUMNS} FROM members m WHERE m.id = $1"
     ))
@@ -44,7 +44,7 @@ async fn load(db: &Db, id: &str) -> ApiResult<(MemberRow, String)> {
 
 /// The branch a member is entered into: must exist, be in scope, be active and be a
 /// branch-type organisation (631/632/9).
-async fn branch_for_entry(
+pub(crate) async fn branch_for_entry(
     db: &Db,
     actor: &Actor,
     branch_id: Option<&str>,
@@ -77,7 +77,7 @@ async fn branch_for_entry(
 
 /// Uniqueness of the ID number and the registered phone, through their blind indexes (the
 /// unique indexes back this up under concurrency).
-async fn ensure_unique(tx: &mut Tx, v: &ValidMember, except: &str) -> ApiResult<()> {
+pub(crate) async fn ensure_unique(tx: &mut Tx, v: &ValidMember, except: &str) -> ApiResult<()> {
     if v.id_number != super::idcard::UNKNOWN_ID_NUMBER {
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM members WHERE id_number_idx = $1 AND id <> $2",
@@ -107,13 +107,28 @@ async fn ensure_unique(tx: &mut Tx, v: &ValidMember, except: &str) -> ApiResult<
                 "该注册手机号已被其他党员使用",
             ));
         }
+        // A member in history keeps the number until it is cancelled 注销手机号 (SPEC §4).
+        let held: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM member_history WHERE registered_phone_idx = $1 AND id <> $2 \
+             AND recovered_at IS NULL",
+        )
+        .bind(crypto::index(Column::MembersRegisteredPhone, p))
+        .bind(except)
+        .fetch_one(&mut **tx)
+        .await?;
+        if held > 0 {
+            return Err(ApiError::conflict_field(
+                "registered_phone",
+                "该注册手机号仍登记在历史党员名下，须先注销手机号",
+            ));
+        }
     }
     Ok(())
 }
 
 /// Writes a validated member (insert or full update) inside `tx`, sealing the ID number and
 /// phones and storing their blind indexes.
-async fn write(
+pub(crate) async fn write(
     tx: &mut Tx,
     id: &str,
     branch: &OrgRow,
@@ -219,6 +234,36 @@ pub async fn create(db: &Db, actor: &Actor, req: &MemberInput) -> ApiResult<Stri
     .await?;
     tx.commit().await?;
     Ok(id)
+}
+
+/// Sets a member's name (and the sort keys that go with it) inside `tx`: a rename that the
+/// real-name source confirmed, or one approved after review.
+pub(crate) async fn set_name(
+    tx: &mut Tx,
+    id: &str,
+    name: &str,
+    _allowed: &Allowed,
+) -> ApiResult<()> {
+    let sealed: Option<String> = sqlx::query_scalar("SELECT id_number FROM members WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let sealed = sealed.ok_or_else(|| ApiError::not_found("党员"))?;
+    let keys = crypto::keys();
+    let id_number = keys.open(Column::MembersIdNumber, &sealed)?;
+    let derived = Derived::of(&keys, name, &id_number);
+    sqlx::query(
+        "UPDATE members SET name = $1, sort_pinyin = $2, sort_strokes = $3, updated_at = $4 \
+         WHERE id = $5",
+    )
+    .bind(name)
+    .bind(derived.sort_pinyin)
+    .bind(derived.sort_strokes)
+    .bind(now_rfc3339())
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

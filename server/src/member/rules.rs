@@ -18,7 +18,7 @@ pub fn earliest_join_date() -> NaiveDate {
 
 /// A member as submitted (direct entry or edit). Every field is optional here so that each
 /// missing one is reported by name in Chinese.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, ToSchema)]
 pub struct MemberInput {
     /// 姓名
     pub name: Option<String>,
