@@ -25,6 +25,10 @@ enum Rule {
     /// general branch directly below the tier-2 admin's committee, so tiers 1 and 2 may edit
     /// it and the tier-3 admin whose branch owns it may only read it (SPEC §3).
     UnitKeeper,
+    /// Admins of exactly this tier, on a target inside their scope (SPEC §4's table: recovery
+    /// and permanent deletion by tier 1, cancel phone by tier 2, correction delete by tier 3;
+    /// the in-scope application's approver is the tier-2 committee).
+    AdminTier(u8),
     /// Security officers, on a target inside their scope.
     Security,
     /// Auditors.
@@ -87,6 +91,23 @@ const POLICY: &[(&str, &str, Rule)] = &[
     ("POST", "/api/v1/members", Admin),
     ("GET", "/api/v1/members/{id}", Admin),
     ("PATCH", "/api/v1/members/{id}", Admin),
+    ("POST", "/api/v1/members/{id}/correction-delete", AdminTier(3)),
+    ("POST", "/api/v1/members/{id}/rename", Admin),
+    ("POST", "/api/v1/members/{id}/registered-phone", Admin),
+    ("POST", "/api/v1/members/{id}/registered-phone/code", Admin),
+    // applications, approvals and history
+    ("GET", "/api/v1/applications", Admin),
+    ("POST", "/api/v1/applications", Admin),
+    ("GET", "/api/v1/applications/{id}", Admin),
+    ("POST", "/api/v1/applications/{id}/approve", AdminTier(2)),
+    ("POST", "/api/v1/applications/{id}/reject", AdminTier(2)),
+    ("POST", "/api/v1/applications/{id}/withdraw", Admin),
+    ("GET", "/api/v1/approvals", Admin),
+    ("GET", "/api/v1/history", Admin),
+    ("GET", "/api/v1/history/{id}", Admin),
+    ("POST", "/api/v1/history/{id}/recover", AdminTier(1)),
+    ("POST", "/api/v1/history/{id}/purge", AdminTier(1)),
+    ("POST", "/api/v1/history/{id}/cancel-phone", AdminTier(2)),
     // audit
     ("GET", "/api/v1/audit", Auditor),
     ("GET", "/api/v1/audit/export", Auditor),
@@ -200,6 +221,8 @@ struct Caller {
     admin_reach: (bool, bool),
     /// For security officers and auditors: scoped at the root (every target is inside).
     root: bool,
+    /// For admins: the tier of the active grant.
+    tier: Option<u8>,
 }
 
 /// Targets: objects inside every admin's scope (A: the tier-3 admin's branch) and objects
@@ -227,6 +250,10 @@ impl Targets {
         }
         let family = if template.contains("/orgs/") {
             "org"
+        } else if template.contains("/applications/") {
+            "application"
+        } else if template.contains("/history/") {
+            "history"
         } else if template.contains("/members/") {
             "member"
         } else if template.contains("/units/") {
@@ -261,6 +288,11 @@ fn expected(rule: Rule, caller: &Caller, scoped: bool, inside: bool) -> bool {
         Admin => caller.role == "admin" && (!scoped || (inside && caller.admin_reach.0)),
         AdminBelow | UnitKeeper => {
             caller.role == "admin" && (!scoped || (inside && caller.admin_reach.1))
+        }
+        AdminTier(t) => {
+            caller.role == "admin"
+                && caller.tier == Some(t)
+                && (!scoped || (inside && caller.admin_reach.0))
         }
         // Grants, accounts and certificates outside: an account with a live grant beyond the
         // first city, which only the root's officer may manage.
@@ -423,7 +455,57 @@ async fn every_route_admits_exactly_the_allowed_callers() {
             serial,
         ));
     }
+    // An application inside (an exit of a new member of branch A: the tier-2 committee
+    // approves it) and a history record inside (a death approved by the committee); outside,
+    // the same written straight into the database for a member of org B.
+    let fresh = |seq: u16, name: &'static str| {
+        let person = dangjian_server::member::idcard::compose(
+            "370102",
+            chrono::NaiveDate::from_ymd_opt(1984, 5, 6).unwrap(),
+            seq,
+        );
+        let body = json!({"name": name, "id_number": person, "ethnicity": "01", "education": "21",
+            "category": "full", "branch_id": tier3.org_id, "joined_on": "2010-06-01",
+            "full_on": "2011-06-01", "job": "worker", "phone": "13800001234", "address": "测试地址"});
+        let t3_api = t3_api.clone();
+        async move {
+            let m = t3_api.post("/api/v1/members", body).await;
+            assert_eq!(m.status, 201, "{:?}", m.body);
+            m.body["id"].as_str().unwrap().to_string()
+        }
+    };
+    let leaving = |member: String, kind: &'static str| {
+        let t3_api = t3_api.clone();
+        async move {
+            let a = t3_api
+                .post(
+                    "/api/v1/applications",
+                    json!({"kind": kind, "member_id": member, "date": "2026-10-01", "reason": "矩阵测试"}),
+                )
+                .await;
+            assert_eq!(a.status, 201, "{:?}", a.body);
+            a.body["id"].as_str().unwrap().to_string()
+        }
+    };
+    let application_a = leaving(fresh(91, "矩阵出党").await, "exit").await;
+    let dead = fresh(93, "矩阵去世").await;
+    let death = leaving(dead.clone(), "death").await;
+    let approved = t2_api
+        .post(&format!("/api/v1/applications/{death}/approve"), json!({}))
+        .await;
+    assert_eq!(approved.status, 200, "{:?}", approved.body);
+    let history_a = db_scalar(
+        &server,
+        "SELECT history_id FROM member_history WHERE id = $1",
+        &dead,
+    )
+    .await;
+    let (application_b, history_b) = outside_application_and_history(&server, &member_b).await;
     let mut ids = HashMap::new();
+    ids.insert(("application", true), application_a);
+    ids.insert(("application", false), application_b);
+    ids.insert(("history", true), history_a);
+    ids.insert(("history", false), history_b);
     let (grant_b, account_b, serial_b) = outside.remove(0);
     let (page_grant_b, page_account_b, page_serial_b) = outside.remove(0);
     ids.insert(("grant", false), grant_b);
@@ -475,29 +557,32 @@ async fn every_route_admits_exactly_the_allowed_callers() {
         role: "none",
         admin_reach: (false, false),
         root: false,
+        tier: None,
     });
     let city_officer_api = server.sign_in(&city("security")).await;
     let city_auditor_api = server.sign_in(&city("auditor")).await;
-    for (name, role, api, reach, root) in [
-        ("security", "security", officer_api, (false, false), true),
+    for (name, role, api, reach, root, tier) in [
+        ("security", "security", officer_api, (false, false), true, None),
         (
             "security (city)",
             "security",
             city_officer_api,
             (false, false),
             false,
+            None,
         ),
-        ("auditor", "auditor", auditor_api, (false, false), true),
+        ("auditor", "auditor", auditor_api, (false, false), true, None),
         (
             "auditor (city)",
             "auditor",
             city_auditor_api,
             (false, false),
             false,
+            None,
         ),
-        ("admin tier 1", "admin", t1_api, (true, true), false),
-        ("admin tier 2", "admin", t2_api, (true, true), false),
-        ("admin tier 3", "admin", t3_api, (true, false), false),
+        ("admin tier 1", "admin", t1_api, (true, true), false, Some(1)),
+        ("admin tier 2", "admin", t2_api, (true, true), false, Some(2)),
+        ("admin tier 3", "admin", t3_api, (true, false), false, Some(3)),
     ] {
         let csrf = csrf_of(&api).await;
         callers.push(Caller {
@@ -507,6 +592,7 @@ async fn every_route_admits_exactly_the_allowed_callers() {
             role,
             admin_reach: reach,
             root,
+            tier,
         });
     }
 
@@ -631,6 +717,41 @@ async fn db_scalar(server: &Server, sql: &str, bind: &str) -> String {
         .fetch_one(&mut conn)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// An application and a history record about `member_b` (outside every admin's scope), written
+/// straight into the database: no admin of the demo may make them.
+async fn outside_application_and_history(server: &Server, member_b: &str) -> (String, String) {
+    sqlx::any::install_default_drivers();
+    let url = format!(
+        "sqlite://{}?mode=rw",
+        server.data.path().join("dangjian.db").display()
+    );
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO applications (id, kind, state, member_id, member_name, subject_org_code, \
+         subject_org_name, applicant_account_id, applicant_name, applicant_org_id, applicant_org_code, \
+         applicant_org_name, approver_org_id, approver_org_code, approver_org_name, approver_tier, data, \
+         attachments, submitted_at) SELECT 'application-b', 'exit', 'pending', m.id, m.name, m.org_code, \
+         o.name, 'nobody', '外部', o.id, o.code, o.name, o.id, o.code, o.name, 2, 'x', '[]', m.created_at \
+         FROM members m JOIN orgs o ON o.id = m.branch_id WHERE m.id = $1",
+    )
+    .bind(member_b)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query(&format!(
+        "INSERT INTO member_history (history_id, reason, left_on, remark, recorded_at, recorded_by, {cols}) \
+         SELECT 'history-b', 'other', '2026-01-01', '矩阵', created_at, '外部', {cols} FROM members WHERE id = $1",
+        cols = dangjian_server::approval::history::COPY_COLUMNS
+    ))
+    .bind(member_b)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    ("application-b".into(), "history-b".into())
 }
 
 /// Issues a card certificate for the grant `grant_id` through a one-time enrolment code issued
