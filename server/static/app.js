@@ -658,3 +658,20 @@
     }, 300));
   }
 })();
+
+// The count of applications waiting for the admin's decision, on the 维护审批 link.
+(function () {
+  "use strict";
+  const badge = document.getElementById("approvals-badge");
+  if (!badge) return;
+  fetch("/api/v1/approvals?state=pending&per_page=1", { credentials: "same-origin" })
+    .then((r) => (r.ok ? r.json() : null))
+    .then((page) => {
+      if (page && page.total > 0) {
+        badge.textContent = String(page.total);
+        badge.hidden = false;
+        badge.title = page.total + " 项待审批";
+      }
+    })
+    .catch(() => {});
+})();

@@ -52,7 +52,9 @@ fn exit_of(member_id: &str, kind: &str) -> Value {
 }
 
 async fn inbox_ids(api: &Api) -> Vec<String> {
-    let r = api.get("/api/v1/approvals?state=pending&per_page=200").await;
+    let r = api
+        .get("/api/v1/approvals?state=pending&per_page=200")
+        .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     r.body["items"]
         .as_array()
@@ -160,7 +162,10 @@ async fn the_table_holds(server: &Server) {
         .await;
     assert_eq!(r.status, 403, "{:?}", r.body);
     let r = county
-        .post(&format!("/api/v1/history/{exit_history}/recover"), json!({}))
+        .post(
+            &format!("/api/v1/history/{exit_history}/recover"),
+            json!({}),
+        )
         .await;
     assert_eq!(r.status, 400, "{:?}", r.body);
     assert_eq!(r.field(), Some("reason"));
@@ -214,7 +219,10 @@ async fn the_table_holds(server: &Server) {
     assert!(!inbox_ids(&committee).await.contains(&stop_id));
     assert!(inbox_ids(&county).await.contains(&stop_id));
     let r = county
-        .post(&format!("/api/v1/applications/{stop_id}/approve"), json!({}))
+        .post(
+            &format!("/api/v1/applications/{stop_id}/approve"),
+            json!({}),
+        )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     history_of(&history_ids(&branch, "stopped").await, &stop_member);
@@ -226,14 +234,24 @@ async fn the_table_holds(server: &Server) {
     let death_id = app["id"].as_str().unwrap().to_string();
     // The committee applied: another admin of it would approve, not the applicant himself.
     let r = committee
-        .post(&format!("/api/v1/applications/{death_id}/approve"), json!({}))
+        .post(
+            &format!("/api/v1/applications/{death_id}/approve"),
+            json!({}),
+        )
         .await;
     assert_eq!(r.status, 403, "{:?}", r.body);
     assert!(r.message().contains("本人"), "{:?}", r.body);
     let r = branch
-        .post(&format!("/api/v1/applications/{death_id}/withdraw"), json!({}))
+        .post(
+            &format!("/api/v1/applications/{death_id}/withdraw"),
+            json!({}),
+        )
         .await;
-    assert_eq!(r.status, 403, "a lower organisation cannot withdraw it: {:?}", r.body);
+    assert_eq!(
+        r.status, 403,
+        "a lower organisation cannot withdraw it: {:?}",
+        r.body
+    );
     let r = committee
         .post(
             &format!("/api/v1/applications/{death_id}/withdraw"),
@@ -246,21 +264,33 @@ async fn the_table_holds(server: &Server) {
     assert_eq!(status, 201, "{app}");
     let death_id = app["id"].as_str().unwrap().to_string();
     let r = committee
-        .post(&format!("/api/v1/applications/{death_id}/approve"), json!({}))
+        .post(
+            &format!("/api/v1/applications/{death_id}/approve"),
+            json!({}),
+        )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     let deaths = history_ids(&branch, "death").await;
     let dead_history = history_of(&deaths, &dead);
     let r = county
-        .post(&format!("/api/v1/history/{dead_history}/cancel-phone"), json!({}))
+        .post(
+            &format!("/api/v1/history/{dead_history}/cancel-phone"),
+            json!({}),
+        )
         .await;
     assert_eq!(r.status, 403, "cancel phone is tier 2's: {:?}", r.body);
     let r = committee
-        .post(&format!("/api/v1/history/{dead_history}/cancel-phone"), json!({}))
+        .post(
+            &format!("/api/v1/history/{dead_history}/cancel-phone"),
+            json!({}),
+        )
         .await;
     assert_eq!(r.status, 204, "{:?}", r.body);
     let r = committee
-        .post(&format!("/api/v1/history/{dead_history}/cancel-phone"), json!({}))
+        .post(
+            &format!("/api/v1/history/{dead_history}/cancel-phone"),
+            json!({}),
+        )
         .await;
     assert_eq!(r.status, 409, "already cancelled: {:?}", r.body);
 
@@ -270,7 +300,10 @@ async fn the_table_holds(server: &Server) {
     assert_eq!(status, 201, "{app}");
     let r = county
         .post(
-            &format!("/api/v1/applications/{}/approve", app["id"].as_str().unwrap()),
+            &format!(
+                "/api/v1/applications/{}/approve",
+                app["id"].as_str().unwrap()
+            ),
             json!({}),
         )
         .await;
@@ -308,7 +341,10 @@ async fn the_table_holds(server: &Server) {
     });
     let supplement = json!({"kind": "supplement", "member": person, "reason": "采集时遗漏"});
     let (status, body) = apply(&branch, supplement.clone()).await;
-    assert_eq!(status, 403, "tier 3 may not apply for a supplementary entry: {body}");
+    assert_eq!(
+        status, 403,
+        "tier 3 may not apply for a supplementary entry: {body}"
+    );
     let (status, body) = apply(&county, supplement.clone()).await;
     assert_eq!(status, 403, "nor tier 1: {body}");
     let (status, app) = apply(&committee, supplement).await;
@@ -316,13 +352,19 @@ async fn the_table_holds(server: &Server) {
     assert_eq!(app["data"]["member"]["id_number"], "110101********4477");
     let r = county
         .post(
-            &format!("/api/v1/applications/{}/approve", app["id"].as_str().unwrap()),
+            &format!(
+                "/api/v1/applications/{}/approve",
+                app["id"].as_str().unwrap()
+            ),
             json!({}),
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     let found = branch
-        .get(&format!("/api/v1/orgs/{}/members?q=110101199003074477", t3.org_id))
+        .get(&format!(
+            "/api/v1/orgs/{}/members?q=110101199003074477",
+            t3.org_id
+        ))
         .await;
     assert_eq!(found.body["total"], 1, "{:?}", found.body);
 
@@ -331,12 +373,18 @@ async fn the_table_holds(server: &Server) {
     let rename = json!({"kind": "rename", "member_id": renamed, "new_name": "新名字",
         "reason": "户籍改名", "attachments": ["doc-1"]});
     let (status, body) = apply(&committee, rename.clone()).await;
-    assert_eq!(status, 403, "a rename review is applied for by tier 3: {body}");
+    assert_eq!(
+        status, 403,
+        "a rename review is applied for by tier 3: {body}"
+    );
     let (status, app) = apply(&branch, rename).await;
     assert_eq!(status, 201, "{app}");
     let r = county
         .post(
-            &format!("/api/v1/applications/{}/reject", app["id"].as_str().unwrap()),
+            &format!(
+                "/api/v1/applications/{}/reject",
+                app["id"].as_str().unwrap()
+            ),
             json!({"opinion": "材料不全"}),
         )
         .await;
@@ -376,7 +424,10 @@ async fn the_table_holds(server: &Server) {
         .await;
     assert_eq!(r.status, 403, "{:?}", r.body);
     let r = branch
-        .post(&format!("/api/v1/members/{mistaken}/correction-delete"), json!({}))
+        .post(
+            &format!("/api/v1/members/{mistaken}/correction-delete"),
+            json!({}),
+        )
         .await;
     assert_eq!(r.status, 400, "{:?}", r.body);
     let r = branch
@@ -389,10 +440,14 @@ async fn the_table_holds(server: &Server) {
     history_of(&history_ids(&branch, "correction").await, &mistaken);
 
     // Out of scope: the tier-3 admin of the general branch neither applies for nor sees them.
-    let general = server.sign_in(&server.account_in("admin", Some(3), "621")).await;
+    let general = server
+        .sign_in(&server.account_in("admin", Some(3), "621"))
+        .await;
     let (status, body) = apply(&general, exit_of(&id(6), "exit")).await;
     assert_eq!(status, 404, "{body}");
-    let r = general.get(&format!("/api/v1/applications/{death_id}")).await;
+    let r = general
+        .get(&format!("/api/v1/applications/{death_id}"))
+        .await;
     assert_eq!(r.status, 404, "{:?}", r.body);
     assert!(history_ids(&general, "exit").await.is_empty());
 }
@@ -429,8 +484,16 @@ async fn one_decision(server: &Server) {
     for c in calls {
         statuses.push(c.await.unwrap());
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 19, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        19,
+        "{statuses:?}"
+    );
     let rows = history_ids(&branch, "exit").await;
     assert_eq!(rows.iter().filter(|(_, m)| *m == member).count(), 1);
     let auditor = server.sign_in(&server.account("auditor", None)).await;
@@ -533,6 +596,8 @@ async fn the_registered_phone_changes_with_a_code_sent_to_it() {
     }
     statuses.sort();
     assert_eq!(statuses, [204, 400]);
-    let m = branch.get(&format!("/api/v1/members/{member}?unmask=1")).await;
+    let m = branch
+        .get(&format!("/api/v1/members/{member}?unmask=1"))
+        .await;
     assert_eq!(m.body["registered_phone"], "13912345670");
 }

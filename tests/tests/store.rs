@@ -714,8 +714,8 @@ async fn demo_province_is_consistent(t: TestDb) {
         .await
         .unwrap();
     // Security, auditor, tiers 1 and 2, tier 3 on a branch and tier 3 on a general branch, a
-    // security officer and an auditor of the first city.
-    assert_eq!(accounts.len(), 8);
+    // security officer and an auditor of the first city, the county's tier-1 admin.
+    assert_eq!(accounts.len(), 9);
     let tiers: Vec<Option<u8>> = accounts.iter().map(|a| a.tier).collect();
     assert!(tiers.contains(&Some(1)) && tiers.contains(&Some(2)) && tiers.contains(&Some(3)));
     let members: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members")
@@ -1132,7 +1132,7 @@ async fn key_rotation_reencrypts_every_value(t: TestDb) {
         .unwrap();
     assert_eq!(
         report.rewritten,
-        (250 + 1 + 8 + 2) as u64 + orgs as u64,
+        (250 + 1 + 9 + 2) as u64 + orgs as u64,
         "{lines:?}"
     );
     assert!(

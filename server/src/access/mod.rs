@@ -293,7 +293,9 @@ pub fn withdraw(actor: &Actor, applicant_code: &str) -> Result<Allowed, ApiError
     if code_within(&actor.org_code, applicant_code) {
         Ok(Allowed(()))
     } else {
-        Err(ApiError::forbidden("只有申请单位及其上级党组织的管理员可以取消申请"))
+        Err(ApiError::forbidden(
+            "只有申请单位及其上级党组织的管理员可以取消申请",
+        ))
     }
 }
 

@@ -106,7 +106,8 @@ pub async fn preconditions<'e, E: Executor<'e, Database = Any>>(
         ));
     }
     let keys = crate::crypto::keys();
-    if let Some(idx) = keys.id_number_index(crate::crypto::Column::MembersIdNumber, &member.id_number)
+    if let Some(idx) =
+        keys.id_number_index(crate::crypto::Column::MembersIdNumber, &member.id_number)
     {
         let grants = super::store::grants_of_person(e, &idx).await?;
         if let Some(refusal) = super::rules::grants_block(&grants) {
@@ -303,11 +304,10 @@ pub async fn recover(
             "该党员已找回，不能重复操作",
         ));
     }
-    let branch_active: Option<String> =
-        sqlx::query_scalar("SELECT status FROM orgs WHERE id = $1")
-            .bind(&row.member.branch_id)
-            .fetch_optional(&mut **tx)
-            .await?;
+    let branch_active: Option<String> = sqlx::query_scalar("SELECT status FROM orgs WHERE id = $1")
+        .bind(&row.member.branch_id)
+        .fetch_optional(&mut **tx)
+        .await?;
     if branch_active.as_deref() != Some("active") {
         return Err(ApiError::conflict(
             "branch_revoked",
@@ -362,10 +362,7 @@ pub async fn purge(tx: &mut Tx, row: &HistoryRow, _allowed: &Allowed) -> ApiResu
     .execute(&mut **tx)
     .await?;
     if done.rows_affected() != 1 {
-        return Err(ApiError::conflict(
-            "history_gone",
-            "该记录已删除或已找回",
-        ));
+        return Err(ApiError::conflict("history_gone", "该记录已删除或已找回"));
     }
     Ok(())
 }

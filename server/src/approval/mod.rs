@@ -5,6 +5,7 @@
 //! Chinese pages.
 
 pub mod history;
+pub mod pages;
 pub mod phone;
 pub mod routes;
 pub mod rules;
@@ -185,7 +186,11 @@ pub struct OpinionInput {
 pub fn mask_member_json(v: &serde_json::Value) -> serde_json::Value {
     let mut v = v.clone();
     if let Some(o) = v.as_object_mut() {
-        if let Some(n) = o.get("id_number").and_then(|x| x.as_str()).map(str::to_string) {
+        if let Some(n) = o
+            .get("id_number")
+            .and_then(|x| x.as_str())
+            .map(str::to_string)
+        {
             o.insert(
                 "id_number".into(),
                 crate::member::idcard::mask(n.trim()).into(),

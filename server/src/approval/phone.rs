@@ -5,7 +5,9 @@ use chrono::{Duration, Utc};
 use rand::Rng;
 
 use crate::access::{self, Actor};
-use crate::account::activation::{code_hash, SMS_CODE_ATTEMPTS, SMS_CODE_MINUTES, SMS_RESEND_SECONDS};
+use crate::account::activation::{
+    code_hash, SMS_CODE_ATTEMPTS, SMS_CODE_MINUTES, SMS_RESEND_SECONDS,
+};
 use crate::audit::{self, Event, Who};
 use crate::crypto::{self, Column};
 use crate::db::{new_id, now_rfc3339};
@@ -154,13 +156,12 @@ pub async fn change(
         return Err(wrong());
     }
     // Single use: of two concurrent saves with one code, one marks it used.
-    let used = sqlx::query(
-        "UPDATE member_phone_codes SET used_at = $1 WHERE id = $2 AND used_at IS NULL",
-    )
-    .bind(now_rfc3339())
-    .bind(&code_id)
-    .execute(&mut *tx)
-    .await?;
+    let used =
+        sqlx::query("UPDATE member_phone_codes SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
+            .bind(now_rfc3339())
+            .bind(&code_id)
+            .execute(&mut *tx)
+            .await?;
     if used.rows_affected() != 1 {
         return Err(wrong());
     }

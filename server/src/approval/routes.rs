@@ -13,8 +13,8 @@ use super::history::{self, HistoryView, Leaving};
 use super::rules::{Kind, Reason, State};
 use super::store::{self, NewApplication, Queue};
 use super::{
-    mask_member_json, ApplicationData, ApplicationInput, ApplicationRow, ApplicationView,
-    DataView, OpinionInput,
+    mask_member_json, ApplicationData, ApplicationInput, ApplicationRow, ApplicationView, DataView,
+    OpinionInput,
 };
 use crate::access::{self, Actor, Allowed};
 use crate::audit::{self, Event, Who};
@@ -82,7 +82,12 @@ pub async fn apply(db: &Db, actor: &Actor, input: &ApplicationInput) -> ApiResul
             return Err(ApiError::field("member_id", "请选择党员"));
         }
         let (member, branch_name) = crate::member::routes::load(db, member_id).await?;
-        let allowed = access::member_at_tier(actor, &member.org_code, kind.applicant_tiers(), kind.label())?;
+        let allowed = access::member_at_tier(
+            actor,
+            &member.org_code,
+            kind.applicant_tiers(),
+            kind.label(),
+        )?;
         history::preconditions(db.read(), &member).await?;
         let mut data = ApplicationData {
             remark,
@@ -90,7 +95,12 @@ pub async fn apply(db: &Db, actor: &Actor, input: &ApplicationInput) -> ApiResul
         };
         if kind.history_reason().is_some() {
             let label = kind.date_label();
-            match input.date.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+            match input
+                .date
+                .as_deref()
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+            {
                 None => p.add("date", format!("请填写{label}")),
                 Some(d) => {
                     if let Some(d) = p.take(fields::date("date", label, d)) {
@@ -117,7 +127,10 @@ pub async fn apply(db: &Db, actor: &Actor, input: &ApplicationInput) -> ApiResul
                 }
             }
             if attachments.is_empty() {
-                p.add("attachments", "党员改名须上传证明材料（如户口簿、身份证复印件）");
+                p.add(
+                    "attachments",
+                    "党员改名须上传证明材料（如户口簿、身份证复印件）",
+                );
             }
             data.old_name = Some(member.name.clone());
             data.new_name = new_name;
@@ -125,8 +138,8 @@ pub async fn apply(db: &Db, actor: &Actor, input: &ApplicationInput) -> ApiResul
         p.finish()?;
         data.reason = reason.ok_or_else(fields::unset)?;
         let chain = store::chain(db.read(), &member.org_code).await?;
-        let approver = super::rules::approver(&chain, kind.approver_tier())
-            .ok_or_else(no_approver(kind))?;
+        let approver =
+            super::rules::approver(&chain, kind.approver_tier()).ok_or_else(no_approver(kind))?;
         store::submit(
             db,
             actor,
@@ -150,13 +163,11 @@ pub async fn apply(db: &Db, actor: &Actor, input: &ApplicationInput) -> ApiResul
         };
         let (branch, _) =
             crate::member::routes::branch_for_entry(db, actor, m.branch_id.as_deref()).await?;
-        let allowed = access::member_at_tier(actor, &branch.code, kind.applicant_tiers(), kind.label())?;
+        let allowed =
+            access::member_at_tier(actor, &branch.code, kind.applicant_tiers(), kind.label())?;
         let valid = p.take(crate::member::rules::validate(m, today()));
         if kind == Kind::Realname && attachments.is_empty() {
-            p.add(
-                "attachments",
-                "实名认证备案须上传本人签字的党员信息采集表",
-            );
+            p.add("attachments", "实名认证备案须上传本人签字的党员信息采集表");
         }
         p.finish()?;
         let v = valid.ok_or_else(fields::unset)?;
@@ -170,8 +181,8 @@ pub async fn apply(db: &Db, actor: &Actor, input: &ApplicationInput) -> ApiResul
             ..ApplicationData::default()
         };
         let chain = store::chain(db.read(), &branch.code).await?;
-        let approver = super::rules::approver(&chain, kind.approver_tier())
-            .ok_or_else(no_approver(kind))?;
+        let approver =
+            super::rules::approver(&chain, kind.approver_tier()).ok_or_else(no_approver(kind))?;
         store::submit(
             db,
             actor,
@@ -189,6 +200,14 @@ pub async fn apply(db: &Db, actor: &Actor, input: &ApplicationInput) -> ApiResul
         )
         .await
     }
+}
+
+/// Is the member in the actor's scope (a page checks before it reads what was posted)?
+pub async fn member_in_scope(db: &Db, actor: &Actor, member_id: &str) -> ApiResult<()> {
+    access::business_read(actor)?;
+    let (member, _) = crate::member::routes::load(db, member_id).await?;
+    access::member(actor, &member.org_code)?;
+    Ok(())
 }
 
 fn no_approver(kind: Kind) -> impl FnOnce() -> ApiError {
@@ -468,11 +487,16 @@ pub struct QueueQuery {
 
 impl QueueQuery {
     fn parts(&self) -> ApiResult<(Option<State>, Paging)> {
-        let state = match self.state.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let state = match self
+            .state
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             None => None,
-            Some(s) => Some(
-                State::parse(s).ok_or_else(|| ApiError::field("state", "审批状态不正确"))?,
-            ),
+            Some(s) => {
+                Some(State::parse(s).ok_or_else(|| ApiError::field("state", "审批状态不正确"))?)
+            }
         };
         Ok((
             state,
@@ -493,7 +517,10 @@ async fn create_application(
     ApiJson(req): ApiJson<ApplicationInput>,
 ) -> ApiResult<(StatusCode, Json<ApplicationView>)> {
     let id = apply(&state.db, &actor, &req).await?;
-    Ok((StatusCode::CREATED, Json(view(&state.db, &actor, &id).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&state.db, &actor, &id).await?),
+    ))
 }
 
 /// `GET /applications`: the applications of the caller's organisation and those below 我的申请.
@@ -700,7 +727,8 @@ pub async fn history_act(
     reason: Option<&str>,
 ) -> ApiResult<()> {
     let (row, _) = history_row(db, actor, id).await?;
-    let allowed = access::member_at_tier(actor, &row.member.org_code, action.tiers(), action.label())?;
+    let allowed =
+        access::member_at_tier(actor, &row.member.org_code, action.tiers(), action.label())?;
     let r = row.reason();
     match action {
         HistoryAction::Recover if !r.recoverable() => {
@@ -765,7 +793,14 @@ async fn recover_history(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ReasonInput>,
 ) -> ApiResult<StatusCode> {
-    history_act(&state.db, &actor, &id, HistoryAction::Recover, req.reason.as_deref()).await?;
+    history_act(
+        &state.db,
+        &actor,
+        &id,
+        HistoryAction::Recover,
+        req.reason.as_deref(),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -779,7 +814,14 @@ async fn purge_history(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ReasonInput>,
 ) -> ApiResult<StatusCode> {
-    history_act(&state.db, &actor, &id, HistoryAction::Purge, req.reason.as_deref()).await?;
+    history_act(
+        &state.db,
+        &actor,
+        &id,
+        HistoryAction::Purge,
+        req.reason.as_deref(),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -792,7 +834,14 @@ async fn cancel_phone_history(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ReasonInput>,
 ) -> ApiResult<StatusCode> {
-    history_act(&state.db, &actor, &id, HistoryAction::CancelPhone, req.reason.as_deref()).await?;
+    history_act(
+        &state.db,
+        &actor,
+        &id,
+        HistoryAction::CancelPhone,
+        req.reason.as_deref(),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -913,7 +962,10 @@ pub async fn rename(
             &Who::from(actor),
             Event::ok("member.rename", member_id)
                 .in_org(member.org_code.clone())
-                .with_detail(format!("{} → {}（实名认证通过）：{}", member.name, new_name, reason)),
+                .with_detail(format!(
+                    "{} → {}（实名认证通过）：{}",
+                    member.name, new_name, reason
+                )),
         )
         .await?;
         tx.commit().await?;
@@ -987,6 +1039,13 @@ async fn change_registered_phone(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<PhoneInput>,
 ) -> ApiResult<StatusCode> {
-    super::phone::change(&state, &actor, &id, req.phone.as_deref(), req.code.as_deref()).await?;
+    super::phone::change(
+        &state,
+        &actor,
+        &id,
+        req.phone.as_deref(),
+        req.code.as_deref(),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,7 +5,9 @@
 use crate::error::ApiError;
 
 /// The kinds of application that go through the queue. Transfer steps join later.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// 新增申请（补录）: a member missed at collection, entered by a basic committee.
@@ -78,7 +80,9 @@ impl Kind {
     pub fn approver_tier(self) -> u8 {
         match self {
             Kind::Exit | Kind::Death => 2,
-            Kind::Supplement | Kind::Stop | Kind::OtherDecrease | Kind::Rename | Kind::Realname => 1,
+            Kind::Supplement | Kind::Stop | Kind::OtherDecrease | Kind::Rename | Kind::Realname => {
+                1
+            }
         }
     }
 
@@ -124,7 +128,9 @@ impl Kind {
 }
 
 /// Why a record is in history 历史党员.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// 出党
@@ -190,7 +196,9 @@ impl Reason {
 }
 
 /// The state of an application.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     Pending,
@@ -281,7 +289,12 @@ mod tests {
 
     #[test]
     fn the_nearest_organisation_with_the_tier_approves() {
-        let chain = [org("037", 1), org("03701", 1), org("0370101", 2), org("037010101", 3)];
+        let chain = [
+            org("037", 1),
+            org("03701", 1),
+            org("0370101", 2),
+            org("037010101", 3),
+        ];
         assert_eq!(approver(&chain, 2).unwrap().code, "0370101");
         assert_eq!(approver(&chain, 1).unwrap().code, "03701");
         // No basic committee in the chain: the county approves.
@@ -313,6 +326,10 @@ mod tests {
         assert!(grants_block(&[]).is_none());
         let e = grants_block(&[("管理员".into(), "第一支部".into())]).unwrap();
         assert_eq!(e.status, axum::http::StatusCode::CONFLICT);
-        assert!(e.message.contains("“第一支部”的管理员权限"), "{}", e.message);
+        assert!(
+            e.message.contains("“第一支部”的管理员权限"),
+            "{}",
+            e.message
+        );
     }
 }

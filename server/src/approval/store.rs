@@ -198,10 +198,11 @@ pub async fn close(
     .execute(&mut **tx)
     .await?;
     if done.rows_affected() != 1 {
-        let now: Option<String> = sqlx::query_scalar("SELECT state FROM applications WHERE id = $1")
-            .bind(&row.id)
-            .fetch_optional(&mut **tx)
-            .await?;
+        let now: Option<String> =
+            sqlx::query_scalar("SELECT state FROM applications WHERE id = $1")
+                .bind(&row.id)
+                .fetch_optional(&mut **tx)
+                .await?;
         let label = now
             .as_deref()
             .and_then(State::parse)
@@ -289,7 +290,10 @@ pub async fn list(
         paging.per_page(),
         paging.offset()
     );
-    let rows = sql.query_as::<ApplicationRow>().fetch_all(db.read()).await?;
+    let rows = sql
+        .query_as::<ApplicationRow>()
+        .fetch_all(db.read())
+        .await?;
     Ok((rows, total))
 }
 
@@ -313,10 +317,8 @@ pub async fn pending_for_member(
     db: &Db,
     member_id: &str,
 ) -> Result<Option<(String, String)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, kind FROM applications WHERE member_id = $1 AND state = 'pending'",
-    )
-    .bind(member_id)
-    .fetch_optional(db.read())
-    .await
+    sqlx::query_as("SELECT id, kind FROM applications WHERE member_id = $1 AND state = 'pending'")
+        .bind(member_id)
+        .fetch_optional(db.read())
+        .await
 }

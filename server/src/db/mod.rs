@@ -255,9 +255,7 @@ impl Sql {
         q
     }
 
-    pub fn query_as<T>(
-        &self,
-    ) -> sqlx::query::QueryAs<'_, sqlx::Any, T, sqlx::any::AnyArguments<'_>>
+    pub fn query_as<T>(&self) -> sqlx::query::QueryAs<'_, sqlx::Any, T, sqlx::any::AnyArguments<'_>>
     where
         T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
     {

@@ -461,6 +461,9 @@ fn notice_text(code: &str) -> Option<&'static str> {
     match code {
         "member_created" => Some("党员已录入"),
         "member_saved" => Some("党员信息已保存"),
+        "recovered" => Some("已找回，该党员已回到党员信息库"),
+        "renamed" => Some("新姓名已通过实名认证，改名已生效"),
+        "phone_saved" => Some("注册手机号已变更"),
         _ => None,
     }
 }
@@ -477,6 +480,19 @@ async fn record(
         let mut crumbs = org_crumbs(&state, &actor, &m.branch_id).await?;
         crumbs.push((String::new(), m.name.clone()));
         let notice = q.notice.as_deref().and_then(notice_text);
+        let pending = crate::approval::store::pending_for_member(&state.db, &m.id).await?;
+        let blocked = if m.in_transfer {
+            Some("该党员正在办理组织关系转接，转接完成前不能办理党籍变动".to_string())
+        } else if m.floating {
+            Some("该党员有流动党员登记，须先结束流动登记才能办理党籍变动".to_string())
+        } else {
+            pending.as_ref().map(|(_, kind)| {
+                format!(
+                    "该党员已有待审批的“{}”申请，审批完成或取消申请后才能办理",
+                    crate::approval::Kind::parse(kind).map(|k| k.label()).unwrap_or("")
+                )
+            })
+        };
         let row = |k: &str, val: &str| html! { tr { th { (k) } td { (val) } } };
         let date = |d: &Option<String>| d.clone().unwrap_or_default();
         Ok(page(
@@ -495,6 +511,12 @@ async fn record(
                         }
                     }
                     @if m.in_transfer { div.alert.alert-warn role="note" { "该党员正在办理组织关系转接，介绍信所载信息不能修改。" } }
+                    @if let Some((app, kind)) = &pending {
+                        div.alert.alert-info.pending-application role="note" {
+                            "该党员有待审批的申请：" a href={"/applications/" (app)} {
+                                (crate::approval::Kind::parse(kind).map(|k| k.label()).unwrap_or("申请")) }
+                        }
+                    }
                     div.toolbar {
                         a.button href={"/members/" (m.id) "/edit"} { "编辑" }
                         @if m.masked {
@@ -504,6 +526,7 @@ async fn record(
                         }
                         a.button href={"/orgs/" (m.branch_id) "?tab=members"} { "返回党员列表" }
                     }
+                    (crate::approval::pages::member_actions(&m.id, blocked.as_deref()))
                     @if m.masked {
                         p.muted { "公民身份证号和电话号码已隐藏部分内容；查看完整信息将记入审计日志。" }
                     } @else {

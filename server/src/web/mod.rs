@@ -91,6 +91,7 @@ fn routes() -> PageRouter {
         .merge(orgs::router())
         .merge(units::router())
         .merge(members::router())
+        .merge(crate::approval::pages::router())
         .merge(security::router())
         .merge(activation::router())
         .merge(audit::router())
@@ -450,6 +451,12 @@ pub fn page(
                         span.role { "角色：" (role_text(actor)) }
                         span.scope { "管理范围：" (actor.org_name) }
                         @if actor.role == Role::Auditor { a.nav href="/audit" { "安全审计" } }
+                        @if actor.role == Role::Admin {
+                            a.nav #approvals-link href="/approvals" {
+                                "维护审批" span #approvals-badge.badge.count hidden {}
+                            }
+                            a.nav #history-link href="/history?reason=exit" { "历史党员" }
+                        }
                         (security::role_switcher(actor))
                         a.nav #change-password href=(password::PATH) { "修改密码" }
                         form.inline method="post" action="/logout" {

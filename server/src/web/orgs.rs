@@ -67,6 +67,9 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "deleted" => "党组织已删除",
         "member_saved" => "党员信息已保存",
         "member_created" => "党员已录入",
+        "member_deleted" => {
+            "已删除误录入的党员（党员补删），删除记录保留在历史党员的“党员补删记录”中"
+        }
         "unit_saved" => "单位信息已保存",
         "unit_deleted" => "单位已删除",
         _ => return None,

@@ -45,7 +45,7 @@ fn situation_label(code: i64) -> &'static str {
 }
 
 /// A query string value, percent-encoded.
-pub(super) fn enc(v: &str) -> String {
+pub fn enc(v: &str) -> String {
     serde_html_form::to_string([("v", v)])
         .map(|s| s.trim_start_matches("v=").to_string())
         .unwrap_or_default()
