@@ -586,3 +586,86 @@ impl Server {
         assert!(n > 0, "no admin account on {org_id}");
     }
 }
+
+/// What the agent's tunnel does, for the browser suite without a card reader: a plain-HTTP
+/// endpoint on a random loopback port that forwards every request of the browser to the
+/// server over mutual TLS with a demo account's USB-key certificate (a PEM file instead of a
+/// card) and the card session's bearer token. Redirects and pages pass through unchanged.
+pub struct CardProxy {
+    pub base: String,
+    /// The card session itself, for API calls beside the browser.
+    pub api: Api,
+    task: tokio::task::AbortHandle,
+}
+
+impl Drop for CardProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl CardProxy {
+    pub async fn start(server: &Server, account: &DemoAccount) -> CardProxy {
+        let api = server.sign_in(account).await;
+        let token = api.token.clone();
+        let (cert, key) = (
+            account.cert.as_ref().expect("a card account"),
+            account.key.as_ref().expect("a card account"),
+        );
+        let mut pem = std::fs::read(cert).expect("read certificate");
+        pem.extend_from_slice(b"\n");
+        pem.extend(std::fs::read(key).expect("read key"));
+        let ca = std::fs::read(server.ca_path()).expect("ca.crt");
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("CA pem"))
+            .identity(reqwest::Identity::from_pem(&pem).expect("identity"))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let upstream = server.base.clone();
+        let forward = move |req: axum::extract::Request| {
+            let client = client.clone();
+            let upstream = upstream.clone();
+            let token = token.clone();
+            async move {
+                let (parts, body) = req.into_parts();
+                let body = axum::body::to_bytes(body, 16 * 1024 * 1024)
+                    .await
+                    .unwrap_or_default();
+                let path = parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_else(|| "/".into());
+                let mut out = client
+                    .request(parts.method, format!("{upstream}{path}"))
+                    .bearer_auth(&token)
+                    .body(body);
+                if let Some(ct) = parts.headers.get("content-type") {
+                    out = out.header("content-type", ct.clone());
+                }
+                let res = out.send().await.expect("forward to the server");
+                let mut answer = axum::response::Response::builder().status(res.status().as_u16());
+                for name in ["content-type", "location", "content-security-policy", "content-disposition"] {
+                    if let Some(v) = res.headers().get(name) {
+                        answer = answer.header(name, v.as_bytes());
+                    }
+                }
+                let bytes = res.bytes().await.unwrap_or_default();
+                answer.body(axum::body::Body::from(bytes)).unwrap()
+            }
+        };
+        let app = axum::Router::new().fallback(forward);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        })
+        .abort_handle();
+        CardProxy { base, api, task }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+}

@@ -1196,3 +1196,118 @@ async fn the_member_list_sorts_by_surname_strokes_and_finds_by_id_suffix() {
     b.screenshot("member-search-hint").await;
     b.close().await;
 }
+
+/// Answers every `data-confirm` question with 确定.
+async fn confirm_everything(b: &Browser) {
+    b.client
+        .execute("window.confirm = () => true;", vec![])
+        .await
+        .expect("stub confirm");
+}
+
+/// SPEC §4 and §5 in the browser: a branch applies for an exit from the member's actions, the
+/// committee (through a card tunnel) finds it in 维护审批 with the badge and approves it, the
+/// county finds the member in 出党管理 and brings it back 找回; a rename the real-name source
+/// does not confirm becomes a review the county approves.
+#[tokio::test]
+async fn an_exit_is_approved_by_the_committee_and_recovered_by_the_county() {
+    let server = Server::demo(100, None).await;
+    let t3 = server.account("admin", Some(3));
+    let committee = dangjian_tests::CardProxy::start(&server, &server.account("admin", Some(2))).await;
+    let county = dangjian_tests::CardProxy::start(&server, &server.county_admin()).await;
+    let m = committee
+        .api
+        .post(
+            "/api/v1/members",
+            json!({"name": "出党测试", "id_number": "110101199003074477", "ethnicity": "01",
+                   "education": "21", "category": "full", "branch_id": t3.org_id,
+                   "joined_on": "2015-06-01", "full_on": "2016-06-01", "job": "worker",
+                   "phone": "13800138123", "address": "测试地址"}),
+        )
+        .await;
+    assert_eq!(m.status, 201, "{:?}", m.body);
+    let member = m.body["id"].as_str().unwrap().to_string();
+
+    let b = Browser::start().await;
+    sign_in(&b, &server, &t3).await;
+    b.goto(&server.url(&format!("/members/{member}"))).await;
+    b.wait_for(".member-actions").await;
+    b.screenshot("member-actions").await;
+    b.click(".member-actions a[href$='kind=exit']").await;
+    b.wait_for("#apply-form").await;
+    // Nothing filled: the date and the reason are named at once.
+    b.click("#apply-form button[type=submit]").await;
+    b.wait_for(".form-problems").await;
+    assert!(b.exists("#date[aria-invalid=true]").await);
+    assert!(b.exists("#reason[aria-invalid=true]").await);
+    b.fill("date", "2026-10-01").await;
+    b.fill("reason", "本人申请退党").await;
+    b.click("#apply-form button[type=submit]").await;
+    b.wait_for("#application").await;
+    assert!(b.text(".alert-info").await.contains("申请已提交"));
+    assert!(b.text("h2").await.contains("待审批"));
+    b.screenshot("application-submitted").await;
+    // The record says so, and offers no second change.
+    b.goto(&server.url(&format!("/members/{member}"))).await;
+    b.wait_for(".pending-application").await;
+    assert!(b.exists(".member-actions span.disabled").await);
+
+    // The committee: the badge, the inbox, the decision.
+    b.goto(&committee.url("/approvals")).await;
+    b.wait_for("#approvals-badge:not([hidden])").await;
+    assert_eq!(b.text("#approvals-badge").await, "1");
+    assert!(b.text("#approvals").await.contains("出党测试"));
+    b.screenshot("approvals-inbox").await;
+    b.click("#approvals td.ops a").await;
+    b.wait_for("#decide-form").await;
+    b.fill("opinion", "同意出党").await;
+    confirm_everything(&b).await;
+    b.click("#decide-form button[value=approve]").await;
+    b.wait_for(".alert-info").await;
+    assert!(b.text("h2").await.contains("已通过"));
+    assert!(b.text("#trail").await.contains("同意出党"));
+    b.screenshot("application-approved").await;
+    assert_eq!(
+        committee.api.get(&format!("/api/v1/members/{member}")).await.status,
+        404
+    );
+
+    // The county: 出党管理, 找回 with a reason.
+    b.goto(&county.url("/history?reason=exit")).await;
+    b.wait_for("#history").await;
+    assert!(b.text("#history").await.contains("出党测试"));
+    b.screenshot("history-exit").await;
+    b.click("#history td.ops a").await;
+    b.wait_for("#recover-form").await;
+    b.fill("reason", "误操作导致出党").await;
+    confirm_everything(&b).await;
+    b.click("#recover-form button[type=submit]").await;
+    b.wait_for("#member-record").await;
+    assert!(b.text(".alert-info").await.contains("已找回"));
+    b.screenshot("member-recovered").await;
+
+    // A rename the real-name source does not confirm goes to the county with documents.
+    b.goto(&server.url(&format!("/members/{member}/rename"))).await;
+    b.wait_for("#rename-form").await;
+    b.fill("new_name", "改名测试").await;
+    b.fill("reason", "户籍改名").await;
+    b.fill("attachments", "doc-1").await;
+    b.click("#rename-form button[type=submit]").await;
+    b.wait_for("#application").await;
+    assert!(b.text(".alert-info").await.contains("未通过实名认证"));
+    let path = b.current_path().await;
+    let app = path
+        .trim_start_matches("/applications/")
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string();
+    b.goto(&county.url(&format!("/applications/{app}"))).await;
+    b.wait_for("#decide-form").await;
+    confirm_everything(&b).await;
+    b.click("#decide-form button[value=approve]").await;
+    b.wait_for(".alert-info").await;
+    let renamed = county.api.get(&format!("/api/v1/members/{member}")).await;
+    assert_eq!(renamed.body["name"], "改名测试");
+    b.close().await;
+}

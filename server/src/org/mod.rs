@@ -100,6 +100,9 @@ pub struct OrgView {
     pub revoked_at: Option<String>,
     /// members in this organisation and everything below it
     pub member_count: i64,
+    /// 信息完整度: the members' average completeness in this subtree (0-100), none without
+    /// members
+    pub completeness: Option<i64>,
     /// direct child organisations
     pub child_count: i64,
     pub units: Vec<LinkedUnit>,
@@ -121,6 +124,18 @@ pub struct OrgNode {
     pub status: String,
     pub member_count: i64,
     pub child_count: i64,
+    /// 信息完整度: the members' average completeness in this subtree (0-100), none without
+    /// members
+    #[sqlx(skip)]
+    pub completeness: Option<i64>,
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub completeness_sum: i64,
+}
+
+/// The average completeness of `count` members whose completeness adds up to `sum`.
+pub fn average_completeness(sum: i64, count: i64) -> Option<i64> {
+    (count > 0).then(|| (sum as f64 / count as f64).round() as i64)
 }
 
 impl OrgRow {

@@ -36,6 +36,23 @@ pub async fn get_by_code<'e, E: Executor<'e, Database = Any>>(
     row.map(OrgRow::decrypted).transpose()
 }
 
+/// Members in the subtree of `code` and their average completeness 信息完整度: one indexed
+/// range scan.
+pub async fn subtree_members<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    code: &str,
+) -> Result<(i64, Option<i64>), sqlx::Error> {
+    let (count, sum): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), CAST(COALESCE(SUM(completeness), 0) AS BIGINT) FROM members \
+         WHERE org_code >= $1 AND org_code < $2",
+    )
+    .bind(code)
+    .bind(subtree_upper(code))
+    .fetch_one(e)
+    .await?;
+    Ok((count, super::average_completeness(sum, count)))
+}
+
 /// Members in the subtree of `code`: one indexed range count.
 pub async fn subtree_member_count<'e, E: Executor<'e, Database = Any>>(
     e: E,
@@ -93,7 +110,7 @@ pub async fn view(db: &crate::db::Db, row: OrgRow) -> Result<OrgView, sqlx::Erro
 /// The full view with the whole contact phone: the caller records the unmasked view in the
 /// audit log.
 pub async fn view_unmasked(db: &crate::db::Db, row: OrgRow) -> Result<OrgView, sqlx::Error> {
-    let member_count = subtree_member_count(db.read(), &row.code).await?;
+    let (member_count, completeness) = subtree_members(db.read(), &row.code).await?;
     let child_count = child_count(db.read(), &row.id).await?;
     let units = linked_units(db.read(), &row.id).await?;
     let category_name = row
@@ -122,6 +139,7 @@ pub async fn view_unmasked(db: &crate::db::Db, row: OrgRow) -> Result<OrgView, s
         revoked_reason: row.revoked_reason,
         revoked_at: row.revoked_at,
         member_count,
+        completeness,
         child_count,
         units,
         masked: false,
@@ -138,9 +156,11 @@ pub async fn children(
     offset: i64,
 ) -> Result<(Vec<OrgNode>, i64), sqlx::Error> {
     let total = child_count(db.read(), parent_id).await?;
-    let items = sqlx::query_as(
+    let items: Vec<OrgNode> = sqlx::query_as(
         "SELECT o.id, o.code, o.name, o.short_name, o.category, o.status, \
          (SELECT COUNT(*) FROM members m WHERE m.org_code >= o.code AND m.org_code < o.code || '~') AS member_count, \
+         (SELECT CAST(COALESCE(SUM(m.completeness), 0) AS BIGINT) FROM members m \
+          WHERE m.org_code >= o.code AND m.org_code < o.code || '~') AS completeness_sum, \
          (SELECT COUNT(*) FROM orgs c WHERE c.parent_id = o.id) AS child_count \
          FROM orgs o WHERE o.parent_id = $1 ORDER BY o.code LIMIT $2 OFFSET $3",
     )
@@ -149,7 +169,7 @@ pub async fn children(
     .bind(offset)
     .fetch_all(db.read())
     .await?;
-    Ok((items, total))
+    Ok((items.into_iter().map(with_completeness).collect(), total))
 }
 
 /// Organisations in the subtree of `code` whose name contains `q` (tree search).
@@ -159,9 +179,11 @@ pub async fn search(
     q: &str,
     limit: i64,
 ) -> Result<Vec<OrgNode>, sqlx::Error> {
-    sqlx::query_as(
+    let items: Vec<OrgNode> = sqlx::query_as(
         "SELECT o.id, o.code, o.name, o.short_name, o.category, o.status, \
          (SELECT COUNT(*) FROM members m WHERE m.org_code >= o.code AND m.org_code < o.code || '~') AS member_count, \
+         (SELECT CAST(COALESCE(SUM(m.completeness), 0) AS BIGINT) FROM members m \
+          WHERE m.org_code >= o.code AND m.org_code < o.code || '~') AS completeness_sum, \
          (SELECT COUNT(*) FROM orgs c WHERE c.parent_id = o.id) AS child_count \
          FROM orgs o WHERE o.code >= $1 AND o.code < $2 AND (o.name LIKE $3 OR o.short_name LIKE $3) \
          ORDER BY o.code LIMIT $4",
@@ -171,7 +193,13 @@ pub async fn search(
     .bind(format!("%{}%", q.replace(['%', '_'], "")))
     .bind(limit)
     .fetch_all(db.read())
-    .await
+    .await?;
+    Ok(items.into_iter().map(with_completeness).collect())
+}
+
+fn with_completeness(mut n: OrgNode) -> OrgNode {
+    n.completeness = super::average_completeness(n.completeness_sum, n.member_count);
+    n
 }
 
 /// Everything needed to insert an organisation (already validated).

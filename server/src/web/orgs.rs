@@ -197,6 +197,7 @@ fn info(org: &OrgView) -> Markup {
                 (row("撤销原因", org.revoked_reason.as_deref().unwrap_or("")))
             }
             (row("党员数（含下级）", &org.member_count.to_string()))
+            (row("党员信息完整度（平均，含下级）", &org.completeness.map(|c| format!("{c}%")).unwrap_or_else(|| "—".into())))
             (row("下级党组织数", &org.child_count.to_string()))
         }
         h3 { "关联单位" }
@@ -265,7 +266,7 @@ async fn children_tab(
             p.muted { "没有下级党组织" }
         } @else {
             table.list {
-                thead { tr { th { "党组织名称" } th { "统一编码" } th { "组织类别" } th { "党员数" } th { "下级组织数" } th { "状态" } } }
+                thead { tr { th { "党组织名称" } th { "统一编码" } th { "组织类别" } th { "党员数" } th { "信息完整度" } th { "下级组织数" } th { "状态" } } }
                 tbody {
                     @for c in &items {
                         tr {
@@ -273,6 +274,7 @@ async fn children_tab(
                             td { (c.code) }
                             td { (category_label(&c.category)) }
                             td.num { (c.member_count) }
+                            td.num { (c.completeness.map(|v| format!("{v}%")).unwrap_or_else(|| "—".into())) }
                             td.num { (c.child_count) }
                             td { @if c.status == "active" { "正常" } @else { span.badge { "已撤销" } } }
                         }
