@@ -212,6 +212,54 @@ fn bool_value(b: Option<bool>) -> &'static str {
     }
 }
 
+/// The fields of the entry form beside the member: an entry that goes to the queue instead
+/// of straight into the database — supplementary entry 补录 (tier 2) or real-name filing
+/// 实名认证备案 after a failed real-name check — with its reason and documents.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct EntryExtras {
+    /// `supplement` or `realname`; empty: direct entry
+    pub apply: Option<String>,
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub attachments: Vec<String>,
+}
+
+/// The choice of 新增类型 and the reason, for the admins who may apply (tier 2: 补录; after a
+/// failed real-name check: 实名认证备案).
+fn entry_kind_fields(actor: &Actor, extras: &EntryExtras, realname_failed: bool, errors: &FormErrors) -> Markup {
+    let mut kinds: Vec<(String, String)> = vec![("".into(), "直接录入".into())];
+    if actor.tier == Some(2) {
+        kinds.push(("supplement".into(), "补录（报县级党委组织部门审批）".into()));
+    }
+    if realname_failed || extras.apply.as_deref() == Some("realname") {
+        kinds.push(("realname".into(), "实名认证备案（报县级党委组织部门备案后入库）".into()));
+    }
+    let selected = extras.apply.clone().unwrap_or_default();
+    html! {
+        @if kinds.len() > 1 {
+            fieldset.entry-kind {
+                legend { "新增类型" }
+                (select_field("apply", "新增类型", &kinds[1..], &selected, false, errors))
+                div.field.has-error[errors.fields.contains_key("reason")] {
+                    label for="reason" { "补录原因 / 备案说明（补录或实名认证备案时必填）" }
+                    textarea #reason name="reason" rows="2"
+                        aria-invalid=[errors.invalid("reason")] aria-describedby=[errors.described_by("reason")] {
+                        (extras.reason.as_deref().unwrap_or(""))
+                    }
+                    (errors.at("reason"))
+                }
+                div.field.has-error[errors.fields.contains_key("attachments")] {
+                    label for="attachments" { "相关资料（实名认证备案须附本人签字的信息采集表）" }
+                    input #attachments type="text" name="attachments"
+                        value=(extras.attachments.first().map(String::as_str).unwrap_or(""))
+                        aria-invalid=[errors.invalid("attachments")] aria-describedby=[errors.described_by("attachments")];
+                    (errors.at("attachments"))
+                }
+            }
+        }
+    }
+}
+
 /// What the form knows that is not an input: the branch, and on edit the fixed name and ID.
 enum Mode<'a> {
     New { branch: &'a OrgRow },
@@ -354,14 +402,20 @@ fn form_page(
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn new_page(
     state: &AppState,
     actor: &Actor,
     branch: &OrgRow,
     form: &MemberInput,
+    extras: &EntryExtras,
     errors: &FormErrors,
     status: StatusCode,
 ) -> Response {
+    let realname_failed = errors
+        .general
+        .as_deref()
+        .is_some_and(|m| m.contains("实名认证"));
     let mut crumbs = org_crumbs(state, actor, &branch.id)
         .await
         .unwrap_or_default();
@@ -373,7 +427,10 @@ async fn new_page(
         &branch.id,
         &format!("/orgs/{}/members/new", branch.id),
         &format!("/orgs/{}?tab=members", branch.id),
-        member_fields(&Mode::New { branch }, form, errors),
+        html! {
+            (entry_kind_fields(actor, extras, realname_failed, errors))
+            (member_fields(&Mode::New { branch }, form, errors))
+        },
         errors,
         status,
     )
@@ -414,6 +471,7 @@ async fn new_form(
         &actor,
         &branch,
         &form,
+        &EntryExtras::default(),
         &FormErrors::default(),
         StatusCode::OK,
     )
@@ -432,16 +490,34 @@ async fn new_submit(
         Err(r) => return r,
     };
     form.branch_id = Some(branch.id.clone());
-    match ops::create(&state.db, &actor, &form).await {
-        Ok(new_id) => {
-            Redirect::to(&format!("/members/{new_id}?notice=member_created")).into_response()
-        }
+    let extras: EntryExtras = serde_html_form::from_bytes(&f.raw).unwrap_or_default();
+    let outcome = match extras.apply.as_deref().filter(|k| !k.is_empty()) {
+        Some(kind) => crate::approval::routes::apply(
+            &state.db,
+            &actor,
+            &crate::approval::ApplicationInput {
+                kind: Some(kind.to_string()),
+                member: Some(form.clone()),
+                reason: extras.reason.clone(),
+                attachments: Some(extras.attachments.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .map(|app| format!("/applications/{app}?notice=submitted")),
+        None => ops::create(&state.db, &actor, &form)
+            .await
+            .map(|new_id| format!("/members/{new_id}?notice=member_created")),
+    };
+    match outcome {
+        Ok(to) => Redirect::to(&to).into_response(),
         Err(e) if matches!(e.status.as_u16(), 400 | 409) => {
             new_page(
                 &state,
                 &actor,
                 &branch,
                 &form,
+                &extras,
                 &FormErrors::from_api(&e),
                 e.status,
             )

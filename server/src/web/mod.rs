@@ -198,6 +198,8 @@ struct CsrfField {
 pub struct CsrfForm<T> {
     pub actor: Actor,
     pub form: T,
+    /// The posted body, for a second look with another shape (fields beside a shared form).
+    pub raw: axum::body::Bytes,
 }
 
 /// Largest form body accepted.
@@ -234,7 +236,11 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
                 ApiError::bad_request(format!("表单内容格式不正确：{e}")),
             )
         })?;
-        Ok(CsrfForm { actor, form })
+        Ok(CsrfForm {
+            actor,
+            form,
+            raw: bytes,
+        })
     }
 }
 
