@@ -646,7 +646,12 @@ impl CardProxy {
                 }
                 let res = out.send().await.expect("forward to the server");
                 let mut answer = axum::response::Response::builder().status(res.status().as_u16());
-                for name in ["content-type", "location", "content-security-policy", "content-disposition"] {
+                for name in [
+                    "content-type",
+                    "location",
+                    "content-security-policy",
+                    "content-disposition",
+                ] {
                     if let Some(v) = res.headers().get(name) {
                         answer = answer.header(name, v.as_bytes());
                     }

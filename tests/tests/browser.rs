@@ -1213,7 +1213,8 @@ async fn confirm_everything(b: &Browser) {
 async fn an_exit_is_approved_by_the_committee_and_recovered_by_the_county() {
     let server = Server::demo(100, None).await;
     let t3 = server.account("admin", Some(3));
-    let committee = dangjian_tests::CardProxy::start(&server, &server.account("admin", Some(2))).await;
+    let committee =
+        dangjian_tests::CardProxy::start(&server, &server.account("admin", Some(2))).await;
     let county = dangjian_tests::CardProxy::start(&server, &server.county_admin()).await;
     let m = committee
         .api
@@ -1268,7 +1269,11 @@ async fn an_exit_is_approved_by_the_committee_and_recovered_by_the_county() {
     assert!(b.text("#trail").await.contains("同意出党"));
     b.screenshot("application-approved").await;
     assert_eq!(
-        committee.api.get(&format!("/api/v1/members/{member}")).await.status,
+        committee
+            .api
+            .get(&format!("/api/v1/members/{member}"))
+            .await
+            .status,
         404
     );
 
@@ -1287,7 +1292,8 @@ async fn an_exit_is_approved_by_the_committee_and_recovered_by_the_county() {
     b.screenshot("member-recovered").await;
 
     // A rename the real-name source does not confirm goes to the county with documents.
-    b.goto(&server.url(&format!("/members/{member}/rename"))).await;
+    b.goto(&server.url(&format!("/members/{member}/rename")))
+        .await;
     b.wait_for("#rename-form").await;
     b.fill("new_name", "改名测试").await;
     b.fill("reason", "户籍改名").await;

@@ -57,7 +57,7 @@ pub const STATUS_KINDS: [Kind; 4] = [Kind::Exit, Kind::Stop, Kind::Death, Kind::
 
 /// The actions menu 党籍变动 of a member record: each change, or the reason it cannot be made
 /// now (in a transfer, floating, a pending application).
-pub fn member_actions(member_id: &str, blocked: Option<&str>) -> Markup {
+pub fn member_actions(actor: &Actor, member_id: &str, blocked: Option<&str>) -> Markup {
     let link = |href: String, text: &str| match blocked {
         Some(reason) => disabled_action(text, reason),
         None => html! { a.button href=(href) { (text) } },
@@ -68,7 +68,11 @@ pub fn member_actions(member_id: &str, blocked: Option<&str>) -> Markup {
             @for k in STATUS_KINDS {
                 (link(format!("/members/{member_id}/apply?kind={}", k.as_str()), k.label()))
             }
-            (link(format!("/members/{member_id}/correction-delete"), "党员补删"))
+            @if actor.tier == Some(3) {
+                (link(format!("/members/{member_id}/correction-delete"), "党员补删"))
+            } @else {
+                (disabled_action("党员补删", "党员补删（删除误录入的党员）由党支部、党总支管理员办理"))
+            }
             (link(format!("/members/{member_id}/rename"), "党员改名"))
             a.button href={"/members/" (member_id) "/registered-phone"} { "注册手机号变更" }
             (disabled_action("组织关系转出", "组织关系转接将随转接功能开通；开通前请勿在线下办理后直接修改所在党支部"))

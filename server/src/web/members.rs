@@ -226,13 +226,21 @@ pub struct EntryExtras {
 
 /// The choice of 新增类型 and the reason, for the admins who may apply (tier 2: 补录; after a
 /// failed real-name check: 实名认证备案).
-fn entry_kind_fields(actor: &Actor, extras: &EntryExtras, realname_failed: bool, errors: &FormErrors) -> Markup {
+fn entry_kind_fields(
+    actor: &Actor,
+    extras: &EntryExtras,
+    realname_failed: bool,
+    errors: &FormErrors,
+) -> Markup {
     let mut kinds: Vec<(String, String)> = vec![("".into(), "直接录入".into())];
     if actor.tier == Some(2) {
         kinds.push(("supplement".into(), "补录（报县级党委组织部门审批）".into()));
     }
     if realname_failed || extras.apply.as_deref() == Some("realname") {
-        kinds.push(("realname".into(), "实名认证备案（报县级党委组织部门备案后入库）".into()));
+        kinds.push((
+            "realname".into(),
+            "实名认证备案（报县级党委组织部门备案后入库）".into(),
+        ));
     }
     let selected = extras.apply.clone().unwrap_or_default();
     html! {
@@ -602,7 +610,7 @@ async fn record(
                         }
                         a.button href={"/orgs/" (m.branch_id) "?tab=members"} { "返回党员列表" }
                     }
-                    (crate::approval::pages::member_actions(&m.id, blocked.as_deref()))
+                    (crate::approval::pages::member_actions(&actor, &m.id, blocked.as_deref()))
                     @if m.masked {
                         p.muted { "公民身份证号和电话号码已隐藏部分内容；查看完整信息将记入审计日志。" }
                     } @else {
