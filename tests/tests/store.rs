@@ -42,6 +42,7 @@ on_both_engines!(
     key_rotation_reencrypts_every_value,
     member_names_sort_by_pinyin_and_strokes,
     a_large_subtree_lists_in_name_order_through_the_key_index,
+    history_keeps_every_column_and_recovery_restores_it,
 );
 
 async fn open(t: &TestDb) -> Db {
@@ -1422,4 +1423,113 @@ async fn a_large_subtree_lists_in_name_order_through_the_key_index(t: TestDb) {
         let keys: Vec<String> = got.iter().map(|(_, n)| order.key(n)).collect();
         assert!(keys.windows(2).all(|w| w[0] <= w[1]), "{order:?}");
     }
+}
+
+/// A member moved into history keeps every stored column (sealed values as they were) and
+/// recovery puts back exactly that row; the ledger counts the leaving as a decrease and the
+/// recovery as a correction; a second recovery is refused.
+async fn history_keeps_every_column_and_recovery_restores_it(t: TestDb) {
+    use dangjian_server::approval::history::{self, Leaving, COPY_COLUMNS};
+    use dangjian_server::approval::Reason;
+    use sqlx::Row;
+    let db = open(&t).await;
+    let root = new_id();
+    let mut tx = db.begin().await.unwrap();
+    orgs::insert(
+        &mut tx,
+        &access::platform(),
+        &root,
+        "037",
+        None,
+        &new_org("中共泉山省委员会", "1"),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    dangjian_server::demo::generate(&db, &root, "037", 200)
+        .await
+        .unwrap();
+    let member: String = sqlx::query_scalar("SELECT id FROM members ORDER BY id LIMIT 1")
+        .fetch_one(db.read())
+        .await
+        .unwrap();
+    let row_of = |table: &'static str, key: &'static str, id: String| {
+        let db = db.clone();
+        async move {
+            let r = sqlx::query(&format!(
+                "SELECT {COPY_COLUMNS} FROM {table} WHERE {key} = $1"
+            ))
+            .bind(&id)
+            .fetch_one(db.read())
+            .await
+            .unwrap();
+            (0..r.len())
+                .map(|i| {
+                    r.try_get::<Option<String>, _>(i)
+                        .map(|v| v.unwrap_or_default())
+                        .or_else(|_| r.try_get::<i64, _>(i).map(|n| n.to_string()))
+                        .unwrap()
+                })
+                .collect::<Vec<String>>()
+        }
+    };
+    let before = row_of("members", "id", member.clone()).await;
+    let mut actor = auditor(&root, "037");
+    actor.role = Role::Admin;
+    actor.tier = Some(1);
+    let mut tx = db.begin().await.unwrap();
+    let history_id = history::move_out(
+        &mut tx,
+        &actor,
+        Leaving {
+            member_id: &member,
+            reason: Reason::Other,
+            left_on: "2026-10-01",
+            remark: "测试",
+            application_id: None,
+        },
+        &access::platform(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let kept = row_of("member_history", "history_id", history_id.clone()).await;
+    assert_eq!(kept, before, "history keeps every column");
+    let living: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE id = $1")
+        .bind(&member)
+        .fetch_one(db.read())
+        .await
+        .unwrap();
+    assert_eq!(living, 0);
+    let row = history::get(db.read(), &history_id).await.unwrap().unwrap();
+    let mut tx = db.begin().await.unwrap();
+    history::recover(&mut tx, &row, "误操作", &access::platform())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut after = row_of("members", "id", member.clone()).await;
+    // updated_at moves (column 28 of COPY_COLUMNS); everything else is as it was.
+    let updated = COPY_COLUMNS
+        .split(", ")
+        .position(|c| c.trim() == "updated_at")
+        .unwrap();
+    after[updated] = before[updated].clone();
+    assert_eq!(after, before, "recovery restores every column");
+    let ledger: Vec<(String, String)> = sqlx::query_as(
+        "SELECT change, counts_as FROM member_changes WHERE member_id = $1 ORDER BY at, change",
+    )
+    .bind(&member)
+    .fetch_all(db.read())
+    .await
+    .unwrap();
+    assert_eq!(
+        ledger,
+        [
+            ("left".to_string(), "decrease".to_string()),
+            ("recovered".to_string(), "correction".to_string())
+        ]
+    );
+    let mut tx = db.begin().await.unwrap();
+    let again = history::recover(&mut tx, &row, "再次", &access::platform()).await;
+    assert_eq!(again.unwrap_err().status.as_u16(), 409);
 }
