@@ -54,10 +54,11 @@ pub enum Column {
     AccountsMobile,
     AccountsTotpSecret,
     OrgsContactPhone,
+    RealnameIdNumber,
 }
 
 impl Column {
-    pub const ALL: [Column; 7] = [
+    pub const ALL: [Column; 8] = [
         Column::MembersIdNumber,
         Column::MembersPhone,
         Column::MembersRegisteredPhone,
@@ -65,6 +66,7 @@ impl Column {
         Column::AccountsMobile,
         Column::AccountsTotpSecret,
         Column::OrgsContactPhone,
+        Column::RealnameIdNumber,
     ];
 
     /// `table.column`, the associated data.
@@ -77,13 +79,16 @@ impl Column {
             Column::AccountsMobile => "accounts.mobile",
             Column::AccountsTotpSecret => "accounts.totp_secret",
             Column::OrgsContactPhone => "orgs.contact_phone",
+            Column::RealnameIdNumber => "realname_registry.id_number",
         }
     }
 
     /// The kind of value the blind index is computed over (shared between tables).
     fn index_kind(self) -> &'static str {
         match self {
-            Column::MembersIdNumber | Column::AccountsIdNumber => "id_number",
+            Column::MembersIdNumber | Column::AccountsIdNumber | Column::RealnameIdNumber => {
+                "id_number"
+            }
             Column::MembersPhone
             | Column::MembersRegisteredPhone
             | Column::AccountsMobile

@@ -35,7 +35,7 @@ struct Table {
     fields: &'static [Field],
 }
 
-const TABLES: [Table; 3] = [
+const TABLES: [Table; 4] = [
     Table {
         name: "members",
         fields: &[
@@ -82,6 +82,14 @@ const TABLES: [Table; 3] = [
             column: Column::OrgsContactPhone,
             name: "contact_phone",
             index: None,
+        }],
+    },
+    Table {
+        name: "realname_registry",
+        fields: &[Field {
+            column: Column::RealnameIdNumber,
+            name: "id_number",
+            index: Some("id_number_idx"),
         }],
     },
 ];
