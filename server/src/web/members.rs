@@ -329,6 +329,7 @@ fn form_page(
     body: Markup,
     errors: &FormErrors,
     status: StatusCode,
+    aside: Option<Markup>,
 ) -> Response {
     page_with_status(
         status,
@@ -350,6 +351,7 @@ fn form_page(
                     }
                 }
             }
+            @if let Some(aside) = aside { (aside) }
         },
     )
 }
@@ -376,6 +378,7 @@ async fn new_page(
         member_fields(&Mode::New { branch }, form, errors),
         errors,
         status,
+        None,
     )
 }
 
@@ -461,6 +464,8 @@ fn notice_text(code: &str) -> Option<&'static str> {
     match code {
         "member_created" => Some("党员已录入"),
         "member_saved" => Some("党员信息已保存"),
+        "photo_saved" => Some("照片已保存"),
+        "photo_removed" => Some("照片已删除"),
         _ => None,
     }
 }
@@ -477,6 +482,7 @@ async fn record(
         let mut crumbs = org_crumbs(&state, &actor, &m.branch_id).await?;
         crumbs.push((String::new(), m.name.clone()));
         let notice = q.notice.as_deref().and_then(notice_text);
+        let has_photo = super::photo::has_photo(&state, &m.id).await;
         let row = |k: &str, val: &str| html! { tr { th { (k) } td { (val) } } };
         let date = |d: &Option<String>| d.clone().unwrap_or_default();
         Ok(page(
@@ -509,6 +515,7 @@ async fn record(
                     } @else {
                         p.muted { "正在显示完整信息，本次查看已记入审计日志。" }
                     }
+                    (super::photo::photo_box(&m.id, has_photo))
                     table.info #member-record {
                         (row("姓名", &m.name))
                         (row("性别", sex_label(&m.sex)))
@@ -568,6 +575,11 @@ async fn edit_page(
         member_fields(&Mode::Edit { member: m }, form, errors),
         errors,
         status,
+        Some(super::photo::photo_panel(
+            actor,
+            &m.id,
+            super::photo::has_photo(state, &m.id).await,
+        )),
     )
 }
 

@@ -10,6 +10,7 @@ pub mod login;
 pub mod members;
 pub mod orgs;
 pub mod password;
+pub mod photo;
 pub mod print;
 pub mod security;
 pub mod units;
@@ -91,6 +92,7 @@ fn routes() -> PageRouter {
         .merge(orgs::router())
         .merge(units::router())
         .merge(members::router())
+        .merge(photo::router())
         .merge(security::router())
         .merge(activation::router())
         .merge(audit::router())
