@@ -1140,9 +1140,15 @@ async fn key_rotation_reencrypts_every_value(t: TestDb) {
         .fetch_one(db.read())
         .await
         .unwrap();
+    let registry: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM realname_registry")
+        .fetch_one(db.read())
+        .await
+        .unwrap();
+    // The demo's registry: its 250 members and 20 people who are not members.
+    assert_eq!(registry, 270);
     assert_eq!(
         report.rewritten,
-        (250 + 1 + 8 + 2) as u64 + orgs as u64,
+        (250 + 1 + 8 + 2) as u64 + orgs as u64 + registry as u64,
         "{lines:?}"
     );
     assert!(
