@@ -306,6 +306,7 @@ pub fn demo_extras() -> Vec<(String, String)> {
 /// Seeds the registry for the demo: every member (their ID numbers opened from the database)
 /// plus [`demo_extras`], in one transaction with its audit record. Returns the extras.
 pub async fn seed_demo(db: &Db) -> anyhow::Result<Vec<(String, String)>> {
+    let started = std::time::Instant::now();
     let rows: Vec<(String, String)> = sqlx::query_as("SELECT id_number, name FROM members")
         .fetch_all(db.read())
         .await?;
@@ -329,6 +330,11 @@ pub async fn seed_demo(db: &Db) -> anyhow::Result<Vec<(String, String)>> {
     )
     .await?;
     tx.commit().await?;
+    tracing::info!(
+        "real-name registry seeded with {} people in {:.1} s",
+        people.len(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(extras)
 }
 

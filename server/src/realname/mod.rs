@@ -46,8 +46,8 @@ pub enum RealNameError {
         "实名认证服务的应答无法识别（{0}），请联系系统管理员；在核验完成前该党员视为实名未核验"
     )]
     BadAnswer(String),
-    /// The local registry could not be read.
-    #[error("本地实名库读取失败（{0}），请联系系统管理员")]
+    /// The local registry could not be read (the cause goes to the log, not to the client).
+    #[error("本地实名库读取失败，请联系系统管理员；在核验完成前该党员视为实名未核验")]
     Store(String),
 }
 
@@ -162,6 +162,9 @@ pub async fn check(
     match source.check(id_number, name).await {
         Ok(v) => Ok(Some(v)),
         Err(e) => {
+            if let RealNameError::Store(cause) = &e {
+                tracing::error!("real-name registry: {cause}");
+            }
             tracing::warn!("real-name check through {}: {e}", source.label());
             Err(e.into())
         }
