@@ -43,6 +43,7 @@ on_both_engines!(
     member_names_sort_by_pinyin_and_strokes,
     a_large_subtree_lists_in_name_order_through_the_key_index,
     realname_registry_imports_a_csv_and_answers_checks,
+    attachments_are_stored_linked_and_replaced,
 );
 
 async fn open(t: &TestDb) -> Db {
@@ -1533,4 +1534,177 @@ async fn realname_registry_imports_a_csv_and_answers_checks(t: TestDb) {
     assert_eq!(details.len(), 2, "{details:?}");
     assert!(details[0].starts_with("3 人"), "{details:?}");
     assert_eq!(audit::verify(&db).await.unwrap(), None);
+}
+
+/// Attachments on both engines: an accepted file is stored (row, 0600 file, audit record), a
+/// file whose transaction never commits is removed, a member's photo is set, replaced (the old
+/// row and file gone) and removed, and a free attachment is linked to an owner once.
+async fn attachments_are_stored_linked_and_replaced(t: TestDb) {
+    use dangjian_server::attachment::{accept, store, Kind};
+    let db = open(&t).await;
+    let data = dangjian_tests::TempDir::new("dangjian-attachments");
+    let root = new_id();
+    let mut tx = db.begin().await.unwrap();
+    orgs::insert(
+        &mut tx,
+        &access::platform(),
+        &root,
+        "037",
+        None,
+        &new_org("根", "1"),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let (branch, branch_code) = child(&db, &root, "037", "第一支部", "631").await;
+    let number = member::idcard::compose(
+        "370102",
+        chrono::NaiveDate::from_ymd_opt(1980, 1, 2).unwrap(),
+        13,
+    );
+    add_member(&db, &branch, &branch_code, &number).await;
+    let member_id: String = sqlx::query_scalar("SELECT id FROM members LIMIT 1")
+        .fetch_one(db.read())
+        .await
+        .unwrap();
+    let who = Who::system();
+    let pdf = accept(Kind::Document, "表.pdf", b"%PDF-1.4\n%%EOF\n").unwrap();
+    let row = store::create(
+        &db,
+        &access::platform(),
+        data.path(),
+        &who,
+        &branch_code,
+        None,
+        &pdf,
+    )
+    .await
+    .unwrap();
+    let file = data.path().join("attachments").join(&row.id);
+    assert_eq!(std::fs::read(&file).unwrap(), pdf.bytes);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let got = store::get(&db, &row.id).await.unwrap().unwrap();
+    assert_eq!(
+        (got.size, got.org_code.as_str()),
+        (pdf.bytes.len() as i64, branch_code.as_str())
+    );
+    // A file written whose transaction does not commit is removed.
+    let pending = store::write_file(data.path(), "0123abcd", b"x").unwrap();
+    assert!(data.path().join("attachments/0123abcd").exists());
+    drop(pending);
+    assert!(!data.path().join("attachments/0123abcd").exists());
+    assert!(store::file_of(data.path(), "../keys.json").is_none());
+    // Linked once, to its own organisation only.
+    let mut tx = db.begin().await.unwrap();
+    assert!(!store::link_owner(
+        &mut tx,
+        &access::platform(),
+        &row.id,
+        "037",
+        "application",
+        "a1"
+    )
+    .await
+    .unwrap());
+    assert!(store::link_owner(
+        &mut tx,
+        &access::platform(),
+        &row.id,
+        &branch_code,
+        "application",
+        "a1"
+    )
+    .await
+    .unwrap());
+    assert!(!store::link_owner(
+        &mut tx,
+        &access::platform(),
+        &row.id,
+        &branch_code,
+        "application",
+        "a2"
+    )
+    .await
+    .unwrap());
+    tx.commit().await.unwrap();
+    let linked = store::of_owner(&db, "application", "a1").await.unwrap();
+    assert_eq!(linked.len(), 1);
+    // The member's photo: set, replaced, removed.
+    let png = |w: u32| {
+        let mut out = Vec::new();
+        image_png(w, &mut out);
+        out
+    };
+    let first = accept(Kind::Photo, "a.png", &png(300)).unwrap();
+    let a = store::set_member_photo(
+        &db,
+        &access::platform(),
+        data.path(),
+        &who,
+        &member_id,
+        &branch_code,
+        Some(&first),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let second = accept(Kind::Photo, "b.png", &png(100)).unwrap();
+    let b = store::set_member_photo(
+        &db,
+        &access::platform(),
+        data.path(),
+        &who,
+        &member_id,
+        &branch_code,
+        Some(&second),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(store::get(&db, &a.id).await.unwrap().is_none());
+    assert!(!data.path().join("attachments").join(&a.id).exists());
+    assert_eq!(
+        store::member_photo(&db, &member_id).await.unwrap(),
+        Some((branch_code.clone(), Some(b.id.clone())))
+    );
+    store::set_member_photo(
+        &db,
+        &access::platform(),
+        data.path(),
+        &who,
+        &member_id,
+        &branch_code,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        store::member_photo(&db, &member_id).await.unwrap(),
+        Some((branch_code.clone(), None))
+    );
+    assert!(!data.path().join("attachments").join(&b.id).exists());
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'member.photo'")
+        .fetch_one(db.read())
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    assert_eq!(audit::verify(&db).await.unwrap(), None);
+}
+
+/// A PNG `w` pixels wide and 1.4 times as high.
+fn image_png(w: u32, out: &mut Vec<u8>) {
+    let h = w * 14 / 10;
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x % 200) as u8, (y % 200) as u8, 7])
+    });
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut std::io::Cursor::new(out), image::ImageFormat::Png)
+        .unwrap();
 }

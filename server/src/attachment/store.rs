@@ -192,6 +192,43 @@ pub async fn create(
     Ok(row)
 }
 
+/// Links an attachment uploaded on its own (`POST /attachments`) to what it belongs to, e.g.
+/// `("application", id)`, inside the caller's transaction (with the caller's audit record).
+/// Only an attachment not linked yet, of the organisation `org_code`, is linked: returns
+/// whether it was.
+pub async fn link_owner(
+    tx: &mut Tx,
+    _allowed: &Allowed,
+    id: &str,
+    org_code: &str,
+    owner_kind: &str,
+    owner_id: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE attachments SET owner_kind = $1, owner_id = $2 \
+         WHERE id = $3 AND org_code = $4 AND owner_kind IS NULL",
+    )
+    .bind(owner_kind)
+    .bind(owner_id)
+    .bind(id)
+    .bind(org_code)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The attachments linked to an owner, oldest first.
+pub async fn of_owner(db: &Db, owner_kind: &str, owner_id: &str) -> ApiResult<Vec<AttachmentRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM attachments WHERE owner_kind = $1 AND owner_id = $2 \
+         ORDER BY created_at, id"
+    ))
+    .bind(owner_kind)
+    .bind(owner_id)
+    .fetch_all(db.read())
+    .await?)
+}
+
 /// A member's organisation code and photo id (`None` when the member does not exist).
 pub async fn member_photo(db: &Db, member_id: &str) -> ApiResult<Option<(String, Option<String>)>> {
     Ok(
