@@ -419,8 +419,8 @@ async fn the_member_photo_is_scaled_shown_and_removed() {
         body["error"]["message"].as_str().unwrap().contains("2 MB"),
         "{body}"
     );
-    // A small GIF through the page form (multipart with the csrf field): kept as it is; the
-    // old photo's row and file are gone.
+    // A small GIF through the page form (multipart with the csrf field): not scaled; the old
+    // photo's row and file are gone.
     let csrf = api.get("/api/v1/session").await.body["csrf_token"]
         .as_str()
         .unwrap()
@@ -454,7 +454,10 @@ async fn the_member_photo_is_scaled_shown_and_removed() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.headers()["content-type"], "image/gif");
+    // Photos are re-encoded from their pixels (no metadata kept): a GIF is stored as PNG.
+    assert_eq!(res.headers()["content-type"], "image/png");
+    let served = image::load_from_memory(&res.bytes().await.unwrap()).unwrap();
+    assert_eq!((served.width(), served.height()), (40, 50));
     assert!(!stored_files(server.data.path()).contains(&first_id));
     assert_eq!(
         db_count(&server, "SELECT COUNT(*) FROM attachments").await,

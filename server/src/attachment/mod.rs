@@ -4,7 +4,8 @@
 //! - [`accept`] is pure: size limits, the type from the magic bytes only (never the name;
 //!   images are decoded with the `image` crate to be sure), the file name checked for display
 //!   (a name with a path separator, NUL or control character is refused), photos larger than
-//!   1 inch (120×168) scaled down keeping their aspect and re-encoded.
+//!   1 inch (120×168) scaled down keeping their aspect; every photo re-encoded from its pixels
+//!   (no EXIF or other metadata kept; GIF stored as PNG). Documents are kept byte for byte.
 //! - [`store`] keeps the bytes in `<data dir>/attachments/<generated id>` (0600, outside any
 //!   served folder) and the row in `attachments`, in one transaction with its audit record; a
 //!   failed transaction removes the file.
@@ -43,7 +44,7 @@ const MAX_IMAGE_SIDE: u32 = 10_000;
 pub enum Kind {
     /// A document of an application (pdf, jpg, png; at most 5 MB), e.g. 实名认证采集表.
     Document,
-    /// A member's 1-inch photo (jpg, png, gif; at most 2 MB; shown 120×168).
+    /// A member's 1-inch photo (jpg, png, gif; at most 2 MB; shown 120×168; re-encoded).
     Photo,
 }
 
@@ -140,7 +141,7 @@ pub struct Accepted {
     /// The name as the user gave it, for display and `Content-Disposition` only.
     pub file_name: String,
     pub content_type: &'static str,
-    /// The bytes to store (a scaled photo's re-encoded bytes).
+    /// The bytes to store (a photo's re-encoded bytes, a document's as uploaded).
     pub bytes: Vec<u8>,
     /// SHA-256 of `bytes`, lower-case hex.
     pub sha256: String,
@@ -224,34 +225,40 @@ pub fn accept(kind: Kind, file_name: &str, bytes: &[u8]) -> Result<Accepted, Api
     reader.limits(limits);
     let img = reader.decode().map_err(|_| damaged())?;
     let (w, h) = (img.width(), img.height());
-    if kind == Kind::Photo && (w > PHOTO_WIDTH || h > PHOTO_HEIGHT) {
-        // Fit inside the 1-inch box keeping the aspect; re-encode (GIF as PNG).
-        let small = img.resize(
-            PHOTO_WIDTH,
-            PHOTO_HEIGHT,
-            image::imageops::FilterType::Lanczos3,
-        );
+    if kind == Kind::Photo {
+        // Photos are always re-encoded from their pixels, so no metadata (EXIF location, camera,
+        // comments) is kept; larger than the 1-inch box they are scaled to fit, keeping the
+        // aspect. JPEG stays JPEG; PNG and GIF (its first frame) become PNG.
+        let scaled = w > PHOTO_WIDTH || h > PHOTO_HEIGHT;
+        let img = if scaled {
+            img.resize(
+                PHOTO_WIDTH,
+                PHOTO_HEIGHT,
+                image::imageops::FilterType::Lanczos3,
+            )
+        } else {
+            img
+        };
         let (out_format, content_type) = match ty {
             FileType::Jpeg => (image::ImageFormat::Jpeg, "image/jpeg"),
             _ => (image::ImageFormat::Png, "image/png"),
         };
-        let small = if out_format == image::ImageFormat::Jpeg {
-            image::DynamicImage::ImageRgb8(small.to_rgb8())
+        let img = if out_format == image::ImageFormat::Jpeg {
+            image::DynamicImage::ImageRgb8(img.to_rgb8())
         } else {
-            small
+            img
         };
         let mut out = Vec::new();
-        small
-            .write_to(&mut Cursor::new(&mut out), out_format)
+        img.write_to(&mut Cursor::new(&mut out), out_format)
             .map_err(ApiError::internal)?;
         return Ok(Accepted {
             kind,
             file_name,
             content_type,
             sha256: sha256_hex(&out),
-            dimensions: Some((small.width(), small.height())),
+            dimensions: Some((img.width(), img.height())),
             bytes: out,
-            scaled: true,
+            scaled,
         });
     }
     Ok(Accepted {
@@ -393,6 +400,33 @@ mod tests {
         let small = accept(Kind::Photo, "p.png", &png(100, 140)).unwrap();
         assert!(!small.scaled);
         assert_eq!(small.dimensions, Some((100, 140)));
+        assert_eq!(image::load_from_memory(&small.bytes).unwrap().width(), 100);
+        // Documents are kept as uploaded.
+        let scan = png(300, 200);
+        assert_eq!(accept(Kind::Document, "s.png", &scan).unwrap().bytes, scan);
+    }
+
+    #[test]
+    fn photos_lose_their_metadata() {
+        let img = image::RgbImage::from_fn(60, 80, |x, y| image::Rgb([x as u8, y as u8, 50]));
+        let mut jpeg = Vec::new();
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(&mut Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+            .unwrap();
+        // An APP1 (Exif) segment right after SOI.
+        let payload = b"Exif\0\0GPS-LOCATION-SECRET";
+        let mut with_exif = jpeg[..2].to_vec();
+        with_exif.extend([0xFF, 0xE1]);
+        with_exif.extend(((payload.len() + 2) as u16).to_be_bytes());
+        with_exif.extend(payload);
+        with_exif.extend(&jpeg[2..]);
+        let photo = accept(Kind::Photo, "p.jpg", &with_exif).unwrap();
+        assert_eq!(photo.content_type, "image/jpeg");
+        assert_eq!(photo.dimensions, Some((60, 80)));
+        assert!(!photo.bytes.windows(10).any(|w| w == b"GPS-LOCATI"));
+        // Kept in a document, byte for byte.
+        let doc = accept(Kind::Document, "p.jpg", &with_exif).unwrap();
+        assert_eq!(doc.bytes, with_exif);
     }
 
     #[test]
