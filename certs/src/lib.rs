@@ -664,6 +664,24 @@ impl Ca {
         }
     }
 
+    /// Issues a client certificate for a service of the platform itself (e.g. the server's
+    /// identity towards a provincial real-name service): `CN` = `name`, keyUsage
+    /// digitalSignature, EKU clientAuth, a fresh P-256 key (returned in `key_pem`). It carries
+    /// no ID number and no organisation, so it names no person and signs nobody in.
+    pub fn issue_service_client(&self, name: &str, days: u32) -> Result<Issued> {
+        check_days(days)?;
+        let name = name.trim();
+        check_text("service name", name)?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, name);
+        params.distinguished_name = dn;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let key_pem = key.serialize_pem();
+        self.sign(params, &key, days, "service", None, Some(key_pem))
+    }
+
     /// The common part of issuing: validity, serial, key usage, CRL DP, AKI; sign; register.
     fn sign(
         &self,

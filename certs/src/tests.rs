@@ -226,6 +226,29 @@ fn server_certificate() {
 }
 
 #[test]
+fn service_client_certificate() {
+    let tmp = TempDir::new();
+    let ca = new_ca(&tmp);
+    let issued = ca
+        .issue_service_client("dangjian realname client", 730)
+        .unwrap();
+    let info = describe(&issued.cert_der).unwrap();
+    assert!(info.client_auth && !info.server_auth);
+    assert_eq!(
+        info.holder_name.as_deref(),
+        Some("dangjian realname client")
+    );
+    assert_eq!(info.id_number, None, "names no person");
+    assert!(issued.key_pem.is_some());
+    assert_eq!(
+        ca.find(&issued.serial_hex).unwrap().unwrap().kind,
+        "service"
+    );
+    assert!(ca.issue_service_client(" ", 730).is_err());
+    assert!(ca.issue_service_client("x", 0).is_err());
+}
+
+#[test]
 fn revocation_reaches_the_crl() {
     let tmp = TempDir::new();
     let ca = new_ca(&tmp);

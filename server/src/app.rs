@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::audit::routes::router())
         .merge(crate::card::routes::router())
         .merge(crate::card::tunnel::router())
+        .merge(crate::attachment::routes::router())
         .split_for_parts();
     let mut openapi = openapi;
     let openapi = Arc::new(crate::api_doc::finish(&mut openapi));
@@ -161,8 +162,9 @@ async fn security_headers(req: Request, next: axum::middleware::Next) -> axum::r
 /// HTTP/2 clients still uploading get the answer instead of a reset stream.
 const DRAIN_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Answers 413 to any request whose declared length exceeds the API's limit, before sign-in
-/// checks, after draining what the client sends (up to a cap).
+/// Answers 413 to any request whose declared length exceeds the API's limit (the upload
+/// routes': `attachment::body_limit`), before sign-in checks, after draining what the client
+/// sends (up to a cap).
 async fn refuse_oversized_bodies(
     req: Request,
     next: axum::middleware::Next,
@@ -172,7 +174,9 @@ async fn refuse_oversized_bodies(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let Some(len) = declared.filter(|&n| n > MAX_BODY_BYTES as u64) else {
+    let upload = crate::attachment::is_upload_route(req.method(), req.uri().path());
+    let limit = crate::attachment::body_limit(req.method(), req.uri().path());
+    let Some(len) = declared.filter(|&n| n > limit as u64) else {
         return next.run(req).await;
     };
     if len <= DRAIN_LIMIT_BYTES {
@@ -180,5 +184,9 @@ async fn refuse_oversized_bodies(
         let mut body = req.into_body();
         while let Some(Ok(_)) = body.frame().await {}
     }
-    body_too_large().into_response()
+    if upload {
+        crate::attachment::body_too_large().into_response()
+    } else {
+        body_too_large().into_response()
+    }
 }

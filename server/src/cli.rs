@@ -54,11 +54,48 @@ enum Command {
     /// Add a new encryption key version, make it current and re-encrypt every encrypted
     /// column in batches while servers keep running; then retire the older versions
     RotateKeys(DbArgs),
+    /// Real-name verification (SPEC §9): import the local registry, issue the HTTP adapter's
+    /// client certificate
+    #[command(subcommand)]
+    Realname(RealnameCommand),
     /// Print the current six-digit code of a base32 TOTP secret (demos and scripts)
     TotpCode {
         /// The base32 secret, e.g. a demo account's totp_secret
         #[arg(long)]
         secret: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RealnameCommand {
+    /// Import a CSV (ID number, name; header allowed; UTF-8 with or without BOM) into the local
+    /// registry: numbers already there take the new name (upsert); bad lines are reported with
+    /// their line numbers and skipped
+    Import {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The CSV file
+        file: PathBuf,
+        /// Import nothing when any line is bad (exit 1)
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Issue the client certificate this server presents to a provincial real-name service,
+    /// from the platform CA (<data>/ca): writes realname-client.crt and realname-client.key
+    /// into --out
+    ClientCert {
+        /// Data directory
+        #[arg(long)]
+        data: PathBuf,
+        /// Output directory
+        #[arg(long)]
+        out: PathBuf,
+        /// The certificate's CN
+        #[arg(long, default_value = "dangjian realname client")]
+        name: String,
+        /// Validity in days
+        #[arg(long, default_value_t = 730)]
+        days: u32,
     },
 }
 
@@ -142,6 +179,11 @@ struct DemoArgs {
     /// The address clients reach the server at (default: the address it listens on)
     #[arg(long)]
     public_url: Option<String>,
+    /// Real-name verification 实名认证 of a new demo: `local` checks entries and renames
+    /// against a registry of every demo member and 20 people who are not members yet
+    /// (demo-realname.json); `none` checks nothing (entries are 实名未核验)
+    #[arg(long, default_value = "local", value_parser = ["local", "none"])]
+    realname: String,
 }
 
 pub fn main() -> ExitCode {
@@ -212,6 +254,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Realname(cmd) => realname(cmd).await,
         Command::TotpCode { secret } => {
             let now = chrono::Utc::now().timestamp() as u64;
             println!("{}", totp::code_at(secret.trim(), now)?);
@@ -243,6 +286,69 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     line.seq, line.hash, line.at
                 );
             }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `realname import` and `realname client-cert`.
+async fn realname(cmd: RealnameCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        RealnameCommand::Import { db, file, strict } => {
+            let text = std::fs::read(&file).with_context(|| format!("read {}", file.display()))?;
+            let text = String::from_utf8(text).map_err(|_| {
+                anyhow::anyhow!("{} is not UTF-8 / 文件不是 UTF-8 编码", file.display())
+            })?;
+            let database = open_db(&db).await?;
+            database.migrate().await?;
+            crate::crypto::install_from_dir(&db.data)?;
+            let report = crate::realname::local::import_csv(
+                &database,
+                &crate::access::platform(),
+                &Who::system(),
+                &text,
+                strict,
+            )
+            .await?;
+            for b in &report.bad {
+                eprintln!(
+                    "line {}: {} / 第 {} 行：{}",
+                    b.line, b.reason, b.line, b.reason
+                );
+            }
+            if strict && !report.bad.is_empty() {
+                eprintln!(
+                    "error: {} bad lines, nothing imported (--strict) / {} 行有误，未导入任何数据",
+                    report.bad.len(),
+                    report.bad.len()
+                );
+                return Ok(ExitCode::from(1));
+            }
+            println!(
+                "imported {} people ({} updated), {} bad lines skipped; batch {} / 已导入 {} 人（其中更新 {} 人），{} 行有误未导入",
+                report.imported,
+                report.updated,
+                report.bad.len(),
+                report.batch,
+                report.imported,
+                report.updated,
+                report.bad.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        RealnameCommand::ClientCert {
+            data,
+            out,
+            name,
+            days,
+        } => {
+            let (crt, key) = crate::realname::http::issue_client_cert(&data, &out, &name, days)?;
+            println!("client certificate: {}", crt.display());
+            println!("private key (0600): {}", key.display());
+            println!(
+                "give the provincial service the platform CA {} to trust; put these paths in config.json realname.client_cert / client_key",
+                crate::tls::ca_cert_path(&data).display()
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -467,6 +573,7 @@ async fn init(args: &InitArgs) -> anyhow::Result<Initialised> {
         audit_witness_seconds: audit::witness::DEFAULT_INTERVAL_SECONDS,
         require_attestation: false,
         attestation_roots: Vec::new(),
+        realname: Default::default(),
     };
     file.save(data)?;
     Ok(Initialised {
@@ -589,9 +696,11 @@ async fn serve_with(
         file,
         secure_cookies: !args.insecure_http,
     };
+    let realname = crate::realname::build(&config.file.realname, &db, &args.db.data)?;
     let state = AppState {
         db,
         config: Arc::new(config),
+        realname,
     };
     let local = listener.local_addr()?;
     let scheme = if args.insecure_http { "http" } else { "https" };
@@ -675,6 +784,25 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         let mut accounts =
             crate::demo::generate(&init.db, &init.root_id, &init.root_code, args.members).await?;
         crate::demo::issue_cards(&init.db, data, &cards_dir(data), &mut accounts).await?;
+        // Real-name verification against the local registry: every member and some people
+        // who are not members yet (demo-realname.json), so that a tour can add one.
+        let extras = if args.realname == "local" {
+            let extras = crate::realname::local::seed_demo(&init.db).await?;
+            let mut file = ConfigFile::load(data)?;
+            file.realname = crate::realname::RealNameConfig::Local;
+            file.save(data)?;
+            extras
+        } else {
+            Vec::new()
+        };
+        let extras: Vec<serde_json::Value> = extras
+            .iter()
+            .map(|(n, name)| serde_json::json!({"id_number": n, "name": name}))
+            .collect();
+        write_private(
+            &data.join(DEMO_REALNAME_FILE),
+            serde_json::to_string_pretty(&extras)?.as_bytes(),
+        )?;
         write_private(
             &accounts_path,
             serde_json::to_string_pretty(&accounts)?.as_bytes(),
@@ -693,6 +821,9 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         None => Ok(()),
     }
 }
+
+/// The people of the demo's real-name registry who are not members (for trying 录入).
+const DEMO_REALNAME_FILE: &str = "demo-realname.json";
 
 fn print_demo_hint(data: &Path, args: &ServeArgs) {
     let scheme = if args.insecure_http { "http" } else { "https" };
@@ -723,6 +854,22 @@ fn print_demo_hint(data: &Path, args: &ServeArgs) {
          code and dangjian-agent enrol).",
         data.join("cards").display()
     );
+    if let Ok(text) = std::fs::read_to_string(data.join(DEMO_REALNAME_FILE)) {
+        if let Ok(people) = serde_json::from_str::<Vec<serde_json::Value>>(&text) {
+            println!(
+                "实名认证（本地实名库）：以下人员在实名库中但尚未录入为党员，可用于试录入（共 {} 人，见 {}）：",
+                people.len(),
+                data.join(DEMO_REALNAME_FILE).display()
+            );
+            for p in people.iter().take(3) {
+                println!(
+                    "  {} {}",
+                    p["name"].as_str().unwrap_or(""),
+                    p["id_number"].as_str().unwrap_or("")
+                );
+            }
+        }
+    }
     println!("six-digit code: dangjian-server totp-code --secret <totp_secret> (or any authenticator app)");
     println!(
         "CA certificate for curl and browsers: {}",

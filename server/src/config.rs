@@ -36,6 +36,14 @@ pub struct ConfigFile {
     /// its intermediate CA); relative paths are taken from the data directory.
     #[serde(default)]
     pub attestation_roots: Vec<PathBuf>,
+    /// Real-name verification (SPEC §9): `{"kind": "none"}` (default), `{"kind": "local"}`
+    /// (the registry imported with `realname import`) or `{"kind": "http", "url": …,
+    /// "client_cert": …, "client_key": …, "ca": …, "timeout_ms": 5000}`.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::realname::RealNameConfig::is_none"
+    )]
+    pub realname: crate::realname::RealNameConfig,
 }
 
 fn default_audit_witness_seconds() -> u64 {

@@ -25,6 +25,9 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct AppState {
     pub db: Db,
     pub config: Arc<Config>,
+    /// The real-name source `config.json` names (`None`: nothing is verified, members are
+    /// 实名未核验); ask through `realname::check`.
+    pub realname: Option<Arc<dyn crate::realname::RealNameSource>>,
 }
 
 /// Facts about the connection a request came over, inserted by the listener.

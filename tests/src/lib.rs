@@ -188,8 +188,19 @@ impl Drop for Server {
 
 impl Server {
     /// `dangjian-server demo --members N` on a random loopback port over HTTPS, on SQLite or
-    /// (with `db`) PostgreSQL.
+    /// (with `db`) PostgreSQL, without real-name verification (the suites enter synthetic
+    /// people the registry does not know; [`Server::demo_realname`] keeps it).
     pub async fn demo(members: usize, db: Option<TestDb>) -> Server {
+        Self::demo_with(members, db, "none").await
+    }
+
+    /// The demo as people run it: real-name verification against the local registry of every
+    /// demo member and the people of `demo-realname.json`.
+    pub async fn demo_realname(members: usize, db: Option<TestDb>) -> Server {
+        Self::demo_with(members, db, "local").await
+    }
+
+    async fn demo_with(members: usize, db: Option<TestDb>, realname: &str) -> Server {
         let data = TempDir::new("dangjian-api");
         let mut cmd = Command::new(server_binary());
         cmd.arg("demo")
@@ -199,6 +210,7 @@ impl Server {
             .arg(members.to_string())
             .arg("--listen")
             .arg("127.0.0.1:0")
+            .args(["--realname", realname])
             .env("DANGJIAN_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -227,6 +239,7 @@ impl Server {
             .arg("--members")
             .arg(members.to_string())
             .arg("--no-serve")
+            .args(["--realname", "none"])
             .env("DANGJIAN_LOG", "warn")
             .output()
             .expect("run dangjian-server demo");
@@ -440,6 +453,10 @@ pub fn current_code(secret: &str) -> String {
     dangjian_server::account::totp::code_at(secret, now).expect("totp")
 }
 
+/// A minimal PDF (magic bytes and structure enough for the attachment checks).
+pub const TEST_PDF: &[u8] =
+    b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n";
+
 /// A signed-in API client.
 #[derive(Clone)]
 pub struct Api {
@@ -484,6 +501,30 @@ impl Api {
         };
         Reply { status, body }
     }
+    /// Uploads a small PDF as a document 相关资料 for the organisation `org_id`'s subtree
+    /// (`POST /api/v1/attachments`); returns its id.
+    pub async fn upload_document(&self, org_id: &str) -> String {
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(TEST_PDF.to_vec()).file_name("证明材料.pdf"),
+            )
+            .text("kind", "document")
+            .text("org_id", org_id.to_string());
+        let res = self
+            .client
+            .post(format!("{}/api/v1/attachments", self.base))
+            .bearer_auth(&self.token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload");
+        let status = res.status().as_u16();
+        let body: Value = res.json().await.expect("json");
+        assert_eq!(status, 201, "upload: {body}");
+        body["id"].as_str().expect("attachment id").to_string()
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         self.send(reqwest::Method::GET, path, None).await
     }

@@ -370,15 +370,23 @@ async fn the_table_holds(server: &Server) {
 
     // Rename review 党员改名: tier 3 applies with documents, the county decides.
     let renamed = id(4);
+    let doc = branch.upload_document(&t3.org_id).await;
     let rename = json!({"kind": "rename", "member_id": renamed, "new_name": "新名字",
-        "reason": "户籍改名", "attachments": ["doc-1"]});
+        "reason": "户籍改名", "attachments": [doc]});
     let (status, body) = apply(&committee, rename.clone()).await;
     assert_eq!(
         status, 403,
         "a rename review is applied for by tier 3: {body}"
     );
-    let (status, app) = apply(&branch, rename).await;
+    let (status, app) = apply(&branch, rename.clone()).await;
     assert_eq!(status, 201, "{app}");
+    assert_eq!(app["attachments"], json!([doc]));
+    // A document belongs to one application.
+    let again = json!({"kind": "rename", "member_id": id(6), "new_name": "另一名字",
+        "reason": "户籍改名", "attachments": [doc]});
+    let (status, body) = apply(&branch, again).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "attachments");
     let r = county
         .post(
             &format!(
@@ -393,7 +401,8 @@ async fn the_table_holds(server: &Server) {
     let r = branch
         .post(
             &format!("/api/v1/members/{renamed}/rename"),
-            json!({"new_name": "新名字", "reason": "户籍改名", "attachments": ["doc-2"]}),
+            json!({"new_name": "新名字", "reason": "户籍改名",
+                   "attachments": [branch.upload_document(&t3.org_id).await]}),
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
@@ -600,4 +609,96 @@ async fn the_registered_phone_changes_with_a_code_sent_to_it() {
         .get(&format!("/api/v1/members/{member}?unmask=1"))
         .await;
     assert_eq!(m.body["registered_phone"], "13912345670");
+}
+
+/// Real-name verification (SPEC §9) on the demo as people run it: an entry the registry does
+/// not confirm is refused and comes in through a real-name filing with the signed form,
+/// approved by the county; a person the registry knows enters at once; a supplementary entry
+/// is checked too; a rename to the registry's name completes at once.
+#[tokio::test]
+async fn entries_and_renames_are_checked_against_the_real_name_registry() {
+    let server = Server::demo_realname(100, None).await;
+    let t3 = server.account("admin", Some(3));
+    let branch = server.sign_in(&t3).await;
+    let committee = server.sign_in(&server.account("admin", Some(2))).await;
+    let county = server.sign_in(&server.county_admin()).await;
+    let known: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(server.data.path().join("demo-realname.json")).unwrap(),
+    )
+    .unwrap();
+    let person = |i: usize, name: &str| {
+        json!({"name": name, "id_number": known[i]["id_number"], "ethnicity": "01",
+               "education": "21", "category": "full", "branch_id": t3.org_id,
+               "joined_on": "2015-06-01", "full_on": "2016-06-01", "job": "worker",
+               "phone": format!("1380013{:04}", 8000 + i), "address": "测试地址"})
+    };
+    // The registry's name: entered at once.
+    let name0 = known[0]["name"].as_str().unwrap();
+    let r = branch.post("/api/v1/members", person(0, name0)).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    // Another name for a known number: refused, saying what to do.
+    let r = branch.post("/api/v1/members", person(1, "冒名顶替")).await;
+    assert_eq!(r.status, 409, "{:?}", r.body);
+    assert_eq!(r.body["error"]["code"], "realname_mismatch");
+    assert!(r.message().contains("实名认证备案"), "{:?}", r.body);
+    // A supplementary entry is checked the same way.
+    let (status, body) = apply(
+        &committee,
+        json!({"kind": "supplement", "member": person(1, "冒名顶替"), "reason": "遗漏"}),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    // Real-name filing: the signed collection form is required, the county files it.
+    let (status, body) = apply(
+        &branch,
+        json!({"kind": "realname", "member": person(1, "曾用名"), "reason": "户籍未更新"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "attachments");
+    let form = branch.upload_document(&t3.org_id).await;
+    let (status, app) = apply(
+        &branch,
+        json!({"kind": "realname", "member": person(1, "曾用名"), "reason": "户籍未更新",
+               "attachments": [form]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{app}");
+    assert!(inbox_ids(&county)
+        .await
+        .contains(&app["id"].as_str().unwrap().to_string()));
+    // The county reads the form.
+    let doc = county.get(&format!("/api/v1/attachments/{form}")).await;
+    assert_eq!(doc.status, 200);
+    let r = county
+        .post(
+            &format!(
+                "/api/v1/applications/{}/approve",
+                app["id"].as_str().unwrap()
+            ),
+            json!({"opinion": "已备案"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let found = branch
+        .get(&format!(
+            "/api/v1/orgs/{}/members?q={}",
+            t3.org_id,
+            known[1]["id_number"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(found.body["total"], 1, "{:?}", found.body);
+    let member = found.body["items"][0]["id"].as_str().unwrap().to_string();
+    // A rename to the registry's name completes at once.
+    let name1 = known[1]["name"].as_str().unwrap();
+    let r = branch
+        .post(
+            &format!("/api/v1/members/{member}/rename"),
+            json!({"new_name": name1, "reason": "恢复户籍姓名"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["outcome"], "done");
+    let m = branch.get(&format!("/api/v1/members/{member}")).await;
+    assert_eq!(m.body["name"], name1);
 }

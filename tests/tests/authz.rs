@@ -112,6 +112,12 @@ const POLICY: &[(&str, &str, Rule)] = &[
     ("POST", "/api/v1/history/{id}/recover", AdminTier(1)),
     ("POST", "/api/v1/history/{id}/purge", AdminTier(1)),
     ("POST", "/api/v1/history/{id}/cancel-phone", AdminTier(2)),
+    ("PUT", "/api/v1/members/{id}/photo", Admin),
+    ("GET", "/api/v1/members/{id}/photo", Admin),
+    ("DELETE", "/api/v1/members/{id}/photo", Admin),
+    // attachments
+    ("POST", "/api/v1/attachments", Admin),
+    ("GET", "/api/v1/attachments/{id}", Admin),
     // audit
     ("GET", "/api/v1/audit", Auditor),
     ("GET", "/api/v1/audit/export", Auditor),
@@ -187,6 +193,8 @@ const POLICY: &[(&str, &str, Rule)] = &[
     ("POST", "/history/{id}", Absent),
     ("GET", "/history/{id}/act", Admin),
     ("POST", "/history/{id}/act", Admin),
+    ("GET", "/members/{id}/photo", Absent),
+    ("POST", "/members/{id}/photo", Admin),
     ("GET", "/units/new", Admin),
     ("POST", "/units/new", Admin),
     ("GET", "/units/{id}/edit", UnitKeeper),
@@ -298,6 +306,8 @@ impl Targets {
             }
         } else if template.contains("/certificates/") {
             "certificate"
+        } else if template.contains("/attachments/") {
+            "attachment"
         } else {
             panic!("no target family for {template}")
         };
@@ -552,6 +562,11 @@ async fn every_route_admits_exactly_the_allowed_callers() {
     ids.insert(("org", false), org_b);
     ids.insert(("member", false), member_b);
     ids.insert(("unit", false), unit_b);
+    // An attachment inside (uploaded by the tier-3 admin to its branch) and one outside (a row
+    // for org B straight into the database), and a photo of member A to read.
+    let (attachment_a, attachment_b) = attachments(&server, &t3_api, &tier3.org_id, &ids).await;
+    ids.insert(("attachment", true), attachment_a);
+    ids.insert(("attachment", false), attachment_b);
     let targets = Targets { ids };
 
     // The callers. Each six-digit code signs in once, so every account signs in once here.
@@ -673,11 +688,12 @@ async fn every_route_admits_exactly_the_allowed_callers() {
         "POLICY entries for routes that do not exist: {stale:?}"
     );
 
-    // Revocations last: they end what the other routes act on.
+    // Revocations last: they end what the other routes act on (so does removing the photo).
     let mut ordered: Vec<&(String, String)> = routes.iter().collect();
     ordered.sort_by_key(|(m, p)| {
         (
-            p.contains("revoke") || (m == "DELETE" && p.contains("/grants/")),
+            p.contains("revoke")
+                || (m == "DELETE" && (p.contains("/grants/") || p.ends_with("/photo"))),
             m.clone(),
             p.clone(),
         )
@@ -762,6 +778,76 @@ async fn every_route_admits_exactly_the_allowed_callers() {
             caller.name
         );
     }
+}
+
+/// Uploads a document for `org_id` and a photo for member A as the tier-3 admin; inserts the
+/// row of an attachment of org B into the database. Returns the two attachments' ids.
+async fn attachments(
+    server: &Server,
+    t3: &Api,
+    org_id: &str,
+    ids: &HashMap<(&'static str, bool), String>,
+) -> (String, String) {
+    use reqwest::multipart::{Form, Part};
+    let pdf = b"%PDF-1.4\n%%EOF\n".to_vec();
+    let form = Form::new()
+        .part("file", Part::bytes(pdf).file_name("matrix.pdf"))
+        .text("org_id", org_id.to_string());
+    let res: Value = t3
+        .client
+        .post(server.url("/api/v1/attachments"))
+        .bearer_auth(&t3.token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let inside = res["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{res}"))
+        .to_string();
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgb8(image::RgbImage::new(12, 16))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let member = &ids[&("member", true)];
+    let photo = t3
+        .client
+        .put(server.url(&format!("/api/v1/members/{member}/photo")))
+        .bearer_auth(&t3.token)
+        .multipart(Form::new().part("file", Part::bytes(png).file_name("p.png")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(photo.status(), 200);
+    let org_b_code = db_scalar(
+        server,
+        "SELECT code FROM orgs WHERE id = $1",
+        &ids[&("org", false)],
+    )
+    .await;
+    let outside = uuid::Uuid::new_v4().to_string();
+    sqlx::any::install_default_drivers();
+    let url = format!(
+        "sqlite://{}",
+        server.data.path().join("dangjian.db").display()
+    );
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO attachments (id, kind, org_code, file_name, content_type, size, sha256, \
+         uploaded_by, created_at) VALUES ($1, 'document', $2, 'b.pdf', 'application/pdf', 1, 'x', \
+         'matrix', '2026-01-01T00:00:00Z')",
+    )
+    .bind(&outside)
+    .bind(&org_b_code)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    (inside, outside)
 }
 
 async fn db_scalar(server: &Server, sql: &str, bind: &str) -> String {

@@ -1317,3 +1317,73 @@ async fn an_exit_is_approved_by_the_committee_and_recovered_by_the_county() {
     assert_eq!(renamed.body["name"], "改名测试");
     b.close().await;
 }
+
+/// The member photo: uploaded from the edit form (a real file chosen in the file input), scaled
+/// to the 1-inch box, shown on the record; the placeholder 照片 before.
+#[tokio::test]
+async fn a_photo_chosen_on_the_edit_form_appears_on_the_record() {
+    let server = Server::demo(60, None).await;
+    let tier3 = server.account("admin", Some(3));
+    sqlx::any::install_default_drivers();
+    let url = format!(
+        "sqlite://{}?mode=ro",
+        server.data.path().join("dangjian.db").display()
+    );
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let member: String = sqlx::query_scalar("SELECT id FROM members WHERE branch_id = $1 LIMIT 1")
+        .bind(&tier3.org_id)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    // A 480×640 portrait made now.
+    let dir = dangjian_tests::TempDir::new("dangjian-photo");
+    let file = dir.path().join("证件照.png");
+    image::RgbImage::from_fn(480, 640, |x, y| {
+        image::Rgb([(x / 2) as u8, (y / 3) as u8, 160])
+    })
+    .save(&file)
+    .unwrap();
+    let b = Browser::start().await;
+    sign_in(&b, &server, &tier3).await;
+    b.goto(&server.url(&format!("/members/{member}"))).await;
+    assert_eq!(b.text(".member-photo .placeholder").await, "照片");
+    b.goto(&server.url(&format!("/members/{member}/edit")))
+        .await;
+    b.wait_for("#photo-form").await;
+    b.client
+        .find(fantoccini::Locator::Id("photo-file"))
+        .await
+        .unwrap()
+        .send_keys(&file.display().to_string())
+        .await
+        .unwrap();
+    b.click("#photo-form button[type=submit]").await;
+    b.wait_for(".member-photo img").await;
+    assert_eq!(
+        b.current_path().await,
+        format!("/members/{member}?notice=photo_saved")
+    );
+    assert!(b.text("[role=status]").await.contains("照片已保存"));
+    // The image loaded (same origin, session cookie) at its scaled size: 120×160.
+    let mut size = serde_json::Value::Null;
+    for _ in 0..50 {
+        size = b
+            .client
+            .execute(
+                "const i = document.querySelector('.member-photo img'); \
+                 return i.complete && i.naturalWidth ? [i.naturalWidth, i.naturalHeight] : null;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if !size.is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(size, json!([120, 160]));
+    b.screenshot("member-photo").await;
+    b.close().await;
+}

@@ -42,6 +42,8 @@ on_both_engines!(
     key_rotation_reencrypts_every_value,
     member_names_sort_by_pinyin_and_strokes,
     a_large_subtree_lists_in_name_order_through_the_key_index,
+    realname_registry_imports_a_csv_and_answers_checks,
+    attachments_are_stored_linked_and_replaced,
     history_keeps_every_column_and_recovery_restores_it,
 );
 
@@ -901,6 +903,11 @@ async fn sealed_values(db: &Db) -> Vec<(Column, String)> {
         .await
         .unwrap();
     out.extend(orgs.into_iter().map(|p| (Column::OrgsContactPhone, p)));
+    let registry: Vec<String> = sqlx::query_scalar("SELECT id_number FROM realname_registry")
+        .fetch_all(db.read())
+        .await
+        .unwrap();
+    out.extend(registry.into_iter().map(|n| (Column::RealnameIdNumber, n)));
     out
 }
 
@@ -925,6 +932,10 @@ async fn encrypted_province(
     .unwrap();
     tx.commit().await.unwrap();
     dangjian_server::demo::generate(db, &root, "037", members)
+        .await
+        .unwrap();
+    // The real-name registry (sealed ID numbers) as the demo seeds it.
+    dangjian_server::realname::local::seed_demo(db)
         .await
         .unwrap();
     let (admin, officer) = accounts_and_admin(db, &root).await;
@@ -1131,9 +1142,15 @@ async fn key_rotation_reencrypts_every_value(t: TestDb) {
         .fetch_one(db.read())
         .await
         .unwrap();
+    let registry: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM realname_registry")
+        .fetch_one(db.read())
+        .await
+        .unwrap();
+    // The demo's registry: its 250 members and 20 people who are not members.
+    assert_eq!(registry, 270);
     assert_eq!(
         report.rewritten,
-        (250 + 1 + 9 + 2) as u64 + orgs as u64,
+        (250 + 1 + 9 + 2) as u64 + orgs as u64 + registry as u64,
         "{lines:?}"
     );
     assert!(
@@ -1423,6 +1440,274 @@ async fn a_large_subtree_lists_in_name_order_through_the_key_index(t: TestDb) {
         let keys: Vec<String> = got.iter().map(|(_, n)| order.key(n)).collect();
         assert!(keys.windows(2).all(|w| w[0] <= w[1]), "{order:?}");
     }
+}
+
+/// The local real-name registry: a CSV with a BOM, a header and bad lines is imported (the bad
+/// lines reported by number, the rest upserted in one transaction with `realname.import`), the
+/// ID numbers are sealed, and the registry answers match and mismatch (other name, unknown
+/// number) through the `RealNameSource` the server uses.
+async fn realname_registry_imports_a_csv_and_answers_checks(t: TestDb) {
+    use dangjian_server::realname::{local, RealNameSource, Verdict};
+    let db = open(&t).await;
+    let person = |y: i32, seq: u16| {
+        member::idcard::compose(
+            "370102",
+            chrono::NaiveDate::from_ymd_opt(y, 5, 6).unwrap(),
+            seq,
+        )
+    };
+    let (a, b, c) = (person(1980, 11), person(1985, 22), person(1990, 33));
+    let mut wrong = a.clone();
+    let last = wrong.pop().unwrap();
+    wrong.push(if last == '1' { '2' } else { '1' });
+    let csv = format!(
+        "\u{feff}身份证号,姓名\r\n{a},张实名\r\n{wrong},李校验\r\n{},王小写\r\n{a},重复行\r\n只有一列\r\n\r\n{c},赵三\r\n",
+        b.to_lowercase()
+    );
+    let report = local::import_csv(&db, &access::platform(), &Who::system(), &csv, false)
+        .await
+        .unwrap();
+    assert!(report.header);
+    assert_eq!((report.imported, report.updated), (3, 0));
+    let bad: Vec<usize> = report.bad.iter().map(|l| l.line).collect();
+    assert_eq!(bad, vec![3, 5, 6], "{:?}", report.bad);
+    assert!(report.bad[0].reason.contains("校验位"), "{:?}", report.bad);
+    assert_eq!(local::count(&db).await.unwrap(), 3);
+    // Sealed at rest, found through the blind index.
+    let stored: Vec<String> = sqlx::query_scalar("SELECT id_number FROM realname_registry")
+        .fetch_all(db.read())
+        .await
+        .unwrap();
+    for s in &stored {
+        assert!(crypto::is_sealed(s), "{s}");
+        assert!(!s.contains(&a[..10]), "{s}");
+    }
+    let source = local::LocalRegistry::new(db.clone());
+    assert_eq!(source.check(&a, "张实名").await, Ok(Verdict::Match));
+    assert_eq!(
+        source.check(&format!(" {b} "), " 王小写").await,
+        Ok(Verdict::Match)
+    );
+    assert_eq!(source.check(&a, "张冒名").await, Ok(Verdict::Mismatch));
+    assert_eq!(
+        source.check(&person(1970, 44), "张实名").await,
+        Ok(Verdict::Mismatch)
+    );
+    // Upsert: a second import renames a known number and adds a new one; the rest stays.
+    let d = person(1995, 55);
+    let report = local::import_csv(
+        &db,
+        &access::platform(),
+        &Who::system(),
+        &format!("{c},赵叁\n{d},钱四\n"),
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(!report.header);
+    assert_eq!(
+        (report.imported, report.updated, report.bad.len()),
+        (2, 1, 0)
+    );
+    assert_eq!(local::count(&db).await.unwrap(), 4);
+    assert_eq!(source.check(&c, "赵叁").await, Ok(Verdict::Match));
+    assert_eq!(source.check(&c, "赵三").await, Ok(Verdict::Mismatch));
+    assert_eq!(source.check(&a, "张实名").await, Ok(Verdict::Match));
+    // Strict: one bad line imports nothing.
+    let strict = local::import_csv(
+        &db,
+        &access::platform(),
+        &Who::system(),
+        &format!("{},孙五\nbad,line\n", person(1996, 66)),
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!((strict.imported, strict.bad.len()), (0, 1));
+    assert_eq!(local::count(&db).await.unwrap(), 4);
+    // Each import is audited with its count, and the chain holds.
+    let details: Vec<String> = sqlx::query_scalar(
+        "SELECT detail FROM audit_log WHERE action = 'realname.import' ORDER BY seq",
+    )
+    .fetch_all(db.read())
+    .await
+    .unwrap();
+    assert_eq!(details.len(), 2, "{details:?}");
+    assert!(details[0].starts_with("3 人"), "{details:?}");
+    assert_eq!(audit::verify(&db).await.unwrap(), None);
+}
+
+/// Attachments on both engines: an accepted file is stored (row, 0600 file, audit record), a
+/// file whose transaction never commits is removed, a member's photo is set, replaced (the old
+/// row and file gone) and removed, and a free attachment is linked to an owner once.
+async fn attachments_are_stored_linked_and_replaced(t: TestDb) {
+    use dangjian_server::attachment::{accept, store, Kind};
+    let db = open(&t).await;
+    let data = dangjian_tests::TempDir::new("dangjian-attachments");
+    let root = new_id();
+    let mut tx = db.begin().await.unwrap();
+    orgs::insert(
+        &mut tx,
+        &access::platform(),
+        &root,
+        "037",
+        None,
+        &new_org("根", "1"),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let (branch, branch_code) = child(&db, &root, "037", "第一支部", "631").await;
+    let number = member::idcard::compose(
+        "370102",
+        chrono::NaiveDate::from_ymd_opt(1980, 1, 2).unwrap(),
+        13,
+    );
+    add_member(&db, &branch, &branch_code, &number).await;
+    let member_id: String = sqlx::query_scalar("SELECT id FROM members LIMIT 1")
+        .fetch_one(db.read())
+        .await
+        .unwrap();
+    let who = Who::system();
+    let pdf = accept(Kind::Document, "表.pdf", b"%PDF-1.4\n%%EOF\n").unwrap();
+    let row = store::create(
+        &db,
+        &access::platform(),
+        data.path(),
+        &who,
+        &branch_code,
+        None,
+        &pdf,
+    )
+    .await
+    .unwrap();
+    let file = data.path().join("attachments").join(&row.id);
+    assert_eq!(std::fs::read(&file).unwrap(), pdf.bytes);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let got = store::get(&db, &row.id).await.unwrap().unwrap();
+    assert_eq!(
+        (got.size, got.org_code.as_str()),
+        (pdf.bytes.len() as i64, branch_code.as_str())
+    );
+    // A file written whose transaction does not commit is removed.
+    let pending = store::write_file(data.path(), "0123abcd", b"x").unwrap();
+    assert!(data.path().join("attachments/0123abcd").exists());
+    drop(pending);
+    assert!(!data.path().join("attachments/0123abcd").exists());
+    assert!(store::file_of(data.path(), "../keys.json").is_none());
+    // Linked once, to its own organisation only.
+    let mut tx = db.begin().await.unwrap();
+    assert!(!store::link_owner(
+        &mut tx,
+        &access::platform(),
+        &row.id,
+        "037",
+        "application",
+        "a1"
+    )
+    .await
+    .unwrap());
+    assert!(store::link_owner(
+        &mut tx,
+        &access::platform(),
+        &row.id,
+        &branch_code,
+        "application",
+        "a1"
+    )
+    .await
+    .unwrap());
+    assert!(!store::link_owner(
+        &mut tx,
+        &access::platform(),
+        &row.id,
+        &branch_code,
+        "application",
+        "a2"
+    )
+    .await
+    .unwrap());
+    tx.commit().await.unwrap();
+    let linked = store::of_owner(&db, "application", "a1").await.unwrap();
+    assert_eq!(linked.len(), 1);
+    // The member's photo: set, replaced, removed.
+    let png = |w: u32| {
+        let mut out = Vec::new();
+        image_png(w, &mut out);
+        out
+    };
+    let first = accept(Kind::Photo, "a.png", &png(300)).unwrap();
+    let a = store::set_member_photo(
+        &db,
+        &access::platform(),
+        data.path(),
+        &who,
+        &member_id,
+        &branch_code,
+        Some(&first),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let second = accept(Kind::Photo, "b.png", &png(100)).unwrap();
+    let b = store::set_member_photo(
+        &db,
+        &access::platform(),
+        data.path(),
+        &who,
+        &member_id,
+        &branch_code,
+        Some(&second),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(store::get(&db, &a.id).await.unwrap().is_none());
+    assert!(!data.path().join("attachments").join(&a.id).exists());
+    assert_eq!(
+        store::member_photo(&db, &member_id).await.unwrap(),
+        Some((branch_code.clone(), Some(b.id.clone())))
+    );
+    store::set_member_photo(
+        &db,
+        &access::platform(),
+        data.path(),
+        &who,
+        &member_id,
+        &branch_code,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        store::member_photo(&db, &member_id).await.unwrap(),
+        Some((branch_code.clone(), None))
+    );
+    assert!(!data.path().join("attachments").join(&b.id).exists());
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'member.photo'")
+        .fetch_one(db.read())
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    assert_eq!(audit::verify(&db).await.unwrap(), None);
+}
+
+/// A PNG `w` pixels wide and 1.4 times as high.
+fn image_png(w: u32, out: &mut Vec<u8>) {
+    let h = w * 14 / 10;
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x % 200) as u8, (y % 200) as u8, 7])
+    });
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut std::io::Cursor::new(out), image::ImageFormat::Png)
+        .unwrap();
 }
 
 /// A member moved into history keeps every stored column (sealed values as they were) and

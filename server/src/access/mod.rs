@@ -299,6 +299,18 @@ pub fn withdraw(actor: &Actor, applicant_code: &str) -> Result<Allowed, ApiError
     }
 }
 
+/// May the actor see or attach files kept for the subtree of `org_code` (an attachment's
+/// organisation, or the organisation of the member a photo belongs to)? Outside the scope the
+/// file is answered as not found.
+pub fn attachment(actor: &Actor, org_code: &str) -> Result<Allowed, ApiError> {
+    business_role(actor)?;
+    if code_within(&actor.org_code, org_code) {
+        Ok(Allowed(()))
+    } else {
+        Err(ApiError::out_of_scope("附件"))
+    }
+}
+
 /// May the actor see a unit owned by, managed by or linked to organisations with these codes?
 /// Units outside the scope are answered as not found.
 pub fn unit_read<'a>(

@@ -17,7 +17,8 @@ use crate::state::Paging;
 pub const COPY_COLUMNS: &str = "id, name, id_number, sex, ethnicity, birth_date, education, category, \
     branch_id, org_code, joined_on, full_on, job, phone, address, status, lost_contact, lost_contact_on, \
     floating, floating_to, registered_phone, origin, title, new_social_stratum, in_transfer, completeness, \
-    created_at, updated_at, id_number_idx, registered_phone_idx, sort_pinyin, sort_strokes, id_suffix_idx";
+    created_at, updated_at, id_number_idx, registered_phone_idx, sort_pinyin, sort_strokes, id_suffix_idx, \
+    photo_id";
 
 /// A history record as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -207,13 +207,15 @@ pub fn mask_member_json(v: &serde_json::Value) -> serde_json::Value {
 }
 
 /// Does the real-name source confirm this name for this ID number (SPEC §9)? Without a
-/// configured source nothing is confirmed: the change goes to manual review, never a silent
-/// pass.
+/// configured source nothing is confirmed: the change goes to manual review. A source that
+/// cannot answer refuses (503), never a silent pass.
 pub async fn realname_confirms(
     state: &crate::state::AppState,
     id_number: &str,
     name: &str,
 ) -> crate::error::ApiResult<bool> {
-    let _ = (state, id_number, name);
-    Ok(false)
+    Ok(matches!(
+        crate::realname::check(state, id_number, name).await?,
+        Some(crate::realname::Verdict::Match)
+    ))
 }

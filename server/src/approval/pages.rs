@@ -220,7 +220,7 @@ async fn apply_submit(
             remark: form.remark.clone(),
             ..ApplicationInput::default()
         };
-        match ops::apply(&state.db, &actor, &input).await {
+        match ops::apply(&state, &actor, &input).await {
             Ok(app) => {
                 Ok(Redirect::to(&format!("/applications/{app}?notice=submitted")).into_response())
             }

@@ -48,7 +48,8 @@ const TEXT_MAX: usize = 200;
 /// Applies for a status change, a supplementary entry, a rename review or a real-name filing;
 /// returns the application's id. The applicant's tier and scope, the member's preconditions
 /// and every field are checked before anything is written.
-pub async fn apply(db: &Db, actor: &Actor, input: &ApplicationInput) -> ApiResult<String> {
+pub async fn apply(state: &AppState, actor: &Actor, input: &ApplicationInput) -> ApiResult<String> {
+    let db = &state.db;
     access::business_read(actor)?;
     let Some(kind) = input.kind.as_deref().map(str::trim).and_then(Kind::parse) else {
         return Err(ApiError::field("kind", "请选择申请类型"));
@@ -68,14 +69,7 @@ pub async fn apply(db: &Db, actor: &Actor, input: &ApplicationInput) -> ApiResul
             TEXT_MAX,
         ))
         .unwrap_or_default();
-    let attachments: Vec<String> = input
-        .attachments
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|a| a.trim().to_string())
-        .filter(|a| !a.is_empty())
-        .collect();
+    let attachments = documents(db, actor, input.attachments.as_deref(), &mut p).await?;
     if kind.concerns_living_member() {
         let member_id = input.member_id.as_deref().map(str::trim).unwrap_or("");
         if member_id.is_empty() {
@@ -174,6 +168,16 @@ pub async fn apply(db: &Db, actor: &Actor, input: &ApplicationInput) -> ApiResul
         let mut tx = db.begin().await?;
         crate::member::routes::ensure_unique(&mut tx, &v, "").await?;
         tx.rollback().await?;
+        // A supplementary entry is an entry: the real-name source must confirm the person, or
+        // the member comes in through a real-name filing instead.
+        if kind == Kind::Supplement
+            && matches!(
+                crate::realname::check(state, &v.id_number, &v.name).await?,
+                Some(crate::realname::Verdict::Mismatch)
+            )
+        {
+            return Err(crate::member::routes::realname_mismatch());
+        }
         let data = ApplicationData {
             reason: reason.ok_or_else(fields::unset)?,
             remark,
@@ -208,6 +212,44 @@ pub async fn member_in_scope(db: &Db, actor: &Actor, member_id: &str) -> ApiResu
     let (member, _) = crate::member::routes::load(db, member_id).await?;
     access::member(actor, &member.org_code)?;
     Ok(())
+}
+
+/// The documents 相关资料 an application names: uploaded (`POST /api/v1/attachments`), visible
+/// to the actor, documents, and not yet part of another application. Returns (id, organisation
+/// code) pairs for linking in the submission's transaction.
+async fn documents(
+    db: &Db,
+    actor: &Actor,
+    ids: Option<&[String]>,
+    p: &mut Problems,
+) -> ApiResult<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for id in ids
+        .unwrap_or_default()
+        .iter()
+        .map(|a| a.trim())
+        .filter(|a| !a.is_empty())
+    {
+        let row = crate::attachment::store::get(db, id).await?;
+        match row {
+            Some(r)
+                if access::attachment(actor, &r.org_code).is_ok()
+                    && r.kind == "document"
+                    && r.owner_kind.is_none() =>
+            {
+                if !out.iter().any(|(i, _): &(String, String)| i == &r.id) {
+                    out.push((r.id, r.org_code));
+                }
+            }
+            _ => {
+                p.add(
+                    "attachments",
+                    "相关资料不存在或已被其他申请使用，请重新上传",
+                );
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn no_approver(kind: Kind) -> impl FnOnce() -> ApiError {
@@ -516,7 +558,7 @@ async fn create_application(
     actor: Actor,
     ApiJson(req): ApiJson<ApplicationInput>,
 ) -> ApiResult<(StatusCode, Json<ApplicationView>)> {
-    let id = apply(&state.db, &actor, &req).await?;
+    let id = apply(&state, &actor, &req).await?;
     Ok((
         StatusCode::CREATED,
         Json(view(&state.db, &actor, &id).await?),
@@ -976,7 +1018,7 @@ pub async fn rename(
         });
     }
     let id = apply(
-        db,
+        state,
         actor,
         &ApplicationInput {
             kind: Some(Kind::Rename.as_str().into()),

@@ -71,7 +71,8 @@ pub struct NewApplication<'a> {
     pub subject_name: &'a str,
     pub approver: &'a ChainOrg,
     pub data: &'a ApplicationData,
-    pub attachments: &'a [String],
+    /// (id, organisation code) of the documents, linked to the application in its transaction
+    pub attachments: &'a [(String, String)],
 }
 
 /// Records an application with its first trail step and audit record.
@@ -79,7 +80,7 @@ pub async fn submit(
     db: &Db,
     actor: &Actor,
     new: NewApplication<'_>,
-    _allowed: &Allowed,
+    allowed: &Allowed,
 ) -> ApiResult<String> {
     let id = new_id();
     let now = now_rfc3339();
@@ -108,10 +109,30 @@ pub async fn submit(
     .bind(&new.approver.name)
     .bind(i64::from(new.approver.tier))
     .bind(crypto::seal(Column::ApplicationsData, &data))
-    .bind(serde_json::to_string(new.attachments).map_err(ApiError::internal)?)
+    .bind(
+        serde_json::to_string(&new.attachments.iter().map(|(a, _)| a).collect::<Vec<_>>())
+            .map_err(ApiError::internal)?,
+    )
     .bind(&now)
     .execute(&mut *tx)
     .await?;
+    for (attachment, org_code) in new.attachments {
+        let linked = crate::attachment::store::link_owner(
+            &mut tx,
+            allowed,
+            attachment,
+            org_code,
+            "application",
+            &id,
+        )
+        .await?;
+        if !linked {
+            return Err(ApiError::conflict_field(
+                "attachments",
+                "相关资料已被其他申请使用，请重新上传",
+            ));
+        }
+    }
     step(&mut tx, actor, &id, "submit", &new.data.reason).await?;
     audit::append(
         &mut tx,

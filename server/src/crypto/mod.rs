@@ -56,10 +56,11 @@ pub enum Column {
     OrgsContactPhone,
     /// The submitted data of an application (JSON; may carry an ID number and phones).
     ApplicationsData,
+    RealnameIdNumber,
 }
 
 impl Column {
-    pub const ALL: [Column; 8] = [
+    pub const ALL: [Column; 9] = [
         Column::MembersIdNumber,
         Column::MembersPhone,
         Column::MembersRegisteredPhone,
@@ -68,6 +69,7 @@ impl Column {
         Column::AccountsTotpSecret,
         Column::OrgsContactPhone,
         Column::ApplicationsData,
+        Column::RealnameIdNumber,
     ];
 
     /// `table.column`, the associated data.
@@ -81,13 +83,16 @@ impl Column {
             Column::AccountsTotpSecret => "accounts.totp_secret",
             Column::OrgsContactPhone => "orgs.contact_phone",
             Column::ApplicationsData => "applications.data",
+            Column::RealnameIdNumber => "realname_registry.id_number",
         }
     }
 
     /// The kind of value the blind index is computed over (shared between tables).
     fn index_kind(self) -> &'static str {
         match self {
-            Column::MembersIdNumber | Column::AccountsIdNumber => "id_number",
+            Column::MembersIdNumber | Column::AccountsIdNumber | Column::RealnameIdNumber => {
+                "id_number"
+            }
             Column::MembersPhone
             | Column::MembersRegisteredPhone
             | Column::AccountsMobile

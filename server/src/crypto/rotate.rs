@@ -37,7 +37,7 @@ struct Table {
     fields: &'static [Field],
 }
 
-const TABLES: [Table; 5] = [
+const TABLES: [Table; 6] = [
     Table {
         name: "members",
         key: "id",
@@ -118,6 +118,15 @@ const TABLES: [Table; 5] = [
             column: Column::OrgsContactPhone,
             name: "contact_phone",
             index: None,
+        }],
+    },
+    Table {
+        name: "realname_registry",
+        key: "id",
+        fields: &[Field {
+            column: Column::RealnameIdNumber,
+            name: "id_number",
+            index: Some("id_number_idx"),
         }],
     },
 ];

@@ -385,6 +385,7 @@ fn form_page(
     body: Markup,
     errors: &FormErrors,
     status: StatusCode,
+    aside: Option<Markup>,
 ) -> Response {
     page_with_status(
         status,
@@ -406,6 +407,7 @@ fn form_page(
                     }
                 }
             }
+            @if let Some(aside) = aside { (aside) }
         },
     )
 }
@@ -441,6 +443,7 @@ async fn new_page(
         },
         errors,
         status,
+        None,
     )
 }
 
@@ -501,7 +504,7 @@ async fn new_submit(
     let extras: EntryExtras = serde_html_form::from_bytes(&f.raw).unwrap_or_default();
     let outcome = match extras.apply.as_deref().filter(|k| !k.is_empty()) {
         Some(kind) => crate::approval::routes::apply(
-            &state.db,
+            &state,
             &actor,
             &crate::approval::ApplicationInput {
                 kind: Some(kind.to_string()),
@@ -513,7 +516,7 @@ async fn new_submit(
         )
         .await
         .map(|app| format!("/applications/{app}?notice=submitted")),
-        None => ops::create(&state.db, &actor, &form)
+        None => ops::create_checked(&state, &actor, &form)
             .await
             .map(|new_id| format!("/members/{new_id}?notice=member_created")),
     };
@@ -548,6 +551,8 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "recovered" => Some("已找回，该党员已回到党员信息库"),
         "renamed" => Some("新姓名已通过实名认证，改名已生效"),
         "phone_saved" => Some("注册手机号已变更"),
+        "photo_saved" => Some("照片已保存"),
+        "photo_removed" => Some("照片已删除"),
         _ => None,
     }
 }
@@ -577,6 +582,7 @@ async fn record(
                 )
             })
         };
+        let has_photo = super::photo::has_photo(&state, &m.id).await;
         let row = |k: &str, val: &str| html! { tr { th { (k) } td { (val) } } };
         let date = |d: &Option<String>| d.clone().unwrap_or_default();
         Ok(page(
@@ -616,6 +622,7 @@ async fn record(
                     } @else {
                         p.muted { "正在显示完整信息，本次查看已记入审计日志。" }
                     }
+                    (super::photo::photo_box(&m.id, has_photo))
                     table.info #member-record {
                         (row("姓名", &m.name))
                         (row("性别", sex_label(&m.sex)))
@@ -675,6 +682,11 @@ async fn edit_page(
         member_fields(&Mode::Edit { member: m }, form, errors),
         errors,
         status,
+        Some(super::photo::photo_panel(
+            actor,
+            &m.id,
+            super::photo::has_photo(state, &m.id).await,
+        )),
     )
 }
 

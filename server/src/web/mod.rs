@@ -10,6 +10,7 @@ pub mod login;
 pub mod members;
 pub mod orgs;
 pub mod password;
+pub mod photo;
 pub mod print;
 pub mod security;
 pub mod units;
@@ -92,6 +93,7 @@ fn routes() -> PageRouter {
         .merge(units::router())
         .merge(members::router())
         .merge(crate::approval::pages::router())
+        .merge(photo::router())
         .merge(security::router())
         .merge(activation::router())
         .merge(audit::router())
