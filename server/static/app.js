@@ -675,3 +675,51 @@
     })
     .catch(() => {});
 })();
+
+// Documents 相关资料: a file chosen is uploaded at once (POST /api/v1/attachments with the
+// page's CSRF token) and carried by the form as a hidden `attachments` id.
+(function () {
+  "use strict";
+  document.querySelectorAll("input[type=file][data-upload]").forEach((input) => {
+    input.addEventListener("change", async () => {
+      const form = input.form;
+      const csrf = form && form.querySelector("input[name=csrf]");
+      const list = input.parentElement.querySelector("ul.uploaded");
+      for (const file of Array.from(input.files)) {
+        const item = document.createElement("li");
+        item.textContent = file.name + "（上传中…）";
+        list.appendChild(item);
+        const body = new FormData();
+        body.append("file", file);
+        body.append("kind", input.dataset.upload);
+        body.append("org_id", input.dataset.org);
+        try {
+          const res = await fetch("/api/v1/attachments", {
+            method: "POST",
+            body,
+            credentials: "same-origin",
+            headers: csrf ? { "X-CSRF-Token": csrf.value } : {},
+          });
+          const answer = await res.json().catch(() => null);
+          if (!res.ok || !answer || !answer.id) {
+            const why = answer && answer.error ? answer.error.message : "上传失败，请重试";
+            item.textContent = file.name + "：" + why;
+            item.className = "upload-error";
+            continue;
+          }
+          item.textContent = file.name + "（已上传）";
+          item.className = "uploaded-file";
+          const hidden = document.createElement("input");
+          hidden.type = "hidden";
+          hidden.name = "attachments";
+          hidden.value = answer.id;
+          item.appendChild(hidden);
+        } catch (e) {
+          item.textContent = file.name + "：上传失败，请检查网络后重试";
+          item.className = "upload-error";
+        }
+      }
+      input.value = "";
+    });
+  });
+})();

@@ -1297,7 +1297,22 @@ async fn an_exit_is_approved_by_the_committee_and_recovered_by_the_county() {
     b.wait_for("#rename-form").await;
     b.fill("new_name", "改名测试").await;
     b.fill("reason", "户籍改名").await;
-    b.fill("attachments", "doc-1").await;
+    // Without documents the review cannot be made: the page says so next to the upload.
+    b.click("#rename-form button[type=submit]").await;
+    b.wait_for("#attachments[aria-invalid=true]").await;
+    let dir = dangjian_tests::TempDir::new("dangjian-documents");
+    let pdf = dir.path().join("户口簿.pdf");
+    std::fs::write(&pdf, dangjian_tests::TEST_PDF).unwrap();
+    b.client
+        .find(fantoccini::Locator::Id("attachments"))
+        .await
+        .expect("file input")
+        .send_keys(&pdf.display().to_string())
+        .await
+        .expect("choose a file");
+    b.wait_for("#attachments-list li.uploaded-file").await;
+    assert!(b.text("#attachments-list").await.contains("户口簿.pdf"));
+    b.screenshot("rename-with-document").await;
     b.click("#rename-form button[type=submit]").await;
     b.wait_for("#application").await;
     assert!(b.text(".alert-info").await.contains("未通过实名认证"));
@@ -1310,6 +1325,8 @@ async fn an_exit_is_approved_by_the_committee_and_recovered_by_the_county() {
         .to_string();
     b.goto(&county.url(&format!("/applications/{app}"))).await;
     b.wait_for("#decide-form").await;
+    assert!(b.text("#application").await.contains("户口簿.pdf"));
+    b.screenshot("rename-review").await;
     confirm_everything(&b).await;
     b.click("#decide-form button[value=approve]").await;
     b.wait_for(".alert-info").await;

@@ -80,6 +80,29 @@ pub fn member_actions(actor: &Actor, member_id: &str, blocked: Option<&str>) -> 
     }
 }
 
+/// The documents 相关资料 of a form: a file input that app.js uploads at once
+/// (`POST /api/v1/attachments` for the organisation `org_id`, with the page's CSRF token), each
+/// uploaded file then carried as a hidden `attachments` id; ids already uploaded stay listed
+/// when a refused form is shown again.
+pub fn attachments_field(label: &str, org_id: &str, ids: &[String], errors: &FormErrors) -> Markup {
+    html! {
+        div.field.attachments.has-error[errors.fields.contains_key("attachments")] {
+            label for="attachments" { (label) }
+            input #attachments type="file" multiple
+                accept=".pdf,.jpg,.jpeg,.png,application/pdf,image/jpeg,image/png"
+                data-upload="document" data-org=(org_id)
+                aria-invalid=[errors.invalid("attachments")] aria-describedby=[errors.described_by("attachments")];
+            p.muted.hint { "PDF、JPG 或 PNG 格式，每个文件不超过 5 MB，可选择多个文件；选择后立即上传。" }
+            ul.uploaded #attachments-list {
+                @for id in ids.iter().filter(|i| !i.trim().is_empty()) {
+                    li { "已上传的附件" input type="hidden" name="attachments" value=(id); }
+                }
+            }
+            (errors.at("attachments"))
+        }
+    }
+}
+
 fn textarea_field(
     name: &str,
     label: &str,
@@ -108,6 +131,8 @@ pub struct ApplyForm {
     pub date: Option<String>,
     pub reason: Option<String>,
     pub remark: Option<String>,
+    #[serde(default)]
+    pub attachments: Vec<String>,
 }
 
 async fn member_header(
@@ -162,6 +187,7 @@ async fn apply_page(
                     (date_field("date", kind.date_label(), &v(&form.date), true, errors))
                     (textarea_field("reason", kind.reason_label(), &v(&form.reason), true, errors))
                     (textarea_field("remark", "备注", &v(&form.remark), false, errors))
+                    (attachments_field("相关资料", &m.branch_id, &form.attachments, errors))
                     div.actions {
                         button.primary type="submit" data-check-required { "申请" }
                         a.button href={"/members/" (m.id)} { "取消" }
@@ -218,6 +244,7 @@ async fn apply_submit(
             date: form.date.clone(),
             reason: form.reason.clone(),
             remark: form.remark.clone(),
+            attachments: Some(form.attachments.clone()),
             ..ApplicationInput::default()
         };
         match ops::apply(&state, &actor, &input).await {
@@ -370,12 +397,7 @@ async fn rename_page(
                     (csrf_field(actor))
                     (text_field("new_name", "新姓名", form.new_name.as_deref().unwrap_or(""), true, errors))
                     (textarea_field("reason", "改名原因", form.reason.as_deref().unwrap_or(""), true, errors))
-                    div.field.has-error[errors.fields.contains_key("attachments")] {
-                        label for="attachments" { "证明材料" }
-                        input #attachments type="text" name="attachments" value=(form.attachments.first().map(String::as_str).unwrap_or(""))
-                            aria-invalid=[errors.invalid("attachments")] aria-describedby=[errors.described_by("attachments")];
-                        (errors.at("attachments"))
-                    }
+                    (attachments_field("证明材料（新姓名未通过实名认证时必须上传，如户口簿、公安机关出具的更名证明）", &m.branch_id, &form.attachments, errors))
                     div.actions {
                         button.primary type="submit" data-check-required { "提交" }
                         a.button href={"/members/" (m.id)} { "取消" }
@@ -688,6 +710,7 @@ async fn application_view_page(
     status: StatusCode,
 ) -> Result<Response, ApiError> {
     let a = ops::view(&state.db, actor, id).await?;
+    let files = crate::attachment::store::of_owner(&state.db, "application", &a.id).await?;
     let title = format!("{}申请", a.kind_label);
     let row = |k: &str, v: &str| html! { tr { th { (k) } td { (v) } } };
     let kind = a.kind;
@@ -726,9 +749,9 @@ async fn application_view_page(
                         (row("加入党组织日期", m["joined_on"].as_str().unwrap_or("")))
                     }
                     tr { th { "相关资料" } td {
-                        @if a.attachments.is_empty() { "无" }
-                        @for (i, att) in a.attachments.iter().enumerate() {
-                            a.attachment href={"/api/v1/attachments/" (att)} { "附件" (i + 1) } " "
+                        @if files.is_empty() { "无" }
+                        @for f in &files {
+                            a.attachment href={"/api/v1/attachments/" (f.id)} { (f.file_name) } " "
                         }
                     } }
                 }

@@ -228,6 +228,7 @@ pub struct EntryExtras {
 /// failed real-name check: 实名认证备案).
 fn entry_kind_fields(
     actor: &Actor,
+    branch_id: &str,
     extras: &EntryExtras,
     realname_failed: bool,
     errors: &FormErrors,
@@ -256,13 +257,12 @@ fn entry_kind_fields(
                     }
                     (errors.at("reason"))
                 }
-                div.field.has-error[errors.fields.contains_key("attachments")] {
-                    label for="attachments" { "相关资料（实名认证备案须附本人签字的信息采集表）" }
-                    input #attachments type="text" name="attachments"
-                        value=(extras.attachments.first().map(String::as_str).unwrap_or(""))
-                        aria-invalid=[errors.invalid("attachments")] aria-describedby=[errors.described_by("attachments")];
-                    (errors.at("attachments"))
-                }
+                (crate::approval::pages::attachments_field(
+                    "相关资料（实名认证备案须附本人签字的党员信息采集表）",
+                    branch_id,
+                    &extras.attachments,
+                    errors,
+                ))
             }
         }
     }
@@ -438,7 +438,7 @@ async fn new_page(
         &format!("/orgs/{}/members/new", branch.id),
         &format!("/orgs/{}?tab=members", branch.id),
         html! {
-            (entry_kind_fields(actor, extras, realname_failed, errors))
+            (entry_kind_fields(actor, &branch.id, extras, realname_failed, errors))
             (member_fields(&Mode::New { branch }, form, errors))
         },
         errors,
