@@ -228,19 +228,11 @@ async fn the_table_holds(server: &Server) {
     history_of(&history_ids(&branch, "stopped").await, &stop_member);
 
     // Death 党员死亡: approved by the committee; the committee cancels the registered phone.
+    // Applied first by the county and withdrawn: a lower organisation cannot withdraw it.
     let dead = id(2);
-    let (status, app) = apply(&committee, exit_of(&dead, "death")).await;
+    let (status, app) = apply(&county, exit_of(&dead, "death")).await;
     assert_eq!(status, 201, "{app}");
     let death_id = app["id"].as_str().unwrap().to_string();
-    // The committee applied: another admin of it would approve, not the applicant himself.
-    let r = committee
-        .post(
-            &format!("/api/v1/applications/{death_id}/approve"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 403, "{:?}", r.body);
-    assert!(r.message().contains("本人"), "{:?}", r.body);
     let r = branch
         .post(
             &format!("/api/v1/applications/{death_id}/withdraw"),
@@ -252,7 +244,7 @@ async fn the_table_holds(server: &Server) {
         "a lower organisation cannot withdraw it: {:?}",
         r.body
     );
-    let r = committee
+    let r = county
         .post(
             &format!("/api/v1/applications/{death_id}/withdraw"),
             json!({"opinion": "重新提交"}),
@@ -260,6 +252,13 @@ async fn the_table_holds(server: &Server) {
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["state"], "withdrawn");
+    let r = committee
+        .post(
+            &format!("/api/v1/applications/{death_id}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 409, "withdrawn: {:?}", r.body);
     let (status, app) = apply(&branch, exit_of(&dead, "death")).await;
     assert_eq!(status, 201, "{app}");
     let death_id = app["id"].as_str().unwrap().to_string();
@@ -447,6 +446,21 @@ async fn the_table_holds(server: &Server) {
         .await;
     assert_eq!(r.status, 204, "{:?}", r.body);
     history_of(&history_ids(&branch, "correction").await, &mistaken);
+
+    // The applicant is itself the approver (the committee applies for an exit): decided as it
+    // is made, both steps on the trail.
+    let own = id(7);
+    let (status, app) = apply(&committee, exit_of(&own, "exit")).await;
+    assert_eq!(status, 201, "{app}");
+    assert_eq!(app["state"], "approved", "{app}");
+    let trail: Vec<&str> = app["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(trail, ["submit", "approve"]);
+    history_of(&history_ids(&branch, "exit").await, &own);
 
     // Out of scope: the tier-3 admin of the general branch neither applies for nor sees them.
     let general = server

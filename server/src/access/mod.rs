@@ -266,6 +266,17 @@ pub fn decide(
     Ok(Allowed(()))
 }
 
+/// The proof for deciding an application as it is made when the applicant is itself the
+/// approver (the admin of the approver organisation at the approver tier applies): there is no
+/// one above it in the chain for this kind, so the application is approved in its name, both
+/// steps on the trail.
+pub fn decide_own(actor: &Actor, approver_code: &str, approver_tier: u8) -> Option<Allowed> {
+    (actor.role == Role::Admin
+        && actor.tier == Some(approver_tier)
+        && actor.org_code == approver_code)
+        .then_some(Allowed(()))
+}
+
 /// May the actor see an application: its approver, or an admin whose scope holds the applying
 /// organisation or the member's organisation? Anything else is answered as not found.
 pub fn application_read(

@@ -47,8 +47,20 @@ const TEXT_MAX: usize = 200;
 
 /// Applies for a status change, a supplementary entry, a rename review or a real-name filing;
 /// returns the application's id. The applicant's tier and scope, the member's preconditions
-/// and every field are checked before anything is written.
+/// and every field are checked before anything is written. An applicant that is itself the
+/// approver (an admin of the approver organisation at the approver tier) has it approved as it
+/// is made, both steps on the trail.
 pub async fn apply(state: &AppState, actor: &Actor, input: &ApplicationInput) -> ApiResult<String> {
+    let id = submit_checked(state, actor, input).await?;
+    settle_own(&state.db, actor, &id).await?;
+    Ok(id)
+}
+
+async fn submit_checked(
+    state: &AppState,
+    actor: &Actor,
+    input: &ApplicationInput,
+) -> ApiResult<String> {
     let db = &state.db;
     access::business_read(actor)?;
     let Some(kind) = input.kind.as_deref().map(str::trim).and_then(Kind::parse) else {
@@ -250,6 +262,29 @@ async fn documents(
         }
     }
     Ok(out)
+}
+
+/// Decides an application its applicant approves itself (see `access::decide_own`) at once.
+async fn settle_own(db: &Db, actor: &Actor, id: &str) -> ApiResult<()> {
+    let row = load(db, id).await?;
+    let Some(allowed) = access::decide_own(actor, &row.approver_org_code, row.approver_tier as u8)
+    else {
+        return Ok(());
+    };
+    let data = row.data()?;
+    let mut tx = db.begin().await?;
+    store::close(
+        &mut tx,
+        actor,
+        &row,
+        State::Approved,
+        "申请单位即审批单位，提交即审批通过",
+        &allowed,
+    )
+    .await?;
+    effect(&mut tx, actor, &row, &data, &allowed).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 fn no_approver(kind: Kind) -> impl FnOnce() -> ApiError {

@@ -240,6 +240,7 @@ pub async fn create_checked(
     actor: &Actor,
     req: &MemberInput,
 ) -> ApiResult<String> {
+    access::business_read(actor)?;
     branch_for_entry(&state.db, actor, req.branch_id.as_deref()).await?;
     realname_gate(state, actor, req).await?;
     create(&state.db, actor, req).await
