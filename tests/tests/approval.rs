@@ -487,17 +487,32 @@ async fn spec_table_queue_history_and_recovery_on_postgresql() {
     the_table_holds(&server).await;
 }
 
-/// Twenty concurrent approvals of one item: one succeeds, the others get 409; one history row
-/// and one audit record of the decision.
+/// Ten concurrent applications for one member make one; twenty concurrent approvals of it:
+/// one succeeds, the others get 409; one history row and one audit record of the decision; ten
+/// concurrent recoveries bring the member back once.
 async fn one_decision(server: &Server) {
     let t3 = server.account("admin", Some(3));
     let branch = server.sign_in(&t3).await;
     let committee = server.sign_in(&server.account("admin", Some(2))).await;
     let members = movable_members(&branch, &t3.org_id, 1).await;
     let member = members[0]["id"].as_str().unwrap().to_string();
-    let (status, app) = apply(&branch, exit_of(&member, "exit")).await;
-    assert_eq!(status, 201, "{app}");
-    let app_id = app["id"].as_str().unwrap().to_string();
+    // Ten applications for one member at once: one is made, the others wait for it (409).
+    let applying = (0..10).map(|_| {
+        let b = branch.clone();
+        let body = exit_of(&member, "exit");
+        tokio::spawn(async move { b.post("/api/v1/applications", body).await })
+    });
+    let mut made = Vec::new();
+    for a in applying {
+        let r = a.await.unwrap();
+        match r.status {
+            201 => made.push(r.body["id"].as_str().unwrap().to_string()),
+            409 => assert_eq!(r.body["error"]["field"], "member_id", "{:?}", r.body),
+            other => panic!("{other}: {:?}", r.body),
+        }
+    }
+    assert_eq!(made.len(), 1, "{made:?}");
+    let app_id = made.remove(0);
     let calls = (0..20).map(|_| {
         let c = committee.clone();
         let path = format!("/api/v1/applications/{app_id}/approve");
@@ -527,6 +542,35 @@ async fn one_decision(server: &Server) {
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["total"], 1, "{:?}", r.body);
+    // Ten recoveries at once: the member comes back once.
+    let county = server.sign_in(&server.county_admin()).await;
+    let history = history_of(&rows, &member);
+    let recovering = (0..10).map(|_| {
+        let c = county.clone();
+        let path = format!("/api/v1/history/{history}/recover");
+        tokio::spawn(async move { c.post(&path, json!({"reason": "误操作"})).await.status })
+    });
+    let mut statuses = Vec::new();
+    for r in recovering {
+        statuses.push(r.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 204).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        9,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        branch
+            .get(&format!("/api/v1/members/{member}"))
+            .await
+            .status,
+        200
+    );
 }
 
 #[tokio::test]
