@@ -1241,6 +1241,7 @@ async fn an_exit_is_approved_by_the_committee_and_recovered_by_the_county() {
     b.wait_for(".form-problems").await;
     assert!(b.exists("#date[aria-invalid=true]").await);
     assert!(b.exists("#reason[aria-invalid=true]").await);
+    b.screenshot("apply-exit-errors").await;
     b.fill("date", "2026-10-01").await;
     b.fill("reason", "本人申请退党").await;
     b.click("#apply-form button[type=submit]").await;
@@ -1284,6 +1285,7 @@ async fn an_exit_is_approved_by_the_committee_and_recovered_by_the_county() {
     b.screenshot("history-exit").await;
     b.click("#history td.ops a").await;
     b.wait_for("#recover-form").await;
+    b.screenshot("history-record").await;
     b.fill("reason", "误操作导致出党").await;
     confirm_everything(&b).await;
     b.click("#recover-form button[type=submit]").await;

@@ -67,21 +67,6 @@ async fn submit_checked(
         return Err(ApiError::field("kind", "请选择申请类型"));
     };
     let mut p = Problems::default();
-    let reason = p.take(fields::required_text(
-        "reason",
-        kind.reason_label(),
-        input.reason.as_deref(),
-        TEXT_MAX,
-    ));
-    let remark = p
-        .take(fields::optional_text(
-            "remark",
-            "备注",
-            input.remark.as_deref(),
-            TEXT_MAX,
-        ))
-        .unwrap_or_default();
-    let attachments = documents(db, actor, input.attachments.as_deref(), &mut p).await?;
     if kind.concerns_living_member() {
         let member_id = input.member_id.as_deref().map(str::trim).unwrap_or("");
         if member_id.is_empty() {
@@ -95,10 +80,7 @@ async fn submit_checked(
             kind.label(),
         )?;
         history::preconditions(db.read(), &member).await?;
-        let mut data = ApplicationData {
-            remark,
-            ..ApplicationData::default()
-        };
+        let mut data = ApplicationData::default();
         if kind.history_reason().is_some() {
             let label = kind.date_label();
             match input
@@ -132,15 +114,18 @@ async fn submit_checked(
                     p.add("new_name", "新姓名与现姓名相同");
                 }
             }
-            if attachments.is_empty() {
-                p.add(
-                    "attachments",
-                    "党员改名须上传证明材料（如户口簿、身份证复印件）",
-                );
-            }
             data.old_name = Some(member.name.clone());
             data.new_name = new_name;
         }
+        // In the order of the forms: date, new name, reason, remark, documents.
+        let (reason, remark, attachments) = common_fields(db, actor, kind, input, &mut p).await?;
+        if kind == Kind::Rename && attachments.is_empty() {
+            p.add(
+                "attachments",
+                "党员改名须上传证明材料（如户口簿、身份证复印件）",
+            );
+        }
+        data.remark = remark;
         p.finish()?;
         data.reason = reason.ok_or_else(fields::unset)?;
         let chain = store::chain(db.read(), &member.org_code).await?;
@@ -172,6 +157,7 @@ async fn submit_checked(
         let allowed =
             access::member_at_tier(actor, &branch.code, kind.applicant_tiers(), kind.label())?;
         let valid = p.take(crate::member::rules::validate(m, today()));
+        let (reason, remark, attachments) = common_fields(db, actor, kind, input, &mut p).await?;
         if kind == Kind::Realname && attachments.is_empty() {
             p.add("attachments", "实名认证备案须上传本人签字的党员信息采集表");
         }
@@ -224,6 +210,32 @@ pub async fn member_in_scope(db: &Db, actor: &Actor, member_id: &str) -> ApiResu
     let (member, _) = crate::member::routes::load(db, member_id).await?;
     access::member(actor, &member.org_code)?;
     Ok(())
+}
+
+/// The reason, the remark and the documents every application carries.
+async fn common_fields(
+    db: &Db,
+    actor: &Actor,
+    kind: Kind,
+    input: &ApplicationInput,
+    p: &mut Problems,
+) -> ApiResult<(Option<String>, String, Vec<(String, String)>)> {
+    let reason = p.take(fields::required_text(
+        "reason",
+        kind.reason_label(),
+        input.reason.as_deref(),
+        TEXT_MAX,
+    ));
+    let remark = p
+        .take(fields::optional_text(
+            "remark",
+            "备注",
+            input.remark.as_deref(),
+            TEXT_MAX,
+        ))
+        .unwrap_or_default();
+    let attachments = documents(db, actor, input.attachments.as_deref(), p).await?;
+    Ok((reason, remark, attachments))
 }
 
 /// The documents 相关资料 an application names: uploaded (`POST /api/v1/attachments`), visible
