@@ -203,6 +203,7 @@ fn constraints() -> Vec<(&'static str, &'static str, Constraint)> {
 pub fn finish(doc: &mut OpenApi) -> serde_json::Value {
     declare_error_statuses(doc);
     let mut value = serde_json::to_value(&*doc).expect("the OpenAPI document serialises");
+    bound_paging(&mut value);
     for (schema, field, constraint) in constraints() {
         let Some(prop) = value
             .pointer_mut(&format!("/components/schemas/{schema}/properties/{field}"))
@@ -244,4 +245,38 @@ pub fn finish(doc: &mut OpenApi) -> serde_json::Value {
         }
     }
     value
+}
+
+/// `page` is at least 1 and `per_page` 1…[`crate::state::MAX_PER_PAGE`] wherever a list takes
+/// them ([`crate::state::Paging::check`] refuses the rest with 400).
+fn bound_paging(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for item in paths.values_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for op in item.values_mut() {
+            let Some(params) = op.get_mut("parameters").and_then(|p| p.as_array_mut()) else {
+                continue;
+            };
+            for param in params {
+                if param["in"] != "query" {
+                    continue;
+                }
+                let max = match param["name"].as_str() {
+                    Some("page") => None,
+                    Some("per_page") => Some(crate::state::MAX_PER_PAGE),
+                    _ => continue,
+                };
+                if let Some(schema) = param.get_mut("schema").and_then(|s| s.as_object_mut()) {
+                    schema.insert("minimum".into(), 1.into());
+                    if let Some(max) = max {
+                        schema.insert("maximum".into(), max.into());
+                    }
+                }
+            }
+        }
+    }
 }

@@ -152,15 +152,40 @@ pub struct Paging {
     pub per_page: Option<i64>,
 }
 
+/// The largest `per_page` the API serves.
+pub const MAX_PER_PAGE: i64 = 200;
+
 impl Paging {
+    /// Refuses a `page` below 1 or a `per_page` outside 1…[`MAX_PER_PAGE`] with a 400 naming
+    /// the field, as the OpenAPI document declares (the API does not clamp silently; the
+    /// pages' own pagers still clamp through [`Paging::per_page`]).
+    pub fn check(
+        page: Option<i64>,
+        per_page: Option<i64>,
+    ) -> Result<Paging, crate::error::ApiError> {
+        if page.is_some_and(|p| p < 1) {
+            return Err(crate::error::ApiError::field(
+                "page",
+                "页码应为不小于1的整数",
+            ));
+        }
+        if per_page.is_some_and(|n| !(1..=MAX_PER_PAGE).contains(&n)) {
+            return Err(crate::error::ApiError::field(
+                "per_page",
+                format!("每页条数应为1至{MAX_PER_PAGE}"),
+            ));
+        }
+        Ok(Paging { page, per_page })
+    }
+
     pub fn page(&self) -> i64 {
         self.page.unwrap_or(1).max(1)
     }
     pub fn per_page(&self) -> i64 {
-        self.per_page.unwrap_or(20).clamp(1, 200)
+        self.per_page.unwrap_or(20).clamp(1, MAX_PER_PAGE)
     }
     pub fn offset(&self) -> i64 {
-        (self.page() - 1) * self.per_page()
+        (self.page() - 1).saturating_mul(self.per_page())
     }
 }
 

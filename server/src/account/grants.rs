@@ -624,6 +624,7 @@ async fn list_grants_route(
     actor: Actor,
     ApiQuery(q): ApiQuery<GrantQuery>,
 ) -> ApiResult<Page<GrantItem>> {
+    Paging::check(q.page, q.per_page)?;
     list_grants(&state, &actor, &q).await
 }
 

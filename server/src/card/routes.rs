@@ -715,6 +715,7 @@ async fn list_route(
     actor: Actor,
     ApiQuery(q): ApiQuery<CertificateQuery>,
 ) -> ApiResult<Page<CertificateItem>> {
+    Paging::check(q.page, q.per_page)?;
     list_certificates(&state, &actor, &q).await
 }
 

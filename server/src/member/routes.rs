@@ -414,10 +414,7 @@ async fn org_members(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<MemberListQuery>,
 ) -> ApiResult<Page<MemberView>> {
-    let paging = Paging {
-        page: q.page,
-        per_page: q.per_page,
-    };
+    let paging = Paging::check(q.page, q.per_page)?;
     let include_sub = matches!(q.include_sub.as_deref(), Some("1") | Some("true"));
     let order = match q.sort.as_deref().map(str::trim) {
         None | Some("") => NameOrder::default(),

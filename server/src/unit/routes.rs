@@ -239,6 +239,7 @@ async fn list_units(
     actor: Actor,
     ApiQuery(q): ApiQuery<UnitQuery>,
 ) -> ApiResult<Page<UnitView>> {
+    Paging::check(q.page, q.per_page)?;
     list(&state.db, &actor, &q).await
 }
 
