@@ -1251,8 +1251,10 @@ async fn member_lists_sort_by_name_and_find_by_id_suffix() {
     assert_eq!(ours(&p), ["丁测丁", "何测甲", "王测乙", "于测丙"]);
     assert_eq!(ours(&s), ["丁测丁", "于测丙", "王测乙", "何测甲"]);
     // An unknown order is refused naming the field.
-    let bad = list("&sort=codepoint").await;
-    assert_eq!((bad.status, bad.field()), (400, Some("sort")));
+    for sort in ["codepoint", "", "%20pinyin"] {
+        let bad = list(&format!("&sort={sort}")).await;
+        assert_eq!((bad.status, bad.field()), (400, Some("sort")), "{sort:?}");
+    }
 
     // The last four characters of the ID number, as the list shows them, find the member.
     let number = valid_id(803);

@@ -68,14 +68,73 @@ enum Routes {
     Only(&'static str),
 }
 
+/// Real identifiers in the main session's scope for the path parameters (schemathesis's
+/// `[[operations]]` configuration), so that the fuzzer reaches the logic behind an existing
+/// organisation, member and unit instead of only their 404s. Only reads and edits get them:
+/// deleting or revoking the session's own organisation would end the run's scope.
+async fn known_ids(api: &Api, org_id: &str) -> String {
+    let mut config = String::new();
+    // Within one entry schemathesis joins the include filters with "or" and takes away
+    // what an exclude filter matches: the paths, less the methods that must not get the ID.
+    let mut bind = |paths: &[&str], skip: &[&str], id: &str| {
+        let quote = |v: &[&str]| {
+            v.iter()
+                .map(|p| format!("{p:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        config.push_str(&format!(
+            "[[operations]]\ninclude-path = [{}]\nexclude-method = [{}]\n\
+             parameters = {{ \"path.id\" = {id:?} }}\n\n",
+            quote(paths),
+            quote(skip)
+        ));
+    };
+    bind(
+        &[
+            "/api/v1/orgs/{id}",
+            "/api/v1/orgs/{id}/children",
+            "/api/v1/orgs/{id}/members",
+        ],
+        &["DELETE", "POST"],
+        org_id,
+    );
+    let first = |r: dangjian_tests::Reply| {
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        r.body["items"][0]["id"].as_str().map(str::to_string)
+    };
+    let members = api
+        .get(&format!(
+            "/api/v1/orgs/{org_id}/members?include_sub=1&per_page=1"
+        ))
+        .await;
+    let member = first(members).expect("a member in scope");
+    bind(&["/api/v1/members/{id}"], &["DELETE"], &member);
+    if let Some(unit) = first(api.get("/api/v1/units?per_page=1").await) {
+        bind(&["/api/v1/units/{id}"], &["DELETE"], &unit);
+    }
+    config
+}
+
 /// One `st run` against the server with `api`'s token (and `cert`, a card session's certificate
 /// and key); panics with the report on any failure.
-fn fuzz(server: &Server, label: &str, api: &Api, cert: Option<(&str, &str)>, routes: Routes) {
+fn fuzz(
+    server: &Server,
+    label: &str,
+    api: &Api,
+    cert: Option<(&str, &str)>,
+    routes: Routes,
+    config: &str,
+) {
     let examples = std::env::var("DANGJIAN_FUZZ_EXAMPLES").unwrap_or_else(|_| "25".into());
     let seed = std::env::var("DANGJIAN_FUZZ_SEED").unwrap_or_else(|_| "20261126".into());
     let work = TempDir::new("dangjian-fuzz");
+    let config_file = work.path().join("schemathesis.toml");
+    std::fs::write(&config_file, config).unwrap();
     let mut cmd = Command::new(st_binary());
     cmd.current_dir(work.path())
+        .arg("--config-file")
+        .arg(&config_file)
         .arg("run")
         .arg(server.url("/api/v1/openapi.json"))
         .args(["--header", &format!("Authorization: Bearer {}", api.token)])
@@ -120,12 +179,14 @@ fn local(addr: &str) -> IpAddr {
 /// The main run with `main`'s session, then the throwaway runs with `spare`'s.
 async fn fuzz_server(server: &Server, label: &str, main: &DemoAccount, spare: &DemoAccount) {
     let api = server.sign_in_from(main, local("127.0.0.2")).await;
+    let config = known_ids(&api, &main.org_id).await;
     fuzz(
         server,
         label,
         &api,
         cert(main),
         Routes::AllBut(THROWAWAY_ROUTES),
+        &config,
     );
     // The main session survived its run.
     let session = api.get("/api/v1/session").await;
@@ -139,6 +200,7 @@ async fn fuzz_server(server: &Server, label: &str, main: &DemoAccount, spare: &D
         &throwaway,
         cert(spare),
         Routes::Only(THROWAWAY_FIRST),
+        "",
     );
     fuzz(
         server,
@@ -146,6 +208,7 @@ async fn fuzz_server(server: &Server, label: &str, main: &DemoAccount, spare: &D
         &throwaway,
         cert(spare),
         Routes::Only(THROWAWAY_LAST),
+        "",
     );
 }
 
