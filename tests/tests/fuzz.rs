@@ -286,6 +286,8 @@ const CODEGEN_ARGS: &[&str] = &[
     "--use-standard-collections",
     "--target-python-version",
     "3.11",
+    "--formatters",
+    "builtin",
 ];
 
 /// Builds the member request model with a malformed and then with a valid ID number; the
