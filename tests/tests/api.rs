@@ -1182,6 +1182,15 @@ async fn request_schemas_carry_the_validators_constraints() {
             "{file}: the shape refuses some invalid values"
         );
     }
+    // Text the handler insists on is required in the document, not optional.
+    assert_eq!(
+        doc["components"]["schemas"]["RevokeOrg"]["required"],
+        json!(["document_no", "reason"])
+    );
+    assert_eq!(prop("RevokeOrg", "reason")["type"], "string");
+    assert!(prop("ChangeCategory", "category")["enum"]
+        .as_array()
+        .is_some_and(|e| e.contains(&json!("611"))));
     assert!(!pattern("MemberInput", "id_number").is_match("37010219800517021"));
     assert!(pattern("MemberInput", "phone").is_match("0531-88888888"));
     assert!(!pattern("MemberInput", "phone").is_match("12345"));
