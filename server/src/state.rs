@@ -144,11 +144,23 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for
     }
 }
 
+/// An integer query parameter that, when present, must be an integer: `per_page=` (empty) is
+/// refused like `per_page=abc` (the form decoder's own `Option` would read it as absent, and
+/// the default would answer a request the OpenAPI document calls invalid).
+pub fn int_param<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let text = <String as Deserialize>::deserialize(d)?;
+    text.parse::<i64>()
+        .map(Some)
+        .map_err(<D::Error as serde::de::Error>::custom)
+}
+
 /// `?page=1&per_page=20` (at most 200 a page).
 #[derive(Debug, Clone, Copy, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Paging {
+    #[serde(default, deserialize_with = "crate::state::int_param")]
     pub page: Option<i64>,
+    #[serde(default, deserialize_with = "crate::state::int_param")]
     pub per_page: Option<i64>,
 }
 

@@ -93,6 +93,17 @@ async fn paging_out_of_range_is_refused_and_declared() {
             assert_eq!(r.field(), Some(field), "{path}");
         }
     }
+    // An empty value is not an integer either (not the default).
+    for query in ["per_page=", "page=", "page=&per_page=5", "per_page=abc"] {
+        for path in [
+            format!("/api/v1/orgs/{org}/members?{query}"),
+            format!("/api/v1/units?{query}"),
+        ] {
+            let r = api.get(&path).await;
+            assert_eq!(r.status, 400, "{path}: {:?}", r.body);
+            assert_eq!(r.body["error"]["code"], "bad_request", "{path}");
+        }
+    }
     let r = api
         .get(&format!("/api/v1/orgs/{org}/members?per_page=200"))
         .await;

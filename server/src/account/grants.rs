@@ -350,7 +350,9 @@ pub async fn create_grant(
 pub struct GrantQuery {
     /// 只列出该党组织及其下级的授权；缺省为安全员的管理范围
     pub org_id: Option<String>,
+    #[serde(default, deserialize_with = "crate::state::int_param")]
     pub page: Option<i64>,
+    #[serde(default, deserialize_with = "crate::state::int_param")]
     pub per_page: Option<i64>,
 }
 

@@ -585,7 +585,9 @@ pub struct CertificateQuery {
     pub account_id: Option<String>,
     /// `1`: only live certificates that end within 30 days
     pub expiring: Option<String>,
+    #[serde(default, deserialize_with = "crate::state::int_param")]
     pub page: Option<i64>,
+    #[serde(default, deserialize_with = "crate::state::int_param")]
     pub per_page: Option<i64>,
 }
 

@@ -349,7 +349,9 @@ pub struct MemberListQuery {
     #[param(value_type = Option<MemberSort>, inline)]
     #[serde(default, deserialize_with = "present_text")]
     pub sort: Option<String>,
+    #[serde(default, deserialize_with = "crate::state::int_param")]
     pub page: Option<i64>,
+    #[serde(default, deserialize_with = "crate::state::int_param")]
     pub per_page: Option<i64>,
 }
 

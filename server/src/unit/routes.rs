@@ -228,7 +228,9 @@ pub struct UnitQuery {
     /// limit the list to the subtree of this organisation (which must be in the actor's scope)
     /// instead of the actor's whole scope
     pub org_id: Option<String>,
+    #[serde(default, deserialize_with = "crate::state::int_param")]
     pub page: Option<i64>,
+    #[serde(default, deserialize_with = "crate::state::int_param")]
     pub per_page: Option<i64>,
 }
 
