@@ -77,6 +77,7 @@ const ACCEPTANCE_SKIPPED: &[&str] = &[
     "POST /api/v1/members",
     "POST /api/v1/orgs",
     "POST /api/v1/orgs/{id}/category",
+    "POST /api/v1/orgs/{id}/revoke",
     "POST /api/v1/units",
 ];
 
