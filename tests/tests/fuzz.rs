@@ -170,7 +170,7 @@ fn fuzz(
         .arg("--tls-verify")
         .arg(server.ca_path())
         .args(["--max-examples", &examples, "--seed", &seed])
-        .args(["--workers", "2", "--request-timeout", "30", "--no-color"])
+        .args(["--workers", "1", "--request-timeout", "30", "--no-color"])
         .env("NO_COLOR", "1")
         .env("SCHEMATHESIS_TELEMETRY", "false");
     match routes {
