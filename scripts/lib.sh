@@ -60,6 +60,28 @@ ensure_pcscd() {
   return 1
 }
 
+# The API fuzzer and the client generator, pinned: schemathesis (`st`) and
+# datamodel-code-generator with pydantic, in a Python virtual environment at target/st-venv
+# (made, or remade, only when missing or holding other versions). Exports DANGJIAN_SCHEMATHESIS,
+# the path of its `st`, for the fuzz suite (tests/tests/fuzz.rs).
+DANGJIAN_PY_REQUIREMENTS="schemathesis==4.32.5 datamodel-code-generator==0.89.0 pydantic==2.14.4"
+ensure_st_venv() {
+  ensure_packages python3 python3-venv
+  local venv
+  venv="$(pwd)/target/st-venv"
+  if [ "$(cat "$venv/.dangjian-requirements" 2>/dev/null)" != "$DANGJIAN_PY_REQUIREMENTS" ] ||
+    ! "$venv/bin/st" --version >/dev/null 2>&1; then
+    echo "installing into $venv: $DANGJIAN_PY_REQUIREMENTS"
+    rm -rf "$venv"
+    mkdir -p "$(dirname "$venv")"
+    python3 -m venv "$venv"
+    # shellcheck disable=SC2086 # one word per requirement
+    "$venv/bin/pip" install --quiet --disable-pip-version-check $DANGJIAN_PY_REQUIREMENTS
+    echo "$DANGJIAN_PY_REQUIREMENTS" >"$venv/.dangjian-requirements"
+  fi
+  export DANGJIAN_SCHEMATHESIS="$venv/bin/st"
+}
+
 # A loopback port nobody listens on.
 free_port() {
   local p

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: installs and starts what the suites need (PostgreSQL; pcscd with vsmartcard's
 # vpcd for the card suite; Chromium for the browser suite), checks formatting and lints, builds
-# once, then runs the unit, store (SQLite and PostgreSQL), API, browser, certificate and card
-# suites.
+# once, then runs the unit, store (SQLite and PostgreSQL), API, fuzz (schemathesis from a pinned
+# Python virtual environment), browser, certificate and card suites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -11,6 +11,7 @@ ensure_packages postgresql curl ca-certificates openssl chromium chromium-driver
   pcscd libpcsclite-dev vsmartcard-vpcd opensc yubico-piv-tool pcsc-tools
 ensure_postgres
 ensure_pcscd
+ensure_st_venv
 export CARGO_TERM_COLOR=never
 
 echo "== format and lints"

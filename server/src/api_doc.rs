@@ -160,7 +160,7 @@ fn constraints() -> Vec<(&'static str, &'static str, Constraint)> {
         ),
         ("CreateOrg", "parent_id", Required),
         ("CreateOrg", "name", Required),
-        ("CreateOrg", "category", Codes(org_categories)),
+        ("CreateOrg", "category", Codes(org_categories.clone())),
         ("CreateOrg", "secretary", Required),
         ("CreateOrg", "contact_name", Required),
         (
@@ -183,6 +183,7 @@ fn constraints() -> Vec<(&'static str, &'static str, Constraint)> {
             Pattern(crate::fields::PHONE_SHAPE),
         ),
         ("EditOrg", "founded_on", Date),
+        ("ChangeCategory", "category", Codes(org_categories)),
         ("RevokeOrg", "document_no", Required),
         ("RevokeOrg", "reason", Required),
         ("UnitInput", "name", Required),
@@ -199,10 +200,45 @@ fn constraints() -> Vec<(&'static str, &'static str, Constraint)> {
     ]
 }
 
+/// Fields that the request types keep optional (the handler answers their absence in Chinese,
+/// naming the field) but that every request must carry: the document lists them as `required`
+/// text, so a generated client asks for them and a fuzzer does not expect a request without
+/// them to succeed.
+const MANDATORY: &[(&str, &str)] = &[("RevokeOrg", "document_no"), ("RevokeOrg", "reason")];
+
 /// The document as served: error statuses declared and request fields constrained.
 pub fn finish(doc: &mut OpenApi) -> serde_json::Value {
     declare_error_statuses(doc);
     let mut value = serde_json::to_value(&*doc).expect("the OpenAPI document serialises");
+    bound_paging(&mut value);
+    for (schema, field) in MANDATORY {
+        let Some(object) = value
+            .pointer_mut(&format!("/components/schemas/{schema}"))
+            .and_then(|s| s.as_object_mut())
+        else {
+            panic!("OpenAPI: a mandatory field of a schema that is not in the document: {schema}");
+        };
+        let required = object
+            .entry("required")
+            .or_insert_with(|| serde_json::json!([]));
+        if let Some(list) = required.as_array_mut() {
+            if !list.contains(&(*field).into()) {
+                list.push((*field).into());
+            }
+        }
+        match object
+            .get_mut("properties")
+            .and_then(|p| p.get_mut(*field))
+            .and_then(|p| p.as_object_mut())
+        {
+            Some(prop) => {
+                prop.insert("type".into(), "string".into());
+            }
+            None => {
+                panic!("OpenAPI: a mandatory field that is not in the document: {schema}.{field}")
+            }
+        }
+    }
     for (schema, field, constraint) in constraints() {
         let Some(prop) = value
             .pointer_mut(&format!("/components/schemas/{schema}/properties/{field}"))
@@ -244,4 +280,38 @@ pub fn finish(doc: &mut OpenApi) -> serde_json::Value {
         }
     }
     value
+}
+
+/// `page` is at least 1 and `per_page` 1…[`crate::state::MAX_PER_PAGE`] wherever a list takes
+/// them ([`crate::state::Paging::check`] refuses the rest with 400).
+fn bound_paging(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for item in paths.values_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for op in item.values_mut() {
+            let Some(params) = op.get_mut("parameters").and_then(|p| p.as_array_mut()) else {
+                continue;
+            };
+            for param in params {
+                if param["in"] != "query" {
+                    continue;
+                }
+                let max = match param["name"].as_str() {
+                    Some("page") => None,
+                    Some("per_page") => Some(crate::state::MAX_PER_PAGE),
+                    _ => continue,
+                };
+                if let Some(schema) = param.get_mut("schema").and_then(|s| s.as_object_mut()) {
+                    schema.insert("minimum".into(), 1.into());
+                    if let Some(max) = max {
+                        schema.insert("maximum".into(), max.into());
+                    }
+                }
+            }
+        }
+    }
 }

@@ -147,23 +147,60 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for
     }
 }
 
+/// An integer query parameter that, when present, must be an integer: `per_page=` (empty) is
+/// refused like `per_page=abc` (the form decoder's own `Option` would read it as absent, and
+/// the default would answer a request the OpenAPI document calls invalid).
+pub fn int_param<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let text = <String as Deserialize>::deserialize(d)?;
+    text.parse::<i64>()
+        .map(Some)
+        .map_err(<D::Error as serde::de::Error>::custom)
+}
+
 /// `?page=1&per_page=20` (at most 200 a page).
 #[derive(Debug, Clone, Copy, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Paging {
+    #[serde(default, deserialize_with = "crate::state::int_param")]
     pub page: Option<i64>,
+    #[serde(default, deserialize_with = "crate::state::int_param")]
     pub per_page: Option<i64>,
 }
 
+/// The largest `per_page` the API serves.
+pub const MAX_PER_PAGE: i64 = 200;
+
 impl Paging {
+    /// Refuses a `page` below 1 or a `per_page` outside 1…[`MAX_PER_PAGE`] with a 400 naming
+    /// the field, as the OpenAPI document declares (the API does not clamp silently; the
+    /// pages' own pagers still clamp through [`Paging::per_page`]).
+    pub fn check(
+        page: Option<i64>,
+        per_page: Option<i64>,
+    ) -> Result<Paging, crate::error::ApiError> {
+        if page.is_some_and(|p| p < 1) {
+            return Err(crate::error::ApiError::field(
+                "page",
+                "页码应为不小于1的整数",
+            ));
+        }
+        if per_page.is_some_and(|n| !(1..=MAX_PER_PAGE).contains(&n)) {
+            return Err(crate::error::ApiError::field(
+                "per_page",
+                format!("每页条数应为1至{MAX_PER_PAGE}"),
+            ));
+        }
+        Ok(Paging { page, per_page })
+    }
+
     pub fn page(&self) -> i64 {
         self.page.unwrap_or(1).max(1)
     }
     pub fn per_page(&self) -> i64 {
-        self.per_page.unwrap_or(20).clamp(1, 200)
+        self.per_page.unwrap_or(20).clamp(1, MAX_PER_PAGE)
     }
     pub fn offset(&self) -> i64 {
-        (self.page() - 1) * self.per_page()
+        (self.page() - 1).saturating_mul(self.per_page())
     }
 }
 

@@ -373,10 +373,26 @@ impl Server {
 
     /// A client presenting the account's USB-key certificate, when it has one.
     pub fn card_client(&self, account: &DemoAccount) -> Option<reqwest::Client> {
-        match (&account.cert, &account.key) {
-            (Some(cert), Some(key)) => Some(self.client_with_cert(cert, key)),
-            _ => None,
-        }
+        self.card_client_from(account, None)
+    }
+
+    /// [`Server::card_client`] whose connections come from `local` when given.
+    fn card_client_from(
+        &self,
+        account: &DemoAccount,
+        local: Option<std::net::IpAddr>,
+    ) -> Option<reqwest::Client> {
+        let (Some(cert), Some(key)) = (&account.cert, &account.key) else {
+            return None;
+        };
+        let mut pem = std::fs::read(cert).expect("read certificate");
+        pem.extend_from_slice(b"\n");
+        pem.extend(std::fs::read(key).expect("read key"));
+        let builder = self
+            .client_builder()
+            .identity(reqwest::Identity::from_pem(&pem).expect("identity"))
+            .local_address(local);
+        Some(builder.build().expect("client"))
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -400,8 +416,19 @@ impl Server {
     /// connection presenting the certificate, which the returned client keeps presenting);
     /// the others a password session.
     pub async fn sign_in(&self, account: &DemoAccount) -> Api {
+        self.sign_in_via(account, None).await
+    }
+
+    /// [`Server::sign_in`] over connections from the loopback address `local` (e.g.
+    /// `127.0.0.2`), so that another client's failures on `127.0.0.1` (a fuzzer's) do not
+    /// throttle it.
+    pub async fn sign_in_from(&self, account: &DemoAccount, local: std::net::IpAddr) -> Api {
+        self.sign_in_via(account, Some(local)).await
+    }
+
+    async fn sign_in_via(&self, account: &DemoAccount, local: Option<std::net::IpAddr>) -> Api {
         let code = current_code(&account.totp_secret);
-        let (client, res) = match self.card_client(account) {
+        let (client, res) = match self.card_client_from(account, local) {
             Some(client) => {
                 let res = client
                     .post(self.url("/api/v1/session/card"))
@@ -412,7 +439,11 @@ impl Server {
                 (client, res)
             }
             None => {
-                let client = self.client();
+                let client = self
+                    .client_builder()
+                    .local_address(local)
+                    .build()
+                    .expect("client");
                 let res = client
                     .post(self.url("/api/v1/session"))
                     .json(&serde_json::json!({

@@ -68,6 +68,67 @@ async fn child_with_category(api: &Api, org_id: &str, category: &str) -> Value {
         .unwrap_or_else(|| panic!("no child of category {category}"))
 }
 
+/// `page` below 1 and `per_page` outside 1…200 are refused with 400 naming the field (not
+/// clamped), and the OpenAPI document declares the same bounds for every paged list.
+#[tokio::test]
+async fn paging_out_of_range_is_refused_and_declared() {
+    let server = Server::demo(20, None).await;
+    let tier3 = server.account("admin", Some(3));
+    let api = server.sign_in(&tier3).await;
+    let org = &tier3.org_id;
+    for (query, field) in [
+        ("per_page=201", "per_page"),
+        ("per_page=0", "per_page"),
+        ("per_page=-5", "per_page"),
+        ("page=0", "page"),
+        ("page=-1&per_page=20", "page"),
+    ] {
+        for path in [
+            format!("/api/v1/orgs/{org}/members?{query}"),
+            format!("/api/v1/orgs/{org}/children?{query}"),
+            format!("/api/v1/units?{query}"),
+        ] {
+            let r = api.get(&path).await;
+            assert_eq!(r.status, 400, "{path}: {:?}", r.body);
+            assert_eq!(r.field(), Some(field), "{path}");
+        }
+    }
+    // An empty value is not an integer either (not the default).
+    for query in ["per_page=", "page=", "page=&per_page=5", "per_page=abc"] {
+        for path in [
+            format!("/api/v1/orgs/{org}/members?{query}"),
+            format!("/api/v1/units?{query}"),
+        ] {
+            let r = api.get(&path).await;
+            assert_eq!(r.status, 400, "{path}: {:?}", r.body);
+            assert_eq!(r.body["error"]["code"], "bad_request", "{path}");
+        }
+    }
+    let r = api
+        .get(&format!("/api/v1/orgs/{org}/members?per_page=200"))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["per_page"], 200);
+    let doc = server.get_json("/api/v1/openapi.json").await;
+    let mut lists = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let bounds = (&p["schema"]["minimum"], &p["schema"]["maximum"]);
+                match p["name"].as_str() {
+                    Some("per_page") => {
+                        lists += 1;
+                        assert_eq!(bounds, (&json!(1), &json!(200)), "{method} {path}");
+                    }
+                    Some("page") => assert_eq!(bounds.0, &json!(1), "{method} {path}"),
+                    _ => {}
+                }
+            }
+        }
+    }
+    assert!(lists >= 6, "{lists} paged lists");
+}
+
 #[tokio::test]
 async fn tier3_admin_signs_in_and_lists_branch_members() {
     let server = Server::demo(300, None).await;
@@ -1132,6 +1193,15 @@ async fn request_schemas_carry_the_validators_constraints() {
             "{file}: the shape refuses some invalid values"
         );
     }
+    // Text the handler insists on is required in the document, not optional.
+    assert_eq!(
+        doc["components"]["schemas"]["RevokeOrg"]["required"],
+        json!(["document_no", "reason"])
+    );
+    assert_eq!(prop("RevokeOrg", "reason")["type"], "string");
+    assert!(prop("ChangeCategory", "category")["enum"]
+        .as_array()
+        .is_some_and(|e| e.contains(&json!("611"))));
     assert!(!pattern("MemberInput", "id_number").is_match("37010219800517021"));
     assert!(pattern("MemberInput", "phone").is_match("0531-88888888"));
     assert!(!pattern("MemberInput", "phone").is_match("12345"));
@@ -1201,8 +1271,10 @@ async fn member_lists_sort_by_name_and_find_by_id_suffix() {
     assert_eq!(ours(&p), ["丁测丁", "何测甲", "王测乙", "于测丙"]);
     assert_eq!(ours(&s), ["丁测丁", "于测丙", "王测乙", "何测甲"]);
     // An unknown order is refused naming the field.
-    let bad = list("&sort=codepoint").await;
-    assert_eq!((bad.status, bad.field()), (400, Some("sort")));
+    for sort in ["codepoint", "", "%20pinyin"] {
+        let bad = list(&format!("&sort={sort}")).await;
+        assert_eq!((bad.status, bad.field()), (400, Some("sort")), "{sort:?}");
+    }
 
     // The last four characters of the ID number, as the list shows them, find the member.
     let number = valid_id(803);

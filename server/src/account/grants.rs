@@ -350,7 +350,9 @@ pub async fn create_grant(
 pub struct GrantQuery {
     /// 只列出该党组织及其下级的授权；缺省为安全员的管理范围
     pub org_id: Option<String>,
+    #[serde(default, deserialize_with = "crate::state::int_param")]
     pub page: Option<i64>,
+    #[serde(default, deserialize_with = "crate::state::int_param")]
     pub per_page: Option<i64>,
 }
 
@@ -624,6 +626,7 @@ async fn list_grants_route(
     actor: Actor,
     ApiQuery(q): ApiQuery<GrantQuery>,
 ) -> ApiResult<Page<GrantItem>> {
+    Paging::check(q.page, q.per_page)?;
     list_grants(&state, &actor, &q).await
 }
 

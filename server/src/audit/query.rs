@@ -46,7 +46,9 @@ pub struct AuditQuery {
     pub until: Option<String>,
     /// 对象: part of the target
     pub target: Option<String>,
+    #[serde(default, deserialize_with = "crate::state::int_param")]
     pub page: Option<i64>,
+    #[serde(default, deserialize_with = "crate::state::int_param")]
     pub per_page: Option<i64>,
 }
 

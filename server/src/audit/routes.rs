@@ -30,6 +30,7 @@ async fn search_audit(
     actor: Actor,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Page<AuditItem>> {
+    crate::state::Paging::check(q.page, q.per_page)?;
     query::search(&state.db, &actor, &q).await
 }
 

@@ -585,7 +585,9 @@ pub struct CertificateQuery {
     pub account_id: Option<String>,
     /// `1`: only live certificates that end within 30 days
     pub expiring: Option<String>,
+    #[serde(default, deserialize_with = "crate::state::int_param")]
     pub page: Option<i64>,
+    #[serde(default, deserialize_with = "crate::state::int_param")]
     pub per_page: Option<i64>,
 }
 
@@ -715,6 +717,7 @@ async fn list_route(
     actor: Actor,
     ApiQuery(q): ApiQuery<CertificateQuery>,
 ) -> ApiResult<Page<CertificateItem>> {
+    Paging::check(q.page, q.per_page)?;
     list_certificates(&state, &actor, &q).await
 }
 

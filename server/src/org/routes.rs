@@ -110,6 +110,7 @@ async fn children(
     Path(id): Path<String>,
     ApiQuery(paging): ApiQuery<Paging>,
 ) -> ApiResult<Page<OrgNode>> {
+    let paging = Paging::check(paging.page, paging.per_page)?;
     let org = load(&state.db, &id).await?;
     access::org(&actor, &org.code, Reach::Subtree)?;
     let (items, total) =

@@ -228,7 +228,9 @@ pub struct UnitQuery {
     /// limit the list to the subtree of this organisation (which must be in the actor's scope)
     /// instead of the actor's whole scope
     pub org_id: Option<String>,
+    #[serde(default, deserialize_with = "crate::state::int_param")]
     pub page: Option<i64>,
+    #[serde(default, deserialize_with = "crate::state::int_param")]
     pub per_page: Option<i64>,
 }
 
@@ -239,6 +241,7 @@ async fn list_units(
     actor: Actor,
     ApiQuery(q): ApiQuery<UnitQuery>,
 ) -> ApiResult<Page<UnitView>> {
+    Paging::check(q.page, q.per_page)?;
     list(&state.db, &actor, &q).await
 }
 
