@@ -608,8 +608,8 @@ async fn queue_page(
             Some(s) => AppState_::parse(s),
         };
         let paging = Paging {
-            page: q.page,
-            per_page: q.per_page.or(Some(20)),
+            page: q.page.map(|p| p.max(1)),
+            per_page: Some(q.per_page.unwrap_or(20).clamp(1, crate::state::MAX_PER_PAGE)),
         };
         let queue = if mine { Queue::Submitted } else { Queue::Inbox };
         let list = ops::queue(&state.db, &actor, queue, st, &paging).await?;
@@ -886,8 +886,8 @@ async fn history_page(
             &HistoryQuery {
                 reason: Some(reason.as_str().into()),
                 q: q.q.clone(),
-                page: q.page,
-                per_page: q.per_page.or(Some(20)),
+                page: q.page.map(|p| p.max(1)),
+                per_page: Some(q.per_page.unwrap_or(20).clamp(1, crate::state::MAX_PER_PAGE)),
             },
         )
         .await?;

@@ -570,7 +570,9 @@ pub struct QueueQuery {
     /// pending | approved | rejected | withdrawn; absent: every state
     #[param(value_type = Option<State>, inline)]
     pub state: Option<String>,
+    #[serde(default, deserialize_with = "crate::state::int_param")]
     pub page: Option<i64>,
+    #[serde(default, deserialize_with = "crate::state::int_param")]
     pub per_page: Option<i64>,
 }
 
@@ -587,13 +589,7 @@ impl QueueQuery {
                 Some(State::parse(s).ok_or_else(|| ApiError::field("state", "审批状态不正确"))?)
             }
         };
-        Ok((
-            state,
-            Paging {
-                page: self.page,
-                per_page: self.per_page,
-            },
-        ))
+        Ok((state, Paging::check(self.page, self.per_page)?))
     }
 }
 
@@ -694,7 +690,9 @@ pub struct HistoryQuery {
     pub reason: Option<String>,
     /// Part of the name 姓名
     pub q: Option<String>,
+    #[serde(default, deserialize_with = "crate::state::int_param")]
     pub page: Option<i64>,
+    #[serde(default, deserialize_with = "crate::state::int_param")]
     pub per_page: Option<i64>,
 }
 
@@ -711,10 +709,7 @@ pub async fn history_list(
         .map(str::trim)
         .and_then(Reason::parse)
         .ok_or_else(|| ApiError::field("reason", "请选择历史党员类别"))?;
-    let paging = Paging {
-        page: q.page,
-        per_page: q.per_page,
-    };
+    let paging = Paging::check(q.page, q.per_page)?;
     let (rows, total) = history::list(db, actor, reason, q.q.as_deref(), &paging).await?;
     Ok(Page::new(
         rows.into_iter().map(|(h, b)| h.view(b)).collect(),
