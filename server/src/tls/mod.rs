@@ -309,13 +309,66 @@ where
         hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(info.clone());
             let mut app = app.clone();
-            async move { app.call(req.map(axum::body::Body::new)).await }
+            async move {
+                let http1 = req.version() < hyper::Version::HTTP_2;
+                let unread = !hyper::body::Body::is_end_stream(req.body());
+                let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let watched = done.clone();
+                let req = req.map(|inner| {
+                    axum::body::Body::new(Watched {
+                        inner,
+                        done: watched,
+                    })
+                });
+                let mut res = app.call(req).await?;
+                // An answer given before the request body was read (a 401 ahead of an upload):
+                // hyper then closes the HTTP/1.1 connection. Saying so keeps a client from
+                // sending its next request into the closing connection (found by the fuzz
+                // suite: Python clients saw "EOF occurred in violation of protocol").
+                if http1 && unread && !done.load(std::sync::atomic::Ordering::Acquire) {
+                    res.headers_mut().insert(
+                        axum::http::header::CONNECTION,
+                        axum::http::HeaderValue::from_static("close"),
+                    );
+                }
+                Ok::<_, std::convert::Infallible>(res)
+            }
         });
     let result = Builder::new(TokioExecutor::new())
         .serve_connection(TokioIo::new(stream), service)
         .await;
     if let Err(e) = result {
         tracing::debug!(%client_addr, "connection ended: {e}");
+    }
+}
+
+/// A request body that records whether it was read to its end.
+struct Watched {
+    inner: hyper::body::Incoming,
+    done: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl hyper::body::Body for Watched {
+    type Data = hyper::body::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(None) = polled {
+            self.done.store(true, std::sync::atomic::Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
