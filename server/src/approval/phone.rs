@@ -78,18 +78,7 @@ pub async fn send_code(
             "验证码发送过于频繁，请稍后再试",
         ));
     }
-    sqlx::query(
-        "INSERT INTO member_phone_codes (id, member_id, phone_idx, code_hash, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(new_id())
-    .bind(member_id)
-    .bind(crypto::index(Column::MembersRegisteredPhone, &phone))
-    .bind(code_hash(member_id, &code))
-    .bind(fmt(now))
-    .bind(fmt(now + Duration::minutes(SMS_CODE_MINUTES)))
-    .execute(&mut *tx)
-    .await?;
+    insert_code(&mut tx, &allowed, member_id, &phone, &code, now).await?;
     audit::append(
         &mut tx,
         &Who::from(actor),
@@ -98,7 +87,6 @@ pub async fn send_code(
             .with_detail(notify::mask_mobile(&phone)),
     )
     .await?;
-    let _ = allowed;
     tx.commit().await?;
     notify::send(
         &state.config,
@@ -165,15 +153,7 @@ pub async fn change(
     if used.rows_affected() != 1 {
         return Err(wrong());
     }
-    sqlx::query(
-        "UPDATE members SET registered_phone = $1, registered_phone_idx = $2, updated_at = $3 WHERE id = $4",
-    )
-    .bind(crypto::seal(Column::MembersRegisteredPhone, &phone))
-    .bind(&idx)
-    .bind(now_rfc3339())
-    .bind(member_id)
-    .execute(&mut *tx)
-    .await?;
+    set_registered_phone(&mut tx, &allowed, member_id, &phone).await?;
     audit::append(
         &mut tx,
         &Who::from(actor),
@@ -182,7 +162,49 @@ pub async fn change(
             .with_detail(notify::mask_mobile(&phone)),
     )
     .await?;
-    let _ = allowed;
     tx.commit().await?;
+    Ok(())
+}
+
+/// Stores a code sent to a member's new registered phone (hashed, five minutes).
+async fn insert_code(
+    tx: &mut crate::db::Tx,
+    _allowed: &access::Allowed,
+    member_id: &str,
+    phone: &str,
+    code: &str,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO member_phone_codes (id, member_id, phone_idx, code_hash, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(new_id())
+    .bind(member_id)
+    .bind(crypto::index(Column::MembersRegisteredPhone, phone))
+    .bind(code_hash(member_id, code))
+    .bind(fmt(now))
+    .bind(fmt(now + Duration::minutes(SMS_CODE_MINUTES)))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Sets a member's registered phone (sealed, with its blind index).
+async fn set_registered_phone(
+    tx: &mut crate::db::Tx,
+    _allowed: &access::Allowed,
+    member_id: &str,
+    phone: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE members SET registered_phone = $1, registered_phone_idx = $2, updated_at = $3 WHERE id = $4",
+    )
+    .bind(crypto::seal(Column::MembersRegisteredPhone, phone))
+    .bind(crypto::index(Column::MembersRegisteredPhone, phone))
+    .bind(now_rfc3339())
+    .bind(member_id)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
