@@ -249,6 +249,16 @@ fn on_constraint(message: &str) -> Option<ApiError> {
             "该党员已有待审批的申请，请等待审批完成或取消该申请后再办理",
         ),
         (
+            &["transfers.member_id", "transfers_open_member"],
+            "member_id",
+            "该党员已有正在办理的组织关系转接",
+        ),
+        (
+            &["transfers.id_number_idx", "transfers_open_person"],
+            "id_number",
+            "该身份证号码的党员已有正在办理的组织关系转接",
+        ),
+        (
             &["accounts.id_number", "accounts_id_number_key"],
             "id_number",
             "该公民身份证号已有账号",

@@ -85,6 +85,8 @@ const ACCEPTANCE_SKIPPED: &[&str] = &[
     "POST /api/v1/members/{id}/registered-phone",
     "POST /api/v1/members/{id}/registered-phone/code",
     "POST /api/v1/members/{id}/rename",
+    "POST /api/v1/transfers",
+    "POST /api/v1/transfers/inbound",
 ];
 
 /// What one `st run` checks.

@@ -310,6 +310,92 @@ pub fn withdraw(actor: &Actor, applicant_code: &str) -> Result<Allowed, ApiError
     }
 }
 
+/// May the actor register an inbound transfer 省外转入登记 into the branch `target_code`? Admins
+/// of the organisations with transfer authority (tiers 1 and 2) whose scope holds the branch.
+pub fn transfer_register(actor: &Actor, target_code: &str) -> Result<Allowed, ApiError> {
+    business_role(actor)?;
+    if !code_within(&actor.org_code, target_code) {
+        return Err(ApiError::forbidden("接收党支部不在您的管理范围内"));
+    }
+    match actor.tier {
+        Some(1 | 2) => Ok(Allowed(())),
+        _ => Err(ApiError::forbidden(format!(
+            "“省外转入登记”只能由{}、{}管理员办理",
+            tier_label(1),
+            tier_label(2)
+        ))),
+    }
+}
+
+/// May the actor approve, return or receive a transfer whose current node is the organisation
+/// `node_code` (named `node_name`)? Only that node's admins: a transfer is acted on node by
+/// node, nobody skips ahead or acts for another node.
+pub fn transfer_node(actor: &Actor, node_code: &str, node_name: &str) -> Result<Allowed, ApiError> {
+    business_role(actor)?;
+    if actor.org_code == node_code {
+        Ok(Allowed(()))
+    } else {
+        Err(ApiError::forbidden(format!(
+            "该转接当前由“{node_name}”办理，只有该党组织的管理员可以操作"
+        )))
+    }
+}
+
+/// May the actor act for the source of a transfer (withdraw 撤销, void 废件, resubmit, re-issue
+/// the letter)? Admins of the source branch (or of the registering organisation) and above.
+pub fn transfer_source(actor: &Actor, source_code: &str) -> Result<Allowed, ApiError> {
+    business_role(actor)?;
+    if code_within(&actor.org_code, source_code) {
+        Ok(Allowed(()))
+    } else {
+        Err(ApiError::forbidden(
+            "只有转出方党组织及其上级党组织的管理员可以办理",
+        ))
+    }
+}
+
+/// May the actor re-route 改变转接路径 a transfer whose current node is `current_code`? Admins of
+/// an organisation strictly above the current node.
+pub fn transfer_reroute(actor: &Actor, current_code: &str) -> Result<Allowed, ApiError> {
+    business_role(actor)?;
+    if code_within(&actor.org_code, current_code) && actor.org_code != current_code {
+        Ok(Allowed(()))
+    } else {
+        Err(ApiError::forbidden(
+            "只有当前办理党组织的上级党组织可以改变转接路径",
+        ))
+    }
+}
+
+/// May the actor complete a transfer abnormally 异常办结? Tier-1 admins whose scope holds one of
+/// the transfer's organisations (`codes`: source, target, current node).
+pub fn transfer_abnormal(actor: &Actor, codes: &[&str]) -> Result<Allowed, ApiError> {
+    business_role(actor)?;
+    if actor.tier != Some(1) {
+        return Err(ApiError::forbidden(format!(
+            "“异常办结”只能由{}管理员办理",
+            tier_label(1)
+        )));
+    }
+    if codes.iter().any(|c| code_within(&actor.org_code, c)) {
+        Ok(Allowed(()))
+    } else {
+        Err(ApiError::forbidden("该转接不在您的管理范围内"))
+    }
+}
+
+/// May the actor see a transfer? Admins whose scope holds one of its organisations (`codes`:
+/// every node of the path, source, target, registering organisation). Anything else is
+/// answered as not found.
+pub fn transfer_read(actor: &Actor, codes: &[&str]) -> Result<Allowed, ApiError> {
+    business_role(actor)?;
+    if codes.iter().any(|c| code_within(&actor.org_code, c)) {
+        Ok(Allowed(()))
+    } else {
+        Err(ApiError::out_of_scope("转接"))
+    }
+}
+
 /// May the actor see or attach files kept for the subtree of `org_code` (an attachment's
 /// organisation, or the organisation of the member a photo belongs to)? Outside the scope the
 /// file is answered as not found.

@@ -920,7 +920,7 @@ async fn history_page(
                         table.list #history {
                             thead { tr { th { "序号" } th { "姓名" } th { "所属组织" } th { "入党日期" } th { "工作岗位" }
                                 th { (match reason { Reason::Exit => "出党时间", Reason::Stopped => "停止时间",
-                                    Reason::Death => "去世时间", Reason::Other => "减少时间", Reason::Correction => "删除时间" }) }
+                                    Reason::Death => "去世时间", Reason::Other => "减少时间", Reason::Correction => "删除时间", Reason::TransferredOut => "转出时间" }) }
                                 th { "添加时间" } th.ops { "操作" } } }
                             tbody {
                                 @for (i, h) in list.items.iter().enumerate() {
@@ -987,7 +987,7 @@ async fn history_record_page(
                     (row("加入党组织日期", &h.member.joined_on))
                     (row("类别", reason.label()))
                     (row(match reason { Reason::Exit => "出党日期", Reason::Stopped => "停止党籍日期",
-                        Reason::Death => "死亡日期", Reason::Other => "减少日期", Reason::Correction => "删除日期" }, &h.left_on))
+                        Reason::Death => "死亡日期", Reason::Other => "减少日期", Reason::Correction => "删除日期", Reason::TransferredOut => "转出日期" }, &h.left_on))
                     (row("原因 / 说明", &h.remark))
                     (row("办理人", &h.recorded_by))
                     (row("注册手机号", h.member.registered_phone.as_deref().unwrap_or(if h.phone_cancelled { "已注销" } else { "未登记" })))

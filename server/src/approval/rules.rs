@@ -143,15 +143,18 @@ pub enum Reason {
     Other,
     /// 党员补删: entered by mistake and deleted by a correction; the record is kept.
     Correction,
+    /// 转出: transferred to an organisation outside the platform (SPEC §6).
+    TransferredOut,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 5] = [
+    pub const ALL: [Reason; 6] = [
         Reason::Exit,
         Reason::Stopped,
         Reason::Death,
         Reason::Other,
         Reason::Correction,
+        Reason::TransferredOut,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -161,6 +164,7 @@ impl Reason {
             Reason::Death => "death",
             Reason::Other => "other",
             Reason::Correction => "correction",
+            Reason::TransferredOut => "transferred_out",
         }
     }
 
@@ -175,6 +179,7 @@ impl Reason {
             Reason::Death => "去世",
             Reason::Other => "其他原因减少",
             Reason::Correction => "党员补删",
+            Reason::TransferredOut => "转出",
         }
     }
 
@@ -186,6 +191,7 @@ impl Reason {
             Reason::Death => "去世管理",
             Reason::Other => "其他减少管理",
             Reason::Correction => "党员补删记录",
+            Reason::TransferredOut => "转出党员",
         }
     }
 

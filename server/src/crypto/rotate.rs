@@ -37,7 +37,7 @@ struct Table {
     fields: &'static [Field],
 }
 
-const TABLES: [Table; 6] = [
+const TABLES: [Table; 7] = [
     Table {
         name: "members",
         key: "id",
@@ -107,6 +107,15 @@ const TABLES: [Table; 6] = [
         key: "id",
         fields: &[Field {
             column: Column::ApplicationsData,
+            name: "data",
+            index: None,
+        }],
+    },
+    Table {
+        name: "transfers",
+        key: "id",
+        fields: &[Field {
+            column: Column::TransfersData,
             name: "data",
             index: None,
         }],

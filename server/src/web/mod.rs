@@ -93,6 +93,7 @@ fn routes() -> PageRouter {
         .merge(units::router())
         .merge(members::router())
         .merge(crate::approval::pages::router())
+        .merge(crate::transfer::pages::router())
         .merge(photo::router())
         .merge(security::router())
         .merge(activation::router())

@@ -1,0 +1,7 @@
+//! The transfer pages.
+
+use crate::web::PageRouter;
+
+pub fn router() -> PageRouter {
+    PageRouter::new()
+}
