@@ -256,6 +256,10 @@ impl Server {
     /// `dangjian-server serve` on a data directory made before (by `init` or `demo`), on a
     /// random loopback port over HTTPS.
     pub fn serve(data: TempDir, accounts: Vec<DemoAccount>) -> Server {
+        Self::serve_on(data, accounts, None)
+    }
+
+    fn serve_on(data: TempDir, accounts: Vec<DemoAccount>, db: Option<TestDb>) -> Server {
         let mut cmd = Command::new(server_binary());
         cmd.arg("serve")
             .arg("--data")
@@ -265,13 +269,16 @@ impl Server {
             .env("DANGJIAN_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        if let Some(db) = &db {
+            cmd.arg("--database").arg(&db.url);
+        }
         let (child, base) = Self::listening(cmd);
         Server {
             base,
             data,
             accounts,
             child,
-            _db: None,
+            _db: db,
         }
     }
 
@@ -482,6 +489,15 @@ pub fn current_code(secret: &str) -> String {
         .expect("time")
         .as_secs();
     dangjian_server::account::totp::code_at(secret, now).expect("totp")
+}
+
+/// The code of the step before the current one (within the server's one step of skew).
+pub fn previous_code(secret: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    dangjian_server::account::totp::code_at(secret, now - 30).expect("totp")
 }
 
 /// A minimal PDF (magic bytes and structure enough for the attachment checks).
@@ -744,5 +760,170 @@ impl CardProxy {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+}
+
+/// A valid synthetic ID number (GB 11643 check character) of someone born in 1980, distinct per
+/// `seq` (0..=99999).
+pub fn synthetic_id_number(seq: u32) -> String {
+    let day = 1 + (seq / 1000) % 28;
+    let month = 1 + (seq / 28000) % 12;
+    let body = format!("3701021980{month:02}{day:02}{:03}", seq % 1000);
+    let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = body
+        .chars()
+        .zip(weights)
+        .map(|(c, w)| c.to_digit(10).unwrap() * w)
+        .sum();
+    let check = b"10X98765432"[(sum % 11) as usize] as char;
+    format!("{body}{check}")
+}
+
+impl Server {
+    /// A new admin of `org_id`, as people get one: the security officer `officer` grants it
+    /// (the organisation's own tier), the person activates the account (SMS code, activation
+    /// code, password, authenticator) and, for tiers 1 and 2, enrols a USB-key certificate
+    /// (a software key here, its PEM files in the data directory). `seq` makes the person
+    /// distinct (ID number, mobile). Sign in with [`Server::sign_in`] or [`CardProxy::start`].
+    pub async fn new_admin(&self, officer: &Api, org_id: &str, seq: u32) -> DemoAccount {
+        let id_number = synthetic_id_number(50_000 + seq);
+        let mobile = format!("1375{seq:07}");
+        let name = "新管理员";
+        let r = officer
+            .post(
+                "/api/v1/grants",
+                serde_json::json!({"name": name, "id_number": id_number, "mobile": mobile,
+                                   "role": "admin", "org_id": org_id}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "grant: {:?}", r.body);
+        let account_id = r.body["account_id"]
+            .as_str()
+            .expect("account_id")
+            .to_string();
+        let grant_id = r.body["grant_id"]
+            .as_str()
+            .or_else(|| r.body["id"].as_str())
+            .expect("grant id")
+            .to_string();
+        let grants = officer.get("/api/v1/grants?per_page=200").await;
+        let tier = grants.body["items"]
+            .as_array()
+            .expect("grants")
+            .iter()
+            .find(|g| g["grant_id"] == grant_id.as_str())
+            .and_then(|g| g["tier"].as_u64())
+            .map(|t| t as u8);
+        let activation_code = self.outbox_code("activation_code");
+        let anon = self.client();
+        let post = |path: &str, body: Value| {
+            let req = anon.post(self.url(path)).json(&body);
+            async move {
+                let res = req.send().await.expect("request");
+                let status = res.status().as_u16();
+                (status, res.json::<Value>().await.unwrap_or(Value::Null))
+            }
+        };
+        let (status, body) = post(
+            "/api/v1/activation/sms",
+            serde_json::json!({"mobile": mobile}),
+        )
+        .await;
+        assert_eq!(status, 200, "activation sms: {body}");
+        let sms = self.outbox_code("activation_sms");
+        let password = "Xinguanli2026a".to_string();
+        let (status, activated) = post(
+            "/api/v1/activation",
+            serde_json::json!({"mobile": mobile, "sms_code": sms, "activation_code": activation_code,
+                               "name": name, "id_number": id_number, "password": password}),
+        )
+        .await;
+        assert_eq!(status, 200, "activation: {activated}");
+        let secret = activated["totp"]["secret"]
+            .as_str()
+            .expect("totp")
+            .to_string();
+        let (status, body) = post(
+            "/api/v1/activation/totp",
+            // The previous step's code (accepted with one step of skew), so that the sign-in
+            // that follows may use the current one without a replay.
+            serde_json::json!({"account_id": account_id, "code": previous_code(&secret)}),
+        )
+        .await;
+        assert_eq!(status, 200, "activation totp: {body}");
+        let (mut cert, mut key) = (None, None);
+        if matches!(tier, Some(1 | 2)) {
+            let r = officer
+                .post(
+                    &format!("/api/v1/grants/{grant_id}/enrolment-code"),
+                    serde_json::json!({}),
+                )
+                .await;
+            assert_eq!(r.status, 201, "enrolment code: {:?}", r.body);
+            let code = self.outbox_code("enrolment_code");
+            let pair = rcgen::KeyPair::generate().expect("key");
+            let csr = rcgen::CertificateParams::new(Vec::<String>::new())
+                .expect("params")
+                .serialize_request(&pair)
+                .expect("csr")
+                .pem()
+                .expect("pem");
+            let (status, issued) = post(
+                "/api/v1/enrolment",
+                serde_json::json!({"code": code, "csr": csr}),
+            )
+            .await;
+            assert_eq!(status, 200, "enrolment: {issued}");
+            let dir = self.data.path().join("test-cards");
+            std::fs::create_dir_all(&dir).expect("test-cards");
+            let cert_path = dir.join(format!("{seq}.crt"));
+            let key_path = dir.join(format!("{seq}.key"));
+            std::fs::write(
+                &cert_path,
+                issued["certificate"].as_str().expect("certificate"),
+            )
+            .expect("write certificate");
+            std::fs::write(&key_path, pair.serialize_pem()).expect("write key");
+            cert = Some(cert_path.display().to_string());
+            key = Some(key_path.display().to_string());
+        }
+        DemoAccount {
+            role: "admin".into(),
+            tier,
+            org_id: org_id.to_string(),
+            org_name: String::new(),
+            id_number,
+            password,
+            totp_secret: secret,
+            org_category: None,
+            cert,
+            key,
+        }
+    }
+}
+
+impl Server {
+    /// Kills the server process (SIGKILL: no shutdown work) and serves the same data directory
+    /// again on a new port; sessions live in the database and survive. Clients made before
+    /// must be pointed at the new address ([`Api::at`]).
+    pub fn kill_and_restart(mut self) -> Server {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let data = std::mem::replace(&mut self.data, TempDir::new("dangjian-spent"));
+        let accounts = std::mem::take(&mut self.accounts);
+        let db = self._db.take();
+        drop(self);
+        Server::serve_on(data, accounts, db)
+    }
+}
+
+impl Api {
+    /// The same session against a restarted server.
+    pub fn at(&self, server: &Server) -> Api {
+        Api {
+            client: self.client.clone(),
+            base: server.base.clone(),
+            token: self.token.clone(),
+        }
     }
 }

@@ -107,6 +107,25 @@ const POLICY: &[(&str, &str, Rule)] = &[
     ("POST", "/api/v1/applications/{id}/reject", AdminTier(2)),
     ("POST", "/api/v1/applications/{id}/withdraw", Admin),
     ("GET", "/api/v1/approvals", Admin),
+    // transfers (the transfer inside waits at the tier-2 committee; its source is branch A)
+    ("POST", "/api/v1/transfers", Admin),
+    ("POST", "/api/v1/transfers/inbound", Admin),
+    ("GET", "/api/v1/transfers/contacts", Admin),
+    ("GET", "/api/v1/transfers/{id}", Admin),
+    ("POST", "/api/v1/transfers/{id}/decision", Admin),
+    ("POST", "/api/v1/transfers/{id}/receive", AdminTier(2)),
+    ("POST", "/api/v1/transfers/{id}/withdraw", Admin),
+    ("POST", "/api/v1/transfers/{id}/void", Admin),
+    ("POST", "/api/v1/transfers/{id}/resubmit", Admin),
+    ("POST", "/api/v1/transfers/{id}/reroute", AdminTier(1)),
+    (
+        "POST",
+        "/api/v1/transfers/{id}/complete-abnormal",
+        AdminTier(1),
+    ),
+    ("POST", "/api/v1/transfers/{id}/reissue", Admin),
+    ("GET", "/api/v1/transfers/{id}/letter", Admin),
+    ("GET", "/api/v1/transfers/{id}/letter.pdf", Admin),
     ("GET", "/api/v1/history", Admin),
     ("GET", "/api/v1/history/{id}", Admin),
     ("POST", "/api/v1/history/{id}/recover", AdminTier(1)),
@@ -180,6 +199,16 @@ const POLICY: &[(&str, &str, Rule)] = &[
     ("GET", "/members/{id}/registered-phone", Admin),
     ("POST", "/members/{id}/registered-phone", Admin),
     ("GET", "/approvals", Admin),
+    ("GET", "/members/{id}/transfer", Admin),
+    ("POST", "/members/{id}/transfer", Admin),
+    ("GET", "/transfers/inbound", Admin),
+    ("POST", "/transfers/inbound", Admin),
+    ("GET", "/transfers/{id}", Admin),
+    ("POST", "/transfers/{id}", Absent),
+    ("GET", "/transfers/{id}/act", Admin),
+    ("POST", "/transfers/{id}/act", Admin),
+    ("GET", "/transfers/{id}/letter", Admin),
+    ("POST", "/transfers/{id}/letter", Absent),
     ("POST", "/approvals", Absent),
     ("GET", "/applications/{id}", Admin),
     ("POST", "/applications/{id}", Absent),
@@ -282,7 +311,11 @@ impl Targets {
         if !template.contains("{id}") {
             return Some(template.to_string());
         }
-        let family = if template.contains("/orgs/") {
+        let family = if template.contains("/transfers/") && template.contains("/letter") {
+            "transfer letter"
+        } else if template.contains("/transfers/") {
+            "transfer"
+        } else if template.contains("/orgs/") {
             "org"
         } else if template.contains("/applications/") {
             "application"
@@ -537,11 +570,50 @@ async fn every_route_admits_exactly_the_allowed_callers() {
     )
     .await;
     let (application_b, history_b) = outside_application_and_history(&server, &member_b).await;
+    // Transfers inside: of new members of branch A to a sibling branch under the committee
+    // (one waits at the committee; the other, approved by it, has its letter); outside, one
+    // in the second city written straight into the database.
+    let sibling = db_scalar(
+        &server,
+        "SELECT s.id FROM orgs s JOIN orgs a ON a.parent_id = s.parent_id \
+         WHERE a.id = $1 AND s.id <> a.id AND s.category = '631' ORDER BY s.code LIMIT 1",
+        &tier3.org_id,
+    )
+    .await;
+    let transfer_of = |member: String| {
+        let t3_api = t3_api.clone();
+        let sibling = sibling.clone();
+        async move {
+            let t = t3_api
+                .post(
+                    "/api/v1/transfers",
+                    json!({"member_id": member, "kind": "county", "to_org_id": sibling,
+                           "reason": "矩阵测试", "date": "2026-11-01", "dues_paid_to": "2026-10"}),
+                )
+                .await;
+            assert_eq!(t.status, 201, "{:?}", t.body);
+            t.body["id"].as_str().unwrap().to_string()
+        }
+    };
+    let transfer_a = transfer_of(fresh(95, "矩阵转接").await).await;
+    let transfer_letter = transfer_of(fresh(97, "矩阵介绍信").await).await;
+    let approved = t2_api
+        .post(
+            &format!("/api/v1/transfers/{transfer_letter}/decision"),
+            json!({"decision": "approve"}),
+        )
+        .await;
+    assert_eq!(approved.status, 200, "{:?}", approved.body);
+    let transfer_b = outside_transfer(&server, &member_b).await;
     let mut ids = HashMap::new();
     ids.insert(("application", true), application_a);
     ids.insert(("application", false), application_b);
     ids.insert(("history", true), history_a);
     ids.insert(("history", false), history_b);
+    ids.insert(("transfer", true), transfer_a);
+    ids.insert(("transfer letter", true), transfer_letter);
+    ids.insert(("transfer", false), transfer_b.clone());
+    ids.insert(("transfer letter", false), transfer_b);
     let (grant_b, account_b, serial_b) = outside.remove(0);
     let (page_grant_b, page_account_b, page_serial_b) = outside.remove(0);
     ids.insert(("grant", false), grant_b);
@@ -899,6 +971,43 @@ async fn outside_application_and_history(server: &Server, member_b: &str) -> (St
     .await
     .unwrap();
     ("application-b".into(), "history-b".into())
+}
+
+/// A transfer of `member_b` (outside every admin's scope) between two branches of the second
+/// city, written straight into the database, waiting at its committee.
+async fn outside_transfer(server: &Server, member_b: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let url = format!(
+        "sqlite://{}?mode=rw",
+        server.data.path().join("dangjian.db").display()
+    );
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO transfers (id, direction, kind, state, member_id, member_name, id_number_idx, data, \
+         from_org_id, from_org_code, from_name, to_org_id, to_org_code, to_name, reason, transfer_date, \
+         current_step, current_org_code, source_end, path_len, step_since, version, created_by, \
+         created_by_name, created_org_code, created_at, updated_at) \
+         SELECT 'transfer-b', 'outbound', 'county', 'active', m.id, m.name, 'idx-b', 'x', o.id, o.code, \
+         o.name, o.id, o.code, o.name, '矩阵', '2026-11-01', 1, p.code, 1, 3, m.created_at, 0, 'nobody', \
+         '外部', o.code, m.created_at, m.created_at \
+         FROM members m JOIN orgs o ON o.id = m.branch_id JOIN orgs p ON p.id = o.parent_id WHERE m.id = $1",
+    )
+    .bind(member_b)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO transfer_nodes (transfer_id, seq, org_id, org_code, org_name, auto, state) \
+         SELECT 'transfer-b', 0, o.id, o.code, o.name, 0, 'source' FROM members m \
+         JOIN orgs o ON o.id = m.branch_id WHERE m.id = $1",
+    )
+    .bind(member_b)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    "transfer-b".into()
 }
 
 /// Issues a card certificate for the grant `grant_id` through a one-time enrolment code issued

@@ -78,6 +78,8 @@ CREATE INDEX transfer_nodes_org ON transfer_nodes (org_code, transfer_id);
 CREATE TABLE transfer_steps (
     id TEXT PRIMARY KEY,
     transfer_id TEXT NOT NULL REFERENCES transfers(id),
+    -- The step's place in the trail (1, 2, …: times repeat within a second).
+    n BIGINT NOT NULL,
     action TEXT NOT NULL,
     from_node TEXT NOT NULL DEFAULT '',
     to_node TEXT NOT NULL DEFAULT '',
@@ -87,4 +89,4 @@ CREATE TABLE transfer_steps (
     actor_org_name TEXT NOT NULL,
     at TEXT NOT NULL
 );
-CREATE INDEX transfer_steps_transfer ON transfer_steps (transfer_id, at);
+CREATE UNIQUE INDEX transfer_steps_transfer ON transfer_steps (transfer_id, n);

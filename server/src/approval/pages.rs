@@ -75,7 +75,7 @@ pub fn member_actions(actor: &Actor, member_id: &str, blocked: Option<&str>) -> 
             }
             (link(format!("/members/{member_id}/rename"), "党员改名"))
             a.button href={"/members/" (member_id) "/registered-phone"} { "注册手机号变更" }
-            (disabled_action("组织关系转出", "组织关系转接将随转接功能开通；开通前请勿在线下办理后直接修改所在党支部"))
+            (link(format!("/members/{member_id}/transfer"), "组织关系转出"))
         }
     }
 }
@@ -103,7 +103,7 @@ pub fn attachments_field(label: &str, org_id: &str, ids: &[String], errors: &For
     }
 }
 
-fn textarea_field(
+pub fn textarea_field(
     name: &str,
     label: &str,
     value: &str,
@@ -135,7 +135,7 @@ pub struct ApplyForm {
     pub attachments: Vec<String>,
 }
 
-async fn member_header(
+pub(crate) async fn member_header(
     state: &AppState,
     actor: &Actor,
     id: &str,
@@ -146,7 +146,7 @@ async fn member_header(
     Ok((m, crumbs))
 }
 
-fn member_summary(m: &crate::member::MemberView) -> Markup {
+pub(crate) fn member_summary(m: &crate::member::MemberView) -> Markup {
     html! {
         table.info.member-summary {
             tr { th { "姓名" } td { (m.name) } th { "公民身份证号" } td { (m.id_number) } }
@@ -613,6 +613,11 @@ async fn queue_page(
         };
         let queue = if mine { Queue::Submitted } else { Queue::Inbox };
         let list = ops::queue(&state.db, &actor, queue, st, &paging).await?;
+        let transfers = if mine {
+            html! {}
+        } else {
+            crate::transfer::pages::inbox_section(&state, &actor).await?
+        };
         let view = if mine { "mine" } else { "inbox" };
         let state_arg = st.map(|s| s.as_str()).unwrap_or("all");
         let title = if mine { "我的申请" } else { "维护审批" };
@@ -661,6 +666,7 @@ async fn queue_page(
                         }
                         (pager(&format!("/approvals?view={view}&state={state_arg}"), list.page, list.per_page, list.total))
                     }
+                    (transfers)
                 }
             },
         ))

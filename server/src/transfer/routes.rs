@@ -890,7 +890,14 @@ async fn decide_transfer(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<DecisionInput>,
 ) -> ApiResult<Json<TransferView>> {
-    let action = Action::from_decision(&req)?;
+    let action = match Action::from_decision(&req) {
+        Ok(a) => a,
+        Err(e) => {
+            // Out of scope is answered as such before the body is judged.
+            view(&state, &actor, &id).await?;
+            return Err(e);
+        }
+    };
     acted(&state, &actor, &id, action).await
 }
 

@@ -73,7 +73,7 @@ pub async fn trail<'e, E: Executor<'e, Database = Any>>(
 ) -> Result<Vec<StepView>, sqlx::Error> {
     sqlx::query_as(
         "SELECT action, from_node, to_node, opinion, actor_name, actor_org_name, at \
-         FROM transfer_steps WHERE transfer_id = $1 ORDER BY at, id",
+         FROM transfer_steps WHERE transfer_id = $1 ORDER BY n",
     )
     .bind(id)
     .fetch_all(e)
@@ -232,11 +232,12 @@ pub async fn create(
          from_org_id, from_org_code, from_name, to_org_id, to_org_code, to_name, reason, transfer_date, \
          current_step, current_org_code, source_end, path_len, step_since, version, created_by, \
          created_by_name, created_org_code, created_at, updated_at) \
-         VALUES ($1, $2, 'active', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+         VALUES ($1, $2, $3, 'active', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
          $18, $19, $20, 0, $21, $22, $23, $20, $20)",
     )
     .bind(&id)
     .bind(new.direction.as_str())
+    .bind(new.kind.as_str())
     .bind(new.member_id)
     .bind(new.member_name)
     .bind(&idx)
@@ -359,9 +360,10 @@ async fn step(
     opinion: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO transfer_steps (id, transfer_id, action, from_node, to_node, opinion, \
+        "INSERT INTO transfer_steps (id, transfer_id, n, action, from_node, to_node, opinion, \
          actor_account_id, actor_name, actor_org_name, at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         VALUES ($1, $2, (SELECT COALESCE(MAX(n), 0) + 1 FROM transfer_steps WHERE transfer_id = $2), \
+         $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(new_id())
     .bind(transfer_id)
@@ -1207,4 +1209,54 @@ pub async fn reissue(
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// A branch a transfer may go to, as a picker shows it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Destination {
+    pub id: String,
+    pub name: String,
+    /// The organisations above it, root first (名称路径)
+    pub path: String,
+}
+
+/// Active branches whose name contains `q` (platform-wide, or within the subtree `scope`), at
+/// most `limit`, with the names above them.
+pub async fn destinations(
+    db: &crate::db::Db,
+    q: &str,
+    scope: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Destination>, sqlx::Error> {
+    let pattern = format!(
+        "%{}%",
+        q.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let scope = scope.unwrap_or("");
+    let rows: Vec<(String, String, String)> = sqlx::query_as(&format!(
+        "SELECT id, code, name FROM orgs WHERE status = 'active' AND category IN ('631', '632', '9') \
+         AND (name LIKE $1 ESCAPE '\\' OR short_name LIKE $1 ESCAPE '\\') \
+         AND code >= $2 AND code < $3 ORDER BY code LIMIT {limit}"
+    ))
+    .bind(&pattern)
+    .bind(scope)
+    .bind(crate::db::subtree_upper(scope))
+    .fetch_all(db.read())
+    .await?;
+    let mut out = Vec::new();
+    for (id, code, name) in rows {
+        let chain = chain(db.read(), &code).await?;
+        let above: Vec<&str> = chain[..chain.len().saturating_sub(1)]
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect();
+        out.push(Destination {
+            id,
+            name,
+            path: above.join(" › "),
+        });
+    }
+    Ok(out)
 }

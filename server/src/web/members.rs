@@ -348,7 +348,7 @@ fn needs_confirmation(errors: &FormErrors) -> bool {
 }
 
 /// 学历: choices grouped under their headings, which cannot be chosen.
-fn education_field(selected: &str, errors: &FormErrors) -> Markup {
+pub(crate) fn education_field(selected: &str, errors: &FormErrors) -> Markup {
     html! {
         div.field.has-error[errors.fields.contains_key("education")] {
             label for="education" { span.req { "*" } "学历" }
