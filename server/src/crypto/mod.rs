@@ -57,10 +57,12 @@ pub enum Column {
     /// The submitted data of an application (JSON; may carry an ID number and phones).
     ApplicationsData,
     RealnameIdNumber,
+    /// The fields of a transfer letter (`letters.fields`, JSON; `letter::store`).
+    LettersFields,
 }
 
 impl Column {
-    pub const ALL: [Column; 9] = [
+    pub const ALL: [Column; 10] = [
         Column::MembersIdNumber,
         Column::MembersPhone,
         Column::MembersRegisteredPhone,
@@ -70,6 +72,7 @@ impl Column {
         Column::OrgsContactPhone,
         Column::ApplicationsData,
         Column::RealnameIdNumber,
+        Column::LettersFields,
     ];
 
     /// `table.column`, the associated data.
@@ -84,6 +87,7 @@ impl Column {
             Column::OrgsContactPhone => "orgs.contact_phone",
             Column::ApplicationsData => "applications.data",
             Column::RealnameIdNumber => "realname_registry.id_number",
+            Column::LettersFields => "letters.fields",
         }
     }
 
@@ -99,6 +103,7 @@ impl Column {
             | Column::OrgsContactPhone => "phone",
             Column::AccountsTotpSecret => "totp_secret",
             Column::ApplicationsData => "application_data",
+            Column::LettersFields => "letter_fields",
         }
     }
 }

@@ -37,7 +37,7 @@ struct Table {
     fields: &'static [Field],
 }
 
-const TABLES: [Table; 6] = [
+const TABLES: [Table; 7] = [
     Table {
         name: "members",
         key: "id",
@@ -127,6 +127,15 @@ const TABLES: [Table; 6] = [
             column: Column::RealnameIdNumber,
             name: "id_number",
             index: Some("id_number_idx"),
+        }],
+    },
+    Table {
+        name: "letters",
+        key: "id",
+        fields: &[Field {
+            column: Column::LettersFields,
+            name: "fields",
+            index: None,
         }],
     },
 ];
