@@ -32,6 +32,7 @@
 pub mod attestation;
 mod idcard;
 mod keyfile;
+pub mod letter;
 
 use std::fmt;
 use std::fs::{self, OpenOptions};
@@ -680,6 +681,24 @@ impl Ca {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let key_pem = key.serialize_pem();
         self.sign(params, &key, days, "service", None, Some(key_pem))
+    }
+
+    /// Issues the certificate of the transfer-letter signer ([`letter`]): `CN` =
+    /// [`letter::SIGNER_NAME`], keyUsage digitalSignature, EKU id-kp-documentSigning (RFC 9336)
+    /// only, a fresh P-256 key (returned in `key_pem`). It names no person and can neither sign
+    /// in nor serve TLS; letter verification accepts no other certificate.
+    pub fn issue_letter_signer(&self, days: u32) -> Result<Issued> {
+        check_days(days)?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, letter::SIGNER_NAME);
+        params.distinguished_name = dn;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::Other(
+            letter::OID_DOCUMENT_SIGNING.to_vec(),
+        )];
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let key_pem = key.serialize_pem();
+        self.sign(params, &key, days, "letter_signer", None, Some(key_pem))
     }
 
     /// The common part of issuing: validity, serial, key usage, CRL DP, AKI; sign; register.

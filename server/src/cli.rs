@@ -473,6 +473,7 @@ async fn init(args: &InitArgs) -> anyhow::Result<Initialised> {
     let public_url = crate::tls::check_public_url(&args.public_url)?;
     std::fs::create_dir_all(data).with_context(|| format!("create {}", data.display()))?;
     crate::tls::ensure_server_certificate(data, &public_url)?;
+    crate::letter::ensure_signer(data)?;
     // The field-encryption keys (`keys.json`, mode 0600): in the data directory, never in the
     // database.
     crate::crypto::init_dir(data)?;
@@ -574,6 +575,7 @@ async fn init(args: &InitArgs) -> anyhow::Result<Initialised> {
         require_attestation: false,
         attestation_roots: Vec::new(),
         realname: Default::default(),
+        letter_validity_days: crate::letter::DEFAULT_VALIDITY_DAYS,
     };
     file.save(data)?;
     Ok(Initialised {
@@ -679,6 +681,7 @@ async fn serve_with(
         .clone()
         .unwrap_or_else(|| crate::tls::DEFAULT_PUBLIC_URL.to_string());
     crate::tls::ensure_server_certificate(&args.db.data, &public_url)?;
+    crate::letter::ensure_signer(&args.db.data)?;
     // The platform PKI: trust store (the platform CA alone), CRL watched every few seconds.
     let pki = crate::tls::install(crate::tls::Pki::load(&args.db.data)?);
     crate::card::spawn_crl_watcher(db.clone(), pki.clone());

@@ -44,6 +44,13 @@ pub struct ConfigFile {
         skip_serializing_if = "crate::realname::RealNameConfig::is_none"
     )]
     pub realname: crate::realname::RealNameConfig,
+    /// Days a transfer letter 介绍信 stays valid after its issue date (SPEC §6; default 45).
+    #[serde(default = "default_letter_validity_days")]
+    pub letter_validity_days: u32,
+}
+
+fn default_letter_validity_days() -> u32 {
+    crate::letter::DEFAULT_VALIDITY_DAYS
 }
 
 fn default_audit_witness_seconds() -> u64 {

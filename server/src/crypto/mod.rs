@@ -59,10 +59,12 @@ pub enum Column {
     RealnameIdNumber,
     /// What a transfer carries (JSON: the ID number, contacts, an inbound member's record).
     TransfersData,
+    /// The fields of a transfer letter (`letters.fields`, JSON; `letter::store`).
+    LettersFields,
 }
 
 impl Column {
-    pub const ALL: [Column; 10] = [
+    pub const ALL: [Column; 11] = [
         Column::MembersIdNumber,
         Column::MembersPhone,
         Column::MembersRegisteredPhone,
@@ -73,6 +75,7 @@ impl Column {
         Column::ApplicationsData,
         Column::RealnameIdNumber,
         Column::TransfersData,
+        Column::LettersFields,
     ];
 
     /// `table.column`, the associated data.
@@ -88,6 +91,7 @@ impl Column {
             Column::ApplicationsData => "applications.data",
             Column::RealnameIdNumber => "realname_registry.id_number",
             Column::TransfersData => "transfers.data",
+            Column::LettersFields => "letters.fields",
         }
     }
 
@@ -104,6 +108,7 @@ impl Column {
             Column::AccountsTotpSecret => "totp_secret",
             Column::ApplicationsData => "application_data",
             Column::TransfersData => "transfer_data",
+            Column::LettersFields => "letter_fields",
         }
     }
 }

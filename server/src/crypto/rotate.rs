@@ -37,7 +37,7 @@ struct Table {
     fields: &'static [Field],
 }
 
-const TABLES: [Table; 7] = [
+const TABLES: [Table; 8] = [
     Table {
         name: "members",
         key: "id",
@@ -136,6 +136,15 @@ const TABLES: [Table; 7] = [
             column: Column::RealnameIdNumber,
             name: "id_number",
             index: Some("id_number_idx"),
+        }],
+    },
+    Table {
+        name: "letters",
+        key: "id",
+        fields: &[Field {
+            column: Column::LettersFields,
+            name: "fields",
+            index: None,
         }],
     },
 ];
