@@ -52,6 +52,10 @@ impl Fixture {
     }
 
     async fn issue(&self, transfer_id: &str, fields: &LetterFields) -> LetterRow {
+        self.try_issue(transfer_id, fields).await.unwrap()
+    }
+
+    async fn try_issue(&self, transfer_id: &str, fields: &LetterFields) -> Result<LetterRow, u16> {
         let mut tx = self.state.db.begin().await.unwrap();
         let row = store::issue(
             &mut tx,
@@ -62,9 +66,9 @@ impl Fixture {
             &access::platform(),
         )
         .await
-        .unwrap();
+        .map_err(|e| e.status.as_u16())?;
         tx.commit().await.unwrap();
-        row
+        Ok(row)
     }
 
     async fn verify(&self, number: &str, d: Option<&str>) -> Value {
@@ -179,6 +183,29 @@ async fn fifty_concurrent_issues(db: Option<TestDb>) {
     // The sequence runs 1…50 without a gap.
     let last: u64 = distinct.iter().next_back().unwrap()[6..].parse().unwrap();
     assert_eq!(last, 50);
+
+    // Ten concurrent issues for one transfer: one letter, nine refusals (409).
+    let t = transfer_id();
+    let mut tasks = Vec::new();
+    for i in 0..10u32 {
+        let (fx, t) = (fx.clone(), t.clone());
+        tasks.push(tokio::spawn(async move {
+            fx.try_issue(&t, &fields(i)).await.map(|_| ())
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_ok()).count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.iter().all(|o| matches!(o, Ok(()) | Err(409))),
+        "{outcomes:?}"
+    );
 }
 
 #[tokio::test]
@@ -393,6 +420,13 @@ async fn offline_checks_accept_the_letter_and_refuse_one_altered_character() {
         .unwrap();
     };
     std::fs::copy(fx.data().join("ca/ca.crt"), dir.path().join("ca.crt")).unwrap();
+    // The signer's key is the server's alone.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(fx.data().join("letter/signer.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
     let certs = target_dir_binary("dangjian-certs");
     let verify = || {
         Command::new(&certs)
