@@ -647,3 +647,51 @@ async fn printed_letter_page_through_chromium() {
         std::fs::copy(&shot, docs.join("letter.png")).unwrap();
     }
 }
+
+#[tokio::test]
+async fn key_rotation_covers_the_letters_fields() {
+    let fx = Fixture::new(None).await;
+    let t = transfer_id();
+    let row = fx.issue(&t, &fields(8)).await;
+    let sealed = || async {
+        sqlx::query_scalar::<_, String>("SELECT fields FROM letters WHERE number = $1")
+            .bind(row.number())
+            .fetch_one(fx.state.db.read())
+            .await
+            .unwrap()
+    };
+    let before = sealed().await;
+    let mut lines = Vec::new();
+    dangjian_server::crypto::rotate::rotate(
+        &fx.state.db,
+        fx.data(),
+        &dangjian_server::crypto::rotate::Options {
+            batch: 100,
+            grace: std::time::Duration::ZERO,
+        },
+        &mut |l| lines.push(l.to_string()),
+    )
+    .await
+    .unwrap();
+    assert!(
+        lines.iter().any(|l| l.starts_with("letters: ")),
+        "{lines:?}"
+    );
+    assert_ne!(sealed().await, before);
+    let after = store::current(fx.state.db.read(), &t)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.fields().unwrap(), fields(8));
+    // The running server reads the new key too.
+    let mut status = Value::Null;
+    for _ in 0..40 {
+        let v = fx.verify(after.number(), Some(&d_of(&after))).await;
+        status = v["status"].clone();
+        if status == "genuine" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert_eq!(status, "genuine");
+}
