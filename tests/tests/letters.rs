@@ -540,13 +540,20 @@ async fn pdf_carries_the_chinese_text_and_the_number() {
 }
 
 /// Serves the letter page and its stylesheet on a loopback port, as the transfer area will.
-async fn serve_page(html: String, css: String) -> String {
+async fn serve_page(html: String, verify_html: String, css: String) -> String {
     use axum::response::{Html, IntoResponse};
     let app = axum::Router::new()
         .route(
             "/letter",
             axum::routing::get(move || {
                 let html = html.clone();
+                async move { Html(html) }
+            }),
+        )
+        .route(
+            "/verify",
+            axum::routing::get(move || {
+                let html = verify_html.clone();
                 async move { Html(html) }
             }),
         )
@@ -602,7 +609,23 @@ async fn printed_letter_page_through_chromium() {
     if let Some(dir) = std::env::var_os("DANGJIAN_LETTER_REVIEW_DIR") {
         let _ = std::fs::write(Path::new(&dir).join("letter.html"), &page);
     }
-    let url = serve_page(page, css).await;
+    // The public verification page as a browser following the QR code gets it.
+    let verify_html = fx
+        .server
+        .client()
+        .get(row.verify_url().replace(
+            row.verify_url().split("/api/").next().unwrap(),
+            &fx.server.base,
+        ))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(verify_html.contains("真实有效"), "{verify_html}");
+    let url = serve_page(page, verify_html, css).await;
 
     let dir = dangjian_tests::TempDir::new("dangjian-letter-print");
     let pdf = dir.path().join("printed.pdf");
@@ -642,9 +665,24 @@ async fn printed_letter_page_through_chromium() {
     .await
     .unwrap();
     assert!(shot.exists(), "{}", String::from_utf8_lossy(&out.stderr));
+    let verify_shot = dir.path().join("letter-verify.png");
+    let shot_arg = format!("--screenshot={}", verify_shot.display());
+    let u = url.replace("/letter", "/verify");
+    let p = profile.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        chromium(&[&shot_arg, "--window-size=800,700", &u], &p)
+    })
+    .await
+    .unwrap();
+    assert!(
+        verify_shot.exists(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
     if docs.is_dir() {
         std::fs::copy(&shot, docs.join("letter.png")).unwrap();
+        std::fs::copy(&verify_shot, docs.join("letter-verify.png")).unwrap();
     }
 }
 
