@@ -70,6 +70,9 @@ const POLICY: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/openapi.json", Public),
     ("GET", "/api/v1/health", Public),
     ("GET", "/crl/platform.crl", Public),
+    // Transfer letters: public verification (anyone holding a letter may check it).
+    ("GET", "/api/v1/letters/{number}/verify", Public),
+    ("POST", "/api/v1/letters/verify", Public),
     // organisations
     ("GET", "/api/v1/orgs", Admin),
     ("POST", "/api/v1/orgs", Admin),

@@ -52,6 +52,10 @@ impl Fixture {
     }
 
     async fn issue(&self, transfer_id: &str, fields: &LetterFields) -> LetterRow {
+        self.try_issue(transfer_id, fields).await.unwrap()
+    }
+
+    async fn try_issue(&self, transfer_id: &str, fields: &LetterFields) -> Result<LetterRow, u16> {
         let mut tx = self.state.db.begin().await.unwrap();
         let row = store::issue(
             &mut tx,
@@ -62,9 +66,9 @@ impl Fixture {
             &access::platform(),
         )
         .await
-        .unwrap();
+        .map_err(|e| e.status.as_u16())?;
         tx.commit().await.unwrap();
-        row
+        Ok(row)
     }
 
     async fn verify(&self, number: &str, d: Option<&str>) -> Value {
@@ -179,6 +183,29 @@ async fn fifty_concurrent_issues(db: Option<TestDb>) {
     // The sequence runs 1…50 without a gap.
     let last: u64 = distinct.iter().next_back().unwrap()[6..].parse().unwrap();
     assert_eq!(last, 50);
+
+    // Ten concurrent issues for one transfer: one letter, nine refusals (409).
+    let t = transfer_id();
+    let mut tasks = Vec::new();
+    for i in 0..10u32 {
+        let (fx, t) = (fx.clone(), t.clone());
+        tasks.push(tokio::spawn(async move {
+            fx.try_issue(&t, &fields(i)).await.map(|_| ())
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_ok()).count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.iter().all(|o| matches!(o, Ok(()) | Err(409))),
+        "{outcomes:?}"
+    );
 }
 
 #[tokio::test]
@@ -393,6 +420,13 @@ async fn offline_checks_accept_the_letter_and_refuse_one_altered_character() {
         .unwrap();
     };
     std::fs::copy(fx.data().join("ca/ca.crt"), dir.path().join("ca.crt")).unwrap();
+    // The signer's key is the server's alone.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(fx.data().join("letter/signer.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
     let certs = target_dir_binary("dangjian-certs");
     let verify = || {
         Command::new(&certs)
@@ -506,13 +540,20 @@ async fn pdf_carries_the_chinese_text_and_the_number() {
 }
 
 /// Serves the letter page and its stylesheet on a loopback port, as the transfer area will.
-async fn serve_page(html: String, css: String) -> String {
+async fn serve_page(html: String, verify_html: String, css: String) -> String {
     use axum::response::{Html, IntoResponse};
     let app = axum::Router::new()
         .route(
             "/letter",
             axum::routing::get(move || {
                 let html = html.clone();
+                async move { Html(html) }
+            }),
+        )
+        .route(
+            "/verify",
+            axum::routing::get(move || {
+                let html = verify_html.clone();
                 async move { Html(html) }
             }),
         )
@@ -568,7 +609,23 @@ async fn printed_letter_page_through_chromium() {
     if let Some(dir) = std::env::var_os("DANGJIAN_LETTER_REVIEW_DIR") {
         let _ = std::fs::write(Path::new(&dir).join("letter.html"), &page);
     }
-    let url = serve_page(page, css).await;
+    // The public verification page as a browser following the QR code gets it.
+    let verify_html = fx
+        .server
+        .client()
+        .get(row.verify_url().replace(
+            row.verify_url().split("/api/").next().unwrap(),
+            &fx.server.base,
+        ))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(verify_html.contains("真实有效"), "{verify_html}");
+    let url = serve_page(page, verify_html, css).await;
 
     let dir = dangjian_tests::TempDir::new("dangjian-letter-print");
     let pdf = dir.path().join("printed.pdf");
@@ -608,8 +665,71 @@ async fn printed_letter_page_through_chromium() {
     .await
     .unwrap();
     assert!(shot.exists(), "{}", String::from_utf8_lossy(&out.stderr));
+    let verify_shot = dir.path().join("letter-verify.png");
+    let shot_arg = format!("--screenshot={}", verify_shot.display());
+    let u = url.replace("/letter", "/verify");
+    let p = profile.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        chromium(&[&shot_arg, "--window-size=800,700", &u], &p)
+    })
+    .await
+    .unwrap();
+    assert!(
+        verify_shot.exists(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
     if docs.is_dir() {
         std::fs::copy(&shot, docs.join("letter.png")).unwrap();
+        std::fs::copy(&verify_shot, docs.join("letter-verify.png")).unwrap();
     }
+}
+
+#[tokio::test]
+async fn key_rotation_covers_the_letters_fields() {
+    let fx = Fixture::new(None).await;
+    let t = transfer_id();
+    let row = fx.issue(&t, &fields(8)).await;
+    let sealed = || async {
+        sqlx::query_scalar::<_, String>("SELECT fields FROM letters WHERE number = $1")
+            .bind(row.number())
+            .fetch_one(fx.state.db.read())
+            .await
+            .unwrap()
+    };
+    let before = sealed().await;
+    let mut lines = Vec::new();
+    dangjian_server::crypto::rotate::rotate(
+        &fx.state.db,
+        fx.data(),
+        &dangjian_server::crypto::rotate::Options {
+            batch: 100,
+            grace: std::time::Duration::ZERO,
+        },
+        &mut |l| lines.push(l.to_string()),
+    )
+    .await
+    .unwrap();
+    assert!(
+        lines.iter().any(|l| l.starts_with("letters: ")),
+        "{lines:?}"
+    );
+    assert_ne!(sealed().await, before);
+    let after = store::current(fx.state.db.read(), &t)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.fields().unwrap(), fields(8));
+    // The running server reads the new key too.
+    let mut status = Value::Null;
+    for _ in 0..40 {
+        let v = fx.verify(after.number(), Some(&d_of(&after))).await;
+        status = v["status"].clone();
+        if status == "genuine" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert_eq!(status, "genuine");
 }

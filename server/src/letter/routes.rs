@@ -21,7 +21,7 @@ use utoipa_axum::routes;
 
 use super::store::{self, LetterDocument, LetterRow};
 use super::{LetterFields, Status};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::state::{ApiJson, ApiQuery, AppState};
 
 /// The path of the letter's stylesheet (the CSP allows no inline style).
@@ -194,6 +194,21 @@ async fn verify_document(
     headers: HeaderMap,
     ApiJson(doc): ApiJson<LetterDocument>,
 ) -> ApiResult<Response> {
+    // The document declares these as int32 (utoipa's u32): a larger value is refused like any
+    // other schema-violating body.
+    let max = i32::MAX as u32;
+    if doc.validity_days > max {
+        return Err(ApiError::field(
+            "validity_days",
+            "字段 validity_days 的取值或类型不正确",
+        ));
+    }
+    if doc.fields.age > max {
+        return Err(ApiError::field(
+            "fields.age",
+            "字段 fields.age 的取值或类型不正确",
+        ));
+    }
     let verdict = verdict_for_document(&state, &doc).await?;
     Ok(answer(&headers, verdict))
 }

@@ -275,7 +275,22 @@ async fn insert(
     .bind(&row.verify_url)
     .bind(&now)
     .execute(&mut **tx)
-    .await?;
+    .await
+    .map_err(|e| {
+        // A concurrent issue for the same transfer got there first (index letters_live).
+        let live = e.as_database_error().is_some_and(|d| {
+            let m = d.message();
+            m.contains("letters_live") || m.contains("letters.transfer_id")
+        });
+        if live {
+            ApiError::conflict(
+                "letter_exists",
+                "该转接已开具介绍信，如需新的介绍信请重新开具",
+            )
+        } else {
+            ApiError::from(e)
+        }
+    })?;
     Ok(row)
 }
 
