@@ -478,14 +478,7 @@ pub async fn search(db: &Db, actor: &Actor, q: &RecordsQuery) -> ApiResult<Page<
 pub async fn find(db: &Db, f: &Filter, paging: &Paging) -> ApiResult<Page<RecordItem>> {
     let mut sql = Sql::new("");
     push_filter(&mut sql, f);
-    let (items, total) = run(
-        db,
-        sql,
-        f.sort,
-        paging.per_page(),
-        paging.offset(),
-    )
-    .await?;
+    let (items, total) = run(db, sql, f.sort, paging.per_page(), paging.offset()).await?;
     Ok(Page::new(items, total, paging))
 }
 
@@ -511,8 +504,8 @@ pub fn to_xlsx(
     items: &[RecordItem],
     total: i64,
 ) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
-    use rust_xlsxwriter::{Format, Workbook};
     use crate::audit::query::beijing_time;
+    use rust_xlsxwriter::{Format, Workbook};
     let mut book = Workbook::new();
     let sheet = book.add_worksheet();
     sheet.set_name("组织关系转接")?;
@@ -558,7 +551,10 @@ pub fn to_xlsx(
             } else {
                 String::new()
             },
-            t.finished_at.as_deref().map(beijing_time).unwrap_or_default(),
+            t.finished_at
+                .as_deref()
+                .map(beijing_time)
+                .unwrap_or_default(),
         ];
         for (c, v) in cells.iter().enumerate() {
             sheet.write_string(row, c as u16 + 1, v)?;

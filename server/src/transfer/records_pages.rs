@@ -403,7 +403,9 @@ fn list_note(kind: ListKind) -> &'static str {
         ListKind::Todo => "轮到本组织办理的转接（含退回本组织、待重新提交或废件的转接）。",
         ListKind::Done => "本组织已经办理（同意、自动审核、提交或登记）但尚未办结的转接。",
         ListKind::Upcoming => "转接路径经过本组织、尚未轮到本组织办理的转接。",
-        ListKind::Monitor => "管理范围内所有未办结的转接，按在当前组织的等待时间排列；超过7天的标为“超期”。",
+        ListKind::Monitor => {
+            "管理范围内所有未办结的转接，按在当前组织的等待时间排列；超过7天的标为“超期”。"
+        }
     }
 }
 

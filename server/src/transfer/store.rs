@@ -232,11 +232,12 @@ pub async fn create(
          from_org_id, from_org_code, from_name, to_org_id, to_org_code, to_name, reason, transfer_date, \
          current_step, current_org_code, source_end, path_len, step_since, version, created_by, \
          created_by_name, created_org_code, created_at, updated_at) \
-         VALUES ($1, $2, 'active', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+         VALUES ($1, $2, $3, 'active', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
          $18, $19, $20, 0, $21, $22, $23, $20, $20)",
     )
     .bind(&id)
     .bind(new.direction.as_str())
+    .bind(new.kind.as_str())
     .bind(new.member_id)
     .bind(new.member_name)
     .bind(&idx)
