@@ -436,3 +436,101 @@ async fn records_lists_and_export_on_sqlite() {
 async fn records_lists_and_export_on_postgres() {
     records_lists_and_export(&Server::demo(300, Some(TestDb::postgres().await)).await).await;
 }
+
+/// Moves the start of a transfer's current step back by `days` (SQLite demo database).
+async fn backdate(server: &Server, transfer_id: &str, days: i64) {
+    sqlx::any::install_default_drivers();
+    let url = format!(
+        "sqlite://{}",
+        server.data.path().join("dangjian.db").display()
+    );
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let since = (chrono::Utc::now() - chrono::Duration::days(days) - chrono::Duration::hours(5))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    sqlx::query("UPDATE transfers SET step_since = $1 WHERE id = $2")
+        .bind(since)
+        .bind(transfer_id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
+/// The pages at 1366×768: 查看转接情况 for the branch (password sign-in), 转接监控 for the county
+/// (through the card proxy), with a transfer waiting longer than 7 days highlighted.
+#[tokio::test]
+async fn records_and_monitor_pages_in_the_browser() {
+    use dangjian_tests::browser::Browser;
+    use dangjian_tests::{current_code, CardProxy};
+    let server = Server::demo(100, None).await;
+    let t3 = server.account("admin", Some(3));
+    let committee = CardProxy::start(&server, &server.account("admin", Some(2))).await;
+    let county = CardProxy::start(&server, &server.county_admin()).await;
+    let c = &committee.api;
+    let b_id = {
+        let general = server.account_in("admin", Some(3), "621");
+        children(c, &general.org_id).await[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let names = ["司马转一", "欧阳转二", "上官转三", "诸葛转四"];
+    let mut ids_ = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let m = member(
+            c,
+            &t3.org_id,
+            name,
+            &id_number(10 + i as u32, 600 + i as u16),
+            i as u32,
+        )
+        .await;
+        let body = if i == 3 {
+            json!({"member_id": m, "kind": "out_of_province", "to_text": "外省某某县某某党支部",
+                   "addressee": "外省某某县委组织部", "reason": "随迁", "date": "2026-11-02",
+                   "dues_paid_to": "2026-10"})
+        } else {
+            json!({"member_id": m, "kind": "county", "to_org_id": b_id, "reason": "工作调动",
+                   "date": format!("2026-11-0{}", i + 3), "dues_paid_to": "2026-10"})
+        };
+        ids_.push(transfer(c, body).await);
+    }
+    backdate(&server, &ids_[0], 9).await;
+    backdate(&server, &ids_[3], 3).await;
+
+    let b = Browser::start().await;
+    b.goto(&server.url("/login")).await;
+    b.wait_for("#login-form").await;
+    b.fill("id_number", &t3.id_number).await;
+    b.fill("password", &t3.password).await;
+    b.fill("code", &current_code(&t3.totp_secret)).await;
+    b.click("#login-form button[type=submit]").await;
+    b.wait_for("header.top .who").await;
+    b.click("#transfers-link").await;
+    b.wait_for("#transfer-tabs").await;
+    // The committee registered them: none is the branch's to do, all four are monitored.
+    assert!(b.text("#tab-monitor").await.contains('4'));
+    b.click("#tab-records").await;
+    b.wait_for("#transfer-search").await;
+    b.fill("name", "转").await;
+    b.click("#transfer-search button[type=submit]").await;
+    b.wait_for("#transfer-list").await;
+    let table = b.text("#transfer-list").await;
+    for n in names {
+        assert!(table.contains(n), "{table}");
+    }
+    assert!(b.exists("#export-xlsx").await);
+    b.screenshot("transfer-records").await;
+
+    b.goto(&county.url("/transfers/lists?list=monitor")).await;
+    b.wait_for("#transfer-list").await;
+    assert!(b.exists("#transfer-list tr.overdue .badge.overdue").await);
+    let first = b.text("#transfer-list tbody tr:first-child").await;
+    assert!(
+        first.contains("司马转一") && first.contains("9天"),
+        "{first}"
+    );
+    b.screenshot("transfer-monitor").await;
+    b.close().await;
+}

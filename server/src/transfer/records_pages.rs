@@ -170,6 +170,7 @@ fn search_form(
     selected_org: &str,
     per_page: i64,
     errors: &FormErrors,
+    tools: Markup,
 ) -> Markup {
     let states: Vec<(String, String)> = TransferState::ALL
         .iter()
@@ -202,15 +203,13 @@ fn search_form(
             (select_field("state", "办理状态", &states, v(&q.state), false, errors))
             (select_field("kind", "转接类型", &kinds, v(&q.kind), false, errors))
             (select_field("direction", "转接方向", &directions, v(&q.direction), false, errors))
-            div.field {
-                label for="per_page" { "每页" }
+            div.grid-actions {
+                label.inline for="per_page" { "每页" }
                 select #per_page name="per_page" {
                     @for n in PER_PAGE_CHOICES {
                         option value=(n) selected[n == per_page] { (n) " 条" }
                     }
                 }
-            }
-            div.field.grid-actions {
                 label.checkbox for="include_sub" title="不勾选：本级及直属下级党组织；勾选：本级及所有下级党组织" {
                     input #include_sub type="checkbox" name="include_sub" value="true"
                         checked[flag(q.include_sub.as_deref())];
@@ -218,6 +217,7 @@ fn search_form(
                 }
                 button.primary type="submit" { "查询" }
                 a.button href="/transfers" { "重置" }
+                (tools)
             }
         }
     }
@@ -279,10 +279,10 @@ fn table(
                                 br; span.muted.small { "自 " (short_time(&t.step_since)) }
                             }
                         } @else {
-                            td { (t.date) }
+                            td.date { (t.date) }
                         }
                         td { span.badge.state.{(t.state.as_str())} { (t.state_label) } }
-                        td.kind { (t.direction_label) "·" (t.kind_label) }
+                        td.kind title=(t.direction_label) { (t.kind_label) }
                         td.ops { a href={"/transfers/" (t.id)} { "查看" } }
                     }
                 }
@@ -348,16 +348,18 @@ async fn records_page(
             h2 { (title) }
             (lists_tabs(None, &counts))
             p.muted.hint {
-                "按党员姓名、身份证号、转出单位、接收单位、转出日期等查询所选党组织的组织关系转接记录。"
-                "默认查询本级及直属下级党组织，勾选“包含下级”查询本级及所有下级党组织。"
+                "查询所选党组织本级及直属下级的组织关系转接记录；勾选“包含下级”则查询本级及所有下级。"
             }
             (errors.banner())
-            (search_form(&q, &orgs, &selected, per_page, &errors))
-            @if let Some((_, list)) = &found {
-                div.toolbar {
-                    a.button #export-xlsx href=(export) title="导出全部查询结果（身份证号已隐去部分数字，文件带导出人水印，导出操作记入审计日志）" { "导出Excel" }
-                    @if !printing { (print::button(&format!("{base}&print=1"))) }
+            (search_form(&q, &orgs, &selected, per_page, &errors, html! {
+                @if found.is_some() {
+                    span.grid-tools {
+                        a.button #export-xlsx href=(export) title="导出全部查询结果（身份证号已隐去部分数字，文件带导出人水印，导出操作记入审计日志）" { "导出Excel" }
+                        @if !printing { (print::button(&format!("{base}&print=1"))) }
+                    }
                 }
+            }))
+            @if let Some((_, list)) = &found {
                 @if printing { (print::list_head(title, list.items.len(), list.total)) }
                 @if list.items.is_empty() {
                     p.muted.empty { "没有符合条件的转接记录。" }
