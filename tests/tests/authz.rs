@@ -221,6 +221,14 @@ const POLICY: &[(&str, &str, Rule)] = &[
     ("POST", "/security/accounts/{id}/unlock", Security),
     ("GET", "/security/accounts/{id}/reset", Absent),
     ("POST", "/security/accounts/{id}/reset", Security),
+    // transfer records 查看转接情况, export, lists and monitoring
+    ("GET", "/api/v1/transfers", Admin),
+    ("GET", "/api/v1/transfers/export.xlsx", Admin),
+    ("GET", "/api/v1/transfer-lists", Admin),
+    ("GET", "/transfers", Admin),
+    ("POST", "/transfers", Absent),
+    ("GET", "/transfers/lists", Admin),
+    ("POST", "/transfers/lists", Absent),
 ];
 
 /// Every route the server serves: the API from its OpenAPI document plus the routes added
@@ -282,7 +290,9 @@ impl Targets {
         if !template.contains("{id}") {
             return Some(template.to_string());
         }
-        let family = if template.contains("/orgs/") {
+        let family = if template.contains("/transfers/") {
+            "transfer"
+        } else if template.contains("/orgs/") {
             "org"
         } else if template.contains("/applications/") {
             "application"
@@ -567,6 +577,27 @@ async fn every_route_admits_exactly_the_allowed_callers() {
     let (attachment_a, attachment_b) = attachments(&server, &t3_api, &tier3.org_id, &ids).await;
     ids.insert(("attachment", true), attachment_a);
     ids.insert(("attachment", false), attachment_b);
+    // A transfer inside (a member of branch A leaving the province, at the tier-2 committee)
+    // and one outside (a row for org B straight into the database).
+    let transfer_a = {
+        let member = fresh(95, "矩阵转出").await;
+        let t = t3_api
+            .post(
+                "/api/v1/transfers",
+                json!({"member_id": member, "kind": "out_of_province", "to_text": "外省某党支部",
+                       "addressee": "外省某县委组织部", "reason": "矩阵测试", "date": "2026-10-01",
+                       "dues_paid_to": "2026-09"}),
+            )
+            .await;
+        assert_eq!(t.status, 201, "{:?}", t.body);
+        t.body["id"].as_str().unwrap().to_string()
+    };
+    ids.insert(("transfer", true), transfer_a);
+    let member_b = ids[&("member", false)].clone();
+    ids.insert(
+        ("transfer", false),
+        outside_transfer(&server, &member_b).await,
+    );
     let targets = Targets { ids };
 
     // The callers. Each six-digit code signs in once, so every account signs in once here.
@@ -899,6 +930,43 @@ async fn outside_application_and_history(server: &Server, member_b: &str) -> (St
     .await
     .unwrap();
     ("application-b".into(), "history-b".into())
+}
+
+/// A transfer of `member_b` (outside every admin's scope) leaving the province, at its branch,
+/// written straight into the database: no admin of the demo may make it.
+async fn outside_transfer(server: &Server, member_b: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let url = format!(
+        "sqlite://{}?mode=rw",
+        server.data.path().join("dangjian.db").display()
+    );
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO transfers (id, direction, kind, state, member_id, member_name, id_number_idx, data, \
+         from_org_id, from_org_code, from_name, to_name, reason, transfer_date, current_step, \
+         current_org_code, source_end, path_len, step_since, created_by, created_by_name, \
+         created_org_code, created_at, updated_at) \
+         SELECT 'transfer-b', 'outbound', 'out_of_province', 'active', m.id, m.name, 'idx-b', 'x', \
+         o.id, o.code, o.name, '外省', '矩阵', '2026-01-01', 0, o.code, 0, 1, m.created_at, 'nobody', \
+         '外部', o.code, m.created_at, m.created_at \
+         FROM members m JOIN orgs o ON o.id = m.branch_id WHERE m.id = $1",
+    )
+    .bind(member_b)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO transfer_nodes (transfer_id, seq, org_id, org_code, org_name, state) \
+         SELECT 'transfer-b', 0, o.id, o.code, o.name, 'current' \
+         FROM members m JOIN orgs o ON o.id = m.branch_id WHERE m.id = $1",
+    )
+    .bind(member_b)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    "transfer-b".into()
 }
 
 /// Issues a card certificate for the grant `grant_id` through a one-time enrolment code issued
