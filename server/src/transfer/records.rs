@@ -71,7 +71,8 @@ pub struct RecordsQuery {
     #[param(value_type = Option<bool>)]
     pub include_sub: Option<String>,
     /// date (newest transfer date first, default) | date_asc | created (newest registered
-    /// first) | waiting (longest at its current node first)
+    /// first) | waiting (longest at its current node first) | waiting_asc
+    #[param(value_type = Option<Sort>, inline)]
     pub sort: Option<String>,
     #[serde(default, deserialize_with = "crate::state::int_param")]
     pub page: Option<i64>,
@@ -80,7 +81,8 @@ pub struct RecordsQuery {
 }
 
 /// The order of a list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum Sort {
     #[default]
     Date,
@@ -149,7 +151,7 @@ fn non_empty(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
-/// `true`, `1` and `on` (a checkbox) switch a flag on.
+/// `true` (the API's and the checkbox's value), `1` and `on` switch a page's flag on.
 pub fn flag(v: Option<&str>) -> bool {
     matches!(v.map(str::trim), Some("1" | "true" | "on"))
 }
@@ -219,6 +221,14 @@ impl RecordsQuery {
                 Sort::default()
             }),
         };
+        let include_sub = match non_empty(&self.include_sub) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                p.add("include_sub", "包含下级只能是 true 或 false");
+                false
+            }
+        };
         p.finish()?;
         let (org_id, org_code) = match non_empty(&self.org_id) {
             None => (actor.org_id.clone(), actor.org_code.clone()),
@@ -242,7 +252,7 @@ impl RecordsQuery {
             direction,
             org_id,
             org_code,
-            include_sub: flag(self.include_sub.as_deref()),
+            include_sub,
             sort,
         })
     }
@@ -737,6 +747,7 @@ pub struct ListQuery {
     #[param(value_type = Option<ListKind>, inline)]
     pub list: Option<String>,
     /// waiting (longest at its current node first, default) | waiting_asc | date | date_asc | created
+    #[param(value_type = Option<Sort>, inline)]
     pub sort: Option<String>,
     #[serde(default, deserialize_with = "crate::state::int_param")]
     pub page: Option<i64>,

@@ -64,7 +64,7 @@ impl RecordsPageQuery {
             kind: self.kind.clone(),
             direction: self.direction.clone(),
             org_id: self.org_id.clone(),
-            include_sub: self.include_sub.clone(),
+            include_sub: flag(self.include_sub.as_deref()).then(|| "true".to_string()),
             sort: self.sort.clone(),
             page: None,
             per_page: None,
