@@ -239,6 +239,18 @@ async fn records_lists_and_export(server: &Server) {
         "{fields:?}"
     );
 
+    // Declared formats and enums are exact: an unknown or padded value is refused, not taken
+    // as the default.
+    for (bad, field) in [
+        ("include_sub=maybe", "include_sub"),
+        ("sort=name", "sort"),
+        ("since=%202026-01-01", "since"),
+        ("since=2026-03-01&until=2026-02-01", "until"),
+    ] {
+        let r = a.get(&q(bad)).await;
+        assert_eq!(r.status, 400, "{bad}: {:?}", r.body);
+        assert_eq!(r.field(), Some(field), "{bad}");
+    }
     // 包含下级: the city sees, without it, the transfers through itself or its counties (T1,
     // T2, T4 pass K; T5 goes up through the city) but not T3, which stays inside committee C;
     // with it, all five.

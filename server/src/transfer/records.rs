@@ -147,6 +147,13 @@ pub struct Filter {
     pub sort: Sort,
 }
 
+/// A parameter with a declared format or enum, as sent: a padded value is refused like any
+/// other value outside the format (`ApiQuery` already reads an empty one as absent; the pages
+/// trim and drop their empty fields first).
+fn exact(v: &Option<String>) -> Option<&str> {
+    v.as_deref()
+}
+
 fn non_empty(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
@@ -182,47 +189,52 @@ impl RecordsQuery {
         };
         let from = text(&mut p, "from", "转出单位", &self.from);
         let to = text(&mut p, "to", "接收单位", &self.to);
-        let since = non_empty(&self.since)
-            .and_then(|d| p.take(fields::date("since", "转出日期（起）", d)))
-            .map(|d| d.to_string());
-        let until = non_empty(&self.until)
-            .and_then(|d| p.take(fields::date("until", "转出日期（止）", d)))
-            .map(|d| d.to_string());
+        let date = |p: &mut Problems, field: &str, label: &str, v: Option<&str>| {
+            let v = v?;
+            let d = p.take(fields::date(field, label, v))?;
+            if d.to_string() != v {
+                p.add(field, format!("{label}不是有效日期，格式应为 YYYY-MM-DD"));
+                return None;
+            }
+            Some(v.to_string())
+        };
+        let since = date(&mut p, "since", "转出日期（起）", exact(&self.since));
+        let until = date(&mut p, "until", "转出日期（止）", exact(&self.until));
         if let (Some(s), Some(u)) = (&since, &until) {
             if s > u {
                 p.add("until", "转出日期（止）不能早于转出日期（起）");
             }
         }
-        let state = match non_empty(&self.state) {
+        let state = match exact(&self.state) {
             None => None,
             Some(s) => State::parse(s).or_else(|| {
                 p.add("state", "办理状态不正确");
                 None
             }),
         };
-        let kind = match non_empty(&self.kind) {
+        let kind = match exact(&self.kind) {
             None => None,
             Some(s) => Kind::parse(s).or_else(|| {
                 p.add("kind", "转接类型不正确");
                 None
             }),
         };
-        let direction = match non_empty(&self.direction) {
+        let direction = match exact(&self.direction) {
             None => None,
             Some(s) => Direction::parse(s).or_else(|| {
                 p.add("direction", "转接方向不正确");
                 None
             }),
         };
-        let sort = match non_empty(&self.sort) {
+        let sort = match exact(&self.sort) {
             None => Sort::default(),
             Some(s) => Sort::parse(s).unwrap_or_else(|| {
                 p.add("sort", "排序方式不正确");
                 Sort::default()
             }),
         };
-        let include_sub = match non_empty(&self.include_sub) {
-            None | Some("false") => false,
+        let include_sub = match exact(&self.include_sub) {
+            Some("false") | None => false,
             Some("true") => true,
             Some(_) => {
                 p.add("include_sub", "包含下级只能是 true 或 false");
@@ -758,14 +770,14 @@ pub struct ListQuery {
 impl ListQuery {
     pub fn parts(&self) -> ApiResult<(ListKind, Sort, Paging)> {
         let mut p = Problems::default();
-        let kind = match non_empty(&self.list) {
+        let kind = match exact(&self.list) {
             None => ListKind::Todo,
             Some(s) => ListKind::parse(s).unwrap_or_else(|| {
                 p.add("list", "列表只能是 todo、done、upcoming 或 monitor");
                 ListKind::Todo
             }),
         };
-        let sort = match non_empty(&self.sort) {
+        let sort = match exact(&self.sort) {
             None => Sort::Waiting,
             Some(s) => Sort::parse(s).unwrap_or_else(|| {
                 p.add("sort", "排序方式不正确");

@@ -52,20 +52,27 @@ pub struct RecordsPageQuery {
 }
 
 impl RecordsPageQuery {
+    /// The API's query: the form's empty fields dropped, values trimmed.
     fn api(&self) -> RecordsQuery {
+        let t = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
         RecordsQuery {
-            name: self.name.clone(),
-            id_number: self.id_number.clone(),
-            from: self.from.clone(),
-            to: self.to.clone(),
-            since: self.since.clone(),
-            until: self.until.clone(),
-            state: self.state.clone(),
-            kind: self.kind.clone(),
-            direction: self.direction.clone(),
-            org_id: self.org_id.clone(),
+            name: t(&self.name),
+            id_number: t(&self.id_number),
+            from: t(&self.from),
+            to: t(&self.to),
+            since: t(&self.since),
+            until: t(&self.until),
+            state: t(&self.state),
+            kind: t(&self.kind),
+            direction: t(&self.direction),
+            org_id: t(&self.org_id),
             include_sub: flag(self.include_sub.as_deref()).then(|| "true".to_string()),
-            sort: self.sort.clone(),
+            sort: t(&self.sort),
             page: None,
             per_page: None,
         }
