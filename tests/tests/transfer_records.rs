@@ -332,6 +332,21 @@ async fn records_lists_and_export(server: &Server) {
     let shortest = since(&r);
     sorted.reverse();
     assert_eq!(shortest, sorted);
+    // C returns T3 to the source: it is A's to do (resubmit or void) and no longer A's done;
+    // C has acted on it (its admin's step on the trail), and C lies ahead on its path again.
+    let r = c
+        .post(
+            &format!("/api/v1/transfers/{t3_}/decision"),
+            json!({"decision": "return", "opinion": "材料不全"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(list(&a, "todo").await, set(&[&t3_]));
+    assert_eq!(list(&a, "done").await, set(&[&t1, &t2_, &t5]));
+    assert_eq!(list(&c, "todo").await, set(&[&t1, &t5]));
+    assert_eq!(list(&c, "done").await, set(&[&t2_, &t3_]));
+    assert_eq!(list(&c, "upcoming").await, set(&[&t3_]));
+    assert_eq!(ids(&a, &q("state=returned")).await, set(&[&t3_]));
     let r = k.get("/api/v1/transfer-lists?list=inbox").await;
     assert_eq!(r.status, 400, "{:?}", r.body);
     assert_eq!(r.field(), Some("list"));
