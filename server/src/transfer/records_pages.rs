@@ -244,7 +244,7 @@ fn sort_choice(base: &str, current: Sort, this: Sort, text: &str) -> Markup {
 fn table(
     items: &[RecordItem],
     offset: i64,
-    monitor: bool,
+    waiting: bool,
     sort_links: Option<(&str, Sort)>,
 ) -> Markup {
     html! {
@@ -252,7 +252,7 @@ fn table(
             thead { tr {
                 th { "序号" } th { "姓名" } th { "身份证号" } th { "转出单位" } th { "接收单位" }
                 th { "当前组织" }
-                @if monitor {
+                @if waiting {
                     th.sortable aria-sort=(if sort_links.is_some_and(|(_, s)| s == Sort::WaitingAsc) { "ascending" } else { "descending" }) {
                         "等待时间 "
                         @if let Some((base, current)) = sort_links {
@@ -266,7 +266,18 @@ fn table(
                         }
                     }
                 } @else {
-                    th { "转出日期" }
+                    th.sortable aria-sort=(if sort_links.is_some_and(|(_, s)| s == Sort::DateAsc) { "ascending" } else { "descending" }) {
+                        "转出日期 "
+                        @if let Some((base, current)) = sort_links {
+                            span.sort-choices title="按转出日期排序" {
+                                "（"
+                                (sort_choice(base, current, Sort::Date, "最新在前"))
+                                " | "
+                                (sort_choice(base, current, Sort::DateAsc, "最早在前"))
+                                "）"
+                            }
+                        }
+                    }
                 }
                 th { "办理状态" } th { "转接类型" } th.ops { "操作" }
             } }
@@ -279,7 +290,7 @@ fn table(
                         td { (t.from_name) }
                         td { (t.to_name) }
                         td { (t.current_org) }
-                        @if monitor {
+                        @if waiting {
                             td.waiting data-seconds=[t.waiting_seconds] {
                                 (t.waiting)
                                 @if t.overdue { " " span.badge.overdue title="在当前组织停留超过7天" { "超期" } }
@@ -350,6 +361,16 @@ async fn records_page(
         format!("/api/v1/transfers/export.xlsx?{qs}")
     };
     let per_page = paging.per_page();
+    // The date column's sort links keep every filter but the order.
+    let sort_base = {
+        let unsorted = RecordsPageQuery {
+            sort: None,
+            ..q.clone()
+        }
+        .query_string();
+        format!("/transfers?{unsorted}&per_page={per_page}")
+    };
+    let sort = found.as_ref().map(|(f, _)| f.sort).unwrap_or_default();
     let body = html! {
         div.panel {
             h2 { (title) }
@@ -371,7 +392,8 @@ async fn records_page(
                 @if list.items.is_empty() {
                     p.muted.empty { "没有符合条件的转接记录。" }
                 } @else {
-                    (table(&list.items, (list.page - 1) * list.per_page, false, None))
+                    (table(&list.items, (list.page - 1) * list.per_page, false,
+                        (!printing).then_some((sort_base.as_str(), sort))))
                 }
                 @if !printing { (pager(&base, list.page, list.per_page, list.total)) }
             }
@@ -452,7 +474,6 @@ async fn lists_page(
         let list_base = format!("/transfers/lists?list={}", kind.as_str());
         let base = format!("{list_base}&sort={}", sort.as_str());
         let title = kind.label();
-        let monitor = kind == ListKind::Monitor;
         let empty = match kind {
             ListKind::Todo => "没有需要本组织办理的转接。",
             ListKind::Done => "没有本组织已办理、尚未办结的转接。",
@@ -477,8 +498,8 @@ async fn lists_page(
                     @if list.items.is_empty() {
                         p.muted.empty { (empty) }
                     } @else {
-                        (table(&list.items, (list.page - 1) * list.per_page, monitor,
-                            monitor.then_some((list_base.as_str(), sort))))
+                        (table(&list.items, (list.page - 1) * list.per_page, true,
+                            (!printing).then_some((list_base.as_str(), sort))))
                     }
                     @if !printing { (pager(&base, list.page, list.per_page, list.total)) }
                 }
