@@ -559,5 +559,18 @@ async fn records_and_monitor_pages_in_the_browser() {
         "{first}"
     );
     b.screenshot("transfer-monitor").await;
+    // The committee's 待办: all four wait for it.
+    b.goto(&committee.url("/transfers/lists")).await;
+    b.wait_for("#transfer-list").await;
+    assert!(b.text("#tab-todo").await.contains('4'));
+    assert_eq!(
+        b.client
+            .find_all(fantoccini::Locator::Css("#transfer-list tbody tr"))
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+    b.screenshot("transfer-todo").await;
     b.close().await;
 }
