@@ -52,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::member::routes::router())
         .merge(crate::approval::routes::router())
         .merge(crate::transfer::routes::router())
+        .merge(crate::transfer::records::router())
         .merge(crate::dict::router())
         .merge(crate::audit::routes::router())
         .merge(crate::card::routes::router())

@@ -253,6 +253,14 @@ const POLICY: &[(&str, &str, Rule)] = &[
     ("POST", "/security/accounts/{id}/unlock", Security),
     ("GET", "/security/accounts/{id}/reset", Absent),
     ("POST", "/security/accounts/{id}/reset", Security),
+    // transfer records 查看转接情况, export, lists and monitoring
+    ("GET", "/api/v1/transfers", Admin),
+    ("GET", "/api/v1/transfers/export.xlsx", Admin),
+    ("GET", "/api/v1/transfer-lists", Admin),
+    ("GET", "/transfers", Admin),
+    ("POST", "/transfers", Absent),
+    ("GET", "/transfers/lists", Admin),
+    ("POST", "/transfers/lists", Absent),
 ];
 
 /// Every route the server serves: the API from its OpenAPI document plus the routes added

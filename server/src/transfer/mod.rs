@@ -6,6 +6,7 @@
 
 pub mod pages;
 pub mod records;
+pub mod records_pages;
 pub mod routes;
 pub mod rules;
 pub mod store;

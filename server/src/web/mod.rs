@@ -94,6 +94,7 @@ fn routes() -> PageRouter {
         .merge(members::router())
         .merge(crate::approval::pages::router())
         .merge(crate::transfer::pages::router())
+        .merge(crate::transfer::records::pages())
         .merge(photo::router())
         .merge(security::router())
         .merge(activation::router())
@@ -465,6 +466,7 @@ pub fn page(
                                 "维护审批" span #approvals-badge.badge.count hidden {}
                             }
                             a.nav #history-link href="/history?reason=exit" { "历史党员" }
+                            a.nav #transfers-link href="/transfers/lists" { "组织关系转接" }
                         }
                         (security::role_switcher(actor))
                         a.nav #change-password href=(password::PATH) { "修改密码" }
