@@ -319,13 +319,15 @@ async fn concurrency(server: Server) {
         async move { decide(&api, &t, "approve", "同意").await.0 }
     });
     let statuses = futures_util::future::join_all(approvals).await;
+    // One effect: the others lost the race (409) or arrived when the transfer had already
+    // moved on to the next node, whose turn it now is (403).
     assert_eq!(
         statuses.iter().filter(|s| **s == 200).count(),
         1,
         "{statuses:?}"
     );
     assert!(
-        statuses.iter().all(|s| *s == 200 || *s == 409),
+        statuses.iter().all(|s| [200, 403, 409].contains(s)),
         "{statuses:?}"
     );
     let v = view(&committee, &t).await;
@@ -338,6 +340,47 @@ async fn concurrency(server: Server) {
     assert_eq!(approvals, 1);
     assert_eq!(v["current_step"], 2);
     assert!(v["letter_number"].is_string());
+    // Ten receipts at once by the target branch: one moves the member.
+    let officer = server.sign_in(&server.account("security", None)).await;
+    let receiver = server
+        .sign_in(&server.new_admin(&officer, &sibling, 60).await)
+        .await;
+    let receipts = (0..10).map(|_| {
+        let api = receiver.clone();
+        let t = t.clone();
+        async move {
+            api.post(&format!("/api/v1/transfers/{t}/receive"), json!({}))
+                .await
+                .status
+        }
+    });
+    let statuses = futures_util::future::join_all(receipts).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| [200, 409].contains(s)),
+        "{statuses:?}"
+    );
+    let v = view(&receiver, &t).await;
+    let receipts = v["trail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["action"] == "receive")
+        .count();
+    assert_eq!(receipts, 1);
+    let m = receiver.get(&format!("/api/v1/members/{member}")).await;
+    assert_eq!(m.body["branch_id"], sibling.as_str());
+    assert_eq!(
+        source
+            .get(&format!("/api/v1/members/{member}"))
+            .await
+            .status,
+        404
+    );
 }
 
 #[tokio::test]
