@@ -1406,3 +1406,195 @@ async fn a_photo_chosen_on_the_edit_form_appears_on_the_record() {
     b.screenshot("member-photo").await;
     b.close().await;
 }
+
+/// The admin of the organisation with unified code `code`, found from `from` (an admin whose
+/// scope holds it) by walking the tree.
+async fn org_by_code(api: &dangjian_tests::Api, from: &str, code: &str) -> String {
+    let mut id = from.to_string();
+    loop {
+        let r = api
+            .get(&format!("/api/v1/orgs/{id}/children?per_page=100"))
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let next = r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| code.starts_with(o["code"].as_str().unwrap()))
+            .unwrap_or_else(|| panic!("no way to {code}"))
+            .clone();
+        id = next["id"].as_str().unwrap().to_string();
+        if next["code"] == code {
+            return id;
+        }
+    }
+}
+
+/// SPEC §6 in the browser: a branch of 东岭县 sends a member to a branch of 青河县; the committee
+/// returns it, the branch resubmits, every node approves in turn through its own card tunnel
+/// (the letter is issued when the city, the lowest common ancestor, approves), the target
+/// branch receives it, and the letter prints on one A4 page with its number and receipt stub.
+#[tokio::test]
+async fn a_transfer_across_two_counties_is_approved_node_by_node_and_received() {
+    let server = Server::demo(100, None).await;
+    let t3 = server.account("admin", Some(3));
+    let officer = server.sign_in(&server.account("security", None)).await;
+    let city_account = server.account("admin", Some(1));
+    let city = dangjian_tests::CardProxy::start(&server, &city_account).await;
+    let k2 = org_by_code(&city.api, &city_account.org_id, "0370102").await;
+    let b2 = org_by_code(&city.api, &city_account.org_id, "037010201").await;
+    let s2 = org_by_code(&city.api, &city_account.org_id, "03701020102").await;
+    let k2_admin = server.new_admin(&officer, &k2, 201).await;
+    let b2_admin = server.new_admin(&officer, &b2, 202).await;
+    let s2_admin = server.new_admin(&officer, &s2, 203).await;
+    // The branch admin signs in once, in the browser (a six-digit code serves one sign-in);
+    // the committee's card session makes the member and looks it up.
+    let committee =
+        dangjian_tests::CardProxy::start(&server, &server.account("admin", Some(2))).await;
+    let m = committee
+        .api
+        .post(
+            "/api/v1/members",
+            json!({"name": "转接测试", "id_number": "110101199003074477", "ethnicity": "01",
+                   "education": "21", "category": "full", "branch_id": t3.org_id,
+                   "joined_on": "2015-06-01", "full_on": "2016-06-01", "job": "worker",
+                   "phone": "13800138123", "address": "测试地址"}),
+        )
+        .await;
+    assert_eq!(m.status, 201, "{:?}", m.body);
+    let member = m.body["id"].as_str().unwrap().to_string();
+
+    let b = Browser::start().await;
+    sign_in(&b, &server, &t3).await;
+    b.goto(&server.url(&format!("/members/{member}"))).await;
+    b.wait_for(".member-actions").await;
+    b.click(".member-actions a[href$='/transfer']").await;
+    b.wait_for("#transfer-form").await;
+    // Sent empty: every missing field named at once.
+    b.fill("date", "").await;
+    b.click("#transfer-form button[value=send]").await;
+    b.wait_for(".form-problems").await;
+    for field in ["to_org_id", "reason", "date", "dues_paid_to"] {
+        assert!(
+            b.exists(&format!(".field-error[data-field='{field}']"))
+                .await,
+            "{field} not named"
+        );
+    }
+    b.select("kind", "city").await;
+    b.fill("to_q", "第一党支部").await;
+    b.click("#find-destination").await;
+    b.wait_for("#destinations").await;
+    b.click(&format!("#destinations input[value='{s2}']")).await;
+    b.fill("date", "2026-11-20").await;
+    b.fill("dues_paid_to", "2026-10").await;
+    b.fill("reason", "工作调动").await;
+    b.screenshot("transfer-form").await;
+    b.click("#transfer-form button[value=send]").await;
+    b.wait_for("#transfer").await;
+    assert!(b.text(".alert-info").await.contains("转接已发送"));
+    let path = b.current_path().await;
+    let transfer = path
+        .trim_start_matches("/transfers/")
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        b.text("#path li.current .node-name").await,
+        "中共东岭县实验中学委员会"
+    );
+    b.screenshot("transfer-sent").await;
+
+    // The committee returns it with an opinion; the branch resubmits.
+    b.goto(&committee.url("/approvals")).await;
+    b.wait_for("#transfer-inbox").await;
+    assert!(b.text("#transfer-inbox").await.contains("转接测试"));
+    b.goto(&committee.url(&format!("/transfers/{transfer}")))
+        .await;
+    b.wait_for("#decide-form").await;
+    confirm_everything(&b).await;
+    b.click("#decide-form button[value=return]").await;
+    b.wait_for(".form-problems").await;
+    b.fill("opinion", "请核对党费交纳情况").await;
+    confirm_everything(&b).await;
+    b.click("#decide-form button[value=return]").await;
+    b.wait_for(".alert-info").await;
+    assert!(b.text("h2").await.contains("已退回"));
+    b.goto(&server.url(&format!("/transfers/{transfer}"))).await;
+    b.wait_for("#returned-form").await;
+    assert!(b.text("#trail").await.contains("请核对党费交纳情况"));
+    b.screenshot("transfer-returned").await;
+    b.fill("opinion", "已核对").await;
+    b.click("#returned-form button[value=resubmit]").await;
+    b.wait_for(".alert-info").await;
+    assert!(b.text("h2").await.contains("办理中"));
+
+    // Node by node: committee, 东岭县, 泉城市 (the letter), 青河县, its committee.
+    let county = dangjian_tests::CardProxy::start(&server, &server.county_admin()).await;
+    let k2_proxy = dangjian_tests::CardProxy::start(&server, &k2_admin).await;
+    let b2_proxy = dangjian_tests::CardProxy::start(&server, &b2_admin).await;
+    for proxy in [&committee, &county, &city, &k2_proxy, &b2_proxy] {
+        let url = proxy.url(&format!("/transfers/{transfer}"));
+        b.goto(&url).await;
+        b.wait_for("#decide-form").await;
+        b.fill("opinion", "同意").await;
+        confirm_everything(&b).await;
+        b.click("#decide-form button[value=approve]").await;
+        b.wait_for(".alert-info").await;
+        assert!(b.text(".alert-info").await.contains("已同意"));
+    }
+    assert!(b.exists("#letter").await);
+    b.screenshot("transfer-approved").await;
+
+    // The member is still in the source branch; the target branch receives it.
+    assert_eq!(
+        committee
+            .api
+            .get(&format!("/api/v1/members/{member}"))
+            .await
+            .status,
+        200
+    );
+    let b2_session = Browser::start().await;
+    sign_in(&b2_session, &server, &s2_admin).await;
+    b2_session
+        .goto(&server.url(&format!("/transfers/{transfer}")))
+        .await;
+    b2_session.wait_for("#receive-form").await;
+    confirm_everything(&b2_session).await;
+    b2_session
+        .click("#receive-form button[value=receive]")
+        .await;
+    b2_session.wait_for(".alert-info").await;
+    assert!(b2_session.text("h2").await.contains("已办结"));
+    b2_session.screenshot("transfer-received").await;
+    assert_eq!(
+        committee
+            .api
+            .get(&format!("/api/v1/members/{member}"))
+            .await
+            .status,
+        404
+    );
+
+    // The letter, printed.
+    b2_session
+        .goto(&server.url(&format!("/transfers/{transfer}/letter")))
+        .await;
+    b2_session.wait_for("main.sheet").await;
+    b2_session.screenshot("transfer-letter").await;
+    let text = b2_session.print_text().await;
+    let number = committee
+        .api
+        .get(&format!("/api/v1/transfers/{transfer}"))
+        .await
+        .body["letter_number"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(text.contains(&number), "{text}");
+    assert!(text.contains("回执联"), "{text}");
+    b2_session.close().await;
+    b.close().await;
+}

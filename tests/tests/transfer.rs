@@ -653,6 +653,40 @@ async fn other_ends(server: Server) {
         .await;
     assert_eq!(m.status, 200);
     assert_eq!(m.body["name"], "转入人员");
+
+    // A committee marked 自动审核 passes at once: the transfer waits at the target branch at
+    // once, the letter issued, the trail saying so. The branch may not mark its committee.
+    let settings = format!("/api/v1/orgs/{}/transfer-settings", t2.org_id);
+    let r = source
+        .send(
+            reqwest::Method::PUT,
+            &settings,
+            Some(json!({"auto_approve": true})),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    let r = committee
+        .send(
+            reqwest::Method::PUT,
+            &settings,
+            Some(json!({"auto_approve": true})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(committee.get(&settings).await.body["auto_approve"], true);
+    let m3 = new_member(&source, &t3.org_id, 5).await;
+    let r = source
+        .post("/api/v1/transfers", outbound(&m3, "county", &sibling))
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["current_step"], 2);
+    assert_eq!(r.body["path"][1]["state"], "auto");
+    assert!(r.body["letter_number"].is_string());
+    assert!(r.body["trail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["action"] == "auto"));
 }
 
 #[tokio::test]

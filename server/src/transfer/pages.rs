@@ -37,6 +37,47 @@ pub fn router() -> PageRouter {
             get(back_to_transfer).post(act_submit),
         )
         .route("/transfers/{id}/letter", get(letter_page))
+        .route(
+            "/transfers/settings",
+            get(back_to_lists).post(settings_submit),
+        )
+}
+
+async fn back_to_lists() -> Response {
+    Redirect::to("/transfers/lists").into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SettingsForm {
+    pub auto_approve: Option<String>,
+}
+
+async fn settings_submit(State(state): State<AppState>, f: CsrfForm<SettingsForm>) -> Response {
+    let actor = f.actor;
+    let on = f.form.auto_approve.as_deref() == Some("true");
+    let r = async {
+        ops::settings(&state, &actor, &actor.org_id, Some(on)).await?;
+        Ok(Redirect::to("/transfers/lists?notice=settings").into_response())
+    }
+    .await;
+    or_error(&actor, r)
+}
+
+/// The form on the lists page: whether the actor's own organisation passes transfer steps at
+/// once 自动审核.
+pub async fn settings_form(state: &AppState, actor: &Actor) -> Result<Markup, ApiError> {
+    let on = ops::settings(state, actor, &actor.org_id, None).await?;
+    Ok(html! {
+        form.inline #transfer-settings method="post" action="/transfers/settings" data-no-draft {
+            (csrf_field(actor))
+            label {
+                input type="checkbox" name="auto_approve" value="true" checked[on];
+                " " (actor.org_name) "在转接路径上自动审核（自动同意，记录为“自动审核”）"
+            }
+            " "
+            button type="submit" { "保存" }
+        }
+    })
 }
 
 /// The outbound form as posted. Contact fields carry the API's field names, so that each

@@ -50,11 +50,11 @@ pub struct RecordsQuery {
     pub from: Option<String>,
     /// Part of the destination's name 接收单位
     pub to: Option<String>,
-    /// Transfer date from (YYYY-MM-DD, inclusive)
-    #[param(format = Date)]
+    /// Transfer date from (YYYY-MM-DD, inclusive; empty: no bound)
+    #[param(pattern = r"^([0-9]{4}-[0-9]{2}-[0-9]{2})?$")]
     pub since: Option<String>,
-    /// Transfer date until (YYYY-MM-DD, inclusive)
-    #[param(format = Date)]
+    /// Transfer date until (YYYY-MM-DD, inclusive; empty: no bound)
+    #[param(pattern = r"^([0-9]{4}-[0-9]{2}-[0-9]{2})?$")]
     pub until: Option<String>,
     /// active | returned | completed | withdrawn | voided | abnormal
     #[param(value_type = Option<State>, inline)]
@@ -588,6 +588,8 @@ pub fn to_xlsx(
 /// The export of a search (at most [`EXPORT_CAP`] rows, watermarked, ID numbers masked),
 /// recorded in the audit log (`transfer.export`) before it is handed out.
 pub async fn export(db: &Db, actor: &Actor, q: &RecordsQuery) -> ApiResult<ExportFile> {
+    // The file holds every row; paging parameters, when given, must still be valid ones.
+    crate::state::Paging::check(q.page, q.per_page)?;
     let f = q.filter(db, actor).await?;
     let mut sql = Sql::new("");
     push_filter(&mut sql, &f);

@@ -416,6 +416,7 @@ fn lists_tabs(current: Option<ListKind>, counts: &[(ListKind, i64)]) -> Markup {
                 }
             }
             a.tab.active[current.is_none()] #tab-records href="/transfers" { "查看转接情况" }
+            a.tab #tab-inbound href="/transfers/inbound" { "省外转入登记" }
         }
     }
 }
@@ -464,6 +465,7 @@ async fn lists_page(
         .paging();
         let printing = print::is_on(q.print.as_deref());
         let counts = records::counts(&state.db, &actor).await?;
+        let settings = super::pages::settings_form(&state, &actor).await?;
         let list: Page<RecordItem> = if printing {
             let (db, actor) = (&state.db, &actor);
             print::all_rows(|p| async move { records::list(db, actor, kind, sort, &p).await })
@@ -490,6 +492,7 @@ async fn lists_page(
                 div.panel {
                     h2 { "组织关系转接 · " (title) }
                     (lists_tabs(Some(kind), &counts))
+                    @if !printing { (settings) }
                     p.muted.hint { (list_note(kind)) }
                     @if !printing && !list.items.is_empty() {
                         div.list-tools { (print::button(&format!("{base}&print=1"))) }

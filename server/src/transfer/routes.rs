@@ -39,6 +39,73 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reissue_letter))
         .routes(routes!(transfer_letter))
         .routes(routes!(transfer_letter_pdf))
+        .routes(routes!(get_transfer_settings, put_transfer_settings))
+}
+
+/// An organisation's transfer settings.
+#[derive(Debug, Clone, Default, serde::Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TransferSettings {
+    /// 自动审核: transfer steps at this organisation pass at once (recorded as such)
+    pub auto_approve: Option<bool>,
+}
+
+/// Reads or sets (`on`) whether the organisation passes transfer steps at once: its own admins
+/// and those above it.
+pub async fn settings(
+    state: &AppState,
+    actor: &Actor,
+    org_id: &str,
+    on: Option<bool>,
+) -> ApiResult<bool> {
+    let org = crate::org::routes::load(&state.db, org_id).await?;
+    let allowed = access::org(actor, &org.code, crate::access::Reach::Subtree)?;
+    if let Some(on) = on {
+        store::set_auto_approve(&state.db, actor, &org, on, &allowed).await?;
+    }
+    Ok(store::auto_approve(state.db.read(), org_id)
+        .await?
+        .unwrap_or(false))
+}
+
+/// `GET /orgs/{id}/transfer-settings`: whether the organisation passes transfer steps at once.
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/transfer-settings", params(("id" = String, Path)),
+    responses((status = 200, body = TransferSettings)))]
+async fn get_transfer_settings(
+    AxState(state): AxState<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TransferSettings>> {
+    let on = settings(&state, &actor, &id, None).await?;
+    Ok(Json(TransferSettings {
+        auto_approve: Some(on),
+    }))
+}
+
+/// `PUT /orgs/{id}/transfer-settings`: mark the organisation 自动审核 or not (`auto_approve`,
+/// required); audited.
+#[utoipa::path(put, path = "/api/v1/orgs/{id}/transfer-settings", params(("id" = String, Path)),
+    request_body = TransferSettings, responses((status = 200, body = TransferSettings)))]
+async fn put_transfer_settings(
+    AxState(state): AxState<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<TransferSettings>> {
+    // Out of scope is answered as such before the body is judged.
+    settings(&state, &actor, &id, None).await?;
+    let req: TransferSettings = serde_json::from_slice(&body).map_err(|_| {
+        ApiError::field(
+            "auto_approve",
+            "请求内容应为 {\"auto_approve\": true 或 false}",
+        )
+    })?;
+    let Some(on) = req.auto_approve else {
+        return Err(ApiError::field("auto_approve", "请选择是否自动审核"));
+    };
+    let on = settings(&state, &actor, &id, Some(on)).await?;
+    Ok(Json(TransferSettings {
+        auto_approve: Some(on),
+    }))
 }
 
 const TEXT_MAX: usize = 200;
@@ -188,7 +255,7 @@ pub async fn start(state: &AppState, actor: &Actor, input: &TransferInput) -> Ap
                 if t.id == member.branch_id {
                     p.add("to_org_id", "接收党支部不能是该党员现在所在的党支部");
                 }
-                to_name = t.name.clone();
+                to_name = rules::display_name(&store::chain(state.db.read(), &t.code).await?);
             }
         } else if let Some(t) = p.take(fields::required_text(
             "to_text",
@@ -283,7 +350,7 @@ pub async fn start(state: &AppState, actor: &Actor, input: &TransferInput) -> Ap
             id_number: &member.id_number,
             data: &data,
             from: from.as_ref(),
-            from_name: from.as_ref().map(|o| o.name.as_str()).unwrap_or(""),
+            from_name: &rules::display_name(&from_chain),
             committee: committee.as_ref(),
             to: to_org.as_ref(),
             to_name: &to_name,
@@ -428,7 +495,7 @@ pub async fn register(state: &AppState, actor: &Actor, input: &InboundInput) -> 
             from_name: &from_text,
             committee: None,
             to: Some(&target),
-            to_name: &target.name,
+            to_name: &rules::display_name(&to_chain),
             reason: &reason,
             date: &date.to_string(),
             plan: &plan,

@@ -327,6 +327,17 @@ pub fn return_to(auto: &[bool], step: usize, first: usize) -> Option<usize> {
     (first..step).rev().find(|&i| !auto[i])
 }
 
+/// The name a letter and the records give an organisation: its full name when it starts with
+/// 中共, else the names from the nearest ancestor that does down to it (第一党支部 →
+/// 中共某县实验中学委员会第一党支部), so that two branches of the same name are told apart.
+pub fn display_name(chain: &[PathOrg]) -> String {
+    let start = chain
+        .iter()
+        .rposition(|o| o.name.starts_with("中共"))
+        .unwrap_or(chain.len().saturating_sub(1));
+    chain[start..].iter().map(|o| o.name.as_str()).collect()
+}
+
 /// Age in whole years on `on` for a birth date.
 pub fn age_on(birth: chrono::NaiveDate, on: chrono::NaiveDate) -> u32 {
     use chrono::Datelike;
@@ -479,6 +490,23 @@ mod tests {
         assert!(is_tree_walk(&ids_, &parents));
         let parents = [Some("B".to_string()), None, Some("X".to_string())];
         assert!(!is_tree_walk(&ids_, &parents));
+    }
+
+    #[test]
+    fn branches_are_named_from_their_committee() {
+        let mut k = org("K", "1");
+        k.name = "中共东岭县委员会".into();
+        let mut b = org("B", "611");
+        b.name = "中共东岭县实验中学委员会".into();
+        let mut g = org("G", "621");
+        g.name = "机关党总支".into();
+        let mut s = org("S", "631");
+        s.name = "机关第一党支部".into();
+        assert_eq!(
+            display_name(&[k.clone(), b.clone(), g, s]),
+            "中共东岭县实验中学委员会机关党总支机关第一党支部"
+        );
+        assert_eq!(display_name(&[k, b]), "中共东岭县实验中学委员会");
     }
 
     #[test]

@@ -1135,13 +1135,14 @@ pub async fn reroute(
     for (k, org) in tail.iter().enumerate() {
         insert_node(&mut tx, &row.id, (cur + 1 + k) as i64, org, "waiting").await?;
     }
+    let to_name = rules::display_name(&chain(&mut *tx, &target.code).await?);
     sqlx::query(
         "UPDATE transfers SET to_org_id = $1, to_org_code = $2, to_name = $3, path_len = $4, \
          source_end = $5 WHERE id = $6",
     )
     .bind(&target.id)
     .bind(&target.code)
-    .bind(&target.name)
+    .bind(&to_name)
     .bind((cur + 1 + tail.len()) as i64)
     .bind(source_end)
     .bind(&row.id)
@@ -1259,4 +1260,48 @@ pub async fn destinations(
         });
     }
     Ok(out)
+}
+
+/// Whether the organisation passes transfer steps at once 自动审核.
+pub async fn auto_approve<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    org_id: &str,
+) -> Result<Option<bool>, sqlx::Error> {
+    let v: Option<i64> = sqlx::query_scalar("SELECT transfer_auto_approve FROM orgs WHERE id = $1")
+        .bind(org_id)
+        .fetch_optional(e)
+        .await?;
+    Ok(v.map(|v| v != 0))
+}
+
+/// Marks an organisation 自动审核 (or not) for the transfers that reach it from now on, with its
+/// audit record. Paths already stored keep their nodes' marks.
+pub async fn set_auto_approve(
+    db: &crate::db::Db,
+    actor: &Actor,
+    org: &crate::org::OrgRow,
+    on: bool,
+    _allowed: &Allowed,
+) -> ApiResult<()> {
+    let mut tx = db.begin().await?;
+    sqlx::query("UPDATE orgs SET transfer_auto_approve = $1, updated_at = $2 WHERE id = $3")
+        .bind(i64::from(on))
+        .bind(now_rfc3339())
+        .bind(&org.id)
+        .execute(&mut *tx)
+        .await?;
+    audit::append(
+        &mut tx,
+        &Who::from(actor),
+        Event::ok("org.transfer_auto_approve", &org.id)
+            .in_org(org.code.clone())
+            .with_detail(format!(
+                "{}：转接自动审核{}",
+                org.name,
+                if on { "开启" } else { "关闭" }
+            )),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
