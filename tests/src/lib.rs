@@ -927,3 +927,28 @@ impl Api {
         }
     }
 }
+
+impl Api {
+    /// The organisation with unified code `code`, found by walking the tree down from `from`
+    /// (an organisation in this session's scope above it).
+    pub async fn org_by_code(&self, from: &str, code: &str) -> String {
+        let mut id = from.to_string();
+        loop {
+            let r = self
+                .get(&format!("/api/v1/orgs/{id}/children?per_page=100"))
+                .await;
+            assert_eq!(r.status, 200, "{:?}", r.body);
+            let next = r.body["items"]
+                .as_array()
+                .expect("children")
+                .iter()
+                .find(|o| code.starts_with(o["code"].as_str().unwrap_or("-")))
+                .unwrap_or_else(|| panic!("no way down to {code}"))
+                .clone();
+            id = next["id"].as_str().expect("id").to_string();
+            if next["code"] == code {
+                return id;
+            }
+        }
+    }
+}

@@ -1407,29 +1407,6 @@ async fn a_photo_chosen_on_the_edit_form_appears_on_the_record() {
     b.close().await;
 }
 
-/// The admin of the organisation with unified code `code`, found from `from` (an admin whose
-/// scope holds it) by walking the tree.
-async fn org_by_code(api: &dangjian_tests::Api, from: &str, code: &str) -> String {
-    let mut id = from.to_string();
-    loop {
-        let r = api
-            .get(&format!("/api/v1/orgs/{id}/children?per_page=100"))
-            .await;
-        assert_eq!(r.status, 200, "{:?}", r.body);
-        let next = r.body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|o| code.starts_with(o["code"].as_str().unwrap()))
-            .unwrap_or_else(|| panic!("no way to {code}"))
-            .clone();
-        id = next["id"].as_str().unwrap().to_string();
-        if next["code"] == code {
-            return id;
-        }
-    }
-}
-
 /// SPEC §6 in the browser: a branch of 东岭县 sends a member to a branch of 青河县; the committee
 /// returns it, the branch resubmits, every node approves in turn through its own card tunnel
 /// (the letter is issued when the city, the lowest common ancestor, approves), the target
@@ -1441,9 +1418,15 @@ async fn a_transfer_across_two_counties_is_approved_node_by_node_and_received() 
     let officer = server.sign_in(&server.account("security", None)).await;
     let city_account = server.account("admin", Some(1));
     let city = dangjian_tests::CardProxy::start(&server, &city_account).await;
-    let k2 = org_by_code(&city.api, &city_account.org_id, "0370102").await;
-    let b2 = org_by_code(&city.api, &city_account.org_id, "037010201").await;
-    let s2 = org_by_code(&city.api, &city_account.org_id, "03701020102").await;
+    let k2 = city.api.org_by_code(&city_account.org_id, "0370102").await;
+    let b2 = city
+        .api
+        .org_by_code(&city_account.org_id, "037010201")
+        .await;
+    let s2 = city
+        .api
+        .org_by_code(&city_account.org_id, "03701020102")
+        .await;
     let k2_admin = server.new_admin(&officer, &k2, 201).await;
     let b2_admin = server.new_admin(&officer, &b2, 202).await;
     let s2_admin = server.new_admin(&officer, &s2, 203).await;

@@ -7,27 +7,22 @@
 use dangjian_tests::{synthetic_id_number, Api, DemoAccount, Server, TestDb};
 use serde_json::{json, Value};
 
-/// The organisation with unified code `code`, found by walking the tree from the root as the
-/// root's admin.
-async fn org_id(root: &Api, root_id: &str, code: &str) -> String {
-    let mut id = root_id.to_string();
-    loop {
-        let r = root
-            .get(&format!("/api/v1/orgs/{id}/children?per_page=100"))
-            .await;
-        assert_eq!(r.status, 200, "{:?}", r.body);
-        let next = r.body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|o| code.starts_with(o["code"].as_str().unwrap()))
-            .unwrap_or_else(|| panic!("no child on the way to {code}"))
-            .clone();
-        id = next["id"].as_str().unwrap().to_string();
-        if next["code"] == code {
-            return id;
-        }
-    }
+/// The other branches directly below the tier-2 demo committee (beside the tier-3 admin's).
+async fn sibling_branches(server: &Server, committee: &Api) -> Vec<String> {
+    let (t2, t3) = (
+        server.account("admin", Some(2)),
+        server.account("admin", Some(3)),
+    );
+    committee
+        .get(&format!("/api/v1/orgs/{}/children?per_page=100", t2.org_id))
+        .await
+        .body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["category"] == "631" && o["id"] != t3.org_id.as_str())
+        .map(|o| o["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 const NAMES: [&str; 12] = [
@@ -102,7 +97,7 @@ async fn cast(server: &Server) -> Cast {
     }
     path.push((security.org_id.clone(), root.clone()));
     for (i, code) in TARGET_PATH.iter().enumerate() {
-        let id = org_id(&root, &security.org_id, code).await;
+        let id = root.org_by_code(&security.org_id, code).await;
         let admin = server.new_admin(&officer, &id, 10 + i as u32).await;
         path.push((id, server.sign_in(&admin).await));
     }
@@ -281,21 +276,7 @@ async fn concurrency(server: Server) {
     let source = server.sign_in(&t3).await;
     let committee = server.sign_in(&server.account("admin", Some(2))).await;
     // A branch-to-branch transfer inside one basic committee: one step, by the committee.
-    let children = committee
-        .get(&format!(
-            "/api/v1/orgs/{}/children?per_page=100",
-            server.account("admin", Some(2)).org_id
-        ))
-        .await;
-    let sibling = children.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["category"] == "631" && o["id"] != t3.org_id.as_str())
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let sibling = sibling_branches(&server, &committee).await.remove(0);
     let member = new_member(&source, &t3.org_id, 2).await;
     let starts = (0..10).map(|_| {
         let api = source.clone();
@@ -403,18 +384,8 @@ async fn other_ends(server: Server) {
     let committee = server.sign_in(&t2).await;
     let county = server.sign_in(&server.county_admin()).await;
     let city = server.sign_in(&server.account("admin", Some(1))).await;
-    let branches: Vec<Value> = committee
-        .get(&format!("/api/v1/orgs/{}/children?per_page=100", t2.org_id))
-        .await
-        .body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|o| o["category"] == "631" && o["id"] != t3.org_id.as_str())
-        .cloned()
-        .collect();
-    let sibling = branches[0]["id"].as_str().unwrap().to_string();
-    let sibling2 = branches[1]["id"].as_str().unwrap().to_string();
+    let branches = sibling_branches(&server, &committee).await;
+    let (sibling, sibling2) = (branches[0].clone(), branches[1].clone());
 
     // Withdraw before the first approval; then no longer.
     let m1 = new_member(&source, &t3.org_id, 3).await;
@@ -709,18 +680,7 @@ async fn a_killed_server_leaves_the_member_in_exactly_one_place() {
     let mut source = server.sign_in(&t3).await;
     let mut committee = server.sign_in(&t2).await;
     let officer = server.sign_in(&server.account("security", None)).await;
-    let sibling = committee
-        .get(&format!("/api/v1/orgs/{}/children?per_page=100", t2.org_id))
-        .await
-        .body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["category"] == "631" && o["id"] != t3.org_id.as_str())
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let sibling = sibling_branches(&server, &committee).await.remove(0);
     let mut receiver = server
         .sign_in(&server.new_admin(&officer, &sibling, 40).await)
         .await;

@@ -46,7 +46,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Clone, Default, serde::Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TransferSettings {
     /// 自动审核: transfer steps at this organisation pass at once (recorded as such)
-    pub auto_approve: Option<bool>,
+    pub auto_approve: bool,
 }
 
 /// Reads or sets (`on`) whether the organisation passes transfer steps at once: its own admins
@@ -76,13 +76,10 @@ async fn get_transfer_settings(
     Path(id): Path<String>,
 ) -> ApiResult<Json<TransferSettings>> {
     let on = settings(&state, &actor, &id, None).await?;
-    Ok(Json(TransferSettings {
-        auto_approve: Some(on),
-    }))
+    Ok(Json(TransferSettings { auto_approve: on }))
 }
 
-/// `PUT /orgs/{id}/transfer-settings`: mark the organisation 自动审核 or not (`auto_approve`,
-/// required); audited.
+/// `PUT /orgs/{id}/transfer-settings`: mark the organisation 自动审核 or not; audited.
 #[utoipa::path(put, path = "/api/v1/orgs/{id}/transfer-settings", params(("id" = String, Path)),
     request_body = TransferSettings, responses((status = 200, body = TransferSettings)))]
 async fn put_transfer_settings(
@@ -99,13 +96,8 @@ async fn put_transfer_settings(
             "请求内容应为 {\"auto_approve\": true 或 false}",
         )
     })?;
-    let Some(on) = req.auto_approve else {
-        return Err(ApiError::field("auto_approve", "请选择是否自动审核"));
-    };
-    let on = settings(&state, &actor, &id, Some(on)).await?;
-    Ok(Json(TransferSettings {
-        auto_approve: Some(on),
-    }))
+    let on = settings(&state, &actor, &id, Some(req.auto_approve)).await?;
+    Ok(Json(TransferSettings { auto_approve: on }))
 }
 
 const TEXT_MAX: usize = 200;

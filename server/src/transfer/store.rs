@@ -824,55 +824,7 @@ pub async fn receive(
         }
     }
     claim(&mut tx, row, &[State::Active]).await?;
-    let member_id = match row.direction() {
-        Direction::Outbound => {
-            let member = row.member_id.clone().unwrap_or_default();
-            let moved = sqlx::query(
-                "UPDATE members SET branch_id = $1, org_code = $2, in_transfer = 0, updated_at = $3 \
-                 WHERE id = $4 AND in_transfer = 1",
-            )
-            .bind(&branch.id)
-            .bind(&branch.code)
-            .bind(now_rfc3339())
-            .bind(&member)
-            .execute(&mut *tx)
-            .await?;
-            if moved.rows_affected() != 1 {
-                return Err(ApiError::conflict(
-                    "member_gone",
-                    "该党员已不在转接中，不能接收",
-                ));
-            }
-            history::ledger(
-                &mut tx,
-                &member,
-                row.from_org_code.as_deref().unwrap_or(""),
-                "left",
-                "transfer_out",
-                "transfer_out",
-                None,
-            )
-            .await?;
-            history::ledger(
-                &mut tx,
-                &member,
-                &branch.code,
-                "entered",
-                "transfer_in",
-                "transfer_in",
-                None,
-            )
-            .await?;
-            letter::store::mark_received(&mut tx, &row.id, allowed).await?;
-            member
-        }
-        Direction::Inbound => enter_inbound(&mut tx, row, &branch, allowed).await?,
-    };
-    sqlx::query("UPDATE transfers SET member_id = $1 WHERE id = $2")
-        .bind(&member_id)
-        .bind(&row.id)
-        .execute(&mut *tx)
-        .await?;
+    let member_id = arrive(&mut tx, row, &branch, allowed).await?;
     set_node(&mut tx, &row.id, last as i64, "received").await?;
     set_position(
         &mut tx,
@@ -905,6 +857,69 @@ pub async fn receive(
     .await?;
     tx.commit().await?;
     Ok(member_id)
+}
+
+/// The member arrives at the target branch inside `tx`: an outbound transfer's member moves
+/// (branch, code, lock released — only while it is still locked for this transfer), with the
+/// ledger rows of both sides and the letter received; an inbound registration's record is
+/// entered. Returns the member's id, recorded on the transfer.
+async fn arrive(
+    tx: &mut Tx,
+    row: &TransferRow,
+    branch: &crate::org::OrgRow,
+    allowed: &Allowed,
+) -> ApiResult<String> {
+    let member = match row.direction() {
+        Direction::Outbound => {
+            let member = row.member_id.clone().unwrap_or_default();
+            let moved = sqlx::query(
+                "UPDATE members SET branch_id = $1, org_code = $2, in_transfer = 0, updated_at = $3 \
+                 WHERE id = $4 AND in_transfer = 1",
+            )
+            .bind(&branch.id)
+            .bind(&branch.code)
+            .bind(now_rfc3339())
+            .bind(&member)
+            .execute(&mut **tx)
+            .await?;
+            if moved.rows_affected() != 1 {
+                return Err(ApiError::conflict(
+                    "member_gone",
+                    "该党员已不在转接中，不能接收",
+                ));
+            }
+            let from = row.from_org_code.as_deref().unwrap_or("");
+            history::ledger(
+                tx,
+                &member,
+                from,
+                "left",
+                "transfer_out",
+                "transfer_out",
+                None,
+            )
+            .await?;
+            history::ledger(
+                tx,
+                &member,
+                &branch.code,
+                "entered",
+                "transfer_in",
+                "transfer_in",
+                None,
+            )
+            .await?;
+            letter::store::mark_received(tx, &row.id, allowed).await?;
+            member
+        }
+        Direction::Inbound => enter_inbound(tx, row, branch, allowed).await?,
+    };
+    sqlx::query("UPDATE transfers SET member_id = $1 WHERE id = $2")
+        .bind(&member)
+        .bind(&row.id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(member)
 }
 
 /// Enters the record an inbound registration carries into the target branch (inside the
@@ -1022,33 +1037,11 @@ pub async fn abnormal(
     let mut tx = state.db.begin().await?;
     claim(&mut tx, row, &[State::Active, State::Returned]).await?;
     match (&row.to_org_id, row.direction()) {
-        (Some(to), direction) => {
+        (Some(to), _) => {
             let branch = crate::org::store::get(&mut *tx, to)
                 .await?
                 .ok_or_else(|| ApiError::not_found("党组织"))?;
-            let member = match direction {
-                Direction::Outbound => {
-                    let member = row.member_id.clone().unwrap_or_default();
-                    sqlx::query(
-                        "UPDATE members SET branch_id = $1, org_code = $2, in_transfer = 0, \
-                         updated_at = $3 WHERE id = $4",
-                    )
-                    .bind(&branch.id)
-                    .bind(&branch.code)
-                    .bind(now_rfc3339())
-                    .bind(&member)
-                    .execute(&mut *tx)
-                    .await?;
-                    letter::store::mark_received(&mut tx, &row.id, allowed).await?;
-                    member
-                }
-                Direction::Inbound => enter_inbound(&mut tx, row, &branch, allowed).await?,
-            };
-            sqlx::query("UPDATE transfers SET member_id = $1 WHERE id = $2")
-                .bind(&member)
-                .bind(&row.id)
-                .execute(&mut *tx)
-                .await?;
+            arrive(&mut tx, row, &branch, allowed).await?;
         }
         (None, _) => {
             history::move_out(
