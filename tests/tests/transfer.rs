@@ -742,3 +742,74 @@ async fn a_killed_server_leaves_the_member_in_exactly_one_place() {
         assert_eq!(m.body["branch_id"], sibling.as_str());
     }
 }
+
+/// An expired letter cannot be received: the source re-issues it (a new number; the old one
+/// verifies as superseded) and the target branch then receives.
+#[tokio::test]
+async fn an_expired_letter_is_reissued_before_the_receipt() {
+    let server = Server::demo(60, None).await;
+    let t3 = server.account("admin", Some(3));
+    let source = server.sign_in(&t3).await;
+    let committee = server.sign_in(&server.account("admin", Some(2))).await;
+    let officer = server.sign_in(&server.account("security", None)).await;
+    let sibling = sibling_branches(&server, &committee).await.remove(0);
+    let receiver = server
+        .sign_in(&server.new_admin(&officer, &sibling, 70).await)
+        .await;
+    let member = new_member(&source, &t3.org_id, 8).await;
+    let t = source
+        .post("/api/v1/transfers", outbound(&member, "county", &sibling))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = decide(&committee, &t, "approve", "同意").await;
+    assert_eq!(status, 200, "{body}");
+    let old_number = body["letter_number"].as_str().unwrap().to_string();
+    // The letter's validity ends yesterday (straight in the demo's database).
+    sqlx::any::install_default_drivers();
+    let url = format!(
+        "sqlite://{}?mode=rw",
+        server.data.path().join("dangjian.db").display()
+    );
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE letters SET valid_until = '2026-01-01' WHERE number = $1")
+        .bind(&old_number)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let v = view(&receiver, &t).await;
+    assert_eq!(v["letter_expired"], true);
+    let r = receiver
+        .post(&format!("/api/v1/transfers/{t}/receive"), json!({}))
+        .await;
+    assert_eq!(r.status, 409, "{:?}", r.body);
+    assert!(r.message().contains("重新开具"), "{:?}", r.body);
+    // Only the source re-issues.
+    let r = receiver
+        .post(&format!("/api/v1/transfers/{t}/reissue"), json!({}))
+        .await;
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    let r = source
+        .post(&format!("/api/v1/transfers/{t}/reissue"), json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let new_number = r.body["letter_number"].as_str().unwrap().to_string();
+    assert_ne!(new_number, old_number);
+    assert_eq!(r.body["letter_expired"], false);
+    let old = server
+        .get_json(&format!("/api/v1/letters/{old_number}/verify"))
+        .await;
+    assert_eq!(old["status"], "superseded", "{old}");
+    let r = receiver
+        .post(&format!("/api/v1/transfers/{t}/receive"), json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let new = server
+        .get_json(&format!("/api/v1/letters/{new_number}/verify"))
+        .await;
+    assert_eq!(new["status"], "received", "{new}");
+}
