@@ -392,7 +392,8 @@ fn private_key_files(dir: &Path) -> Vec<String> {
 }
 
 /// Reader 0: `init` writes no private key of the first security officer — the only private
-/// keys in the data directory are the platform CA's and the server's TLS key — and prints a
+/// keys in the data directory are the platform's own: the CA's, the letter signer's and the
+/// server's TLS key — and prints a
 /// one-time enrolment code; `dangjian-agent enrol` with it puts the officer's key on a blank
 /// card, and the card then signs the officer in (`connect`).
 #[tokio::test(flavor = "multi_thread")]
@@ -415,7 +416,7 @@ async fn enrol_the_first_security_officer_with_the_code_init_printed() {
     let printed = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(
         private_key_files(data.path()),
-        ["ca/ca.key", "tls/server.key"],
+        ["ca/ca.key", "letter/signer.key", "tls/server.key"],
         "{printed}"
     );
     assert!(!data.path().join("cards").exists());
