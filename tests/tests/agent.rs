@@ -456,7 +456,7 @@ async fn enrol_the_first_security_officer_with_the_code_init_printed() {
             .into_iter()
             .filter(|f| !f.starts_with("card"))
             .collect::<Vec<_>>(),
-        ["ca/ca.key", "tls/server.key"],
+        ["ca/ca.key", "letter/signer.key", "tls/server.key"],
         "enrolment wrote no key either"
     );
 
