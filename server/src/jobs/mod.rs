@@ -243,11 +243,7 @@ async fn get_job(
 
 /// The progress bar of a job: `app.js` polls the job and reloads the page when it ends.
 pub fn progress_bar(job: &JobView) -> Markup {
-    let percent = if job.total > 0 {
-        job.done * 100 / job.total
-    } else {
-        0
-    };
+    let percent = (job.done * 100).checked_div(job.total).unwrap_or(0);
     html! {
         div.job data-job=(job.id) data-state=(match job.state {
             JobState::Running => "running",
