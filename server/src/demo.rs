@@ -49,7 +49,7 @@ pub struct DemoAccount {
 const SEED: u64 = 20261123;
 /// Members per multi-row INSERT (24 parameters each: far below the limits of
 /// SQLite (32766) and PostgreSQL (65535)).
-const MEMBER_ROWS_PER_STATEMENT: usize = 400;
+const MEMBER_ROWS_PER_STATEMENT: usize = 100;
 
 // ---------------------------------------------------------------------------------------------
 // Word lists (fictional places, generic words).
@@ -1309,6 +1309,7 @@ pub async fn generate(
         credit_codes: HashSet::new(),
     };
     let mut tx = db.begin().await?;
+    crate::db::widen_cache(&mut tx, db.engine).await?;
 
     let root_row = crate::org::store::get(&mut *tx, root_id)
         .await?
@@ -1369,7 +1370,20 @@ pub async fn generate(
             rows.push(MemberRow { person, branch });
         }
     }
+    // The members table is empty here (`demo` needs a fresh data directory): its indexes are
+    // built once after the rows are in rather than kept through a million inserts.
+    let present: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 FROM members LIMIT 1) AS m")
+            .fetch_one(&mut *tx)
+            .await?;
+    let empty = present == 0;
+    let indexes = if empty {
+        crate::db::drop_indexes(&mut tx, db.engine, "members").await?
+    } else {
+        Vec::new()
+    };
     insert_members(&mut tx, db.engine, &g.now, &tree.branches, &rows).await?;
+    crate::db::restore_indexes(&mut tx, &indexes).await?;
 
     // The tier-3 scope: a branch directly below the tier-2 committee that holds members.
     let mut counts = vec![0usize; tree.branches.len()];
@@ -1490,6 +1504,7 @@ pub async fn generate(
     )
     .await?;
     tx.commit().await?;
+    crate::db::narrow_cache(db).await?;
     Ok(accounts)
 }
 

@@ -168,6 +168,87 @@ fn create_private(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Pages of SQLite's cache for a bulk write (`demo`, an import's confirmation): 1 GiB, in
+/// KiB as `cache_size` takes a negative value. With the default 2 MiB, a transaction inserting
+/// hundreds of thousands of rows into indexes of random keys (blind indexes, sort keys) spills
+/// its dirty pages to the WAL and reads them back for every insert, which made building a
+/// province grow worse than linearly with its size. Only the pages used are allocated.
+const BULK_CACHE_KIB: i64 = 1024 * 1024;
+
+/// Widens the page cache of the connection a bulk transaction runs on (SQLite; PostgreSQL's
+/// buffers are the server's). Call [`narrow_cache`] once it has committed.
+pub async fn widen_cache(tx: &mut Tx, engine: Engine) -> Result<(), sqlx::Error> {
+    if engine == Engine::Sqlite {
+        sqlx::query(&format!("PRAGMA cache_size = -{BULK_CACHE_KIB}"))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// After the bulk transaction has committed: gives the writer connection (SQLite has one)
+/// its default cache again and frees the pages it no longer needs.
+pub async fn narrow_cache(db: &Db) -> Result<(), sqlx::Error> {
+    if db.engine == Engine::Sqlite {
+        sqlx::query("PRAGMA cache_size = -2000")
+            .execute(db.write())
+            .await?;
+        sqlx::query("PRAGMA shrink_memory")
+            .execute(db.write())
+            .await?;
+    }
+    Ok(())
+}
+
+/// The secondary indexes of `table` (not those of its primary key or constraints), as the
+/// statements that create them.
+pub async fn index_definitions(
+    tx: &mut Tx,
+    engine: Engine,
+    table: &str,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let sql = match engine {
+        Engine::Sqlite => {
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = $1 \
+             AND sql IS NOT NULL ORDER BY name"
+        }
+        Engine::Postgres => {
+            "SELECT ic.relname::text, pg_get_indexdef(i.indexrelid) FROM pg_index i \
+             JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid \
+             WHERE t.relname = $1 AND t.relnamespace = current_schema()::regnamespace \
+             AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid) \
+             ORDER BY ic.relname"
+        }
+    };
+    sqlx::query_as(sql).bind(table).fetch_all(&mut **tx).await
+}
+
+/// Drops the secondary indexes of `table` inside a bulk transaction that fills an empty table
+/// (`demo`): building an index once from all rows (a sort) costs a fraction of keeping it
+/// through every insert. Returns what [`restore_indexes`] recreates before the commit — unique
+/// ones check every row then, so nothing is committed that they would have refused.
+pub async fn drop_indexes(
+    tx: &mut Tx,
+    engine: Engine,
+    table: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    let defs = index_definitions(tx, engine, table).await?;
+    for (name, _) in &defs {
+        sqlx::query(&format!("DROP INDEX \"{name}\""))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(defs.into_iter().map(|(_, sql)| sql).collect())
+}
+
+/// Recreates the indexes [`drop_indexes`] dropped.
+pub async fn restore_indexes(tx: &mut Tx, definitions: &[String]) -> Result<(), sqlx::Error> {
+    for sql in definitions {
+        sqlx::query(sql).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
     conn.execute(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000;",
