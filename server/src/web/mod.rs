@@ -95,6 +95,7 @@ fn routes() -> PageRouter {
         .merge(crate::approval::pages::router())
         .merge(crate::transfer::pages::router())
         .merge(crate::transfer::records::pages())
+        .merge(crate::quality::pages::pages())
         .merge(photo::router())
         .merge(security::router())
         .merge(activation::router())

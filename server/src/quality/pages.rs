@@ -1,0 +1,7 @@
+//! The pages of quality control.
+
+use crate::web::PageRouter;
+
+pub fn pages() -> PageRouter {
+    PageRouter::new()
+}
