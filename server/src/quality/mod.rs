@@ -3,7 +3,6 @@
 //! jobs, and their results — per member, the quality report per organisation and the special
 //! investigation table 集中排查专项统计.
 
-mod jobs_shim;
 pub mod pages;
 pub mod routes;
 pub mod rules;

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::jobs_shim as jobs;
 use super::store::{
     self, CheckRow, LevelCount, MemberFindings, NewPeriod, PeriodRow, ResultFilter, RowOrg, Summary,
 };
@@ -18,13 +17,14 @@ use super::{FindingView, Level, Rule, RuleView};
 use crate::access::{self, Actor, Reach};
 use crate::error::{ApiError, ApiResult};
 use crate::fields::Problems;
+use crate::jobs;
 use crate::org::OrgRow;
 use crate::state::{ApiJson, ApiQuery, AppState, Page, Paging};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_rules))
-        .routes(routes!(get_periods, put_periods))
+        .routes(routes!(get_periods, post_periods))
         .routes(routes!(member_quality))
         .routes(routes!(start_check, list_checks))
         .routes(routes!(get_check))
@@ -87,18 +87,21 @@ pub struct PeriodInput {
 /// The whole new table.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct PeriodsInput {
-    /// At most 50 periods; an empty list flags no special period
-    pub periods: Vec<PeriodInput>,
+    /// The whole table, at most 50 periods; an empty list flags no special period
+    pub periods: Option<Vec<PeriodInput>>,
 }
 
 /// Every fault of a submitted table named at once.
 pub fn check_periods(input: &PeriodsInput) -> ApiResult<Vec<NewPeriod>> {
     let mut p = Problems::default();
-    if input.periods.len() > 50 {
+    let Some(periods) = &input.periods else {
+        return Err(ApiError::field("periods", "请提交特殊时期列表（periods）"));
+    };
+    if periods.len() > 50 {
         p.add("periods", "特殊时期最多50条");
     }
     let mut out = Vec::new();
-    for (i, r) in input.periods.iter().enumerate() {
+    for (i, r) in periods.iter().enumerate() {
         let n = i + 1;
         let date = |p: &mut Problems, field: &str, label: &str, v: &Option<String>| {
             let v = v.as_deref().map(str::trim).unwrap_or("");
@@ -176,11 +179,11 @@ pub async fn replace_periods(
     periods_view(state, actor).await
 }
 
-/// `PUT /quality/age-periods`: replaces the special-period table (tier-1 admins; audited as
+/// `POST /quality/age-periods`: replaces the special-period table (tier-1 admins; audited as
 /// `quality.periods`).
-#[utoipa::path(put, path = "/api/v1/quality/age-periods", request_body = PeriodsInput,
+#[utoipa::path(post, path = "/api/v1/quality/age-periods", request_body = PeriodsInput,
     responses((status = 200, body = PeriodsView)))]
-async fn put_periods(
+async fn post_periods(
     State(state): State<AppState>,
     actor: Actor,
     ApiJson(input): ApiJson<PeriodsInput>,

@@ -166,7 +166,8 @@ pub fn check(rule: Rule, s: &Subject<'_>, cx: &Context) -> Option<String> {
         // The dates are not named: beside the masked number lists show, the birth date would
         // rebuild the whole number.
         Rule::BirthDateVsId => match idcard::parse(s.id_number, cx.today) {
-            Ok(IdNumber::Known { birth_date, .. }) if birth != Some(birth_date) => {
+            // A missing birth date is its own finding (党员出生日期).
+            Ok(IdNumber::Known { birth_date, .. }) if birth.is_some_and(|b| b != birth_date) => {
                 Some("出生日期与身份证号码中的出生日期不符".to_string())
             }
             _ => None,
