@@ -21,6 +21,7 @@ pub mod demo;
 pub mod dict;
 pub mod error;
 pub mod fields;
+pub mod jobs;
 pub mod letter;
 pub mod member;
 pub mod notify;

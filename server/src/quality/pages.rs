@@ -143,7 +143,7 @@ async fn quality_body(
     let running = jobs::registry()
         .latest(&actor.account_id, routes::JOB_KIND)
         .map(|j| j.view())
-        .filter(|v| v.state == "running");
+        .filter(|v| v.state == jobs::JobState::Running);
     let checks: Vec<CheckView> = store::recent_checks(&state.db, &actor.org_code, 20)
         .await?
         .iter()
