@@ -140,10 +140,15 @@ async fn quality_body(
 ) -> Result<Markup, ApiError> {
     crate::access::business_read(actor)?;
     let orgs = scope_choices(state, actor).await?;
-    let running = jobs::registry()
+    // The caller's newest check, found again after a reload: its progress while it runs,
+    // then where its results are.
+    let latest = jobs::registry()
         .latest(&actor.account_id, routes::JOB_KIND)
-        .map(|j| j.view())
+        .map(|j| j.view());
+    let running = latest
+        .clone()
         .filter(|v| v.state == jobs::JobState::Running);
+    let done = latest.filter(|v| v.state != jobs::JobState::Running);
     let checks: Vec<CheckView> = store::recent_checks(&state.db, &actor.org_code, 20)
         .await?
         .iter()
@@ -154,7 +159,22 @@ async fn quality_body(
             div.panel #quality-running role="status" {
                 h2 { "正在校验：" (v.label) }
                 (jobs::progress_bar(v))
-                p.muted { "已校验 " (v.done) " / " (v.total) " 名党员。校验在后台进行，离开或刷新本页不影响校验。" }
+                p.muted { "校验在后台进行，离开或刷新本页不影响校验。" }
+            }
+        }
+        @if let Some(v) = &done {
+            @let check_id = v.result.as_ref().and_then(|r| r["check_id"].as_str()).unwrap_or("");
+            div.panel #quality-done role="status" {
+                @if check_id.is_empty() {
+                    div.alert.alert-error { (v.label) "：" (v.message.clone().unwrap_or_default()) }
+                } @else {
+                    p {
+                        (v.label) "：校验完成。"
+                        a #done-report href={"/quality/checks/" (check_id)} { "信息质量统计报告" } " · "
+                        a #done-special href={"/quality/checks/" (check_id) "/special"} { "集中排查专项统计" } " · "
+                        a #done-members href={"/quality/checks/" (check_id) "/members"} { "校验结果" }
+                    }
+                }
             }
         }
         (check_form(actor, &orgs, errors))
@@ -233,7 +253,7 @@ fn tabs(check: &CheckView, current: &str, org_id: &str) -> Markup {
     };
     let tab = |href: String, key: &str, text: &str| {
         html! {
-            @if key == current { strong.tab.current { (text) } } @else { a.tab href=(href) { (text) } }
+            @if key == current { a.tab.active href=(href) aria-current="page" { (text) } } @else { a.tab href=(href) { (text) } }
         }
     };
     html! {
