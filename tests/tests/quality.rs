@@ -27,10 +27,12 @@ fn id_number(birth: &str, seq: u16) -> String {
     )
 }
 
+const NAMES: [&str; 10] = ["甲", "乙", "丙", "丁", "戊", "己", "庚", "辛", "壬", "癸"];
+
 /// Enters a member into `branch_id` with `extra` over clean defaults; returns its id.
 async fn member(api: &Api, branch_id: &str, n: u32, number: &str, extra: Value) -> String {
     let mut body = json!({
-        "name": format!("质检{n}"), "id_number": number, "ethnicity": "01", "education": "21",
+        "name": format!("质检{}", NAMES[n as usize % NAMES.len()]), "id_number": number, "ethnicity": "01", "education": "21",
         "category": "full", "branch_id": branch_id, "joined_on": "2010-06-01",
         "full_on": "2011-06-01", "job": "worker",
         "phone": format!("1380002{:04}", n), "address": "测试地址",

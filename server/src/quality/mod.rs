@@ -73,8 +73,10 @@ pub enum Rule {
     /// 先入组织
     FullBeforeJoin,
     /// 小于18岁入党
+    #[serde(rename = "joined_under_18")]
     JoinedUnder18,
     /// 1921年7月1日前入党
+    #[serde(rename = "joined_before_1921")]
     JoinedBefore1921,
     /// 年龄不符合规定（不含预备党员）
     AgeOutOfRange,

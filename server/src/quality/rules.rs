@@ -534,6 +534,8 @@ mod tests {
     fn rule_ids_round_trip_and_every_rule_has_a_test_member() {
         for r in Rule::ALL {
             assert_eq!(Rule::parse(r.id()), Some(r));
+            // The API's JSON spells the same id.
+            assert_eq!(serde_json::to_value(r).unwrap(), r.id());
         }
         assert_eq!(Rule::ALL.len(), 17);
     }
