@@ -26,6 +26,7 @@ pub mod letter;
 pub mod member;
 pub mod notify;
 pub mod org;
+pub mod quality;
 pub mod realname;
 pub mod state;
 pub mod tls;

@@ -270,6 +270,29 @@ const POLICY: &[(&str, &str, Rule)] = &[
     ("POST", "/transfers", Absent),
     ("GET", "/transfers/lists", Admin),
     ("POST", "/transfers/lists", Absent),
+    // quality control 信息质量管控 (issue 16)
+    ("GET", "/api/v1/quality/rules", Admin),
+    ("GET", "/api/v1/quality/age-periods", Admin),
+    ("POST", "/api/v1/quality/age-periods", AdminTier(1)),
+    ("GET", "/api/v1/members/{id}/quality", Admin),
+    ("GET", "/api/v1/quality/checks", Admin),
+    ("POST", "/api/v1/quality/checks", Admin),
+    ("GET", "/api/v1/quality/checks/{id}", Admin),
+    ("GET", "/api/v1/quality/checks/{id}/members", Admin),
+    ("GET", "/api/v1/quality/checks/{id}/report", Admin),
+    ("GET", "/api/v1/quality/checks/{id}/special", Admin),
+    ("GET", "/quality", Admin),
+    ("POST", "/quality", Admin),
+    ("GET", "/quality/periods", Admin),
+    ("POST", "/quality/periods", AdminTier(1)),
+    ("GET", "/quality/checks/{id}", Admin),
+    ("POST", "/quality/checks/{id}", Absent),
+    ("GET", "/quality/checks/{id}/special", Admin),
+    ("POST", "/quality/checks/{id}/special", Absent),
+    ("GET", "/quality/checks/{id}/members", Admin),
+    ("POST", "/quality/checks/{id}/members", Absent),
+    ("GET", "/members/{id}/quality", Admin),
+    ("POST", "/members/{id}/quality", Absent),
 ];
 
 /// Every route the server serves: the API from its OpenAPI document plus the routes added
@@ -331,7 +354,9 @@ impl Targets {
         if !template.contains("{id}") {
             return Some(template.to_string());
         }
-        let family = if template.contains("/transfers/") && template.contains("/letter") {
+        let family = if template.contains("/quality/checks/") {
+            "quality check"
+        } else if template.contains("/transfers/") && template.contains("/letter") {
             "transfer letter"
         } else if template.contains("/transfers/") {
             "transfer"
@@ -665,6 +690,11 @@ async fn every_route_admits_exactly_the_allowed_callers() {
     // Background jobs exist only in the server's memory; neither id was ever started.
     ids.insert(("job", true), uuid::Uuid::new_v4().to_string());
     ids.insert(("job", false), uuid::Uuid::new_v4().to_string());
+    // A batch check inside (of the tier-3 branch, by its admin) and one outside (a row for
+    // org B straight into the database).
+    let (check_a, check_b) = quality_checks(&server, &t3_api, &ids).await;
+    ids.insert(("quality check", true), check_a);
+    ids.insert(("quality check", false), check_b);
     let targets = Targets { ids };
 
     // The callers. Each six-digit code signs in once, so every account signs in once here.
@@ -1110,4 +1140,45 @@ async fn a_password_session_cannot_switch_to_a_card_only_grant() {
     // Still the tier-3 grant.
     let me = t3.get("/api/v1/session").await;
     assert_eq!(me.body["active_role"]["tier"], 3);
+}
+
+/// A batch check of the tier-3 branch started by its admin (run to its end) and the row of a
+/// check of org B inserted into the database. Returns their ids.
+async fn quality_checks(
+    server: &Server,
+    t3: &Api,
+    ids: &HashMap<(&'static str, bool), String>,
+) -> (String, String) {
+    let r = t3.post("/api/v1/quality/checks", json!({})).await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let inside = r.body["id"].as_str().unwrap().to_string();
+    for _ in 0..300 {
+        let c = t3.get(&format!("/api/v1/quality/checks/{inside}")).await;
+        if c.body["state"] != "running" {
+            assert_eq!(c.body["state"], "finished", "{:?}", c.body);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let org_b = &ids[&("org", false)];
+    let org_b_code = db_scalar(server, "SELECT code FROM orgs WHERE id = $1", org_b).await;
+    sqlx::any::install_default_drivers();
+    let url = format!(
+        "sqlite://{}",
+        server.data.path().join("dangjian.db").display()
+    );
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO quality_checks (id, org_id, org_code, org_name, rules, account_id, \
+         actor_name, state, started_at) VALUES ('check-b', $1, $2, '外部', 'sex_vs_id', 'nobody', \
+         '外部', 'finished', '2026-01-01T00:00:00Z')",
+    )
+    .bind(org_b)
+    .bind(&org_b_code)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    (inside, "check-b".into())
 }

@@ -1581,3 +1581,62 @@ async fn a_transfer_across_two_counties_is_approved_node_by_node_and_received() 
     b2_session.close().await;
     b.close().await;
 }
+
+// ---- quality (issue 16)
+
+/// 信息质量管控 at 1366×768: the tier-3 admin starts a batch check of its branch with the
+/// default rule types, the page follows the progress bar (`jobs::progress_bar`, reloaded by
+/// app.js when the job ends) to the end, opens 集中排查专项统计 and clicks a count down to the
+/// members flagged.
+#[tokio::test]
+async fn quality_batch_check_progress_special_and_members_in_the_browser() {
+    let server = Server::demo(300, None).await;
+    let t3 = server.account("admin", Some(3));
+    // Each six-digit code signs in once: the member is entered by the committee's admin.
+    let api = server.sign_in(&server.account("admin", Some(2))).await;
+    // A member whose sex differs from the ID number (confirmed), so that a count is non-zero.
+    let number = dangjian_server::member::idcard::compose(
+        "370102",
+        chrono::NaiveDate::from_ymd_opt(1985, 3, 1).unwrap(),
+        21,
+    );
+    let r = api
+        .post(
+            "/api/v1/members",
+            json!({"name": "质检性别", "id_number": number, "sex": "female", "ethnicity": "01",
+                   "education": "21", "category": "full", "branch_id": t3.org_id,
+                   "joined_on": "2010-06-01", "full_on": "2011-06-01", "job": "worker",
+                   "phone": "13800029001", "address": "测试地址",
+                   "registered_phone": "13900029001", "confirm_contradictions": true}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+
+    let b = Browser::start().await;
+    b.goto(&server.url("/login")).await;
+    b.wait_for("#login-form").await;
+    b.fill("id_number", &t3.id_number).await;
+    b.fill("password", &t3.password).await;
+    b.fill("code", &current_code(&t3.totp_secret)).await;
+    b.click("#login-form button[type=submit]").await;
+    b.wait_for("header.top .who").await;
+    b.click("#quality-link").await;
+    b.wait_for("#quality-form").await;
+    b.click("#start-check").await;
+    // Running: the progress bar; app.js reloads the page when the job ends, which then says
+    // where the results are (a small branch may already be done at the first load).
+    b.wait_for("#quality-done").await;
+    assert!(!b.exists("#quality-running").await);
+    b.screenshot("quality").await;
+    b.click("#done-special").await;
+    b.wait_for("#quality-special").await;
+    b.screenshot("quality-special").await;
+    b.click("#quality-special a.count[data-rule=sex_vs_id]")
+        .await;
+    b.wait_for("#quality-members").await;
+    let table = b.text("#quality-members").await;
+    assert!(table.contains("质检性别"), "{table}");
+    assert!(table.contains("性别与身份证不符"), "{table}");
+    assert!(b.text("#filter-rule").await.contains("性别与身份证不符"));
+    b.close().await;
+}

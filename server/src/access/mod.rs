@@ -576,6 +576,38 @@ pub fn tier_for_org(category: &str, may_approve_development: bool) -> u8 {
     }
 }
 
+// ---- quality (issue 16)
+
+/// May the actor start a batch quality check 批量信息校验 of the subtree of `target_code`?
+/// Admins, inside their scope.
+pub fn quality_batch(actor: &Actor, target_code: &str) -> Result<Allowed, ApiError> {
+    org(actor, target_code, Reach::Subtree)
+}
+
+/// May the actor see a batch check of the organisation `check_code` and its results? Admins
+/// whose scope contains that organisation; anything else is answered as not found.
+pub fn quality_check(actor: &Actor, check_code: &str) -> Result<Allowed, ApiError> {
+    business_role(actor)?;
+    if code_within(&actor.org_code, check_code) {
+        Ok(Allowed(()))
+    } else {
+        Err(ApiError::out_of_scope("校验"))
+    }
+}
+
+/// May the actor edit the special-period minimum-age table 特殊时期特殊生日? Tier-1 admins.
+pub fn quality_periods(actor: &Actor) -> Result<Allowed, ApiError> {
+    business_role(actor)?;
+    if actor.tier == Some(1) {
+        Ok(Allowed(()))
+    } else {
+        Err(ApiError::forbidden(format!(
+            "“特殊时期特殊生日”规定只能由{}管理员维护",
+            tier_label(1)
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -183,6 +183,7 @@ pub async fn tab(
                             td.ops {
                                 a href={"/members/" (m.id)} { "查看" }
                                 a href={"/members/" (m.id) "/edit"} { "编辑" }
+                                a.quality-check href={"/members/" (m.id) "/quality"} { "质量检查" }
                             }
                         }
                     }
@@ -614,6 +615,7 @@ async fn record(
                         } @else {
                             a.button href={"/members/" (m.id)} { "隐藏完整信息" }
                         }
+                        a.button #quality-check href={"/members/" (m.id) "/quality"} { "质量检查" }
                         a.button href={"/orgs/" (m.branch_id) "?tab=members"} { "返回党员列表" }
                     }
                     (crate::approval::pages::member_actions(&actor, &m.id, blocked.as_deref()))
