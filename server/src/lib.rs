@@ -25,6 +25,7 @@ pub mod letter;
 pub mod member;
 pub mod notify;
 pub mod org;
+pub mod query;
 pub mod realname;
 pub mod state;
 pub mod tls;

@@ -95,6 +95,7 @@ fn routes() -> PageRouter {
         .merge(crate::approval::pages::router())
         .merge(crate::transfer::pages::router())
         .merge(crate::transfer::records::pages())
+        .merge(crate::query::pages::router())
         .merge(photo::router())
         .merge(security::router())
         .merge(activation::router())
@@ -467,6 +468,7 @@ pub fn page(
                             }
                             a.nav #history-link href="/history?reason=exit" { "历史党员" }
                             a.nav #transfers-link href="/transfers/lists" { "组织关系转接" }
+                            a.nav #query-link href="/query/members" { "综合查询" }
                         }
                         (security::role_switcher(actor))
                         a.nav #change-password href=(password::PATH) { "修改密码" }
