@@ -265,6 +265,29 @@ const POLICY: &[(&str, &str, Rule)] = &[
     ("POST", "/transfers", Absent),
     ("GET", "/transfers/lists", Admin),
     ("POST", "/transfers/lists", Absent),
+    // comprehensive query 综合查询 (issue 16); a saved query 固定查询 is its owner's alone: the
+    // one inside is the tier-3 admin's, the one outside the tier-2 admin's
+    ("POST", "/api/v1/query/members", Admin),
+    ("POST", "/api/v1/query/orgs", Admin),
+    ("POST", "/api/v1/query/units", Admin),
+    ("POST", "/api/v1/query/members/export.xlsx", Admin),
+    ("POST", "/api/v1/query/orgs/export.xlsx", Admin),
+    ("POST", "/api/v1/query/units/export.xlsx", Admin),
+    ("GET", "/api/v1/query/saved", Admin),
+    ("POST", "/api/v1/query/saved", Admin),
+    ("DELETE", "/api/v1/query/saved/{id}", AdminTier(3)),
+    ("GET", "/query/members", Admin),
+    ("POST", "/query/members", Absent),
+    ("GET", "/query/orgs", Admin),
+    ("POST", "/query/orgs", Absent),
+    ("GET", "/query/units", Admin),
+    ("POST", "/query/units", Absent),
+    ("GET", "/query/{kind}/export", Absent),
+    ("POST", "/query/{kind}/export", Admin),
+    ("GET", "/query/{kind}/save", Absent),
+    ("POST", "/query/{kind}/save", Admin),
+    ("GET", "/query/saved/{id}/delete", Absent),
+    ("POST", "/query/saved/{id}/delete", AdminTier(3)),
 ];
 
 /// Every route the server serves: the API from its OpenAPI document plus the routes added
@@ -326,7 +349,13 @@ impl Targets {
         if !template.contains("{id}") {
             return Some(template.to_string());
         }
-        let family = if template.contains("/transfers/") && template.contains("/letter") {
+        let family = if template.contains("/query/saved/") {
+            if page {
+                "page saved query"
+            } else {
+                "saved query"
+            }
+        } else if template.contains("/transfers/") && template.contains("/letter") {
             "transfer letter"
         } else if template.contains("/transfers/") {
             "transfer"
@@ -652,6 +681,23 @@ async fn every_route_admits_exactly_the_allowed_callers() {
     // An attachment inside (uploaded by the tier-3 admin to its branch) and one outside (a row
     // for org B straight into the database), and a photo of member A to read.
     let (attachment_a, attachment_b) = attachments(&server, &t3_api, &tier3.org_id, &ids).await;
+    // Saved queries 固定查询: the tier-3 admin's inside, the tier-2 admin's outside (one each
+    // for the API and the page).
+    for (family, name) in [
+        ("saved query", "矩阵固定查询"),
+        ("page saved query", "矩阵固定查询页"),
+    ] {
+        for (api, inside) in [(&t3_api, true), (&t2_api, false)] {
+            let r = api
+                .post(
+                    "/api/v1/query/saved",
+                    json!({"kind": "members", "name": name, "conditions": []}),
+                )
+                .await;
+            assert_eq!(r.status, 201, "{:?}", r.body);
+            ids.insert((family, inside), r.body["id"].as_str().unwrap().to_string());
+        }
+    }
     ids.insert(("attachment", true), attachment_a);
     ids.insert(("attachment", false), attachment_b);
     let targets = Targets { ids };

@@ -212,8 +212,11 @@ pub struct SavedQuery {
 /// `POST /query/saved`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct SaveBody {
-    pub kind: Kind,
-    /// 1-50 characters
+    /// members | orgs | units (required)
+    #[serde(default)]
+    pub kind: Option<Kind>,
+    /// 1-50 characters (required)
+    #[serde(default)]
     pub name: String,
     #[serde(default)]
     pub conditions: Vec<Condition>,

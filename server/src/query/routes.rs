@@ -101,9 +101,9 @@ async fn export_units(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SavedFilter {
-    /// members | orgs | units
-    #[param(value_type = Kind, inline)]
-    pub kind: String,
+    /// members (default) | orgs | units
+    #[param(value_type = Option<Kind>, inline)]
+    pub kind: Option<String>,
 }
 
 /// `GET /query/saved?kind=members`: the caller's saved queries 固定查询 of a kind, by name.
@@ -114,7 +114,8 @@ async fn list_saved(
     actor: Actor,
     ApiQuery(q): ApiQuery<SavedFilter>,
 ) -> ApiResult<Json<Vec<SavedQuery>>> {
-    let kind = Kind::parse(&q.kind)
+    crate::access::business_read(&actor)?;
+    let kind = Kind::parse(q.kind.as_deref().unwrap_or("members"))
         .ok_or_else(|| ApiError::field("kind", "查询类别只能是 members、orgs 或 units"))?;
     Ok(Json(store::saved(&state.db, &actor, kind).await?))
 }

@@ -512,6 +512,10 @@ pub async fn saved_one(db: &Db, actor: &Actor, id: &str) -> ApiResult<SavedQuery
 pub async fn save(db: &Db, actor: &Actor, body: &SaveBody) -> ApiResult<SavedQuery> {
     let allowed = access::saved_query_write(actor)?;
     let mut p = Problems::default();
+    let kind = body.kind.unwrap_or_else(|| {
+        p.add("kind", "请选择查询类别：members、orgs 或 units");
+        Kind::Members
+    });
     let name = p.take(crate::fields::required_text(
         "name",
         "固定查询名称",
@@ -519,8 +523,8 @@ pub async fn save(db: &Db, actor: &Actor, body: &SaveBody) -> ApiResult<SavedQue
         50,
     ));
     let keys = crypto::keys();
-    rules::plan(body.kind, &body.conditions, &keys, &mut p, Sql::new(""));
-    rules::check_sort(body.kind, body.sort.as_ref(), &mut p);
+    rules::plan(kind, &body.conditions, &keys, &mut p, Sql::new(""));
+    rules::check_sort(kind, body.sort.as_ref(), &mut p);
     p.finish()?;
     let name = name.ok_or_else(crate::fields::unset)?;
     let stored = Stored {
@@ -539,7 +543,7 @@ pub async fn save(db: &Db, actor: &Actor, body: &SaveBody) -> ApiResult<SavedQue
         "SELECT COUNT(*) FROM saved_queries WHERE account_id = $1 AND kind = $2",
     )
     .bind(&actor.account_id)
-    .bind(body.kind.as_str())
+    .bind(kind.as_str())
     .fetch_one(&mut *tx)
     .await?;
     if count >= MAX_SAVED {
@@ -554,7 +558,7 @@ pub async fn save(db: &Db, actor: &Actor, body: &SaveBody) -> ApiResult<SavedQue
     )
     .bind(&id)
     .bind(&actor.account_id)
-    .bind(body.kind.as_str())
+    .bind(kind.as_str())
     .bind(&name)
     .bind(serde_json::to_string(&stored).map_err(ApiError::internal)?)
     .bind(&now)
@@ -565,14 +569,14 @@ pub async fn save(db: &Db, actor: &Actor, body: &SaveBody) -> ApiResult<SavedQue
         &Who::from(actor),
         Event::ok("query.save", &id)
             .in_org(actor.org_code.clone())
-            .with_detail(format!("{} {name}", body.kind.as_str())),
+            .with_detail(format!("{} {name}", kind.as_str())),
     )
     .await?;
     tx.commit().await?;
     let _ = allowed;
     Ok(SavedQuery {
         id,
-        kind: body.kind,
+        kind,
         name,
         conditions: stored.conditions,
         sort: stored.sort,
