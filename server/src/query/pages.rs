@@ -261,7 +261,7 @@ async fn render(
         div.query-layout {
             div.panel.query-main {
                 h2 { "查询条件" }
-                @if let Some(n) = &notice { div.alert.alert-ok role="status" { (n) } }
+                @if let Some(n) = &notice { div.alert.alert-info role="status" { (n) } }
                 @if !errors.is_empty() {
                     div.alert.alert-error role="alert" #query-errors {
                         ul { @for e in &errors { li { (e) } } }
