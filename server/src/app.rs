@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::approval::routes::router())
         .merge(crate::transfer::routes::router())
         .merge(crate::transfer::records::router())
+        .merge(crate::query::routes::router())
         .merge(crate::dict::router())
         .merge(crate::audit::routes::router())
         .merge(crate::card::routes::router())

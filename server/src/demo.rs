@@ -1175,9 +1175,9 @@ async fn build_tree(g: &mut Gen, tx: &mut Tx, root: &OrgRef) -> anyhow::Result<T
 const MEMBER_COLUMNS: &str = "created_at, updated_at, id, name, id_number, sex, ethnicity, birth_date, education, \
     category, branch_id, org_code, joined_on, full_on, job, phone, address, registered_phone, origin, title, \
     new_social_stratum, completeness, id_number_idx, registered_phone_idx, sort_pinyin, sort_strokes, \
-    id_suffix_idx, status, lost_contact, floating, in_transfer";
+    id_suffix_idx, id_region, id_birth, status, lost_contact, floating, in_transfer";
 /// Bound parameters per member row.
-const MEMBER_BINDS: usize = 27;
+const MEMBER_BINDS: usize = 29;
 // SQLite allows at most 32766 parameters per statement, PostgreSQL 65535.
 const _: () = assert!(MEMBER_ROWS_PER_STATEMENT * MEMBER_BINDS < 32_766);
 
@@ -1279,7 +1279,9 @@ async fn insert_members(
             q = q
                 .bind(d.sort_pinyin)
                 .bind(d.sort_strokes)
-                .bind(d.id_suffix_idx);
+                .bind(d.id_suffix_idx)
+                .bind(d.id_region)
+                .bind(d.id_birth);
         }
         q.execute(&mut **tx).await?;
     }

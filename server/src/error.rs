@@ -216,6 +216,11 @@ fn on_constraint(message: &str) -> Option<ApiError> {
     const RULES: &[(&[&str], &str, &str)] = &[
         (&["units.name", "units_name_key"], "name", "单位名称已存在"),
         (
+            &["saved_queries.account_id", "saved_queries_name_key"],
+            "name",
+            "已有同名的固定查询",
+        ),
+        (
             &["units.credit_code", "units_credit_code_key"],
             "credit_code",
             "统一社会信用代码已被其他单位使用",

@@ -27,6 +27,7 @@ pub mod member;
 pub mod notify;
 pub mod org;
 pub mod quality;
+pub mod query;
 pub mod realname;
 pub mod state;
 pub mod tls;

@@ -722,6 +722,50 @@
       input.value = "";
     });
   });
+
+  // ---- comprehensive query 综合查询: "+" / "−" in place, re-render on a field or mode change ----
+  const queryForm = document.getElementById("query-form");
+  if (queryForm) {
+    const rowsBox = document.getElementById("query-rows");
+    const template = document.getElementById("query-row-template");
+    const renumber = () => {
+      rowsBox.querySelectorAll("[data-query-row]").forEach((row, i) => {
+        row.querySelectorAll("[name]").forEach((e) => {
+          e.name = e.name.replace(/^c\d+\./, "c" + i + ".");
+          if (e.id) e.id = e.id.replace(/^c\d+-/, "c" + i + "-");
+        });
+        const rm = row.querySelector("[data-query-remove]");
+        if (rm) rm.value = String(i);
+      });
+    };
+    queryForm.addEventListener("click", (ev) => {
+      const add = ev.target.closest("[data-query-add]");
+      if (add && template) {
+        ev.preventDefault();
+        rowsBox.appendChild(template.content.cloneNode(true));
+        renumber();
+        return;
+      }
+      const rm = ev.target.closest("[data-query-remove]");
+      if (rm) {
+        ev.preventDefault();
+        rm.closest("[data-query-row]").remove();
+        renumber();
+      }
+    });
+    queryForm.addEventListener("change", (ev) => {
+      if (ev.target.matches("[data-query-refresh]")) {
+        const flag = document.createElement("input");
+        flag.type = "hidden";
+        flag.name = "refresh";
+        flag.value = "1";
+        queryForm.appendChild(flag);
+        queryForm.submit();
+      } else if (ev.target.matches("[data-autosubmit]")) {
+        queryForm.submit();
+      }
+    });
+  }
 })();
 
 // Background jobs: a progress bar (`div.job[data-job]`) follows its job through

@@ -341,6 +341,18 @@ impl Server {
             .expect("the county's tier-1 demo admin")
     }
 
+    /// The URL of the server's database (its SQLite file, or its PostgreSQL database), for
+    /// tests that compare answers with a direct query.
+    pub fn db_url(&self) -> String {
+        match &self._db {
+            Some(db) if db.url.starts_with("postgres") => db.url.clone(),
+            _ => format!(
+                "sqlite://{}",
+                self.data.path().join("dangjian.db").display()
+            ),
+        }
+    }
+
     /// The platform CA certificate (PEM path) that clients trust.
     pub fn ca_path(&self) -> PathBuf {
         self.data.path().join("tls/ca.crt")

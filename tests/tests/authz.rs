@@ -293,6 +293,29 @@ const POLICY: &[(&str, &str, Rule)] = &[
     ("POST", "/quality/checks/{id}/members", Absent),
     ("GET", "/members/{id}/quality", Admin),
     ("POST", "/members/{id}/quality", Absent),
+    // comprehensive query 综合查询 (issue 16); a saved query 固定查询 is its owner's alone: the
+    // one inside is the tier-3 admin's, the one outside the county admin's
+    ("POST", "/api/v1/query/members", Admin),
+    ("POST", "/api/v1/query/orgs", Admin),
+    ("POST", "/api/v1/query/units", Admin),
+    ("POST", "/api/v1/query/members/export.xlsx", Admin),
+    ("POST", "/api/v1/query/orgs/export.xlsx", Admin),
+    ("POST", "/api/v1/query/units/export.xlsx", Admin),
+    ("GET", "/api/v1/query/saved", Admin),
+    ("POST", "/api/v1/query/saved", Admin),
+    ("DELETE", "/api/v1/query/saved/{id}", AdminTier(3)),
+    ("GET", "/query/members", Admin),
+    ("POST", "/query/members", Absent),
+    ("GET", "/query/orgs", Admin),
+    ("POST", "/query/orgs", Absent),
+    ("GET", "/query/units", Admin),
+    ("POST", "/query/units", Absent),
+    ("GET", "/query/{kind}/export", Absent),
+    ("POST", "/query/{kind}/export", Admin),
+    ("GET", "/query/{kind}/save", Absent),
+    ("POST", "/query/{kind}/save", Admin),
+    ("GET", "/query/saved/{id}/delete", Absent),
+    ("POST", "/query/saved/{id}/delete", AdminTier(3)),
 ];
 
 /// Every route the server serves: the API from its OpenAPI document plus the routes added
@@ -356,6 +379,12 @@ impl Targets {
         }
         let family = if template.contains("/quality/checks/") {
             "quality check"
+        } else if template.contains("/query/saved/") {
+            if template.starts_with("/query/") {
+                "page saved query"
+            } else {
+                "saved query"
+            }
         } else if template.contains("/transfers/") && template.contains("/letter") {
             "transfer letter"
         } else if template.contains("/transfers/") {
@@ -685,6 +714,22 @@ async fn every_route_admits_exactly_the_allowed_callers() {
     // An attachment inside (uploaded by the tier-3 admin to its branch) and one outside (a row
     // for org B straight into the database), and a photo of member A to read.
     let (attachment_a, attachment_b) = attachments(&server, &t3_api, &tier3.org_id, &ids).await;
+    // Saved queries 固定查询: the tier-3 admin's inside; outside, one of an account that holds
+    // no admin grant (written straight into the database: such accounts cannot save one).
+    for (family, name) in [
+        ("saved query", "矩阵固定查询"),
+        ("page saved query", "矩阵固定查询页"),
+    ] {
+        let r = t3_api
+            .post(
+                "/api/v1/query/saved",
+                json!({"kind": "members", "name": name, "conditions": []}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        ids.insert((family, true), r.body["id"].as_str().unwrap().to_string());
+        ids.insert((family, false), foreign_saved_query(&server, name).await);
+    }
     ids.insert(("attachment", true), attachment_a);
     ids.insert(("attachment", false), attachment_b);
     // Background jobs exist only in the server's memory; neither id was ever started.
@@ -976,6 +1021,31 @@ async fn attachments(
     .await
     .unwrap();
     (inside, outside)
+}
+
+/// A saved query of an account without an admin grant; returns its id.
+async fn foreign_saved_query(server: &Server, name: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let url = format!(
+        "sqlite://{}",
+        server.data.path().join("dangjian.db").display()
+    );
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    sqlx::query(
+        "INSERT INTO saved_queries (id, account_id, kind, name, body, created_at) \
+         SELECT $1, a.id, 'members', $2, '{\"conditions\":[],\"sort\":null}', '2026-01-01T00:00:00Z' \
+         FROM accounts a WHERE NOT EXISTS (SELECT 1 FROM grants g WHERE g.account_id = a.id \
+         AND g.role = 'admin') ORDER BY a.id LIMIT 1",
+    )
+    .bind(&id)
+    .bind(name)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    id
 }
 
 async fn db_scalar(server: &Server, sql: &str, bind: &str) -> String {

@@ -605,6 +605,28 @@ pub fn quality_periods(actor: &Actor) -> Result<Allowed, ApiError> {
             "“特殊时期特殊生日”规定只能由{}管理员维护",
             tier_label(1)
         )))
+// ---- query (issue 16)
+
+/// May the actor run a comprehensive query 综合查询 over the organisation `org_code` and
+/// below? Admins only, inside their subtree.
+pub fn query(actor: &Actor, org_code: &str) -> Result<Allowed, ApiError> {
+    org(actor, org_code, Reach::Subtree)
+}
+
+/// May the actor save a named query 固定查询 for its own account? Admins (business roles).
+pub fn saved_query_write(actor: &Actor) -> Result<Allowed, ApiError> {
+    business_role(actor)?;
+    Ok(Allowed(()))
+}
+
+/// May the actor use or delete the saved query owned by `owner_account_id`? Its owner only;
+/// anyone else's is answered as not found.
+pub fn saved_query(actor: &Actor, owner_account_id: &str) -> Result<Allowed, ApiError> {
+    business_role(actor)?;
+    if owner_account_id == actor.account_id {
+        Ok(Allowed(()))
+    } else {
+        Err(ApiError::not_found("固定查询"))
     }
 }
 

@@ -336,8 +336,19 @@ pub async fn recover(
     .bind(&row.history_id)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("UPDATE members SET updated_at = $1 WHERE id = $2")
+    // History keeps the sealed number only; the clear columns derived from it are set again
+    // as on every member write.
+    let sealed: String = sqlx::query_scalar("SELECT id_number FROM members WHERE id = $1")
+        .bind(&row.member.id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let keys = crate::crypto::keys();
+    let id_number = keys.open(crate::crypto::Column::MembersIdNumber, &sealed)?;
+    let derived = crate::member::sort_keys::Derived::of(&keys, &row.member.name, &id_number);
+    sqlx::query("UPDATE members SET updated_at = $1, id_region = $2, id_birth = $3 WHERE id = $4")
         .bind(now_rfc3339())
+        .bind(derived.id_region)
+        .bind(derived.id_birth)
         .bind(&row.member.id)
         .execute(&mut **tx)
         .await?;

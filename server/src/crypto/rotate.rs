@@ -298,6 +298,14 @@ async fn reencrypt(
                     // The suffix index follows the number it was computed from.
                     values.push(keys.id_number_suffix_index(&plain));
                     sets.push(format!("id_suffix_idx = ${}", values.len()));
+                    if table.name == "members" {
+                        // So do the clear columns of its region and birth date (`Derived`).
+                        use crate::member::sort_keys::{id_birth, id_region};
+                        values.push(Some(id_region(&plain)));
+                        sets.push(format!("id_region = ${}", values.len()));
+                        values.push(Some(id_birth(&plain)));
+                        sets.push(format!("id_birth = ${}", values.len()));
+                    }
                 }
                 values.push(Some(old));
                 guards.push(format!("{} = ${}", f.name, values.len()));

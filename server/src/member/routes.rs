@@ -140,16 +140,16 @@ pub(crate) async fn write(
         "INSERT INTO members (name, id_number, sex, ethnicity, birth_date, education, category, branch_id, org_code, \
          joined_on, full_on, job, phone, address, status, lost_contact, lost_contact_on, floating, floating_to, \
          registered_phone, origin, title, new_social_stratum, completeness, updated_at, id, created_at, \
-         id_number_idx, registered_phone_idx, sort_pinyin, sort_strokes, id_suffix_idx) \
+         id_number_idx, registered_phone_idx, sort_pinyin, sort_strokes, id_suffix_idx, id_region, id_birth) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
-         $22, $23, $24, $25, $26, $25, $27, $28, $29, $30, $31)"
+         $22, $23, $24, $25, $26, $25, $27, $28, $29, $30, $31, $32, $33)"
     } else {
         "UPDATE members SET name = $1, id_number = $2, sex = $3, ethnicity = $4, birth_date = $5, education = $6, \
          category = $7, branch_id = $8, org_code = $9, joined_on = $10, full_on = $11, job = $12, phone = $13, \
          address = $14, status = $15, lost_contact = $16, lost_contact_on = $17, floating = $18, floating_to = $19, \
          registered_phone = $20, origin = $21, title = $22, new_social_stratum = $23, completeness = $24, \
          updated_at = $25, id_number_idx = $27, registered_phone_idx = $28, sort_pinyin = $29, \
-         sort_strokes = $30, id_suffix_idx = $31 WHERE id = $26"
+         sort_strokes = $30, id_suffix_idx = $31, id_region = $32, id_birth = $33 WHERE id = $26"
     };
     let keys = crypto::keys();
     // Sort keys of the name and the suffix index go with every write of the name and number.
@@ -194,6 +194,8 @@ pub(crate) async fn write(
         .bind(derived.sort_pinyin)
         .bind(derived.sort_strokes)
         .bind(derived.id_suffix_idx)
+        .bind(derived.id_region)
+        .bind(derived.id_birth)
         .execute(&mut **tx)
         .await?;
     Ok(())

@@ -21,6 +21,11 @@ pub struct Derived {
     pub sort_pinyin: String,
     pub sort_strokes: String,
     pub id_suffix_idx: Option<String>,
+    /// Characters 1-6 of the ID number (the region code, clear: `members.id_region`).
+    pub id_region: String,
+    /// Characters 7-14 of the ID number (the birth date as the number writes it, clear:
+    /// `members.id_birth`).
+    pub id_birth: String,
 }
 
 impl Derived {
@@ -29,8 +34,29 @@ impl Derived {
             sort_pinyin: collate::pinyin_key(name),
             sort_strokes: collate::strokes_key(name),
             id_suffix_idx: keys.id_number_suffix_index(id_number),
+            id_region: id_region(id_number),
+            id_birth: id_birth(id_number),
         }
     }
+}
+
+/// The ID number as stored and compared: trimmed, `x` upper-case.
+pub fn normal_id_number(id_number: &str) -> String {
+    id_number.trim().to_ascii_uppercase()
+}
+
+/// Characters 1-6 of an ID number (fewer when it is shorter).
+pub fn id_region(id_number: &str) -> String {
+    normal_id_number(id_number).chars().take(6).collect()
+}
+
+/// Characters 7-14 of an ID number (fewer or none when it is shorter).
+pub fn id_birth(id_number: &str) -> String {
+    normal_id_number(id_number)
+        .chars()
+        .skip(6)
+        .take(8)
+        .collect()
 }
 
 /// Fills the sort keys and the suffix index of members (and the pinyin key of accounts) that
@@ -102,6 +128,7 @@ pub async fn backfill(db: &Db) -> anyhow::Result<u64> {
             break;
         }
     }
+    written += backfill_id_derived(db, &keys).await?;
     // Accounts keep the pinyin key of their name only (the security pages list holders).
     let mut last = String::new();
     loop {
@@ -137,6 +164,46 @@ pub async fn backfill(db: &Db) -> anyhow::Result<u64> {
     .bind(version)
     .execute(db.write())
     .await?;
+    Ok(written)
+}
+
+/// Fills the clear columns derived from the ID number (`id_region`, `id_birth`) of members
+/// written before they existed (migration 0017), in batches.
+async fn backfill_id_derived(db: &Db, keys: &crypto::Keys) -> anyhow::Result<u64> {
+    let mut written = 0u64;
+    let mut last = String::new();
+    loop {
+        let mut tx = db.begin().await?;
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, id_number FROM members WHERE id_region IS NULL AND id > $1 \
+             ORDER BY id LIMIT $2",
+        )
+        .bind(&last)
+        .bind(BATCH)
+        .fetch_all(&mut *tx)
+        .await?;
+        if let Some((id, _)) = rows.last() {
+            last = id.clone();
+        }
+        for (id, stored) in &rows {
+            let id_number = if crypto::is_sealed(stored) {
+                keys.open(Column::MembersIdNumber, stored)?
+            } else {
+                stored.clone()
+            };
+            sqlx::query("UPDATE members SET id_region = $1, id_birth = $2 WHERE id = $3")
+                .bind(id_region(&id_number))
+                .bind(id_birth(&id_number))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        written += rows.len() as u64;
+        if (rows.len() as i64) < BATCH {
+            break;
+        }
+    }
     Ok(written)
 }
 

@@ -96,6 +96,7 @@ fn routes() -> PageRouter {
         .merge(crate::transfer::pages::router())
         .merge(crate::transfer::records::pages())
         .merge(crate::quality::pages::pages())
+        .merge(crate::query::pages::router())
         .merge(photo::router())
         .merge(security::router())
         .merge(activation::router())
@@ -469,6 +470,7 @@ pub fn page(
                             a.nav #history-link href="/history?reason=exit" { "历史党员" }
                             a.nav #transfers-link href="/transfers/lists" { "组织关系转接" }
                             a.nav #quality-link href="/quality" { "信息质量管控" }
+                            a.nav #query-link href="/query/members" { "综合查询" }
                         }
                         (security::role_switcher(actor))
                         a.nav #change-password href=(password::PATH) { "修改密码" }
