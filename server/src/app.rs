@@ -59,6 +59,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::card::tunnel::router())
         .merge(crate::attachment::routes::router())
         .merge(crate::letter::routes::router())
+        .merge(crate::import::routes::router())
+        .merge(crate::roster::router())
         .split_for_parts();
     let mut openapi = openapi;
     let openapi = Arc::new(crate::api_doc::finish(&mut openapi));

@@ -723,3 +723,11 @@
     });
   });
 })();
+
+// ---- member import (issue 16): while a summary sheet is being validated, the page reloads
+// to show the progress, and stops once the report is there.
+(function () {
+  if (document.querySelector("[data-import-progress]")) {
+    setTimeout(function () { window.location.reload(); }, 1500);
+  }
+})();

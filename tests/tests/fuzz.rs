@@ -89,6 +89,8 @@ const ACCEPTANCE_SKIPPED: &[&str] = &[
     "POST /api/v1/transfers/inbound",
     "GET /api/v1/transfers",
     "GET /api/v1/transfers/export.xlsx",
+    // A multipart body whose file must be a workbook of the template: no schema states that.
+    "POST /api/v1/import/members",
 ];
 
 /// What one `st run` checks.

@@ -567,6 +567,24 @@ pub fn tier_for_org(category: &str, may_approve_development: bool) -> u8 {
     }
 }
 
+// ---- member import and rosters (issue 16)
+
+/// May the actor see, confirm or cancel a member import made into the subtree of `org_code`?
+/// Admins whose scope holds it; outside the scope the import is answered as not found.
+pub fn member_import(actor: &Actor, org_code: &str) -> Result<Allowed, ApiError> {
+    business_role(actor)?;
+    if code_within(&actor.org_code, org_code) {
+        Ok(Allowed(()))
+    } else {
+        Err(ApiError::out_of_scope("导入记录"))
+    }
+}
+
+/// May the actor export a roster 名册 of the organisation `org_code` (and its subtree)?
+pub fn roster(actor: &Actor, org_code: &str) -> Result<Allowed, ApiError> {
+    org(actor, org_code, Reach::Subtree)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
