@@ -31,7 +31,7 @@ fn person(batch: u32, i: u32, branch_code: &str) -> Vec<String> {
         ),
         ("id_number", id),
         ("ethnicity", "汉族".into()),
-        ("education", "大学本科".into()),
+        ("education", "大学本科毕业".into()),
         ("category", "正式党员".into()),
         ("joined_on", joined.to_string()),
         ("full_on", full.to_string()),
@@ -217,7 +217,7 @@ async fn import_and_rosters(server: Server) {
     let import = validated(&api, &committee, &sheet).await;
     assert_eq!(import["state"], "pending", "{import}");
     assert_eq!(import["total_rows"], 1000);
-    assert_eq!(import["good_rows"], 997);
+    assert_eq!(import["good_rows"], 997, "{}", import["problems"][0]);
     assert_eq!(import["bad_rows"], 3);
     let problems: Vec<(i64, String, String)> = import["problems"]
         .as_array()

@@ -234,7 +234,7 @@ mod tests {
         set("name", name);
         set("id_number", id);
         set("ethnicity", "汉族");
-        set("education", "大学本科");
+        set("education", "大学本科毕业");
         set("category", "正式党员");
         set("joined_on", "2005-07-01");
         set("full_on", "2006-07-01");
