@@ -155,10 +155,10 @@ fn report(actor: &Actor, v: &ImportView, notice: Option<&str>) -> Markup {
         div.panel #import-report data-state=(v.state.as_str()) {
             h2 { "导入汇总表：" (v.file_name) }
             @if notice == Some("confirmed") {
-                div.alert.alert-ok role="status" { "已导入 " (v.good_rows) " 名党员" }
+                div.alert.alert-info role="status" { "已导入 " (v.good_rows) " 名党员" }
             }
             @if notice == Some("cancelled") {
-                div.alert.alert-ok role="status" { "已取消本次导入，未写入任何党员" }
+                div.alert.alert-info role="status" { "已取消本次导入，未写入任何党员" }
             }
             p { "导入到：" (v.org_name) " · 状态：" strong #import-state { (v.state_label) } }
             @match v.state {

@@ -90,6 +90,18 @@ pub const MEMBER_HEADERS: [&str; 16] = [
     "信息完整度",
 ];
 
+/// An organisation as read for 党组织名册: code, name, short name, subordination, category,
+/// status, unit name.
+type OrgListed = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+);
+
 /// One row of 党组织名册.
 #[derive(Debug, Clone)]
 pub struct OrgLine {
@@ -297,15 +309,7 @@ pub async fn org_roster_file(
         .bind(&org.id)
         .fetch_one(db.read())
         .await?;
-    let orgs: Vec<(
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-    )> = sqlx::query_as(&format!(
+    let orgs: Vec<OrgListed> = sqlx::query_as(&format!(
         "SELECT o.code, o.name, o.short_name, o.subordination, o.category, o.status, \
              (SELECT u.name FROM org_units ou JOIN units u ON u.id = ou.unit_id \
               WHERE ou.org_id = o.id ORDER BY ou.is_default DESC, u.name LIMIT 1) AS unit_name \
