@@ -22,6 +22,7 @@ pub mod dict;
 pub mod error;
 pub mod fields;
 pub mod import;
+pub mod jobs;
 pub mod letter;
 pub mod member;
 pub mod notify;

@@ -730,4 +730,40 @@
   if (document.querySelector("[data-import-progress]")) {
     setTimeout(function () { window.location.reload(); }, 1500);
   }
+// Background jobs: a progress bar (`div.job[data-job]`) follows its job through
+// GET /api/v1/jobs/{id} and reloads the page when the job has ended, so the page shows the result.
+(function () {
+  "use strict";
+  document.querySelectorAll("div.job[data-job][data-state=running]").forEach((box) => {
+    const bar = box.querySelector("progress");
+    const count = box.querySelector(".job-count");
+    const tick = async () => {
+      let job = null;
+      try {
+        const res = await fetch("/api/v1/jobs/" + encodeURIComponent(box.dataset.job), {
+          credentials: "same-origin",
+        });
+        job = res.ok ? await res.json() : null;
+      } catch (e) {
+        job = null;
+      }
+      if (!job) {
+        count.textContent = "无法获取进度，请刷新页面";
+        return;
+      }
+      if (job.total > 0) {
+        bar.max = job.total;
+        bar.value = job.done;
+        bar.textContent = Math.floor((job.done * 100) / job.total) + "%";
+        count.textContent = "已完成 " + job.done + " / " + job.total;
+      }
+      if (job.state !== "running") {
+        box.dataset.state = job.state;
+        window.location.reload();
+        return;
+      }
+      setTimeout(tick, 500);
+    };
+    setTimeout(tick, 300);
+  });
 })();

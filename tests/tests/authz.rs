@@ -33,6 +33,10 @@ enum Rule {
     Security,
     /// Auditors.
     Auditor,
+    /// Only the account that started it (background jobs): the targets are jobs of nobody
+    /// here, so every signed-in caller is answered 404 (the owner's view is tested with the
+    /// work that starts jobs).
+    Owner,
     /// Ends the caller's session: checked separately at the end.
     EndsSession,
     /// The method is not served on this path.
@@ -70,6 +74,7 @@ const POLICY: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/openapi.json", Public),
     ("GET", "/api/v1/health", Public),
     ("GET", "/crl/platform.crl", Public),
+    ("GET", "/api/v1/jobs/{id}", Owner),
     // Transfer letters: public verification (anyone holding a letter may check it).
     ("GET", "/api/v1/letters/{number}/verify", Public),
     ("POST", "/api/v1/letters/verify", Public),
@@ -374,6 +379,8 @@ impl Targets {
             "certificate"
         } else if template.contains("/attachments/") {
             "attachment"
+        } else if template.contains("/jobs/") {
+            "job"
         } else {
             panic!("no target family for {template}")
         };
@@ -400,6 +407,7 @@ fn expected(rule: Rule, caller: &Caller, scoped: bool, inside: bool) -> bool {
         // first city, which only the root's officer may manage.
         Security => caller.role == "security" && (!scoped || inside || caller.root),
         Auditor => caller.role == "auditor",
+        Owner => false,
         EndsSession | Absent => unreachable!(),
     }
 }
@@ -676,6 +684,9 @@ async fn every_route_admits_exactly_the_allowed_callers() {
     let (import_a, import_b) = imports(&server, &t3_api, &tier3.org_id, &org_b_id).await;
     ids.insert(("import", true), import_a);
     ids.insert(("import", false), import_b);
+    // Background jobs exist only in the server's memory; neither id was ever started.
+    ids.insert(("job", true), uuid::Uuid::new_v4().to_string());
+    ids.insert(("job", false), uuid::Uuid::new_v4().to_string());
     let targets = Targets { ids };
 
     // The callers. Each six-digit code signs in once, so every account signs in once here.

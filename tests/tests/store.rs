@@ -1409,36 +1409,59 @@ async fn a_large_subtree_lists_in_name_order_through_the_key_index(t: TestDb) {
     assert_eq!(before.len(), members + 1);
     assert!(before == after, "the backfill computes the same keys");
     let all = member::routes::MemberSearch::All;
+    let total = members as i64 + 1;
     for order in [NameOrder::Pinyin, NameOrder::Strokes] {
-        let expected: Vec<(String, String)> = sqlx::query_as(&format!(
-            "SELECT id, name FROM members ORDER BY {}, id LIMIT 60",
+        let everyone: Vec<(String, String)> = sqlx::query_as(&format!(
+            "SELECT id, name FROM members ORDER BY {}, id",
             order.column()
         ))
         .fetch_all(db.read())
         .await
         .unwrap();
+        let list_page = |page: i64, per_page: i64| {
+            let (db, admin, root, all) = (&db, &admin, &root, &all);
+            async move {
+                let list = member::routes::list(
+                    db,
+                    admin,
+                    root,
+                    true,
+                    all,
+                    order,
+                    &Paging {
+                        page: Some(page),
+                        per_page: Some(per_page),
+                    },
+                )
+                .await
+                .unwrap();
+                assert_eq!(list.total, total);
+                list.items
+                    .into_iter()
+                    .map(|m| (m.id, m.name))
+                    .collect::<Vec<_>>()
+            }
+        };
         let mut got = Vec::new();
         for page in 1..=3 {
-            let list = member::routes::list(
-                &db,
-                &admin,
-                &root,
-                true,
-                &all,
-                order,
-                &Paging {
-                    page: Some(page),
-                    per_page: Some(20),
-                },
-            )
-            .await
-            .unwrap();
-            assert_eq!(list.total, members as i64 + 1);
-            got.extend(list.items.into_iter().map(|m| (m.id, m.name)));
+            got.extend(list_page(page, 20).await);
         }
-        assert_eq!(got, expected, "{order:?}");
+        assert_eq!(got, everyone[..60], "{order:?}");
         let keys: Vec<String> = got.iter().map(|(_, n)| order.key(n)).collect();
         assert!(keys.windows(2).all(|w| w[0] <= w[1]), "{order:?}");
+        // Pages in the second half are counted from the end (`ids_of_page`): the middle ones,
+        // the last (partial) one and one past the end are the same slices of the whole order.
+        let per_page = 50i64;
+        let pages = (total + per_page - 1) / per_page;
+        for page in [pages / 2, pages / 2 + 1, pages - 1, pages, pages + 1] {
+            let from = ((page - 1) * per_page).min(total) as usize;
+            let to = (page * per_page).min(total) as usize;
+            assert_eq!(
+                list_page(page, per_page).await,
+                everyone[from..to],
+                "{order:?} page {page} of {pages}"
+            );
+        }
     }
 }
 

@@ -199,6 +199,15 @@ pub fn org(actor: &Actor, target_code: &str, reach: Reach) -> Result<Allowed, Ap
     }
 }
 
+/// May the actor watch a background job (`jobs`)? Only the account that started it; anyone
+/// else's job, like one that does not exist, is not found.
+pub fn own_job(actor: &Actor, owner: Option<&str>) -> Result<Allowed, ApiError> {
+    match owner {
+        Some(o) if !actor.account_id.is_empty() && o == actor.account_id => Ok(Allowed(())),
+        _ => Err(ApiError::out_of_scope("任务")),
+    }
+}
+
 /// May the actor see or change a member kept in the organisation `member_org_code`? Members
 /// outside the scope are answered as not found: their existence is confidential.
 pub fn member(actor: &Actor, member_org_code: &str) -> Result<Allowed, ApiError> {

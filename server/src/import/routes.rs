@@ -91,9 +91,21 @@ pub async fn start_upload(
     let id = store::start(&state.db, actor, &org, &file_name, &allowed).await?;
     let db = state.db.clone();
     let (job_id, code) = (id.clone(), org.code.clone());
+    // Progress also goes to the jobs registry (`GET /api/v1/jobs/{id}` for the uploader).
+    let job = crate::jobs::registry().start("member_import", actor, file_name.clone());
     tokio::spawn(async move {
-        if let Err(e) = store::validate(&db, &job_id, &code, bytes, &|_, _| {}).await {
-            tracing::info!(import = %job_id, "member import not validated: {}", e.message);
+        let last = std::sync::atomic::AtomicU64::new(0);
+        let progress = |done: u64, total: u64| {
+            job.set_total(total);
+            let before = last.swap(done, std::sync::atomic::Ordering::SeqCst);
+            job.advance(done.saturating_sub(before));
+        };
+        match store::validate(&db, &job_id, &code, bytes, &progress).await {
+            Ok(()) => job.finish(serde_json::json!({ "import_id": job_id })),
+            Err(e) => {
+                tracing::info!(import = %job_id, "member import not validated: {}", e.message);
+                job.fail(e.message);
+            }
         }
     });
     Ok(id)

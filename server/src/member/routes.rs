@@ -542,24 +542,47 @@ pub async fn list(
     let by_range = member_filter(&org, include_sub, search, "m.org_code");
     count.push(&by_range.text).args = by_range.args;
     let total: i64 = count.scalar().fetch_one(db.read()).await?;
-    // A large subtree is read in name order through the sort-key index, filtering the range
-    // as it goes (`org_code || ''` is no index range, on either engine); a small one is found
-    // by its range and sorted (reading the sort index there would pass over most members).
-    let range = if include_sub && total > LARGE_SUBTREE {
-        "m.org_code || ''"
-    } else {
-        "m.org_code"
-    };
-    let filter = member_filter(&org, include_sub, search, range);
+    let offset = paging.offset();
+    let per_page = paging.per_page();
+    let filter = member_filter(&org, include_sub, search, "m.org_code");
     let mut list = Sql::new(&format!(
         "SELECT {MEMBER_COLUMNS}, o.name AS branch_name FROM members m JOIN orgs o ON o.id = m.branch_id"
     ));
-    list.push(&filter.text).args = filter.args;
-    // By the stored sort key of the name (indexed: `members_sort_*`, `members_branch_*`).
-    list.push(&format!(" ORDER BY m.{}, m.id LIMIT ", order.column()))
-        .bind_int(paging.per_page())
-        .push(" OFFSET ")
-        .bind_int(paging.offset());
+    let large = include_sub && total > LARGE_SUBTREE;
+    let mut page_ids = Vec::new();
+    if large && *search == MemberSearch::All {
+        // A long list: the page's ids come from the covering sort-key index (sort key, id,
+        // unified code), read from whichever end of the list is nearer, and only those rows
+        // are loaded. The last page costs what the first does; the middle one half a skip.
+        if offset >= total {
+            return Ok(Page::new(Vec::new(), total, paging));
+        }
+        page_ids = ids_of_page(db, &org, order, offset, per_page, total).await?;
+        list.push(" WHERE m.id IN (");
+        for (i, id) in page_ids.iter().enumerate() {
+            if i > 0 {
+                list.push(", ");
+            }
+            list.bind(id);
+        }
+        list.push(")");
+    } else {
+        // A large subtree with a search is read in name order through the sort-key index,
+        // filtering the range as it goes (`org_code || ''` is no index range, on either
+        // engine); a small one is found by its range and sorted (reading the sort index there
+        // would pass over most members).
+        let filter = if large {
+            member_filter(&org, include_sub, search, "m.org_code || ''")
+        } else {
+            filter
+        };
+        list.push(&filter.text).args = filter.args;
+        // By the stored sort key of the name (indexed: `members_sort_*`, `members_branch_*`).
+        list.push(&format!(" ORDER BY m.{}, m.id LIMIT ", order.column()))
+            .bind_int(per_page)
+            .push(" OFFSET ")
+            .bind_int(offset);
+    }
     let rows = list.query().fetch_all(db.read()).await?;
     let mut items = Vec::with_capacity(rows.len());
     for r in rows {
@@ -571,7 +594,52 @@ pub async fn list(
                 .view(branch_name, false),
         );
     }
+    if !page_ids.is_empty() {
+        let rank: std::collections::HashMap<&str, usize> = page_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), i))
+            .collect();
+        items.sort_by_key(|m| rank.get(m.id.as_str()).copied().unwrap_or(usize::MAX));
+    }
     Ok(Page::new(items, total, paging))
+}
+
+/// The ids of one page of a whole subtree in name order, through the covering index
+/// `members_sort_*` (sort key, id, unified code; the range is checked in the index, no row is
+/// read): pages in the second half are counted back from the end, so no page skips more than
+/// half the list.
+async fn ids_of_page(
+    db: &Db,
+    org: &OrgRow,
+    order: NameOrder,
+    offset: i64,
+    per_page: i64,
+    total: i64,
+) -> ApiResult<Vec<String>> {
+    let take = per_page.min(total - offset);
+    let from_end = offset + take / 2 > total / 2;
+    let (dir, skip) = if from_end {
+        ("DESC", total - offset - take)
+    } else {
+        ("ASC", offset)
+    };
+    let mut q = Sql::new("SELECT m.id FROM members m WHERE m.org_code || '' >= ");
+    q.bind(&org.code)
+        .push(" AND m.org_code || '' < ")
+        .bind(subtree_upper(&org.code))
+        .push(&format!(
+            " ORDER BY m.{col} {dir}, m.id {dir} LIMIT ",
+            col = order.column()
+        ))
+        .bind_int(take)
+        .push(" OFFSET ")
+        .bind_int(skip);
+    let mut ids: Vec<String> = q.scalar().fetch_all(db.read()).await?;
+    if from_end {
+        ids.reverse();
+    }
+    Ok(ids)
 }
 
 /// Above this many members a subtree list reads the sort-key index instead of sorting its
