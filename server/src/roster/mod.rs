@@ -32,7 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RosterQuery {
-    /// true | 1: the whole subtree 包含下级. Without it: the members of the organisation
+    /// true: the whole subtree 包含下级. Without it: the members of the organisation
     /// itself (党员名册), the organisation and its direct children (党组织名册).
     #[param(value_type = Option<bool>)]
     pub include_sub: Option<String>,
@@ -41,8 +41,8 @@ pub struct RosterQuery {
 impl RosterQuery {
     fn include_sub(&self) -> ApiResult<bool> {
         match self.include_sub.as_deref() {
-            None | Some("") | Some("0") | Some("false") => Ok(false),
-            Some("1") | Some("true") => Ok(true),
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
             Some(_) => Err(ApiError::field(
                 "include_sub",
                 "include_sub 只能是 true 或 false",
