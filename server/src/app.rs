@@ -61,6 +61,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::attachment::routes::router())
         .merge(crate::letter::routes::router())
         .merge(crate::quality::routes::router())
+        .merge(crate::import::routes::router())
+        .merge(crate::roster::router())
         .merge(crate::jobs::router())
         .split_for_parts();
     let mut openapi = openapi;

@@ -47,9 +47,6 @@ pub struct DemoAccount {
 
 /// The seed that makes the demo reproducible.
 const SEED: u64 = 20261123;
-/// Members per multi-row INSERT (24 parameters each: far below the limits of
-/// SQLite (32766) and PostgreSQL (65535)).
-const MEMBER_ROWS_PER_STATEMENT: usize = 100;
 
 // ---------------------------------------------------------------------------------------------
 // Word lists (fictional places, generic words).
@@ -1172,48 +1169,12 @@ async fn build_tree(g: &mut Gen, tx: &mut Tx, root: &OrgRef) -> anyhow::Result<T
 // ---------------------------------------------------------------------------------------------
 // Members.
 
-const MEMBER_COLUMNS: &str = "created_at, updated_at, id, name, id_number, sex, ethnicity, birth_date, education, \
-    category, branch_id, org_code, joined_on, full_on, job, phone, address, registered_phone, origin, title, \
-    new_social_stratum, completeness, id_number_idx, registered_phone_idx, sort_pinyin, sort_strokes, \
-    id_suffix_idx, id_region, id_birth, status, lost_contact, floating, in_transfer";
-/// Bound parameters per member row.
-const MEMBER_BINDS: usize = 29;
-// SQLite allows at most 32766 parameters per statement, PostgreSQL 65535.
-const _: () = assert!(MEMBER_ROWS_PER_STATEMENT * MEMBER_BINDS < 32_766);
-
-/// `INSERT INTO members (...) VALUES (...), ...` for `rows` rows. PostgreSQL gets numbered
-/// `$n` placeholders; SQLite gets anonymous `?` ones, because SQLite looks named parameters up
-/// by a linear scan, which makes binding thousands of `$n` in one statement quadratic (the
-/// difference between seconds and a quarter of a minute for 50,000 members).
-fn member_insert_sql(rows: usize, numbered: bool) -> String {
-    let mut sql = format!("INSERT INTO members ({MEMBER_COLUMNS}) VALUES ");
-    let mut n = 1;
-    for r in 0..rows {
-        if r > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for i in 0..MEMBER_BINDS {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            if numbered {
-                sql.push_str(&format!("${n}"));
-            } else {
-                sql.push('?');
-            }
-            n += 1;
-        }
-        sql.push_str(", 'normal', 0, 0, 0)");
-    }
-    sql
-}
-
 struct MemberRow {
     person: Person,
     branch: usize,
 }
 
+/// The demo's people as validated members, inserted through `member::bulk` like an import.
 async fn insert_members(
     tx: &mut Tx,
     engine: Engine,
@@ -1221,70 +1182,50 @@ async fn insert_members(
     branches: &[BranchSlot],
     rows: &[MemberRow],
 ) -> anyhow::Result<()> {
-    let numbered = engine == Engine::Postgres;
-    let full_sql = member_insert_sql(MEMBER_ROWS_PER_STATEMENT, numbered);
-    // ID numbers and phones are sealed like every other write (`crypto`), with their indexes.
-    let keys = crate::crypto::keys();
-    for chunk in rows.chunks(MEMBER_ROWS_PER_STATEMENT) {
-        let partial;
-        let sql: &str = if chunk.len() == MEMBER_ROWS_PER_STATEMENT {
-            &full_sql
-        } else {
-            partial = member_insert_sql(chunk.len(), numbered);
-            &partial
-        };
-        let mut q = sqlx::query(sql);
-        for row in chunk {
+    use crate::member::bulk::NewMember;
+    use crate::member::rules::ValidMember;
+    let members: Vec<NewMember> = rows
+        .iter()
+        .map(|row| {
             let p = &row.person;
             let b = &branches[row.branch];
-            q = q
-                .bind(now.to_string())
-                .bind(now.to_string())
-                .bind(new_id())
-                .bind(p.name.clone())
-                .bind(keys.seal(Column::MembersIdNumber, &p.id_number))
-                .bind(if p.male { "male" } else { "female" })
-                .bind(p.ethnicity)
-                .bind(ymd(p.birth_date))
-                .bind(p.education)
-                .bind(if p.probationary {
-                    "probationary"
-                } else {
-                    "full"
-                })
-                .bind(b.id.clone())
-                .bind(b.code.clone())
-                .bind(ymd(p.joined_on))
-                .bind(p.full_on.map(ymd))
-                .bind(p.job)
-                .bind(keys.seal(Column::MembersPhone, &p.phone))
-                .bind(p.address.clone())
-                .bind(
-                    p.registered_phone
-                        .as_deref()
-                        .map(|r| keys.seal(Column::MembersRegisteredPhone, r)),
-                )
-                .bind(p.origin.clone())
-                .bind(p.title.clone())
-                .bind(p.new_social_stratum.clone())
-                .bind(p.completeness)
-                .bind(keys.id_number_index(Column::MembersIdNumber, &p.id_number))
-                .bind(
-                    p.registered_phone
-                        .as_deref()
-                        .map(|r| keys.index(Column::MembersRegisteredPhone, r)),
-                );
-            // Sort keys of the name and the ID suffix index, as every member write sets them.
-            let d = crate::member::sort_keys::Derived::of(&keys, &p.name, &p.id_number);
-            q = q
-                .bind(d.sort_pinyin)
-                .bind(d.sort_strokes)
-                .bind(d.id_suffix_idx)
-                .bind(d.id_region)
-                .bind(d.id_birth);
-        }
-        q.execute(&mut **tx).await?;
-    }
+            NewMember {
+                id: new_id(),
+                branch_id: b.id.clone(),
+                branch_code: b.code.clone(),
+                member: ValidMember {
+                    name: p.name.clone(),
+                    id_number: p.id_number.clone(),
+                    sex: if p.male { "male" } else { "female" }.to_string(),
+                    ethnicity: p.ethnicity.to_string(),
+                    birth_date: p.birth_date,
+                    education: p.education.to_string(),
+                    category: if p.probationary {
+                        "probationary"
+                    } else {
+                        "full"
+                    }
+                    .to_string(),
+                    joined_on: p.joined_on,
+                    full_on: p.full_on,
+                    job: p.job.to_string(),
+                    phone: p.phone.clone(),
+                    address: p.address.clone(),
+                    status: "normal".to_string(),
+                    lost_contact: false,
+                    lost_contact_on: None,
+                    floating: false,
+                    floating_to: None,
+                    registered_phone: p.registered_phone.clone(),
+                    origin: p.origin.clone(),
+                    title: p.title.clone(),
+                    new_social_stratum: p.new_social_stratum.clone(),
+                    completeness: p.completeness,
+                },
+            }
+        })
+        .collect();
+    crate::member::bulk::insert(tx, engine, now, &members, &crate::access::platform()).await?;
     Ok(())
 }
 
@@ -1683,19 +1624,5 @@ mod tests {
             }
         }
         assert_eq!(g.unit_names.len(), 300);
-    }
-
-    #[test]
-    fn member_sql_placeholders() {
-        let sql = member_insert_sql(2, true);
-        assert!(sql.contains("VALUES ($1, $2, "));
-        assert!(sql.contains(", $27, 'normal', 0, 0, 0), ($28, "));
-        assert!(sql.contains(", $54, 'normal', 0, 0, 0)"));
-        assert!(!sql.contains("$55") && !sql.contains('?'));
-        let sql = member_insert_sql(2, false);
-        assert_eq!(sql.matches('?').count(), 2 * MEMBER_BINDS);
-        assert!(!sql.contains('$'));
-        let columns = MEMBER_COLUMNS.split(',').count();
-        assert_eq!(columns, MEMBER_BINDS + 4);
     }
 }

@@ -768,6 +768,12 @@
   }
 })();
 
+// ---- member import (issue 16): while a summary sheet is being validated, the page reloads
+// to show the progress, and stops once the report is there.
+(function () {
+  if (document.querySelector("[data-import-progress]")) {
+    setTimeout(function () { window.location.reload(); }, 1500);
+  }
 // Background jobs: a progress bar (`div.job[data-job]`) follows its job through
 // GET /api/v1/jobs/{id} and reloads the page when the job has ended, so the page shows the result.
 (function () {

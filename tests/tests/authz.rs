@@ -316,6 +316,22 @@ const POLICY: &[(&str, &str, Rule)] = &[
     ("POST", "/query/{kind}/save", Admin),
     ("GET", "/query/saved/{id}/delete", Absent),
     ("POST", "/query/saved/{id}/delete", AdminTier(3)),
+    // ---- member import and rosters (issue 16)
+    ("GET", "/api/v1/import/members/template.xlsx", Admin),
+    ("POST", "/api/v1/import/members", Admin),
+    ("GET", "/api/v1/import/members/{id}", Admin),
+    ("POST", "/api/v1/import/members/{id}/confirm", Admin),
+    ("POST", "/api/v1/import/members/{id}/cancel", Admin),
+    ("GET", "/api/v1/orgs/{id}/members/roster.xlsx", Admin),
+    ("GET", "/api/v1/orgs/{id}/roster.xlsx", Admin),
+    ("GET", "/import/members", Admin),
+    ("POST", "/import/members", Admin),
+    ("GET", "/import/members/{id}", Admin),
+    ("POST", "/import/members/{id}", Absent),
+    ("GET", "/import/members/{id}/confirm", Absent),
+    ("POST", "/import/members/{id}/confirm", Admin),
+    ("GET", "/import/members/{id}/cancel", Absent),
+    ("POST", "/import/members/{id}/cancel", Admin),
 ];
 
 /// Every route the server serves: the API from its OpenAPI document plus the routes added
@@ -385,6 +401,8 @@ impl Targets {
             } else {
                 "saved query"
             }
+        } else if template.contains("/import/") {
+            "import"
         } else if template.contains("/transfers/") && template.contains("/letter") {
             "transfer letter"
         } else if template.contains("/transfers/") {
@@ -732,6 +750,10 @@ async fn every_route_admits_exactly_the_allowed_callers() {
     }
     ids.insert(("attachment", true), attachment_a);
     ids.insert(("attachment", false), attachment_b);
+    let org_b_id = ids[&("org", false)].clone();
+    let (import_a, import_b) = imports(&server, &t3_api, &tier3.org_id, &org_b_id).await;
+    ids.insert(("import", true), import_a);
+    ids.insert(("import", false), import_b);
     // Background jobs exist only in the server's memory; neither id was ever started.
     ids.insert(("job", true), uuid::Uuid::new_v4().to_string());
     ids.insert(("job", false), uuid::Uuid::new_v4().to_string());
@@ -1251,4 +1273,61 @@ async fn quality_checks(
     .await
     .unwrap();
     (inside, "check-b".into())
+}
+
+// ---- member import and rosters (issue 16)
+
+/// An import into the tier-3 admin's branch (uploaded by it: inside every admin's scope) and
+/// one into org B, written straight into the database (outside all of them).
+async fn imports(server: &Server, t3: &Api, org_id: &str, org_b: &str) -> (String, String) {
+    use reqwest::multipart::{Form, Part};
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    for (c, column) in dangjian_server::import::COLUMNS.iter().enumerate() {
+        sheet.write_string(0, c as u16, column.label).unwrap();
+    }
+    sheet.write_string(1, 1, "矩阵导入").unwrap();
+    let form = Form::new()
+        .part(
+            "file",
+            Part::bytes(book.save_to_buffer().unwrap()).file_name("m.xlsx"),
+        )
+        .text("org_id", org_id.to_string());
+    let res: Value = t3
+        .client
+        .post(server.url("/api/v1/import/members"))
+        .bearer_auth(&t3.token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let inside = res["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{res}"))
+        .to_string();
+    let org_b_code = db_scalar(server, "SELECT code FROM orgs WHERE id = $1", org_b).await;
+    let outside = uuid::Uuid::new_v4().to_string();
+    sqlx::any::install_default_drivers();
+    let url = format!(
+        "sqlite://{}",
+        server.data.path().join("dangjian.db").display()
+    );
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO member_imports (id, org_id, org_code, account_id, file_name, state, \
+         created_at, updated_at) VALUES ($1, $2, $3, 'matrix', 'b.xlsx', 'pending', \
+         '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+    )
+    .bind(&outside)
+    .bind(org_b)
+    .bind(&org_b_code)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    (inside, outside)
 }

@@ -1638,6 +1638,9 @@ async fn quality_batch_check_progress_special_and_members_in_the_browser() {
     assert!(table.contains("质检性别"), "{table}");
     assert!(table.contains("性别与身份证不符"), "{table}");
     assert!(b.text("#filter-rule").await.contains("性别与身份证不符"));
+    b.close().await;
+}
+
 // ---- query (issue 16)
 
 /// 综合查询 in the browser: name 模糊 plus 人员类别 (a row added with "+"), saved as 固定查询,
@@ -1711,6 +1714,120 @@ async fn a_saved_query_is_reused_after_a_reload_and_a_name_opens_the_record() {
         b.current_path().await.starts_with("/members/"),
         "{}",
         b.current_path().await
+    );
+    b.close().await;
+}
+
+// ---- member import (issue 16)
+
+/// 导入汇总表 in the browser: the template downloads, a small sheet with one bad row is
+/// uploaded, the report names that row (行号, 字段, 原因), 确认导入 writes the others and the
+/// members appear in the branch's list.
+#[tokio::test]
+async fn a_summary_sheet_is_imported_after_its_report() {
+    use dangjian_server::import::COLUMNS;
+    let server = Server::demo(60, None).await;
+    let t3 = server.account("admin", Some(3));
+    sqlx::any::install_default_drivers();
+    let url = format!(
+        "sqlite://{}?mode=ro",
+        server.data.path().join("dangjian.db").display()
+    );
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let code: String = sqlx::query_scalar("SELECT code FROM orgs WHERE id = $1")
+        .bind(&t3.org_id)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    // Three synthetic people; the second one's ethnicity is not in the code table.
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    for (c, column) in COLUMNS.iter().enumerate() {
+        sheet.write_string(0, c as u16, column.label).unwrap();
+    }
+    let names = ["导入甲", "导入乙", "导入丙"];
+    for (i, name) in names.iter().enumerate() {
+        let birth = chrono::NaiveDate::from_ymd_opt(1975, 3, 1 + i as u32).unwrap();
+        let id = dangjian_server::member::idcard::compose("469002", birth, 103);
+        let values = [
+            ("org_code", code.clone()),
+            ("name", name.to_string()),
+            ("id_number", id),
+            (
+                "ethnicity",
+                if i == 1 { "火星族" } else { "汉族" }.to_string(),
+            ),
+            ("education", "大学本科毕业".into()),
+            ("category", "正式党员".into()),
+            ("joined_on", "2001-07-01".into()),
+            ("full_on", "2002-07-01".into()),
+            ("job", "在岗职工".into()),
+            ("phone", format!("1986000000{i}")),
+            ("address", "某市某区测试路2号".into()),
+        ];
+        for (c, column) in COLUMNS.iter().enumerate() {
+            if let Some((_, v)) = values.iter().find(|(k, _)| *k == column.key) {
+                sheet.write_string(i as u32 + 1, c as u16, v).unwrap();
+            }
+        }
+    }
+    let dir = dangjian_tests::TempDir::new("dangjian-import");
+    let path = dir.path().join("汇总表.xlsx");
+    std::fs::write(&path, book.save_to_buffer().unwrap()).unwrap();
+
+    let b = Browser::start().await;
+    sign_in(&b, &server, &t3).await;
+    b.goto(&server.url("/import/members")).await;
+    b.wait_for("#import-form").await;
+    // The template link answers with a workbook (fetched with the page's session).
+    let answer = b
+        .client
+        .execute(
+            "return fetch(document.getElementById('import-template').href)\
+             .then(r => r.status + ' ' + r.headers.get('content-type'));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let answer = answer.as_str().unwrap().to_string();
+    assert!(
+        answer.starts_with("200 ") && answer.contains("spreadsheetml"),
+        "{answer}"
+    );
+    b.client
+        .find(fantoccini::Locator::Id("import-file"))
+        .await
+        .unwrap()
+        .send_keys(path.to_str().unwrap())
+        .await
+        .unwrap();
+    b.click("#import-submit").await;
+    b.wait_for("#import-problems").await;
+    let report = b.text("#import-problems").await;
+    assert!(
+        report.contains("行号") && report.contains("原因"),
+        "{report}"
+    );
+    assert!(
+        report.contains("3") && report.contains("民族") && report.contains("火星族"),
+        "{report}"
+    );
+    assert!(!report.contains("\n2 "), "{report}");
+    let counts = b.text("#import-counts").await;
+    assert!(counts.contains("校验通过 2 行"), "{counts}");
+    b.screenshot("import").await;
+    confirm_everything(&b).await;
+    b.click("#import-confirm").await;
+    b.wait_for("#import-members").await;
+    assert!(b.text(".alert-info").await.contains("已导入 2 名党员"));
+    b.click("#import-members").await;
+    b.wait_for("#member-list").await;
+    let list = b.text("#member-list").await;
+    assert!(
+        list.contains("导入甲") && list.contains("导入丙") && !list.contains("导入乙"),
+        "{list}"
     );
     b.close().await;
 }

@@ -605,6 +605,9 @@ pub fn quality_periods(actor: &Actor) -> Result<Allowed, ApiError> {
             "“特殊时期特殊生日”规定只能由{}管理员维护",
             tier_label(1)
         )))
+    }
+}
+
 // ---- query (issue 16)
 
 /// May the actor run a comprehensive query 综合查询 over the organisation `org_code` and
@@ -628,6 +631,24 @@ pub fn saved_query(actor: &Actor, owner_account_id: &str) -> Result<Allowed, Api
     } else {
         Err(ApiError::not_found("固定查询"))
     }
+}
+
+// ---- member import and rosters (issue 16)
+
+/// May the actor see, confirm or cancel a member import made into the subtree of `org_code`?
+/// Admins whose scope holds it; outside the scope the import is answered as not found.
+pub fn member_import(actor: &Actor, org_code: &str) -> Result<Allowed, ApiError> {
+    business_role(actor)?;
+    if code_within(&actor.org_code, org_code) {
+        Ok(Allowed(()))
+    } else {
+        Err(ApiError::out_of_scope("导入记录"))
+    }
+}
+
+/// May the actor export a roster 名册 of the organisation `org_code` (and its subtree)?
+pub fn roster(actor: &Actor, org_code: &str) -> Result<Allowed, ApiError> {
+    org(actor, org_code, Reach::Subtree)
 }
 
 #[cfg(test)]

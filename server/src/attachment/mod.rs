@@ -308,7 +308,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// The largest body the route at (`method`, `path`) accepts: the upload routes' own limit, else
 /// the API's ([`crate::state::MAX_BODY_BYTES`]).
 pub fn body_limit(method: &axum::http::Method, path: &str) -> usize {
-    if is_upload_route(method, path) {
+    if crate::import::is_upload_route(method, path) {
+        crate::import::MAX_UPLOAD_BYTES
+    } else if is_upload_route(method, path) {
         MAX_UPLOAD_BODY_BYTES
     } else {
         crate::state::MAX_BODY_BYTES

@@ -61,10 +61,14 @@ pub enum Column {
     TransfersData,
     /// The fields of a transfer letter (`letters.fields`, JSON; `letter::store`).
     LettersFields,
+    /// The good rows of a pending member import (`member_import_chunks.data`, JSON).
+    ImportChunks,
+    /// The report of a member import (`member_imports.report`, JSON).
+    ImportReport,
 }
 
 impl Column {
-    pub const ALL: [Column; 11] = [
+    pub const ALL: [Column; 13] = [
         Column::MembersIdNumber,
         Column::MembersPhone,
         Column::MembersRegisteredPhone,
@@ -76,6 +80,8 @@ impl Column {
         Column::RealnameIdNumber,
         Column::TransfersData,
         Column::LettersFields,
+        Column::ImportChunks,
+        Column::ImportReport,
     ];
 
     /// `table.column`, the associated data.
@@ -92,6 +98,8 @@ impl Column {
             Column::RealnameIdNumber => "realname_registry.id_number",
             Column::TransfersData => "transfers.data",
             Column::LettersFields => "letters.fields",
+            Column::ImportChunks => "member_import_chunks.data",
+            Column::ImportReport => "member_imports.report",
         }
     }
 
@@ -109,6 +117,8 @@ impl Column {
             Column::ApplicationsData => "application_data",
             Column::TransfersData => "transfer_data",
             Column::LettersFields => "letter_fields",
+            Column::ImportChunks => "import_chunks",
+            Column::ImportReport => "import_report",
         }
     }
 }

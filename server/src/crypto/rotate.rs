@@ -37,7 +37,7 @@ struct Table {
     fields: &'static [Field],
 }
 
-const TABLES: [Table; 8] = [
+const TABLES: [Table; 10] = [
     Table {
         name: "members",
         key: "id",
@@ -144,6 +144,24 @@ const TABLES: [Table; 8] = [
         fields: &[Field {
             column: Column::LettersFields,
             name: "fields",
+            index: None,
+        }],
+    },
+    Table {
+        name: "member_imports",
+        key: "id",
+        fields: &[Field {
+            column: Column::ImportReport,
+            name: "report",
+            index: None,
+        }],
+    },
+    Table {
+        name: "member_import_chunks",
+        key: "id",
+        fields: &[Field {
+            column: Column::ImportChunks,
+            name: "data",
             index: None,
         }],
     },

@@ -1,5 +1,6 @@
 //! Party members 党员 (SPEC §4): field rules, completeness, storage and routes.
 
+pub mod bulk;
 pub mod dict;
 pub use dangjian_codes::idcard;
 pub mod routes;

@@ -131,7 +131,7 @@ pub fn record_contradictions(row: &MemberRow, today: NaiveDate) -> Vec<Contradic
 }
 
 /// A member that passed every rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct ValidMember {
     pub name: String,
     pub id_number: String,

@@ -148,6 +148,7 @@ pub async fn tab(
             button type="submit" { "查询" }
             @if !list.items.is_empty() { (super::print::button(&format!("{base}&print=1"))) }
         }
+        (crate::roster::member_buttons(&org.id, include_sub))
         @if printing {
             (super::print::list_head(&format!("{} 党员名单", org.name), list.items.len(), list.total))
         }

@@ -103,6 +103,7 @@ fn routes() -> PageRouter {
         .merge(audit::router())
         .merge(password::router())
         .merge(help::router())
+        .merge(crate::import::pages::router())
 }
 
 /// The Content-Security-Policy of every page: no inline script, nothing from elsewhere.

@@ -261,6 +261,7 @@ async fn children_tab(
             (super::print::list_head(&format!("{} 下级党组织", org.name), items.len(), total))
         } @else if !items.is_empty() {
             div.list-tools { (super::print::button(&format!("/orgs/{}?tab=children&print=1", org.id))) }
+            (crate::roster::org_buttons(&org.id))
         }
         @if items.is_empty() {
             p.muted { "没有下级党组织" }
