@@ -59,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::card::tunnel::router())
         .merge(crate::attachment::routes::router())
         .merge(crate::letter::routes::router())
+        .merge(crate::stats::router())
         .split_for_parts();
     let mut openapi = openapi;
     let openapi = Arc::new(crate::api_doc::finish(&mut openapi));

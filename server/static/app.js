@@ -723,3 +723,10 @@
     });
   });
 })();
+
+// ==== Statistics and collection forms (issue 16): a button that prints the page as it is ====
+(() => {
+  document.querySelectorAll("[data-print]").forEach((b) => {
+    b.addEventListener("click", () => window.print());
+  });
+})();

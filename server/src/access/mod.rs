@@ -567,6 +567,20 @@ pub fn tier_for_org(category: &str, may_approve_development: bool) -> u8 {
     }
 }
 
+// ---- stats (issue 16)
+
+/// May the actor read the statistics 党员统计 / 注册统计 of the organisation `target_code` and its
+/// subtree? Admins, within their scope; security officers and auditors do no business.
+pub fn stats_read(actor: &Actor, target_code: &str) -> Result<Allowed, ApiError> {
+    org(actor, target_code, Reach::Subtree)
+}
+
+/// May the actor print the collection form 采集表 of the organisation `target_code`? Admins,
+/// within their scope. (A member's form goes through [`member`] with its view's audit.)
+pub fn org_form(actor: &Actor, target_code: &str) -> Result<Allowed, ApiError> {
+    org(actor, target_code, Reach::Subtree)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -101,6 +101,8 @@ fn routes() -> PageRouter {
         .merge(audit::router())
         .merge(password::router())
         .merge(help::router())
+        .merge(crate::stats::pages::pages())
+        .merge(crate::forms::pages())
 }
 
 /// The Content-Security-Policy of every page: no inline script, nothing from elsewhere.
@@ -467,6 +469,7 @@ pub fn page(
                             }
                             a.nav #history-link href="/history?reason=exit" { "历史党员" }
                             a.nav #transfers-link href="/transfers/lists" { "组织关系转接" }
+                            a.nav #stats-link href="/stats" { "党员统计" }
                         }
                         (security::role_switcher(actor))
                         a.nav #change-password href=(password::PATH) { "修改密码" }

@@ -1,0 +1,86 @@
+-- 党员统计 (SPEC §7): counts of living members ('normal') per branch code and dimension,
+-- kept by statement-level triggers (transition tables: one grouped upsert per statement, so a
+-- bulk insert pays once per distinct key, not per row) in the same transaction as every
+-- change to `members`. Birth and join dates are counted per year-month ('YYYY-MM'); the
+-- statistics derive join-date bands (month-aligned) and age bands from them, reading the one
+-- boundary month of each age band from `members_birth_normal`. Upserts run in key order so
+-- that concurrent writers queue rather than deadlock; net-zero keys are not touched.
+CREATE TABLE member_tally (
+    org_code TEXT NOT NULL,
+    dim TEXT NOT NULL,
+    val TEXT NOT NULL,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (org_code, dim, val)
+);
+
+CREATE INDEX members_birth_normal ON members (birth_date, org_code) WHERE status = 'normal';
+
+CREATE FUNCTION member_tally_keys(m members) RETURNS TABLE (dim TEXT, val TEXT)
+LANGUAGE sql IMMUTABLE AS $$
+    VALUES ('category', m.category), ('sex', m.sex), ('ethnicity', m.ethnicity),
+           ('education', m.education), ('job', m.job),
+           ('birth', substr(m.birth_date, 1, 7)), ('joined', substr(m.joined_on, 1, 7))
+$$;
+
+INSERT INTO member_tally (org_code, dim, val, n)
+SELECT m.org_code, k.dim, k.val, count(*)
+FROM members m CROSS JOIN LATERAL member_tally_keys(m) k
+WHERE m.status = 'normal'
+GROUP BY m.org_code, k.dim, k.val;
+
+CREATE FUNCTION member_tally_ins() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO member_tally (org_code, dim, val, n)
+    SELECT m.org_code, k.dim, k.val, count(*)
+    FROM tally_new m CROSS JOIN LATERAL member_tally_keys(m::members) k
+    WHERE m.status = 'normal'
+    GROUP BY m.org_code, k.dim, k.val
+    ORDER BY 1, 2, 3
+    ON CONFLICT (org_code, dim, val) DO UPDATE SET n = member_tally.n + EXCLUDED.n;
+    RETURN NULL;
+END;
+$$;
+
+CREATE FUNCTION member_tally_del() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO member_tally (org_code, dim, val, n)
+    SELECT m.org_code, k.dim, k.val, -count(*)
+    FROM tally_old m CROSS JOIN LATERAL member_tally_keys(m::members) k
+    WHERE m.status = 'normal'
+    GROUP BY m.org_code, k.dim, k.val
+    ORDER BY 1, 2, 3
+    ON CONFLICT (org_code, dim, val) DO UPDATE SET n = member_tally.n + EXCLUDED.n;
+    RETURN NULL;
+END;
+$$;
+
+CREATE FUNCTION member_tally_upd() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO member_tally (org_code, dim, val, n)
+    SELECT org_code, dim, val, sum(d) FROM (
+        SELECT m.org_code, k.dim, k.val, 1 AS d
+        FROM tally_new m CROSS JOIN LATERAL member_tally_keys(m::members) k
+        WHERE m.status = 'normal'
+        UNION ALL
+        SELECT m.org_code, k.dim, k.val, -1 AS d
+        FROM tally_old m CROSS JOIN LATERAL member_tally_keys(m::members) k
+        WHERE m.status = 'normal'
+    ) t
+    GROUP BY org_code, dim, val
+    HAVING sum(d) <> 0
+    ORDER BY 1, 2, 3
+    ON CONFLICT (org_code, dim, val) DO UPDATE SET n = member_tally.n + EXCLUDED.n;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER member_tally_ins AFTER INSERT ON members
+    REFERENCING NEW TABLE AS tally_new FOR EACH STATEMENT EXECUTE FUNCTION member_tally_ins();
+CREATE TRIGGER member_tally_del AFTER DELETE ON members
+    REFERENCING OLD TABLE AS tally_old FOR EACH STATEMENT EXECUTE FUNCTION member_tally_del();
+CREATE TRIGGER member_tally_upd AFTER UPDATE ON members
+    REFERENCING OLD TABLE AS tally_old NEW TABLE AS tally_new
+    FOR EACH STATEMENT EXECUTE FUNCTION member_tally_upd();
+
+-- The ledger by member, for the statistics: is a loss later recovered?
+CREATE INDEX member_changes_member ON member_changes (member_id, at);
