@@ -1581,3 +1581,52 @@ async fn a_transfer_across_two_counties_is_approved_node_by_node_and_received() 
     b2_session.close().await;
     b.close().await;
 }
+
+// ---- stats (issue 16)
+
+#[tokio::test]
+async fn statistics_show_charts_and_drill_down_and_forms_print() {
+    let server = Server::demo(200, None).await;
+    // The tier-3 admin of a general branch 党总支: branches below it to drill into.
+    let general = server.account_in("admin", Some(3), "621");
+    let b = Browser::start().await;
+    sign_in(&b, &server, &general).await;
+    b.goto(&server.url("/stats")).await;
+    b.wait_for("#stats-total").await;
+    assert!(b.exists("svg.pie-chart").await);
+    assert!(b.exists("svg.bar-chart").await);
+    assert!(b.text("#stats").await.contains("年龄"));
+    let total = b.text("#stats-total").await;
+    b.screenshot("stats").await;
+    // Drill into the first child.
+    let child = b.text("#stats-children tbody tr:first-child a.drill").await;
+    b.click("#stats-children tbody tr:first-child a.drill")
+        .await;
+    b.wait_for("#stats-total").await;
+    assert!(b.text("#stats h2").await.contains(&child), "{child}");
+    assert_ne!(b.text("#stats-total").await, total);
+    // 注册统计.
+    b.click("#tab-registration").await;
+    b.wait_for("#registration-children").await;
+    // A member's collection form, from the record.
+    b.goto(&server.url(&format!("/orgs/{}?tab=members", general.org_id)))
+        .await;
+    let api = server.sign_in(&general).await;
+    let kids = api
+        .get(&format!(
+            "/api/v1/orgs/{}/children?per_page=10",
+            general.org_id
+        ))
+        .await;
+    let branch = kids.body["items"][0]["id"].as_str().unwrap().to_string();
+    let members = api
+        .get(&format!("/api/v1/orgs/{branch}/members?per_page=1"))
+        .await;
+    let member = members.body["items"][0]["id"].as_str().unwrap().to_string();
+    b.goto(&server.url(&format!("/members/{member}"))).await;
+    b.click("#member-form-link").await;
+    b.wait_for("#member-form").await;
+    assert!(b.text("#form-id-number").await.contains('*'));
+    b.screenshot("form-member").await;
+    b.close().await;
+}

@@ -1,8 +1,9 @@
 -- 党员统计 (SPEC §7): counts of living members ('normal') per branch code and dimension,
 -- kept by triggers in the same transaction as every change to `members`, so statistics are
--- current on every request without scanning members. Birth and join dates are counted per
--- year-month ('YYYY-MM'); the statistics derive join-date bands (month-aligned) and age bands
--- from them, reading the one boundary month of each age band from `members_birth_normal`.
+-- current on every request without scanning members. Births are counted per year ('YYYY'),
+-- joins per join-date band (fixed periods, the keys of `stats::rules::JOIN_BANDS`); the
+-- statistics derive age bands from the years, reading the part of each boundary year up to the
+-- boundary day from `members_birth_normal`.
 CREATE TABLE member_tally (
     org_code TEXT NOT NULL,
     dim TEXT NOT NULL,
@@ -20,8 +21,8 @@ SELECT org_code, dim, val, count(*) FROM (
     UNION ALL SELECT org_code, 'ethnicity', ethnicity FROM members WHERE status = 'normal'
     UNION ALL SELECT org_code, 'education', education FROM members WHERE status = 'normal'
     UNION ALL SELECT org_code, 'job', job FROM members WHERE status = 'normal'
-    UNION ALL SELECT org_code, 'birth', substr(birth_date, 1, 7) FROM members WHERE status = 'normal'
-    UNION ALL SELECT org_code, 'joined', substr(joined_on, 1, 7) FROM members WHERE status = 'normal'
+    UNION ALL SELECT org_code, 'birth', substr(birth_date, 1, 4) FROM members WHERE status = 'normal'
+    UNION ALL SELECT org_code, 'joined', CASE WHEN joined_on >= '2012-11' THEN '2012.11-' WHEN joined_on >= '2002-11' THEN '2002.11-2012.10' WHEN joined_on >= '1979-01' THEN '1979.1-2002.10' WHEN joined_on >= '1976-11' THEN '1976.11-1978.12' WHEN joined_on >= '1966-05' THEN '1966.5-1976.10' WHEN joined_on >= '1949-10' THEN '1949.10-1966.4' WHEN joined_on >= '0' THEN '-1949.9' ELSE 'unknown' END FROM members WHERE status = 'normal'
 ) GROUP BY org_code, dim, val;
 
 CREATE TRIGGER member_tally_insert AFTER INSERT ON members WHEN NEW.status = 'normal'
@@ -32,8 +33,8 @@ BEGIN
         (NEW.org_code, 'ethnicity', NEW.ethnicity, 1),
         (NEW.org_code, 'education', NEW.education, 1),
         (NEW.org_code, 'job', NEW.job, 1),
-        (NEW.org_code, 'birth', substr(NEW.birth_date, 1, 7), 1),
-        (NEW.org_code, 'joined', substr(NEW.joined_on, 1, 7), 1)
+        (NEW.org_code, 'birth', substr(NEW.birth_date, 1, 4), 1),
+        (NEW.org_code, 'joined', CASE WHEN NEW.joined_on >= '2012-11' THEN '2012.11-' WHEN NEW.joined_on >= '2002-11' THEN '2002.11-2012.10' WHEN NEW.joined_on >= '1979-01' THEN '1979.1-2002.10' WHEN NEW.joined_on >= '1976-11' THEN '1976.11-1978.12' WHEN NEW.joined_on >= '1966-05' THEN '1966.5-1976.10' WHEN NEW.joined_on >= '1949-10' THEN '1949.10-1966.4' WHEN NEW.joined_on >= '0' THEN '-1949.9' ELSE 'unknown' END, 1)
     ON CONFLICT (org_code, dim, val) DO UPDATE SET n = n + 1;
 END;
 
@@ -45,8 +46,8 @@ BEGIN
         (OLD.org_code, 'ethnicity', OLD.ethnicity, -1),
         (OLD.org_code, 'education', OLD.education, -1),
         (OLD.org_code, 'job', OLD.job, -1),
-        (OLD.org_code, 'birth', substr(OLD.birth_date, 1, 7), -1),
-        (OLD.org_code, 'joined', substr(OLD.joined_on, 1, 7), -1)
+        (OLD.org_code, 'birth', substr(OLD.birth_date, 1, 4), -1),
+        (OLD.org_code, 'joined', CASE WHEN OLD.joined_on >= '2012-11' THEN '2012.11-' WHEN OLD.joined_on >= '2002-11' THEN '2002.11-2012.10' WHEN OLD.joined_on >= '1979-01' THEN '1979.1-2002.10' WHEN OLD.joined_on >= '1976-11' THEN '1976.11-1978.12' WHEN OLD.joined_on >= '1966-05' THEN '1966.5-1976.10' WHEN OLD.joined_on >= '1949-10' THEN '1949.10-1966.4' WHEN OLD.joined_on >= '0' THEN '-1949.9' ELSE 'unknown' END, -1)
     ON CONFLICT (org_code, dim, val) DO UPDATE SET n = n - 1;
 END;
 
@@ -60,8 +61,8 @@ BEGIN
         (OLD.org_code, 'ethnicity', OLD.ethnicity, -1),
         (OLD.org_code, 'education', OLD.education, -1),
         (OLD.org_code, 'job', OLD.job, -1),
-        (OLD.org_code, 'birth', substr(OLD.birth_date, 1, 7), -1),
-        (OLD.org_code, 'joined', substr(OLD.joined_on, 1, 7), -1)
+        (OLD.org_code, 'birth', substr(OLD.birth_date, 1, 4), -1),
+        (OLD.org_code, 'joined', CASE WHEN OLD.joined_on >= '2012-11' THEN '2012.11-' WHEN OLD.joined_on >= '2002-11' THEN '2002.11-2012.10' WHEN OLD.joined_on >= '1979-01' THEN '1979.1-2002.10' WHEN OLD.joined_on >= '1976-11' THEN '1976.11-1978.12' WHEN OLD.joined_on >= '1966-05' THEN '1966.5-1976.10' WHEN OLD.joined_on >= '1949-10' THEN '1949.10-1966.4' WHEN OLD.joined_on >= '0' THEN '-1949.9' ELSE 'unknown' END, -1)
     ON CONFLICT (org_code, dim, val) DO UPDATE SET n = n - 1;
 END;
 
@@ -75,8 +76,8 @@ BEGIN
         (NEW.org_code, 'ethnicity', NEW.ethnicity, 1),
         (NEW.org_code, 'education', NEW.education, 1),
         (NEW.org_code, 'job', NEW.job, 1),
-        (NEW.org_code, 'birth', substr(NEW.birth_date, 1, 7), 1),
-        (NEW.org_code, 'joined', substr(NEW.joined_on, 1, 7), 1)
+        (NEW.org_code, 'birth', substr(NEW.birth_date, 1, 4), 1),
+        (NEW.org_code, 'joined', CASE WHEN NEW.joined_on >= '2012-11' THEN '2012.11-' WHEN NEW.joined_on >= '2002-11' THEN '2002.11-2012.10' WHEN NEW.joined_on >= '1979-01' THEN '1979.1-2002.10' WHEN NEW.joined_on >= '1976-11' THEN '1976.11-1978.12' WHEN NEW.joined_on >= '1966-05' THEN '1966.5-1976.10' WHEN NEW.joined_on >= '1949-10' THEN '1949.10-1966.4' WHEN NEW.joined_on >= '0' THEN '-1949.9' ELSE 'unknown' END, 1)
     ON CONFLICT (org_code, dim, val) DO UPDATE SET n = n + 1;
 END;
 

@@ -1,10 +1,12 @@
-//! Pure rules of the statistics: age bands and join-date bands from year-month histograms.
+//! Pure rules of the statistics: age bands from a histogram of birth years, join-date bands.
 //!
 //! Ages are whole years on `today`. A member is at least `n` years old when born on or before
-//! `today - n years`; the tally counts births per month, so the count of members at least `n`
-//! is the months before that date's month plus the members born in that month up to the date
-//! (read from the members themselves: one month of births, an index range). Join-date bands
-//! begin on the first of a month, so the monthly histogram gives them exactly.
+//! `today - n years`; the tally counts births per year, so the count of members at least `n`
+//! is the years before that date's year plus the members born in that year up to the date —
+//! or, when the date lies in the second half of its year, the years up to and including it
+//! less the members born after the date in that year. That part of one year is read from the
+//! members themselves (an index range). Join dates are counted per band by the triggers
+//! (`JOIN_BANDS`, fixed periods).
 
 use chrono::{Datelike, Months, NaiveDate};
 
@@ -52,54 +54,71 @@ pub fn age_on(born: NaiveDate, on: NaiveDate) -> i32 {
     y
 }
 
-/// A valid 'YYYY-MM' key?
-pub fn is_month(ym: &str) -> bool {
-    ym.len() == 7
-        && NaiveDate::parse_from_str(&format!("{ym}-01"), "%Y-%m-%d").is_ok()
-        && ym.as_bytes()[4] == b'-'
+/// A valid 'YYYY' key?
+pub fn is_year(y: &str) -> bool {
+    y.len() == 4 && y.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// The age boundaries to read from members: for each band but the first, the first day of
-/// the month and the latest birth date of its lowest age (both 'YYYY-MM-DD').
-pub fn age_boundaries(today: NaiveDate) -> Vec<(String, String)> {
+/// The part of a boundary year read from members: births from `from` to `to` (inclusive,
+/// 'YYYY-MM-DD'); `after`: the part after the boundary day (subtracted from the year).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Boundary {
+    pub year: String,
+    pub from: String,
+    pub to: String,
+    pub after: bool,
+}
+
+/// The boundaries of the age bands (each band but the first) on `today`.
+pub fn age_boundaries(today: NaiveDate) -> Vec<Boundary> {
     AGE_BANDS[1..]
         .iter()
         .map(|(_, _, lowest)| {
             let d = born_by(today, *lowest);
-            (
-                d.with_day(1).unwrap_or(d).format("%Y-%m-%d").to_string(),
-                d.format("%Y-%m-%d").to_string(),
-            )
+            let year = d.year();
+            if d.ordinal() <= 183 {
+                Boundary {
+                    year: format!("{year:04}"),
+                    from: format!("{year:04}-01-01"),
+                    to: d.format("%Y-%m-%d").to_string(),
+                    after: false,
+                }
+            } else {
+                let next = d.succ_opt().unwrap_or(d);
+                Boundary {
+                    year: format!("{year:04}"),
+                    from: next.format("%Y-%m-%d").to_string(),
+                    to: format!("{year:04}-12-31"),
+                    after: true,
+                }
+            }
         })
         .collect()
 }
 
-/// The age bands from the monthly birth histogram `months` ('YYYY-MM', count) and, for each
-/// boundary of [`age_boundaries`], the members born in its month up to its date. Returns the
-/// count per band of [`AGE_BANDS`] and the count of unknown birth dates.
-pub fn age_bands(months: &[(String, i64)], partial: &[i64], today: NaiveDate) -> (Vec<i64>, i64) {
-    let known: i64 = months
-        .iter()
-        .filter(|(m, _)| is_month(m))
-        .map(|x| x.1)
-        .sum();
-    let unknown: i64 = months
-        .iter()
-        .filter(|(m, _)| !is_month(m))
-        .map(|x| x.1)
-        .sum();
+/// The age bands from the birth-year histogram `years` ('YYYY', count) and, for each boundary
+/// of [`age_boundaries`], the members born in its part of the year. Returns the count per
+/// band of [`AGE_BANDS`] and the count of unknown birth dates.
+pub fn age_bands(years: &[(String, i64)], partial: &[i64], today: NaiveDate) -> (Vec<i64>, i64) {
+    let known: i64 = years.iter().filter(|(y, _)| is_year(y)).map(|x| x.1).sum();
+    let unknown: i64 = years.iter().filter(|(y, _)| !is_year(y)).map(|x| x.1).sum();
     // at_least[i]: members at least AGE_BANDS[i + 1].2 years old.
-    let at_least: Vec<i64> = AGE_BANDS[1..]
+    let at_least: Vec<i64> = age_boundaries(today)
         .iter()
         .zip(partial)
-        .map(|((_, _, lowest), part)| {
-            let month = born_by(today, *lowest).format("%Y-%m").to_string();
-            let before: i64 = months
+        .map(|(b, part)| {
+            let upto: i64 = years
                 .iter()
-                .filter(|(m, _)| is_month(m) && m.as_str() < month.as_str())
+                .filter(|(y, _)| {
+                    is_year(y) && (y.as_str() < b.year.as_str() || (b.after && *y == b.year))
+                })
                 .map(|x| x.1)
                 .sum();
-            before + part
+            if b.after {
+                upto - part
+            } else {
+                upto + part
+            }
         })
         .collect();
     let mut bands = Vec::with_capacity(AGE_BANDS.len());
@@ -112,9 +131,11 @@ pub fn age_bands(months: &[(String, i64)], partial: &[i64], today: NaiveDate) ->
     (bands, unknown)
 }
 
-/// The join-date band of a 'YYYY-MM' key, or `None` when the date is missing.
-pub fn join_band(ym: &str) -> Option<usize> {
-    if !is_month(ym) {
+/// The join-date band of a date ('YYYY-MM-DD' or 'YYYY-MM'), or `None` when it is missing —
+/// the same periods as the triggers of migration 0019.
+pub fn join_band(date: &str) -> Option<usize> {
+    let ym = date.get(..7)?;
+    if !(ym.as_bytes()[4] == b'-' && is_year(&ym[..4])) {
         return None;
     }
     JOIN_BANDS.iter().rposition(|(_, _, from)| ym >= *from)
@@ -149,10 +170,15 @@ mod tests {
             "1940-06-30",
             "1991-11-26",
             "1991-11-30",
+            "1985-03-02",
+            "1985-12-31",
+            "1966-01-01",
+            "1955-07-04",
+            "1956-11-27",
         ];
         let mut months: Vec<(String, i64)> = Vec::new();
         for b in births {
-            let m = b[..7].to_string();
+            let m = b[..4].to_string();
             match months.iter_mut().find(|(k, _)| *k == m) {
                 Some(e) => e.1 += 1,
                 None => months.push((m, 1)),
@@ -161,10 +187,10 @@ mod tests {
         months.push((String::new(), 2));
         let partial: Vec<i64> = age_boundaries(today)
             .iter()
-            .map(|(from, to)| {
+            .map(|b| {
                 births
                     .iter()
-                    .filter(|b| **b >= from.as_str() && **b <= to.as_str())
+                    .filter(|x| **x >= b.from.as_str() && **x <= b.to.as_str())
                     .count() as i64
             })
             .collect();
@@ -191,6 +217,7 @@ mod tests {
         assert_eq!(join_band("1979-01"), Some(4));
         assert_eq!(join_band("2012-11"), Some(6));
         assert_eq!(join_band(""), None);
+        assert_eq!(join_band("1978-12-31"), Some(3));
     }
 
     #[test]

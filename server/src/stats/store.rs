@@ -113,8 +113,8 @@ pub async fn member_stats(
             .collect()
     };
     let mut partial = Vec::new();
-    for (from, to) in rules::age_boundaries(today) {
-        partial.push(born_between(db, &org.code, &from, &to).await?);
+    for b in rules::age_boundaries(today) {
+        partial.push(born_between(db, &org.code, &b.from, &b.to).await?);
     }
     let (ages, age_unknown) = rules::age_bands(&months("birth"), &partial, today);
     let mut age: Vec<Count> = AGE_BANDS
@@ -142,8 +142,8 @@ pub async fn member_stats(
         })
         .collect();
     let mut join_unknown = 0;
-    for (ym, n) in months("joined") {
-        match rules::join_band(&ym) {
+    for (band, n) in months("joined") {
+        match JOIN_BANDS.iter().position(|(k, _, _)| *k == band) {
             Some(i) => joined[i].n += n,
             None => join_unknown += n,
         }
