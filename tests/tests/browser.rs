@@ -1609,20 +1609,21 @@ async fn statistics_show_charts_and_drill_down_and_forms_print() {
     b.click("#tab-registration").await;
     b.wait_for("#registration-children").await;
     // A member's collection form, from the record.
-    b.goto(&server.url(&format!("/orgs/{}?tab=members", general.org_id)))
-        .await;
-    let api = server.sign_in(&general).await;
-    let kids = api
-        .get(&format!(
-            "/api/v1/orgs/{}/children?per_page=10",
-            general.org_id
-        ))
-        .await;
-    let branch = kids.body["items"][0]["id"].as_str().unwrap().to_string();
-    let members = api
-        .get(&format!("/api/v1/orgs/{branch}/members?per_page=1"))
-        .await;
-    let member = members.body["items"][0]["id"].as_str().unwrap().to_string();
+    sqlx::any::install_default_drivers();
+    let url = format!(
+        "sqlite://{}?mode=ro",
+        server.data.path().join("dangjian.db").display()
+    );
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let member: String = sqlx::query_scalar(
+        "SELECT m.id FROM members m JOIN orgs o ON o.id = m.branch_id WHERE o.parent_id = $1 LIMIT 1",
+    )
+    .bind(&general.org_id)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
     b.goto(&server.url(&format!("/members/{member}"))).await;
     b.click("#member-form-link").await;
     b.wait_for("#member-form").await;

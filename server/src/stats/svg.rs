@@ -51,7 +51,13 @@ pub fn pie(title: &str, counts: &[Count]) -> Markup {
     let slices: Vec<(usize, &Count)> = counts.iter().enumerate().filter(|(_, c)| c.n > 0).collect();
     let (cx, cy, r) = (80.0, 105.0, 70.0);
     let height = (190.0f64).max(40.0 + 22.0 * slices.len() as f64);
+    let mut parts = Vec::with_capacity(slices.len());
     let mut start = 0.0;
+    for (i, c) in &slices {
+        let share = c.n as f64 / total as f64;
+        parts.push((*i, *c, start, share));
+        start += share;
+    }
     html! {
         svg.chart.pie-chart xmlns="http://www.w3.org/2000/svg" role="img"
             viewBox={"0 0 380 " (height)} width="380" height=(height) aria-label=(title) {
@@ -61,8 +67,8 @@ pub fn pie(title: &str, counts: &[Count]) -> Markup {
                 circle cx=(cx) cy=(cy) r=(r) fill="#eee" {}
                 text x=(cx) y=(cy + 4.0) font-size="12" text-anchor="middle" fill="#666" { "无数据" }
             }
-            @for (i, c) in &slices {
-                @let share = c.n as f64 / total as f64;
+            @for (i, c, start, share) in &parts {
+                @let (start, share) = (*start, *share);
                 @let (x0, y0) = point(cx, cy, r, start);
                 @let (x1, y1) = point(cx, cy, r, start + share);
                 @let large = if share > 0.5 { 1 } else { 0 };
@@ -75,7 +81,6 @@ pub fn pie(title: &str, counts: &[Count]) -> Markup {
                         title { (c.label) "：" (c.n) "人" }
                     }
                 }
-                @let _ = { start += share; };
             }
             @for (row, (i, c)) in slices.iter().enumerate() {
                 @let y = 40.0 + 22.0 * row as f64;
