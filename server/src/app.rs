@@ -64,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::import::routes::router())
         .merge(crate::roster::router())
         .merge(crate::jobs::router())
+        .merge(crate::stats::router())
         .split_for_parts();
     let mut openapi = openapi;
     let openapi = Arc::new(crate::api_doc::finish(&mut openapi));

@@ -811,3 +811,10 @@
     setTimeout(tick, 300);
   });
 })();
+
+// ==== Statistics and collection forms (issue 16): a button that prints the page as it is ====
+(() => {
+  document.querySelectorAll("[data-print]").forEach((b) => {
+    b.addEventListener("click", () => window.print());
+  });
+})();

@@ -332,6 +332,21 @@ const POLICY: &[(&str, &str, Rule)] = &[
     ("POST", "/import/members/{id}/confirm", Admin),
     ("GET", "/import/members/{id}/cancel", Absent),
     ("POST", "/import/members/{id}/cancel", Admin),
+    // ---- stats (issue 16): 党员统计, 注册统计, 党员增减, export; 采集表
+    ("GET", "/api/v1/stats/members", Admin),
+    ("GET", "/api/v1/stats/members/export.xlsx", Admin),
+    ("GET", "/api/v1/stats/registration", Admin),
+    ("GET", "/api/v1/stats/changes", Admin),
+    ("GET", "/stats", Admin),
+    ("POST", "/stats", Absent),
+    ("GET", "/members/{id}/form", Admin),
+    ("POST", "/members/{id}/form", Absent),
+    ("GET", "/orgs/{id}/form", Admin),
+    ("POST", "/orgs/{id}/form", Absent),
+    ("GET", "/forms/member", Admin),
+    ("POST", "/forms/member", Absent),
+    ("GET", "/forms/org", Admin),
+    ("POST", "/forms/org", Absent),
 ];
 
 /// Every route the server serves: the API from its OpenAPI document plus the routes added

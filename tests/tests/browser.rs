@@ -1831,3 +1831,53 @@ async fn a_summary_sheet_is_imported_after_its_report() {
     );
     b.close().await;
 }
+
+// ---- stats (issue 16)
+
+#[tokio::test]
+async fn statistics_show_charts_and_drill_down_and_forms_print() {
+    let server = Server::demo(200, None).await;
+    // The tier-3 admin of a general branch 党总支: branches below it to drill into.
+    let general = server.account_in("admin", Some(3), "621");
+    let b = Browser::start().await;
+    sign_in(&b, &server, &general).await;
+    b.goto(&server.url("/stats")).await;
+    b.wait_for("#stats-total").await;
+    assert!(b.exists("svg.pie-chart").await);
+    assert!(b.exists("svg.bar-chart").await);
+    assert!(b.text("#stats").await.contains("年龄"));
+    let total = b.text("#stats-total").await;
+    b.screenshot("stats").await;
+    // Drill into the first child.
+    let child = b.text("#stats-children tbody tr:first-child a.drill").await;
+    b.click("#stats-children tbody tr:first-child a.drill")
+        .await;
+    b.wait_for("#stats-total").await;
+    assert!(b.text("#stats h2").await.contains(&child), "{child}");
+    assert_ne!(b.text("#stats-total").await, total);
+    // 注册统计.
+    b.click("#tab-registration").await;
+    b.wait_for("#registration-children").await;
+    // A member's collection form, from the record.
+    sqlx::any::install_default_drivers();
+    let url = format!(
+        "sqlite://{}?mode=ro",
+        server.data.path().join("dangjian.db").display()
+    );
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let member: String = sqlx::query_scalar(
+        "SELECT m.id FROM members m JOIN orgs o ON o.id = m.branch_id WHERE o.parent_id = $1 LIMIT 1",
+    )
+    .bind(&general.org_id)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    b.goto(&server.url(&format!("/members/{member}"))).await;
+    b.click("#member-form-link").await;
+    b.wait_for("#member-form").await;
+    assert!(b.text("#form-id-number").await.contains('*'));
+    b.screenshot("form-member").await;
+    b.close().await;
+}

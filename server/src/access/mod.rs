@@ -651,6 +651,20 @@ pub fn roster(actor: &Actor, org_code: &str) -> Result<Allowed, ApiError> {
     org(actor, org_code, Reach::Subtree)
 }
 
+// ---- stats (issue 16)
+
+/// May the actor read the statistics 党员统计 / 注册统计 of the organisation `target_code` and its
+/// subtree? Admins, within their scope; security officers and auditors do no business.
+pub fn stats_read(actor: &Actor, target_code: &str) -> Result<Allowed, ApiError> {
+    org(actor, target_code, Reach::Subtree)
+}
+
+/// May the actor print the collection form 采集表 of the organisation `target_code`? Admins,
+/// within their scope. (A member's form goes through [`member`] with its view's audit.)
+pub fn org_form(actor: &Actor, target_code: &str) -> Result<Allowed, ApiError> {
+    org(actor, target_code, Reach::Subtree)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

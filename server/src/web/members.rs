@@ -617,6 +617,7 @@ async fn record(
                             a.button href={"/members/" (m.id)} { "隐藏完整信息" }
                         }
                         a.button #quality-check href={"/members/" (m.id) "/quality"} { "质量检查" }
+                        a.button #member-form-link href={"/members/" (m.id) "/form"} { "打印采集表" }
                         a.button href={"/orgs/" (m.branch_id) "?tab=members"} { "返回党员列表" }
                     }
                     (crate::approval::pages::member_actions(&actor, &m.id, blocked.as_deref()))

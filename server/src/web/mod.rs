@@ -104,6 +104,8 @@ fn routes() -> PageRouter {
         .merge(password::router())
         .merge(help::router())
         .merge(crate::import::pages::router())
+        .merge(crate::stats::pages::pages())
+        .merge(crate::forms::pages())
 }
 
 /// The Content-Security-Policy of every page: no inline script, nothing from elsewhere.
@@ -472,6 +474,7 @@ pub fn page(
                             a.nav #transfers-link href="/transfers/lists" { "组织关系转接" }
                             a.nav #quality-link href="/quality" { "信息质量管控" }
                             a.nav #query-link href="/query/members" { "综合查询" }
+                            a.nav #stats-link href="/stats" { "党员统计" }
                         }
                         (security::role_switcher(actor))
                         a.nav #change-password href=(password::PATH) { "修改密码" }

@@ -82,11 +82,11 @@ pub fn category_label(code: &str) -> String {
         .unwrap_or_else(|| code.to_string())
 }
 
-fn level_label(code: Option<&str>) -> &'static str {
+pub fn level_label(code: Option<&str>) -> &'static str {
     code.and_then(Level::parse).map(|l| l.label()).unwrap_or("")
 }
 
-fn unit_mode_label(code: Option<&str>) -> &'static str {
+pub fn unit_mode_label(code: Option<&str>) -> &'static str {
     match code {
         Some("same_as_parent") => "与上级党组织相同",
         Some("legal_entity") => "法人单位",
@@ -127,6 +127,8 @@ fn toolbar(actor: &Actor, org: &OrgRow, blockers: &Blockers) -> Markup {
             @if active && below { a.button href={"/orgs/" (org.id) "/category"} { "更改组织类别" } }
             @if active && branch { a.button href={"/orgs/" (org.id) "/members/new"} { "新增党员" } }
             @if active { a.button href={"/units/new?org=" (org.id)} { "新增单位" } }
+            a.button #org-stats-link href={"/stats?org_id=" (org.id)} { "党员统计" }
+            a.button #org-form-link href={"/orgs/" (org.id) "/form"} { "打印采集表" }
             @if active && below {
                 @if blockers.revoke.is_empty() {
                     a.button.danger href={"/orgs/" (org.id) "/revoke"} { "撤销" }
