@@ -774,6 +774,8 @@
   if (document.querySelector("[data-import-progress]")) {
     setTimeout(function () { window.location.reload(); }, 1500);
   }
+})();
+
 // Background jobs: a progress bar (`div.job[data-job]`) follows its job through
 // GET /api/v1/jobs/{id} and reloads the page when the job has ended, so the page shows the result.
 (function () {

@@ -1103,7 +1103,7 @@ pub struct PhoneInput {
 
 /// `POST /members/{id}/registered-phone/code`: sends a verification code to the new phone.
 #[utoipa::path(post, path = "/api/v1/members/{id}/registered-phone/code", params(("id" = String, Path)),
-    request_body = PhoneInput, responses((status = 204)))]
+    request_body = PhoneInput, responses((status = 204), (status = 429, body = crate::error::ErrorBody)))]
 async fn registered_phone_code(
     AxState(state): AxState<AppState>,
     actor: Actor,

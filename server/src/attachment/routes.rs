@@ -223,7 +223,9 @@ async fn upload(
 /// (for a member's photo: the member's organisation now). Documents download
 /// (`Content-Disposition: attachment`), images show inline; `nosniff` and `CSP: sandbox`.
 #[utoipa::path(get, path = "/api/v1/attachments/{id}", params(("id" = String, Path)),
-    responses((status = 200, description = "文件内容", content_type = "application/octet-stream")))]
+    responses((status = 200, description = "文件内容：相关资料原样（PDF、JPEG、PNG），照片为重新编码的 JPEG 或 PNG",
+               content((Vec<u8> = "application/octet-stream"), (Vec<u8> = "application/pdf"),
+                       (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png")))))]
 async fn download(
     State(state): State<AppState>,
     actor: Actor,

@@ -101,8 +101,8 @@ async fn export_units(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SavedFilter {
-    /// members (default) | orgs | units
-    #[param(value_type = Option<Kind>, inline)]
+    /// members (default, also when empty) | orgs | units
+    #[param(value_type = Option<String>, pattern = "^(members|orgs|units)?$")]
     pub kind: Option<String>,
 }
 
@@ -115,8 +115,13 @@ async fn list_saved(
     ApiQuery(q): ApiQuery<SavedFilter>,
 ) -> ApiResult<Json<Vec<SavedQuery>>> {
     crate::access::business_read(&actor)?;
-    let kind = Kind::parse(q.kind.as_deref().unwrap_or("members"))
-        .ok_or_else(|| ApiError::field("kind", "查询类别只能是 members、orgs 或 units"))?;
+    let kind = Kind::parse(
+        q.kind
+            .as_deref()
+            .filter(|k| !k.is_empty())
+            .unwrap_or("members"),
+    )
+    .ok_or_else(|| ApiError::field("kind", "查询类别只能是 members、orgs 或 units"))?;
     Ok(Json(store::saved(&state.db, &actor, kind).await?))
 }
 

@@ -34,14 +34,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct RosterQuery {
     /// true: the whole subtree 包含下级. Without it: the members of the organisation
     /// itself (党员名册), the organisation and its direct children (党组织名册).
-    #[param(value_type = Option<bool>)]
+    #[param(value_type = Option<String>, pattern = "^(true|false)?$")]
     pub include_sub: Option<String>,
 }
 
 impl RosterQuery {
     fn include_sub(&self) -> ApiResult<bool> {
         match self.include_sub.as_deref() {
-            None | Some("false") => Ok(false),
+            None | Some("") | Some("false") => Ok(false),
             Some("true") => Ok(true),
             Some(_) => Err(ApiError::field(
                 "include_sub",

@@ -466,16 +466,6 @@ pub fn page(
                         span.role { "角色：" (role_text(actor)) }
                         span.scope { "管理范围：" (actor.org_name) }
                         @if actor.role == Role::Auditor { a.nav href="/audit" { "安全审计" } }
-                        @if actor.role == Role::Admin {
-                            a.nav #approvals-link href="/approvals" {
-                                "维护审批" span #approvals-badge.badge.count hidden {}
-                            }
-                            a.nav #history-link href="/history?reason=exit" { "历史党员" }
-                            a.nav #transfers-link href="/transfers/lists" { "组织关系转接" }
-                            a.nav #quality-link href="/quality" { "信息质量管控" }
-                            a.nav #query-link href="/query/members" { "综合查询" }
-                            a.nav #stats-link href="/stats" { "党员统计" }
-                        }
                         (security::role_switcher(actor))
                         a.nav #change-password href=(password::PATH) { "修改密码" }
                         form.inline method="post" action="/logout" {
@@ -486,6 +476,21 @@ pub fn page(
                             (csrf_field(actor))
                             button.link type="submit" { "退出所有设备" }
                         }
+                    }
+                }
+                // The business menu of admins: a bar of its own below the header, so that the
+                // header keeps the account's controls on one line at 1366 pixels.
+                @if actor.role == Role::Admin {
+                    nav.menu {
+                        a.nav #approvals-link href="/approvals" {
+                            "维护审批" span #approvals-badge.badge.count hidden {}
+                        }
+                        a.nav #history-link href="/history?reason=exit" { "历史党员" }
+                        a.nav #transfers-link href="/transfers/lists" { "组织关系转接" }
+                        a.nav #query-link href="/query/members" { "综合查询" }
+                        a.nav #stats-link href="/stats" { "党员统计" }
+                        a.nav #quality-link href="/quality" { "信息质量管控" }
+                        a.nav #import-link href="/import/members" { "导入汇总表" }
                     }
                 }
                 @if let Some(notice) = crate::card::notice_for(&actor.session_token_hash) {
