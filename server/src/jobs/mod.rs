@@ -232,7 +232,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// `GET /jobs/{id}`: the progress of a background job, for the account that started it.
 #[utoipa::path(get, path = "/api/v1/jobs/{id}", params(("id" = String, Path)),
-    responses((status = 200, body = JobView), (status = 404)))]
+    responses((status = 200, body = JobView), (status = 404, body = crate::error::ErrorBody)))]
 async fn get_job(
     AxState(_state): AxState<AppState>,
     actor: Actor,

@@ -128,7 +128,7 @@ async fn list_saved(
 /// `POST /query/saved`: saves the conditions and order under a name, unique per account and
 /// kind (409 for a name already used).
 #[utoipa::path(post, path = "/api/v1/query/saved", request_body = SaveBody,
-    responses((status = 201, body = SavedQuery), (status = 409, description = "name taken")))]
+    responses((status = 201, body = SavedQuery), (status = 409, description = "name taken", body = crate::error::ErrorBody)))]
 async fn save_query(
     AxState(state): AxState<AppState>,
     actor: Actor,
