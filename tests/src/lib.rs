@@ -70,6 +70,7 @@ pub fn test_keys_dir() -> &'static Path {
 
 pub mod browser;
 pub mod rig;
+pub mod sheet;
 pub mod vcard;
 
 impl TestDb {
@@ -300,7 +301,13 @@ impl Server {
                 }
             }
         });
-        let base = match rx.recv_timeout(Duration::from_secs(120)) {
+        // Two minutes, or what `DANGJIAN_START_TIMEOUT` says (seconds: benchmarks building a
+        // province of a million members).
+        let wait = std::env::var("DANGJIAN_START_TIMEOUT")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(120);
+        let base = match rx.recv_timeout(Duration::from_secs(wait)) {
             Ok(base) => base,
             Err(_) => {
                 let _ = child.kill();

@@ -367,6 +367,10 @@ async fn validate_inner(
     Ok(())
 }
 
+/// From this many rows on, a confirmed import refreshes the planner's view of `members`
+/// (`db::after_bulk_load`).
+const BULK_ROWS: i64 = 10_000;
+
 /// Confirms a pending import 确认导入: in one transaction, marks it confirmed (only if still
 /// pending: a second confirmation finds nothing to do), checks the uniqueness of every row
 /// again against the database as it is now, writes every good row and the audit record.
@@ -500,6 +504,9 @@ pub async fn confirm(db: &Db, actor: &Actor, id: &str) -> ApiResult<i64> {
     .await?;
     tx.commit().await?;
     crate::db::narrow_cache(db).await?;
+    if written >= BULK_ROWS {
+        crate::db::after_bulk_load(db, "members").await?;
+    }
     Ok(written)
 }
 

@@ -157,14 +157,24 @@ pub async fn backfill(db: &Db) -> anyhow::Result<u64> {
             break;
         }
     }
+    record_version(db.write()).await?;
+    Ok(written)
+}
+
+/// Records that every stored sort key is of the running collation version: [`backfill`] at
+/// the end, and a bulk load (`demo`) in its own transaction — its rows carry keys of this
+/// version, and without the mark the next start would recompute every one of them.
+pub async fn record_version<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    e: E,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO sort_key_versions (name, version) VALUES ('members', $1) \
          ON CONFLICT (name) DO UPDATE SET version = excluded.version",
     )
-    .bind(version)
-    .execute(db.write())
+    .bind(collate::version())
+    .execute(e)
     .await?;
-    Ok(written)
+    Ok(())
 }
 
 /// Fills the clear columns derived from the ID number (`id_region`, `id_birth`) of members

@@ -1,7 +1,7 @@
 //! Running a query (scope, checked conditions, order, a window of rows) over members,
 //! organisations or units, the Excel export, and the saved queries 固定查询.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::Utc;
 use futures_util::TryStreamExt;
@@ -306,12 +306,31 @@ pub async fn find(db: &Db, q: &Checked, offset: i64, limit: i64) -> ApiResult<(V
             .collect::<ApiResult<Vec<_>>>()?;
         return Ok((items, total));
     }
+    // The candidates carry only their id and the sealed columns checked: the full rows of a
+    // subtree of 100,000 are sorted and converted for nothing but the page.
+    let alias = match kind {
+        Kind::Members => "m",
+        Kind::Orgs => "o",
+        Kind::Units => "u",
+    };
+    let mut columns: Vec<&str> = q
+        .plan
+        .sealed
+        .iter()
+        .map(|c| sealed_name(c.column))
+        .collect();
+    columns.sort_unstable();
+    columns.dedup();
+    let columns: Vec<String> = columns
+        .iter()
+        .map(|c| format!("{alias}.{c} AS {c}"))
+        .collect();
     sql.text = format!(
-        "SELECT {} FROM {} WHERE {filter} ORDER BY {order}",
-        select(kind),
+        "SELECT {alias}.id AS id, {} FROM {} WHERE {filter} ORDER BY {order}",
+        columns.join(", "),
         from(kind)
     );
-    let mut items = Vec::new();
+    let mut window: Vec<String> = Vec::new();
     let mut total = 0i64;
     let mut rows = sql.query().fetch(db.read());
     while let Some(row) = rows.try_next().await? {
@@ -319,10 +338,32 @@ pub async fn find(db: &Db, q: &Checked, offset: i64, limit: i64) -> ApiResult<(V
             continue;
         }
         if total >= offset && total < offset.saturating_add(limit) {
-            items.push(item(kind, &row)?);
+            window.push(text(&row, "id")?);
         }
         total += 1;
     }
+    drop(rows);
+    // Then the window's rows, in the order found.
+    let mut found: HashMap<String, Item> = HashMap::new();
+    for chunk in window.chunks(500) {
+        let mut page = Sql::new(&format!(
+            "SELECT {} FROM {} WHERE {alias}.id IN (",
+            select(kind),
+            from(kind)
+        ));
+        for (i, id) in chunk.iter().enumerate() {
+            if i > 0 {
+                page.push(", ");
+            }
+            page.bind(id.clone());
+        }
+        page.push(")");
+        for row in page.query().fetch_all(db.read()).await? {
+            let it = item(kind, &row)?;
+            found.insert(it.id.clone(), it);
+        }
+    }
+    let items = window.iter().filter_map(|id| found.remove(id)).collect();
     Ok((items, total))
 }
 
