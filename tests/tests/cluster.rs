@@ -100,6 +100,20 @@ async fn sessions_codes_lockout_and_jobs_are_shared_by_the_servers() {
         assert_eq!(s, 423, "not locked on {}: {body}", server.base);
     }
 
+    // An ID number without an account counts its failures alike on both servers (the tries
+    // left of the message count down across them).
+    let unknown = synthetic_id_number(99_999);
+    for i in 0..4 {
+        let server = if i % 2 == 0 { a } else { b };
+        let (s, body) = sign_in_raw(server, None, &unknown, "Wrong-Pass1", "000000").await;
+        assert_eq!(s, 401, "{body}");
+        let message = body["error"]["message"].as_str().unwrap_or("");
+        assert!(
+            message.contains(&format!("再错{}次", 4 - i)),
+            "try {i}: {message}"
+        );
+    }
+
     // A job started on A is read on B, its progress and its end.
     let on_a = Api::with_token(a, &token);
     let on_b = Api::with_token(b, &token);
