@@ -446,6 +446,21 @@ async fn the_client_address_comes_through_the_balancer_and_only_from_it() {
     assert_eq!(s, 401);
     assert_eq!(last_sign_in_address(&c).await, "127.0.0.2");
 
+    // The address's failures count on both servers: the balancer spreads twenty failed
+    // sign-ins from 127.0.0.4 (a new connection each) over A and B, and the next is throttled.
+    let four = Some("127.0.0.4".parse().unwrap());
+    let limit = dangjian_server::account::throttle::MAX_FAILURES as u32;
+    for i in 0..limit {
+        let id = synthetic_id_number(90_000 + i);
+        let (s, body) = sign_in_raw(&c.balancer, four, &id, "Wrong-Pass1", "000000").await;
+        assert_eq!(s, 401, "try {i}: {body}");
+    }
+    let (s, body) = sign_in_raw(&c.balancer, four, &admin.id_number, "x", "000000").await;
+    assert_eq!(
+        s, 429,
+        "the address's failures were not counted across servers: {body}"
+    );
+
     // A header from a trusted address (127.0.0.1/32) names the client.
     let client: SocketAddr = "198.51.100.7:40000".parse().unwrap();
     let trusted = proxy_relay(&c.servers[0], "127.0.0.1".parse().unwrap(), client).await;
