@@ -478,3 +478,40 @@ async fn the_client_address_comes_through_the_balancer_and_only_from_it() {
         .await;
     assert!(r.is_err(), "a PROXY header from a non-balancer was served");
 }
+
+/// SQLite is served by one process: a restart ends the jobs the killed process left running
+/// (reported interrupted at once, not after the heartbeat's 60 seconds).
+#[tokio::test]
+async fn a_restarted_sqlite_server_ends_the_jobs_it_left_running() {
+    let server = Server::demo(50, None).await;
+    let admin = server.account("admin", Some(3));
+    let api = server.sign_in(&admin).await;
+    let me = api.get("/api/v1/session").await;
+    let account = me.body["account"]["id"].as_str().unwrap().to_string();
+    sqlx::any::install_default_drivers();
+    let mut db = <sqlx::AnyConnection as sqlx::Connection>::connect(&server.db_url())
+        .await
+        .unwrap();
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, account_id, label, state, started_at, heartbeat_at) \
+         VALUES ('left-running', 'quality', $1, '校验', 'running', $2, $2)",
+    )
+    .bind(&account)
+    .bind(&now)
+    .execute(&mut db)
+    .await
+    .unwrap();
+    drop(db);
+    let r = api.get("/api/v1/jobs/left-running").await;
+    assert_eq!(r.body["state"], "running", "{:?}", r.body);
+    let server = server.kill_and_restart();
+    let r = api.at(&server).get("/api/v1/jobs/left-running").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["state"], "failed", "{:?}", r.body);
+    assert!(
+        r.body["message"].as_str().unwrap().contains("中断"),
+        "{:?}",
+        r.body
+    );
+}

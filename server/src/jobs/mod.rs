@@ -194,7 +194,8 @@ fn lock_holder() -> &'static tokio::sync::Mutex<Option<sqlx::AnyConnection>> {
     HOLDER.get_or_init(|| tokio::sync::Mutex::new(None))
 }
 
-/// At `serve`: drops jobs finished long ago and, on PostgreSQL, takes this process's advisory
+/// At `serve`: drops jobs finished long ago; on SQLite (one serving process) ends the jobs a
+/// previous process left running; on PostgreSQL takes this process's advisory
 /// lock on a connection of its own (kept, checked and taken again every few seconds), so other
 /// servers see at once when this one is gone.
 pub async fn install(db: &Db) -> anyhow::Result<()> {
@@ -205,6 +206,15 @@ pub async fn install(db: &Db) -> anyhow::Result<()> {
         .execute(db.write())
         .await?;
     if db.engine != Engine::Postgres {
+        // SQLite is served by one process: whatever was running belonged to the one before.
+        sqlx::query(
+            "UPDATE jobs SET state = 'failed', message = $1, finished_at = $2 \
+             WHERE state = 'running'",
+        )
+        .bind(INTERRUPTED)
+        .bind(now_rfc3339())
+        .execute(db.write())
+        .await?;
         return Ok(());
     }
     hold_lock(db).await?;
