@@ -175,14 +175,49 @@ async fn sessions_codes_lockout_and_jobs_are_shared_by_the_servers() {
     assert_eq!(state, "failed", "the dead server's job still runs");
 }
 
-/// A certificate revoked on one server ends its sessions on the other at once and is refused
-/// there for new card sign-ins within seconds (the CRL in the shared data directory).
+/// An enrolment code issued on one server is used once on another (and then refused on the
+/// first), the card it issues signs in anywhere; a certificate revoked on one server ends its
+/// sessions on the other at once and is refused there for new card sign-ins within seconds
+/// (the CRL in the shared data directory).
 #[tokio::test]
-async fn a_revocation_on_one_server_refuses_the_card_on_every_server() {
+async fn an_enrolment_code_and_a_revocation_hold_on_every_server() {
     let c = cluster(false);
     let (a, b) = (&c.servers[0], &c.servers[1]);
     let tier2 = c.account("admin", Some(2));
     let officer = a.sign_in(&c.account("security", None)).await;
+
+    let tier3 = c.account("admin", Some(3));
+    let code = a.enrolment_code(&officer, &tier3.org_id).await;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+    let enrol = |server: &Server| {
+        let (client, url) = (server.client(), server.url("/api/v1/enrolment"));
+        let body = json!({"code": code, "csr": csr});
+        async move { client.post(url).json(&body).send().await.unwrap() }
+    };
+    let res = enrol(b).await;
+    assert_eq!(res.status(), 200, "the code issued on A was refused on B");
+    let issued: Value = res.json().await.unwrap();
+    assert_eq!(enrol(a).await.status(), 401, "the code was used twice");
+    let dir = c.data().join("enrolled");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key_file) = (dir.join("card.crt"), dir.join("card.key"));
+    std::fs::write(&cert, issued["certificate"].as_str().unwrap()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let card = a.client_with_cert(cert.to_str().unwrap(), key_file.to_str().unwrap());
+    let res = card
+        .post(a.url("/api/v1/session/card"))
+        .json(&json!({"code": current_code(&tier3.totp_secret)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        200,
+        "the card enrolled on B does not sign in on A"
+    );
+
     let on_b = b.sign_in(&tier2).await;
     let me = on_b.get("/api/v1/session").await;
     assert_eq!(me.status, 200, "{:?}", me.body);
