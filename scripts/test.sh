@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-ensure_packages postgresql curl ca-certificates openssl chromium chromium-driver fonts-noto-cjk poppler-utils \
+ensure_packages postgresql haproxy curl ca-certificates openssl chromium chromium-driver fonts-noto-cjk poppler-utils \
   pcscd libpcsclite-dev vsmartcard-vpcd opensc yubico-piv-tool pcsc-tools
 ensure_postgres
 ensure_pcscd

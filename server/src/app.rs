@@ -82,7 +82,40 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(refuse_oversized_bodies))
         .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            route_reads,
+        ))
         .with_state(state)
+}
+
+/// With a replica (`serve --database-read`): a write request reads from the primary, and its
+/// session is marked as having written, so that its next reads stay on the primary for a few
+/// seconds (`db::route`).
+async fn route_reads(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if !state.db.has_replica() {
+        return next.run(req).await;
+    }
+    let writes = !matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    let (res, session) = crate::db::route::scope(writes, next.run(req)).await;
+    if let (true, Some(hash)) = (writes, session) {
+        let marked = sqlx::query("UPDATE sessions SET wrote_at = $1 WHERE token_hash = $2")
+            .bind(crate::db::now_rfc3339())
+            .bind(hash)
+            .execute(state.db.write())
+            .await;
+        if let Err(e) = marked {
+            tracing::warn!("mark the session's write: {e}");
+        }
+    }
+    res
 }
 
 /// API routes outside the OpenAPI document: the document itself, the health check and the CRL.

@@ -164,6 +164,17 @@ struct ServeArgs {
     /// Serve plain HTTP (refused on any address that is not loopback)
     #[arg(long)]
     insecure_http: bool,
+    /// A streaming replica of the PostgreSQL primary (postgres://…, read-only): lists, queries,
+    /// statistics and the tree are read there; writes, sessions, jobs and every request of a
+    /// session that wrote in the last few seconds go to the primary (read-your-writes)
+    #[arg(long, value_name = "URL")]
+    database_read: Option<String>,
+    /// Balancers whose PROXY protocol v2 headers are believed (HAProxy `send-proxy-v2`):
+    /// addresses or CIDR blocks, repeated or comma-separated, e.g. 10.0.0.5/32. A connection
+    /// from one of them may start with the header, whose source address is then the client's
+    /// for throttling, lockout and the audit; a header from any other peer is refused
+    #[arg(long, value_name = "CIDR")]
+    proxy_from: Vec<String>,
 }
 
 #[derive(Args, Clone)]
@@ -645,7 +656,10 @@ fn print_first_officer(i: &Initialised, data: &Path) {
 
 async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let listener = bind(args).await?;
-    let db = open_db(&args.db).await?;
+    let mut db = open_db(&args.db).await?;
+    if let Some(url) = &args.database_read {
+        db = db.with_replica(url).await?;
+    }
     serve_with(args, db, listener).await
 }
 
@@ -671,6 +685,7 @@ async fn serve_with(
     listener: tokio::net::TcpListener,
 ) -> anyhow::Result<()> {
     let file = ConfigFile::load(&args.db.data)?;
+    let trusted = crate::tls::proxy::Trusted::parse(&args.proxy_from)?;
     db.migrate().await?;
     crate::card::attestation::check_config(&args.db.data, &file)?;
     crate::crypto::install_from_dir(&args.db.data)?;
@@ -685,6 +700,8 @@ async fn serve_with(
     // The platform PKI: trust store (the platform CA alone), CRL watched every few seconds.
     let pki = crate::tls::install(crate::tls::Pki::load(&args.db.data)?);
     crate::card::spawn_crl_watcher(db.clone(), pki.clone());
+    // Jobs: this server's lock, so the others see at once when it is gone.
+    crate::jobs::install(&db).await?;
     let on_refusal = crate::card::refusal_auditor();
     audit::handshakes::spawn_flusher(db.clone());
     // The witness of the audit chain: signed heads outside the database.
@@ -713,7 +730,7 @@ async fn serve_with(
     let tls = (!args.insecure_http).then_some(pki);
     let db = state.db.clone();
     let served = tokio::select! {
-        r = crate::tls::serve(listener, router(state), tls, Some(on_refusal)) => r,
+        r = crate::tls::serve(listener, router(state), tls, Some(on_refusal), trusted) => r,
         _ = shutdown_signal() => Ok(()),
     };
     // At shutdown: the pending refused handshakes, then the last head.

@@ -27,15 +27,20 @@ pub struct TestDb {
 mod tempdir {
     use std::path::{Path, PathBuf};
 
-    /// A temporary directory removed on drop.
-    pub struct TempDir(PathBuf);
+    /// A temporary directory removed on drop (unless it is another's, [`TempDir::shared`]).
+    pub struct TempDir(PathBuf, bool);
 
     impl TempDir {
         pub fn new(prefix: &str) -> TempDir {
             let p =
                 std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
             std::fs::create_dir_all(&p).expect("create temp dir");
-            TempDir(p)
+            TempDir(p, true)
+        }
+        /// A directory owned by something else (the data directory several servers share):
+        /// not removed on drop.
+        pub fn shared(path: &Path) -> TempDir {
+            TempDir(path.to_path_buf(), false)
         }
         pub fn path(&self) -> &Path {
             &self.0
@@ -44,7 +49,9 @@ mod tempdir {
 
     impl Drop for TempDir {
         fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
+            if self.1 {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
         }
     }
 }
@@ -69,6 +76,7 @@ pub fn test_keys_dir() -> &'static Path {
 }
 
 pub mod browser;
+pub mod cluster;
 pub mod rig;
 pub mod sheet;
 pub mod vcard;
@@ -176,14 +184,16 @@ pub struct Server {
     pub base: String,
     pub data: TempDir,
     pub accounts: Vec<DemoAccount>,
-    child: Child,
+    child: Option<Child>,
     _db: Option<TestDb>,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -224,7 +234,7 @@ impl Server {
             base,
             data,
             accounts,
-            child,
+            child: Some(child),
             _db: db,
         }
     }
@@ -278,7 +288,7 @@ impl Server {
             base,
             data,
             accounts,
-            child,
+            child: Some(child),
             _db: db,
         }
     }
@@ -370,7 +380,7 @@ impl Server {
         self.client_builder().build().expect("client")
     }
 
-    fn client_builder(&self) -> reqwest::ClientBuilder {
+    pub fn client_builder(&self) -> reqwest::ClientBuilder {
         let ca = std::fs::read(self.ca_path()).expect("ca.crt");
         reqwest::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("CA pem"))
@@ -549,6 +559,41 @@ impl Reply {
 }
 
 impl Api {
+    /// A session by its token against `server` (a token made on another server of a cluster).
+    pub fn with_token(server: &Server, token: &str) -> Api {
+        Api {
+            client: server.client(),
+            base: server.base.clone(),
+            token: token.to_string(),
+        }
+    }
+
+    /// The same session over another HTTP client (its own connections: through a balancer,
+    /// another server).
+    pub fn with_client(&self, client: reqwest::Client) -> Api {
+        Api {
+            client,
+            base: self.base.clone(),
+            token: self.token.clone(),
+        }
+    }
+
+    /// `POST path` that reports a failed connection instead of panicking (a server killed
+    /// under load).
+    pub async fn try_post(&self, path: &str, body: Value) -> Result<Reply, String> {
+        let res = self
+            .client
+            .post(format!("{}{}", self.base, path))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = res.status().as_u16();
+        let body = res.json().await.unwrap_or(Value::Null);
+        Ok(Reply { status, body })
+    }
+
     pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Reply {
         let mut req = self
             .client
@@ -922,12 +967,60 @@ impl Server {
 }
 
 impl Server {
+    /// A server process started by a rig (`cluster`): its address, the data directory it
+    /// serves (shared, not removed by this value) and the process, killed on drop.
+    pub fn from_process(
+        base: String,
+        data: &Path,
+        accounts: Vec<DemoAccount>,
+        child: Option<Child>,
+    ) -> Server {
+        Server {
+            base,
+            data: TempDir::shared(data),
+            accounts,
+            child,
+            _db: None,
+        }
+    }
+
+    /// `dangjian-server serve` with extra arguments, on a random loopback port; answers the
+    /// process and its address once it listens.
+    pub fn spawn_serve(data: &Path, args: &[&str]) -> (Child, String) {
+        let mut cmd = Command::new(server_binary());
+        cmd.arg("serve")
+            .arg("--data")
+            .arg(data)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .args(args)
+            .env("DANGJIAN_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        Self::listening(cmd)
+    }
+
+    /// The demo accounts of a data directory made by `demo`.
+    pub fn accounts_of(data: &Path) -> Vec<DemoAccount> {
+        Self::demo_accounts(data)
+    }
+
+    /// Kills the process at once (SIGKILL: no shutdown work), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Kills the server process (SIGKILL: no shutdown work) and serves the same data directory
     /// again on a new port; sessions live in the database and survive. Clients made before
     /// must be pointed at the new address ([`Api::at`]).
     pub fn kill_and_restart(mut self) -> Server {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         let data = std::mem::replace(&mut self.data, TempDir::new("dangjian-spent"));
         let accounts = std::mem::take(&mut self.accounts);
         let db = self._db.take();

@@ -33,9 +33,9 @@ enum Rule {
     Security,
     /// Auditors.
     Auditor,
-    /// Only the account that started it (background jobs): the targets are jobs of nobody
-    /// here, so every signed-in caller is answered 404 (the owner's view is tested with the
-    /// work that starts jobs).
+    /// Only the account that started it (background jobs): the targets are stored jobs of
+    /// another account here, so every signed-in caller is answered 404 (the owner's view is
+    /// tested with the work that starts jobs, and across servers by the cluster suite).
     Owner,
     /// Ends the caller's session: checked separately at the end.
     EndsSession,
@@ -769,9 +769,11 @@ async fn every_route_admits_exactly_the_allowed_callers() {
     let (import_a, import_b) = imports(&server, &t3_api, &tier3.org_id, &org_b_id).await;
     ids.insert(("import", true), import_a);
     ids.insert(("import", false), import_b);
-    // Background jobs exist only in the server's memory; neither id was ever started.
-    ids.insert(("job", true), uuid::Uuid::new_v4().to_string());
-    ids.insert(("job", false), uuid::Uuid::new_v4().to_string());
+    // Background jobs are rows: one running and one finished, of an account none of the
+    // callers is.
+    let (job_a, job_b) = foreign_jobs(&server).await;
+    ids.insert(("job", true), job_a);
+    ids.insert(("job", false), job_b);
     // A batch check inside (of the tier-3 branch, by its admin) and one outside (a row for
     // org B straight into the database).
     let (check_a, check_b) = quality_checks(&server, &t3_api, &ids).await;
@@ -1288,6 +1290,32 @@ async fn quality_checks(
     .await
     .unwrap();
     (inside, "check-b".into())
+}
+
+/// Two stored jobs of an account that is none of the callers: one running, one finished.
+async fn foreign_jobs(server: &Server) -> (String, String) {
+    sqlx::any::install_default_drivers();
+    let url = format!(
+        "sqlite://{}",
+        server.data.path().join("dangjian.db").display()
+    );
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    for (id, state) in [("job-a", "running"), ("job-b", "finished")] {
+        sqlx::query(
+            "INSERT INTO jobs (id, kind, account_id, label, state, started_at, heartbeat_at) \
+             VALUES ($1, 'quality', 'nobody', '校验', $2, $3, $3)",
+        )
+        .bind(id)
+        .bind(state)
+        .bind(&now)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    ("job-a".into(), "job-b".into())
 }
 
 // ---- member import and rosters (issue 16)

@@ -125,18 +125,22 @@ async fn authenticate_once(state: &AppState, client: &str, body: &SignIn) -> Api
     let masked = idcard::mask(&id_number);
     let Some(a) = row else {
         super::password::verify_async(&body.password, super::password::dummy_hash()).await?;
-        audit::append_alone(
-            &state.db,
+        // The tries left are counted for an unknown ID number as for an account (in the
+        // database, so on every server alike), so that the message does not tell the two
+        // apart before the lock does; in one transaction with the failure's audit record.
+        let index = crate::crypto::index(crate::crypto::Column::AccountsIdNumber, &id_number);
+        let allowed = crate::access::self_service(crate::access::SelfService::Attempt);
+        let mut tx = state.db.begin().await?;
+        audit::append(
+            &mut tx,
             &who,
             Event::ok("session.sign_in", &masked)
                 .outcome(Outcome::Failed)
                 .with_detail("unknown account"),
         )
         .await?;
-        // The tries left are counted for an unknown ID number as for an account (in memory),
-        // so that the message does not tell the two apart before the lock does.
-        let index = crate::crypto::index(crate::crypto::Column::AccountsIdNumber, &id_number);
-        let counted = unknown_failure(&index);
+        let counted = super::store::count_unknown_failure(&mut tx, &allowed, &index).await?;
+        tx.commit().await?;
         return Err(bad_credentials_after(counted, counted == 0));
     };
     complete_sign_in(
@@ -403,25 +407,6 @@ fn bad_credentials_after(counted: i64, locked: bool) -> ApiError {
         "bad_credentials",
         message,
     )
-}
-
-/// Failed sign-ins of ID numbers that have no account, counted as `count_failure` counts an
-/// account's (the fifth starts again from zero), by blind index, in this process only.
-fn unknown_failure(index: &str) -> i64 {
-    use std::collections::HashMap;
-    use std::sync::Mutex;
-    static COUNTS: Mutex<Option<HashMap<String, i64>>> = Mutex::new(None);
-    let mut guard = COUNTS.lock().unwrap_or_else(|e| e.into_inner());
-    let counts = guard.get_or_insert_with(HashMap::new);
-    if counts.len() >= 100_000 {
-        counts.clear();
-    }
-    let n = counts.entry(index.to_string()).or_insert(0);
-    *n += 1;
-    if *n >= MAX_FAILED_ATTEMPTS {
-        *n = 0;
-    }
-    *n
 }
 
 /// Counts one failed attempt against the account in SQL (`failed_attempts + 1`, never "the

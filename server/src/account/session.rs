@@ -116,6 +116,7 @@ type SessionRow = (
     Option<String>,
     Option<String>,
     i64,
+    Option<String>,
 );
 
 /// Loads the actor behind a session token, enforcing the timeouts and the card rules: a
@@ -132,19 +133,25 @@ pub async fn load_actor(
     let row: Option<SessionRow> = sqlx::query_as(
         "SELECT s.account_id, a.name, s.grant_id, g.role, g.tier, g.org_id, o.code, o.name, \
          s.csrf_token, s.last_seen_at, s.expires_at, a.status, g.revoked_at, s.cert_fingerprint, \
-         a.must_change_password \
+         a.must_change_password, s.wrote_at \
          FROM sessions s JOIN accounts a ON a.id = s.account_id \
          JOIN grants g ON g.id = s.grant_id JOIN orgs o ON o.id = g.org_id \
          WHERE s.token_hash = $1",
     )
     .bind(&hash)
-    .fetch_optional(db.read())
+    .fetch_optional(db.primary())
     .await?;
     let Some(r) = row else {
         return Err(ApiError::unauthorized());
     };
     let now = Utc::now();
     let parse = |s: &str| DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc));
+    // Read-your-writes: a session that wrote a moment ago reads from the primary.
+    let wrote_recently =
+        r.15.as_deref()
+            .and_then(|w| parse(w).ok())
+            .is_some_and(|w| now - w < Duration::seconds(crate::db::route::READ_YOUR_WRITES_SECS));
+    crate::db::route::note_session(&hash, wrote_recently);
     let last_seen = parse(&r.9).map_err(ApiError::internal)?;
     let expires = parse(&r.10).map_err(ApiError::internal)?;
     let expired = now > expires || now - last_seen > Duration::minutes(IDLE_TIMEOUT_MINUTES);
@@ -204,7 +211,7 @@ pub async fn load_actor(
                 "SELECT serial, revoked_at, expires_at FROM certificates WHERE fingerprint = $1",
             )
             .bind(fingerprint)
-            .fetch_optional(db.read())
+            .fetch_optional(db.primary())
             .await?;
             let why = match &cert {
                 Some((serial, Some(at), _)) => format!("certificate {serial} revoked at {at}"),

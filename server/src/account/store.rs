@@ -83,6 +83,38 @@ pub async fn count_failure_counted(
     })
 }
 
+/// Counts one failed sign-in of an ID number that has no account, by its blind index, as
+/// [`count_failure_counted`] counts an account's (0 on the fifth, which starts again), in SQL
+/// so that concurrent failures on any server all count. Counts untouched for a day are dropped
+/// when a new one starts.
+pub async fn count_unknown_failure(
+    tx: &mut Tx,
+    _allowed: &Allowed,
+    id_index: &str,
+) -> Result<i64, sqlx::Error> {
+    let now = crate::db::now_rfc3339();
+    let (n,): (i64,) = sqlx::query_as(
+        "INSERT INTO unknown_sign_in_failures (id_index, n, updated_at) VALUES ($1, 1, $2) \
+         ON CONFLICT (id_index) DO UPDATE SET \
+         n = CASE WHEN unknown_sign_in_failures.n + 1 >= $3 THEN 0 \
+         ELSE unknown_sign_in_failures.n + 1 END, updated_at = $2 RETURNING n",
+    )
+    .bind(id_index)
+    .bind(&now)
+    .bind(super::MAX_FAILED_ATTEMPTS)
+    .fetch_one(&mut **tx)
+    .await?;
+    if n == 1 {
+        let day_ago = (chrono::Utc::now() - chrono::Duration::days(1))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        sqlx::query("DELETE FROM unknown_sign_in_failures WHERE updated_at < $1")
+            .bind(day_ago)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(n)
+}
+
 /// The unified codes of the organisations of the account's live (unrevoked) grants: what
 /// `access::account_admin` decides a security officer's reach over the account on.
 pub async fn live_grant_codes<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(

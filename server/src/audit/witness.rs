@@ -117,7 +117,7 @@ impl Witness {
     pub async fn sign_head(&self, db: &Db, always: bool) -> anyhow::Result<Option<Line>> {
         let (seq, hash): (i64, String) =
             sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
-                .fetch_one(db.read())
+                .fetch_one(db.primary())
                 .await?;
         {
             let last = self.last.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;

@@ -163,12 +163,30 @@ fn ca_slot() -> &'static tokio::sync::Mutex<Option<Arc<Ca>>> {
     CA.get_or_init(|| tokio::sync::Mutex::new(None))
 }
 
-/// Runs `f` with the platform CA of `data_dir` (opened once), under the CA lock.
+/// The advisory lock (PostgreSQL, first key "dc") that serialises the CA's register and CRL
+/// across the servers of a cluster sharing one CA directory.
+const CA_LOCK: (i64, i64) = (0x6463, 1);
+
+/// Runs `f` with the platform CA of `data_dir` (opened once), under the CA lock: this process's
+/// mutex and, on PostgreSQL, a transaction-scoped advisory lock, so that servers sharing the CA
+/// directory issue, revoke and sign CRLs one at a time (the lock ends with the transaction,
+/// whatever happens to this future).
 async fn with_ca<T>(
+    db: &Db,
     data_dir: &Path,
     f: impl FnOnce(&Ca) -> Result<T, dangjian_certs::Error>,
 ) -> ApiResult<Result<T, dangjian_certs::Error>> {
     let mut slot = ca_slot().lock().await;
+    let mut cluster_lock = None;
+    if db.engine == crate::db::Engine::Postgres {
+        let mut tx = db.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(CAST($1 AS INTEGER), CAST($2 AS INTEGER))::text")
+            .bind(CA_LOCK.0)
+            .bind(CA_LOCK.1)
+            .execute(&mut *tx)
+            .await?;
+        cluster_lock = Some(tx);
+    }
     if slot.is_none() {
         let dir = crate::tls::ca_dir(data_dir);
         let ca = Ca::open(&dir, crate::tls::ca_passphrase().as_deref()).map_err(|e| {
@@ -182,7 +200,11 @@ async fn with_ca<T>(
         *slot = Some(Arc::new(ca));
     }
     let ca = slot.as_ref().expect("opened").clone();
-    Ok(f(&ca))
+    let out = f(&ca);
+    if let Some(tx) = cluster_lock {
+        tx.rollback().await?;
+    }
+    Ok(out)
 }
 
 /// The subject text kept in the register: the ID number masked (the register is not sealed).
@@ -272,7 +294,7 @@ pub async fn issue_card_files(
     let (account_id, subject) = subject_of_grant(db, grant_id)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let issued = with_ca(data_dir, |ca| {
+    let issued = with_ca(db, data_dir, |ca| {
         ca.issue_client(
             &subject,
             None,
@@ -378,7 +400,7 @@ pub async fn reload_crl(db: &Db, pki: &Arc<Pki>) {
 
 /// Renews the CRL shortly before its nextUpdate when this server holds the CA key. An
 /// expired CRL is left alone (fail closed until an operator acts).
-async fn renew_crl_if_due(pki: &Arc<Pki>) {
+async fn renew_crl_if_due(db: &Db, pki: &Arc<Pki>) {
     let Some(next) = pki.next_update() else {
         return;
     };
@@ -386,7 +408,7 @@ async fn renew_crl_if_due(pki: &Arc<Pki>) {
     if left <= chrono::Duration::zero() || left > chrono::Duration::hours(CRL_RENEW_BEFORE_HOURS) {
         return;
     }
-    match with_ca(pki.data_dir(), |ca| {
+    match with_ca(db, pki.data_dir(), |ca| {
         ca.crl(dangjian_certs::DEFAULT_CRL_HOURS)
     })
     .await
@@ -408,7 +430,7 @@ pub fn spawn_crl_watcher(db: Db, pki: Arc<Pki>) {
         loop {
             tick.tick().await;
             reload_crl(&db, &pki).await;
-            renew_crl_if_due(&pki).await;
+            renew_crl_if_due(&db, &pki).await;
         }
     });
 }

@@ -510,7 +510,7 @@ async fn enrol_once(state: &AppState, client: &str, body: &Enrol) -> ApiResult<E
         }
     }
     let csr = body.csr.clone();
-    let issued = with_ca(&state.config.data_dir, |ca| {
+    let issued = with_ca(&state.db, &state.config.data_dir, |ca| {
         ca.issue_client(
             &subject,
             Some(&csr),
@@ -532,7 +532,7 @@ async fn enrol_once(state: &AppState, client: &str, body: &Enrol) -> ApiResult<E
     if claimed.rows_affected() != 1 {
         drop(tx);
         let serial = issued.serial_hex.clone();
-        let _ = with_ca(&state.config.data_dir, move |ca| {
+        let _ = with_ca(&state.db, &state.config.data_dir, move |ca| {
             ca.revoke(&serial, dangjian_certs::RevocationReason::Superseded)
         })
         .await;
@@ -782,7 +782,7 @@ pub async fn revoke_certificate(
         return Err(ApiError::conflict("already_revoked", "该证书已吊销"));
     }
     let s = serial.clone();
-    with_ca(&state.config.data_dir, move |ca| {
+    with_ca(&state.db, &state.config.data_dir, move |ca| {
         match ca.revoke(&s, reason) {
             Ok(()) => {}
             // Revoked with the CA already (e.g. by the command line): publish all the same.

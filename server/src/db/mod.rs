@@ -28,6 +28,67 @@ pub struct Db {
     pub engine: Engine,
     read: AnyPool,
     write: AnyPool,
+    /// A streaming replica of the primary (PostgreSQL, `serve --database-read`): reads of
+    /// requests that need not see their own session's latest writes go there (see [`route`]).
+    replica: Option<AnyPool>,
+}
+
+/// Where the reads of the request being served go when a replica is configured. Every request
+/// runs inside [`route::scope`]: a request that writes (any method but GET, HEAD and OPTIONS)
+/// reads from the primary, and so does every request of a session that wrote within
+/// [`route::READ_YOUR_WRITES_SECS`] (its `sessions.wrote_at`, set after each of its writes),
+/// so a page never misses its own save. Work outside a request (batch checks) reads the
+/// replica.
+pub mod route {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    /// How long after a write a session's reads stay on the primary: far above the lag of a
+    /// healthy streaming replica (milliseconds on a LAN).
+    pub const READ_YOUR_WRITES_SECS: i64 = 10;
+
+    /// The routing of one request.
+    #[derive(Debug, Default)]
+    pub struct Route {
+        primary: AtomicBool,
+        session: Mutex<Option<String>>,
+    }
+
+    tokio::task_local! {
+        static ROUTE: Arc<Route>;
+    }
+
+    /// Runs a request's future with its routing: `primary` from the start (a write request)
+    /// or not. Returns the session (token hash) that the request was made under, if any.
+    pub async fn scope<F: std::future::Future>(primary: bool, f: F) -> (F::Output, Option<String>) {
+        let route = Arc::new(Route {
+            primary: AtomicBool::new(primary),
+            session: Mutex::new(None),
+        });
+        let out = ROUTE.scope(route.clone(), f).await;
+        let session = route.session.lock().ok().and_then(|s| s.clone());
+        (out, session)
+    }
+
+    /// The request's session is known (`wrote_recently`: it wrote a moment ago, so its reads
+    /// go to the primary).
+    pub fn note_session(token_hash: &str, wrote_recently: bool) {
+        let _ = ROUTE.try_with(|r| {
+            if wrote_recently {
+                r.primary.store(true, Ordering::Relaxed);
+            }
+            if let Ok(mut s) = r.session.lock() {
+                *s = Some(token_hash.to_string());
+            }
+        });
+    }
+
+    /// Whether the current request reads from the primary (false outside a request).
+    pub fn to_primary() -> bool {
+        ROUTE
+            .try_with(|r| r.primary.load(Ordering::Relaxed))
+            .unwrap_or(false)
+    }
 }
 
 static MIGRATE_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -75,6 +136,7 @@ impl Db {
                     engine,
                     read,
                     write,
+                    replica: None,
                 })
             }
             Engine::Postgres => {
@@ -88,9 +150,33 @@ impl Db {
                     engine,
                     read: pool.clone(),
                     write: pool,
+                    replica: None,
                 })
             }
         }
+    }
+
+    /// Adds a streaming replica of the primary (`postgres://…`, read-only) for reads.
+    pub async fn with_replica(mut self, url: &str) -> anyhow::Result<Db> {
+        if self.engine != Engine::Postgres
+            || !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            anyhow::bail!("--database-read needs a PostgreSQL primary and a postgres:// replica");
+        }
+        let options = AnyConnectOptions::from_str(url).context("parse replica URL")?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .context("connect to the PostgreSQL replica")?;
+        self.replica = Some(pool);
+        Ok(self)
+    }
+
+    /// Whether reads may go to a replica.
+    pub fn has_replica(&self) -> bool {
+        self.replica.is_some()
     }
 
     /// Applies pending migrations of this engine's set.
@@ -106,9 +192,13 @@ impl Db {
         Ok(())
     }
 
-    /// The pool for reads.
+    /// The pool for reads: the replica when there is one and the current request need not
+    /// see its session's latest writes ([`route`]), else the primary's read pool.
     pub fn read(&self) -> &AnyPool {
-        &self.read
+        match &self.replica {
+            Some(replica) if !route::to_primary() => replica,
+            _ => &self.read,
+        }
     }
 
     /// The pool for single statements that write, or that must see the latest writes (on
@@ -117,12 +207,25 @@ impl Db {
         &self.write
     }
 
+    /// The pool that sees every committed write at once: the primary on PostgreSQL, the read
+    /// pool on SQLite (the same file). For what must be current whatever the replica says:
+    /// sessions, jobs, the audit head.
+    pub fn primary(&self) -> &AnyPool {
+        match self.engine {
+            Engine::Sqlite => &self.read,
+            Engine::Postgres => &self.write,
+        }
+    }
+
     /// Starts a write transaction.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         self.write.begin().await
     }
 
     pub async fn close(&self) {
+        if let Some(r) = &self.replica {
+            r.close().await;
+        }
         self.read.close().await;
         self.write.close().await;
     }

@@ -92,7 +92,14 @@ pub async fn start_upload(
     let db = state.db.clone();
     let (job_id, code) = (id.clone(), org.code.clone());
     // Progress also goes to the jobs registry (`GET /api/v1/jobs/{id}` for the uploader).
-    let job = crate::jobs::registry().start("member_import", actor, file_name.clone());
+    let job = crate::jobs::start(
+        &state.db,
+        &allowed,
+        "member_import",
+        actor,
+        file_name.clone(),
+    )
+    .await?;
     tokio::spawn(async move {
         let last = std::sync::atomic::AtomicU64::new(0);
         let progress = |done: u64, total: u64| {
@@ -101,10 +108,10 @@ pub async fn start_upload(
             job.advance(done.saturating_sub(before));
         };
         match store::validate(&db, &job_id, &code, bytes, &progress).await {
-            Ok(()) => job.finish(serde_json::json!({ "import_id": job_id })),
+            Ok(()) => job.finish(serde_json::json!({ "import_id": job_id })).await,
             Err(e) => {
                 tracing::info!(import = %job_id, "member import not validated: {}", e.message);
-                job.fail(e.message);
+                job.fail(e.message).await;
             }
         }
     });

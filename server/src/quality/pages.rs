@@ -142,18 +142,15 @@ async fn quality_body(
     let orgs = scope_choices(state, actor).await?;
     // The caller's newest check, found again after a reload: its progress while it runs,
     // then where its results are.
-    let latest = jobs::registry()
-        .latest(&actor.account_id, routes::JOB_KIND)
-        .map(|j| j.view());
+    let latest = jobs::latest(&state.db, &actor.account_id, routes::JOB_KIND).await?;
     let running = latest
         .clone()
         .filter(|v| v.state == jobs::JobState::Running);
     let done = latest.filter(|v| v.state != jobs::JobState::Running);
-    let checks: Vec<CheckView> = store::recent_checks(&state.db, &actor.org_code, 20)
-        .await?
-        .iter()
-        .map(routes::check_view)
-        .collect();
+    let mut checks: Vec<CheckView> = Vec::new();
+    for row in store::recent_checks(&state.db, &actor.org_code, 20).await? {
+        checks.push(routes::check_view(&state.db, &row).await?);
+    }
     Ok(html! {
         @if let Some(v) = &running {
             div.panel #quality-running role="status" {
@@ -288,7 +285,8 @@ async fn report_body(
     id: &str,
     q: &OrgQuery,
 ) -> Result<(Markup, String), ApiError> {
-    let check = routes::check_view(&routes::visible_check(state, actor, id).await?);
+    let row = routes::visible_check(state, actor, id).await?;
+    let check = routes::check_view(&state.db, &row).await?;
     let r = routes::report(state, actor, id, q).await?;
     let title = format!("{}信息质量统计报告", r.org_name);
     let body = html! {
@@ -351,7 +349,8 @@ async fn special_page(
     Query(q): Query<OrgQuery>,
 ) -> Response {
     or_error(&actor, async {
-        let check = routes::check_view(&routes::visible_check(&state, &actor, &id).await?);
+        let row = routes::visible_check(&state, &actor, &id).await?;
+        let check = routes::check_view(&state.db, &row).await?;
         let s = routes::special(&state, &actor, &id, &q).await?;
         let missing = s.rules.iter().filter(|r| r.id.is_missing_item()).count();
         let others = s.rules.len() - missing;
@@ -425,7 +424,7 @@ async fn members_page(
         };
         let paging = Paging { page: num(&pq.page).map(|p| p.max(1)), per_page: Some(num(&pq.per_page).unwrap_or(20).clamp(1, 200)) };
         let row = routes::visible_check(&state, &actor, &id).await?;
-        let check = routes::check_view(&row);
+        let check = routes::check_view(&state.db, &row).await?;
         let (f, org) = routes::members_filter(&state, &actor, &row, &q).await?;
         let (items, total) = store::member_findings(&state.db, &f, paging.per_page(), paging.offset()).await?;
         let mut base = format!("/quality/checks/{id}/members?org_id={}", enc(&org.id));

@@ -15,6 +15,7 @@ use super::store::{
 };
 use super::{FindingView, Level, Rule, RuleView};
 use crate::access::{self, Actor, Reach};
+use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 use crate::fields::Problems;
 use crate::jobs;
@@ -276,13 +277,21 @@ pub struct CheckView {
     pub finished_at: Option<String>,
 }
 
-pub fn check_view(row: &CheckRow) -> CheckView {
-    let job = jobs::registry().get(&row.job_id).map(|j| j.view());
+pub async fn check_view(db: &Db, row: &CheckRow) -> ApiResult<CheckView> {
+    let job = if row.state == "running" {
+        jobs::get(db, &row.job_id).await?
+    } else {
+        None
+    };
     let (mut state, mut message) = (row.state.clone(), row.message.clone());
-    if state == "running" && job.is_none() {
-        // The server restarted while it ran.
+    if state == "running"
+        && job
+            .as_ref()
+            .is_none_or(|j| j.state == jobs::JobState::Failed)
+    {
+        // The server that ran it stopped while it ran.
         state = "failed".into();
-        message = "校验因服务重启而中断，请重新校验".into();
+        message = "校验因服务器停止而中断，请重新校验".into();
     }
     let (done, total) = match (&job, state.as_str()) {
         (Some(j), "running") => (j.done as i64, j.total as i64),
@@ -293,7 +302,7 @@ pub fn check_view(row: &CheckRow) -> CheckView {
         "finished" => "已完成",
         _ => "未完成",
     };
-    CheckView {
+    Ok(CheckView {
         id: row.id.clone(),
         job_id: row.job_id.clone(),
         org_id: row.org_id.clone(),
@@ -311,7 +320,7 @@ pub fn check_view(row: &CheckRow) -> CheckView {
         actor_name: row.actor_name.clone(),
         started_at: row.started_at.clone(),
         finished_at: row.finished_at.clone(),
-    }
+    })
 }
 
 /// Adapts a job to the batch's progress reports.
@@ -381,11 +390,18 @@ pub async fn start(state: &AppState, actor: &Actor, input: &CheckInput) -> ApiRe
     let chosen = chosen_rules(&input.rules, input.levels.as_deref())?;
     let org = org_in_scope(state, actor, input.org_id.as_deref()).await?;
     let allowed = access::quality_batch(actor, &org.code)?;
-    let job = jobs::registry().start(JOB_KIND, actor, format!("批量信息校验：{}", org.name));
+    let job = jobs::start(
+        &state.db,
+        &allowed,
+        JOB_KIND,
+        actor,
+        format!("批量信息校验：{}", org.name),
+    )
+    .await?;
     let row = match store::insert_check(&state.db, &allowed, actor, &org, &chosen, job.id()).await {
         Ok(r) => r,
         Err(e) => {
-            job.fail("校验未能开始".into());
+            job.fail("校验未能开始".into()).await;
             return Err(e);
         }
     };
@@ -394,19 +410,22 @@ pub async fn start(state: &AppState, actor: &Actor, input: &CheckInput) -> ApiRe
     tokio::spawn(async move {
         let progress: Arc<dyn store::Progress> = Arc::new(JobProgress(job.clone()));
         match store::run_check(&db, &check, progress).await {
-            Ok(summary) => job.finish(serde_json::json!({
-                "check_id": check.id,
-                "summary": summary,
-            })),
+            Ok(summary) => {
+                job.finish(serde_json::json!({
+                    "check_id": check.id,
+                    "summary": summary,
+                }))
+                .await
+            }
             Err(e) => {
                 tracing::error!(check = %check.id, error = %e, "quality check failed");
                 let message = "校验未完成，请稍后重试".to_string();
                 let _ = store::fail_check(&db, &check.id, &message).await;
-                job.fail(message);
+                job.fail(message).await;
             }
         }
     });
-    Ok(check_view(&row))
+    check_view(&state.db, &row).await
 }
 
 /// `POST /quality/checks`: 批量信息校验 — starts a batch check of the subtree of `org_id`
@@ -433,7 +452,11 @@ async fn list_checks(
 ) -> ApiResult<Json<Vec<CheckView>>> {
     access::business_read(&actor)?;
     let rows = store::recent_checks(&state.db, &actor.org_code, 20).await?;
-    Ok(Json(rows.iter().map(check_view).collect()))
+    let mut views = Vec::with_capacity(rows.len());
+    for row in &rows {
+        views.push(check_view(&state.db, row).await?);
+    }
+    Ok(Json(views))
 }
 
 /// A check the caller may see (its organisation within the caller's scope).
@@ -454,7 +477,8 @@ async fn get_check(
     actor: Actor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CheckView>> {
-    Ok(Json(check_view(&visible_check(&state, &actor, &id).await?)))
+    let row = visible_check(&state, &actor, &id).await?;
+    Ok(Json(check_view(&state.db, &row).await?))
 }
 
 // ---- results

@@ -14,6 +14,7 @@
 //! reports it.
 
 pub mod pki;
+pub mod proxy;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -230,15 +231,19 @@ pub struct RefusedHandshake {
 /// Called for every handshake refused because of the client certificate.
 pub type RefusalHook = Arc<dyn Fn(RefusedHandshake) + Send + Sync>;
 
-/// Serves `app` on `listener` until the process ends. With `pki` absent, plain HTTP.
+/// Serves `app` on `listener` until the process ends. With `pki` absent, plain HTTP. A
+/// connection from a `trusted` balancer may start with a PROXY protocol v2 header, whose source
+/// becomes the client address; from anyone else such a header is refused ([`proxy`]).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     pki: Option<Arc<Pki>>,
     on_refusal: Option<RefusalHook>,
+    trusted: proxy::Trusted,
 ) -> anyhow::Result<()> {
+    let trusted = Arc::new(trusted);
     loop {
-        let (stream, client_addr) = match listener.accept().await {
+        let (mut stream, peer) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!("accept failed: {e}");
@@ -251,7 +256,19 @@ pub async fn serve(
             .as_ref()
             .map(|p| tokio_rustls::TlsAcceptor::from(p.config()));
         let on_refusal = on_refusal.clone();
+        let trusted = trusted.clone();
         tokio::spawn(async move {
+            let client_addr = match proxy::client_address(&mut stream, peer, &trusted).await {
+                Ok(a) => a,
+                Err(proxy::Refused::Untrusted) => {
+                    tracing::warn!(%peer, "PROXY header from a peer not named by --proxy-from: connection refused");
+                    return;
+                }
+                Err(proxy::Refused::Malformed(e)) => {
+                    tracing::warn!(%peer, "unreadable PROXY header from a balancer: {e}");
+                    return;
+                }
+            };
             let Some(acceptor) = acceptor else {
                 let info = ConnInfo {
                     client_addr,

@@ -1,0 +1,166 @@
+//! Issue 17's benchmark: lookups by ID number and the member list of a branch under 50 and 200
+//! concurrent clients, through one server and through two behind HAProxy with the replica
+//! serving reads, side by side in one run (`scripts/bench/cluster.sh`).
+//!
+//! Environment: `MEMBERS` (default 1000000), `DURATION` seconds per measurement (default 20),
+//! `CLIENTS` (default "50,200"). Builds the rig of `tests/src/cluster.rs` (its own PostgreSQL
+//! primary and streaming replica, two servers, HAProxy) and prints one table.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dangjian_tests::cluster::{Cluster, ClusterOptions};
+use dangjian_tests::{DemoAccount, Server};
+use serde_json::Value;
+
+fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A client with connections of its own, presenting the account's card when it has one.
+fn client_for(server: &Server, account: &DemoAccount) -> reqwest::Client {
+    server
+        .card_client(account)
+        .unwrap_or_else(|| server.client())
+}
+
+async fn get(client: &reqwest::Client, url: &str, token: &str) -> Result<Value, String> {
+    let r = client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !r.status().is_success() {
+        return Err(format!("{} {url}", r.status()));
+    }
+    r.json().await.map_err(|e| e.to_string())
+}
+
+/// `clients` clients sending the paths in turn for `duration`: (requests/s, p99 ms, errors).
+async fn measure(
+    server: &Server,
+    account: &DemoAccount,
+    token: &str,
+    paths: Arc<Vec<String>>,
+    clients: usize,
+    duration: Duration,
+) -> (f64, f64, usize) {
+    let deadline = Instant::now() + duration;
+    let mut tasks = Vec::new();
+    for k in 0..clients {
+        let client = client_for(server, account);
+        let (base, token, paths) = (server.base.clone(), token.to_string(), paths.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut lat, mut errors, mut i) = (Vec::new(), 0usize, k);
+            while Instant::now() < deadline {
+                let url = format!("{base}{}", paths[i % paths.len()]);
+                i += 1;
+                let start = Instant::now();
+                match get(&client, &url, &token).await {
+                    Ok(_) => lat.push(start.elapsed()),
+                    Err(e) => {
+                        if errors == 0 && k == 0 {
+                            eprintln!("first error: {e}");
+                        }
+                        errors += 1
+                    }
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let (mut all, mut errors) = (Vec::new(), 0);
+    for t in tasks {
+        let (lat, e) = t.await.expect("client task");
+        all.extend(lat);
+        errors += e;
+    }
+    all.sort();
+    let p99 = all
+        .get((all.len() * 99 / 100).min(all.len().saturating_sub(1)))
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    (all.len() as f64 / duration.as_secs_f64(), p99, errors)
+}
+
+#[tokio::main]
+async fn main() {
+    let members: usize = env("MEMBERS", 1_000_000);
+    let duration = Duration::from_secs(env("DURATION", 20));
+    let clients: Vec<usize> = std::env::var("CLIENTS")
+        .unwrap_or_else(|_| "50,200".into())
+        .split(',')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    eprintln!("building the rig: {members} members on PostgreSQL, a replica, two servers, HAProxy");
+    let c = Cluster::start(ClusterOptions {
+        members,
+        servers: 2,
+        replica: true,
+    });
+    let account = c.balancer.county_admin();
+    let api = c.balancer.sign_in(&account).await;
+    let token = api.token.clone();
+    let client = client_for(&c.balancer, &account);
+
+    // Branches of the county and ID numbers of their members.
+    let root = &account.org_id;
+    let page = get(
+        &client,
+        &c.balancer.url(&format!(
+            "/api/v1/orgs/{root}/members?include_sub=1&per_page=200"
+        )),
+        &token,
+    )
+    .await
+    .expect("members of the county");
+    let mut lookups = Vec::new();
+    let mut lists = Vec::new();
+    for m in page["items"].as_array().expect("items").iter().take(200) {
+        let id = m["id"].as_str().expect("member id");
+        let full = get(
+            &client,
+            &c.balancer.url(&format!("/api/v1/members/{id}?unmask=1")),
+            &token,
+        )
+        .await
+        .expect("member");
+        if let Some(n) = full["id_number"].as_str().filter(|n| n.len() == 18) {
+            lookups.push(format!("/api/v1/orgs/{root}/members?include_sub=1&q={n}"));
+        }
+        if let Some(b) = full["branch_id"].as_str() {
+            let path = format!("/api/v1/orgs/{b}/members?per_page=20");
+            if !lists.contains(&path) {
+                lists.push(path);
+            }
+        }
+    }
+    assert!(!lookups.is_empty() && !lists.is_empty(), "no members found");
+    let scenarios = [
+        ("ID-number lookup", Arc::new(lookups)),
+        ("branch member list", Arc::new(lists)),
+    ];
+    println!("| request | clients | one server: req/s | p99 ms | two servers + HAProxy + replica: req/s | p99 ms |");
+    println!("|---|---|---|---|---|---|");
+    for (name, paths) in &scenarios {
+        for &n in &clients {
+            let one = measure(&c.servers[0], &account, &token, paths.clone(), n, duration).await;
+            let two = measure(&c.balancer, &account, &token, paths.clone(), n, duration).await;
+            println!(
+                "| {name} | {n} | {:.0} | {:.1} | {:.0} | {:.1} |{}",
+                one.0,
+                one.1,
+                two.0,
+                two.1,
+                if one.2 + two.2 > 0 {
+                    format!(" errors: {} / {}", one.2, two.2)
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+}
