@@ -254,12 +254,13 @@ pub async fn member_stats(
     })
 }
 
-/// Living members of a subtree with an activated personal account (an active account with a
-/// password whose ID-number blind index is the member's), per branch code.
+/// Living members of a subtree with an activated personal account 党员个人账号 (a live row of
+/// `member_accounts`, made by 党员注册), per branch code: read on every request, so a
+/// registration counts at once.
 pub async fn registered_per_branch(db: &Db, code: &str) -> Result<Vec<(String, i64)>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT m.org_code, COUNT(*) FROM accounts a JOIN members m ON m.id_number_idx = a.id_number_idx \
-         WHERE a.status = 'active' AND a.password_hash IS NOT NULL AND m.status = 'normal' \
+        "SELECT m.org_code, COUNT(*) FROM member_accounts a JOIN members m ON m.id = a.member_id \
+         WHERE a.status = 'active' AND m.status = 'normal' \
          AND m.org_code >= $1 AND m.org_code < $2 GROUP BY m.org_code",
     )
     .bind(code)
