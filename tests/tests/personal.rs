@@ -277,6 +277,52 @@ async fn register_sign_in_and_own_record(db: Option<TestDb>) {
         &member).await;
     assert_eq!(views, 1);
 
+    // 信息更正申请: an application in the branch's approval queue, approved there; the member
+    // sees the state and the opinion.
+    let r = me
+        .post("/api/v1/me/corrections", json!({"content": ""}))
+        .await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert_eq!(r.field(), Some("content"));
+    let r = me
+        .post(
+            "/api/v1/me/corrections",
+            json!({"content": "学历应为大学本科"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let application = r.body["id"].as_str().unwrap().to_string();
+    let inbox = branch.get("/api/v1/approvals?state=pending").await;
+    assert_eq!(inbox.status, 200, "{:?}", inbox.body);
+    assert!(
+        inbox.body.to_string().contains(&application),
+        "{:?}",
+        inbox.body
+    );
+    let r = committee
+        .post(
+            &format!("/api/v1/applications/{application}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r.status, 403,
+        "the committee is not the branch: {:?}",
+        r.body
+    );
+    let r = branch
+        .post(
+            &format!("/api/v1/applications/{application}/approve"),
+            json!({"opinion": "已按档案更正"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = me.get("/api/v1/me/applications").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["items"][0]["state"], "approved");
+    assert_eq!(r.body["items"][0]["opinion"], "已按档案更正");
+    assert_eq!(r.body["items"][0]["kind_label"], "信息更正申请");
+
     // A member's token reaches nothing of the administrators', not even the own record there.
     for path in [
         format!("/api/v1/members/{member}"),

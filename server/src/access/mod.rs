@@ -296,6 +296,10 @@ pub fn member_at_tier(
     }
     if actor.tier.is_some_and(|t| tiers.contains(&t)) {
         Ok(Allowed(()))
+    } else if tiers.is_empty() {
+        Err(ApiError::forbidden(format!(
+            "“{action}”由党员本人在个人专区提交"
+        )))
     } else {
         let names: Vec<&str> = tiers.iter().map(|t| tier_label(*t)).collect();
         Err(ApiError::forbidden(format!(

@@ -487,6 +487,9 @@ async fn effect(
             )
             .await?;
         }
+        // The member's correction request: the approval is the branch's answer; the branch
+        // corrects the record through its form (every field rule applies there).
+        Kind::Correction => {}
         Kind::Supplement | Kind::Realname => {
             let input: MemberInput = data
                 .member

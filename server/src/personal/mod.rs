@@ -134,3 +134,40 @@ pub struct Me {
     pub registered_at: String,
     pub csrf_token: String,
 }
+
+#[derive(Deserialize, ToSchema)]
+pub struct CorrectionRequest {
+    /// 更正内容: which items of the record are wrong and what they should be
+    pub content: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Submitted {
+    /// The application in the branch's approval queue.
+    pub id: String,
+    pub message: String,
+}
+
+/// One of the member's own applications, with the branch's answer.
+#[derive(Serialize, ToSchema)]
+pub struct OwnApplication {
+    pub id: String,
+    /// `correction_request`
+    pub kind: String,
+    pub kind_label: String,
+    /// pending | approved | rejected | withdrawn
+    pub state: String,
+    pub state_label: String,
+    pub content: String,
+    /// Who decides (the branch).
+    pub approver_org_name: String,
+    pub submitted_at: String,
+    pub decided_at: Option<String>,
+    /// 审核意见 of the decision, if any.
+    pub opinion: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OwnApplications {
+    pub items: Vec<OwnApplication>,
+}

@@ -30,6 +30,7 @@ pub fn router() -> PageRouter {
         .route("/me/login/sms", post(login_sms))
         .route("/me", get(me_page))
         .route("/me/logout", post(logout))
+        .route("/me/correction", post(correction_submit))
 }
 
 fn client_of(conn: &ConnInfo) -> String {
@@ -387,6 +388,26 @@ async fn me_page(State(state): State<AppState>, req: axum::extract::Request) -> 
         Ok(a) => a,
         Err(r) => return r,
     };
+    render_me(
+        &state,
+        actor,
+        None,
+        &FormErrors::default(),
+        String::new(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn render_me(
+    state: &AppState,
+    actor: MemberActor,
+    notice: Option<String>,
+    errors: &FormErrors,
+    content: String,
+    status: StatusCode,
+) -> Response {
+    let state = state.clone();
     let me = match routes::me(&state, &actor).await {
         Ok(me) => me,
         Err(e) => return refusal(e),
@@ -436,7 +457,107 @@ async fn me_page(State(state): State<AppState>, req: axum::extract::Request) -> 
             }
         }
     };
-    member_page(&actor, "个人专区", body)
+    let applications = routes::own_applications(&state, &actor)
+        .await
+        .map(|a| a.items)
+        .unwrap_or_default();
+    let body = html! {
+        (body)
+        (correction_panel(&actor, notice.as_deref(), errors, &content))
+        div.panel #my-applications {
+            h3 { "我的申请" }
+            @if applications.is_empty() {
+                p.muted { "暂无申请。" }
+            } @else {
+                table.list {
+                    thead { tr { th { "申请类型" } th { "内容" } th { "审核组织" } th { "提交时间" } th { "状态" } th { "审核意见" } } }
+                    tbody {
+                        @for a in &applications {
+                            tr data-state=(a.state) {
+                                td { (a.kind_label) }
+                                td { (a.content) }
+                                td { (a.approver_org_name) }
+                                td.nowrap { (crate::audit::query::beijing_time(&a.submitted_at)) }
+                                td { span.badge.state.(a.state) { (a.state_label) } }
+                                td { (a.opinion.as_deref().unwrap_or("")) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let mut res = member_page(&actor, "个人专区", body);
+    *res.status_mut() = status;
+    res
+}
+
+fn correction_panel(
+    actor: &MemberActor,
+    notice: Option<&str>,
+    errors: &FormErrors,
+    content: &str,
+) -> Markup {
+    html! {
+        div.panel #correction {
+            h3 { "信息更正申请" }
+            p.hint { "发现本人信息有误时，请写明需要更正的项目和正确内容，提交后由所在党支部审核并更正。" }
+            @if let Some(n) = notice { div.alert.alert-info #correction-notice role="status" { (n) } }
+            (errors.banner())
+            form.form #correction-form method="post" action="/me/correction" data-no-draft {
+                input type="hidden" name="csrf" value=(actor.csrf_token);
+                div.field.has-error[errors.fields.contains_key("content")] {
+                    label for="content" { span.req { "*" } "更正内容" }
+                    textarea #content name="content" rows="3" maxlength="1000" { (content) }
+                    (errors.at("content"))
+                }
+                button.primary type="submit" { "提交申请" }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct CorrectionForm {
+    csrf: Option<String>,
+    content: Option<String>,
+}
+
+async fn correction_submit(State(state): State<AppState>, req: axum::extract::Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let actor = match member_of(&state, &parts).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let f: CorrectionForm = serde_html_form::from_bytes(&bytes).unwrap_or_default();
+    if f.csrf.as_deref() != Some(actor.csrf_token.as_str()) {
+        return refusal(ApiError::forbidden(
+            "请求缺少有效的防伪令牌（CSRF），请刷新页面后重试",
+        ));
+    }
+    let req = super::CorrectionRequest {
+        content: v(&f.content),
+    };
+    match routes::request_correction(&state, &actor, &req).await {
+        Ok(done) => {
+            render_me(
+                &state,
+                actor,
+                Some(done.message),
+                &FormErrors::default(),
+                String::new(),
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(e) => {
+            let errors = errors_of(&e);
+            render_me(&state, actor, None, &errors, v(&f.content), e.status).await
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]

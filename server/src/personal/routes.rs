@@ -30,6 +30,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(sign_in_sms_route))
         .routes(routes!(sign_in_route, sign_out_route))
         .routes(routes!(me_route))
+        .routes(routes!(correction_route))
+        .routes(routes!(applications_route))
 }
 
 fn client_of(conn: &ConnInfo) -> String {
@@ -642,4 +644,139 @@ async fn sign_out_route(State(state): State<AppState>, me: MemberActor) -> ApiRe
               (status = 403, body = crate::error::ErrorBody)))]
 async fn me_route(State(state): State<AppState>, actor: MemberActor) -> ApiResult<Json<Me>> {
     me(&state, &actor).await.map(Json)
+}
+
+/// Longest correction request, in characters.
+pub const CORRECTION_MAX: usize = 1000;
+
+/// 信息更正申请: the member asks the branch to correct the own record; the request becomes an
+/// application in the approval queue of the branch (tier 3), with its trail and audit record.
+pub async fn request_correction(
+    state: &AppState,
+    actor: &MemberActor,
+    body: &CorrectionRequest,
+) -> ApiResult<Submitted> {
+    use crate::approval::{rules as approval_rules, store as approval_store, ApplicationData};
+    let allowed = access::own_record(actor, &actor.member_id)?;
+    let content =
+        fields::required_text("content", "更正内容", Some(&body.content), CORRECTION_MAX)?;
+    let (member, branch_name) = crate::member::routes::load(&state.db, &actor.member_id).await?;
+    let kind = approval_rules::Kind::Correction;
+    let chain = approval_store::chain(state.db.read(), &member.org_code).await?;
+    let approver = approval_rules::approver(&chain, kind.approver_tier())
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::conflict("no_approver", "没有可以审批的党组织，请联系所在党支部")
+        })?;
+    let data = ApplicationData {
+        reason: content,
+        ..ApplicationData::default()
+    };
+    let applicant = approval_store::Applicant {
+        account_id: actor.member_account_id.clone(),
+        name: actor.name.clone(),
+        org_id: actor.branch_id.clone(),
+        org_code: actor.org_code.clone(),
+        org_name: actor.org_name.clone(),
+        who: super::session::who(actor),
+    };
+    let id = approval_store::submit_as(
+        &state.db,
+        &applicant,
+        approval_store::NewApplication {
+            kind,
+            member_id: Some(&member.id),
+            member_name: &member.name,
+            subject_code: &member.org_code,
+            subject_name: &branch_name,
+            approver: &approver,
+            data: &data,
+            attachments: &[],
+        },
+        &allowed,
+    )
+    .await?;
+    Ok(Submitted {
+        id,
+        message: format!("信息更正申请已提交，由{}审核", approver.name),
+    })
+}
+
+/// The member's own applications, newest first, with the decision's opinion.
+pub async fn own_applications(state: &AppState, actor: &MemberActor) -> ApiResult<OwnApplications> {
+    use crate::approval::rules::{Kind, State as AppState_};
+    access::own_record(actor, &actor.member_id)?;
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, kind, state, data, approver_org_name, submitted_at, decided_at \
+         FROM applications WHERE member_id = $1 AND applicant_account_id = $2 \
+         ORDER BY submitted_at DESC, id",
+    )
+    .bind(&actor.member_id)
+    .bind(&actor.member_account_id)
+    .fetch_all(state.db.read())
+    .await?;
+    let mut items = Vec::new();
+    for (id, kind, st, data, approver_org_name, submitted_at, decided_at) in rows {
+        let data: crate::approval::ApplicationData = serde_json::from_str(&crate::crypto::open(
+            crate::crypto::Column::ApplicationsData,
+            &data,
+        )?)
+        .map_err(ApiError::internal)?;
+        let opinion: Option<String> = sqlx::query_scalar(
+            "SELECT opinion FROM application_steps WHERE application_id = $1 \
+             AND action IN ('approve', 'reject') ORDER BY at DESC LIMIT 1",
+        )
+        .bind(&id)
+        .fetch_optional(state.db.read())
+        .await?;
+        let k = Kind::parse(&kind);
+        let s = AppState_::parse(&st);
+        items.push(OwnApplication {
+            id,
+            kind_label: k.map(|k| k.label()).unwrap_or("").to_string(),
+            kind,
+            state_label: s.map(|s| s.label()).unwrap_or("").to_string(),
+            state: st,
+            content: data.reason,
+            approver_org_name,
+            submitted_at,
+            decided_at,
+            opinion: opinion.filter(|o| !o.is_empty()),
+        });
+    }
+    Ok(OwnApplications { items })
+}
+
+/// 信息更正申请: a request to the branch to correct the own record (its approval queue).
+#[utoipa::path(post, path = "/api/v1/me/corrections", request_body = CorrectionRequest,
+    responses((status = 201, body = Submitted), (status = 400, body = crate::error::ErrorBody),
+              (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+              (status = 409, body = crate::error::ErrorBody)))]
+async fn correction_route(
+    State(state): State<AppState>,
+    actor: MemberActor,
+    ApiJson(body): ApiJson<CorrectionRequest>,
+) -> ApiResult<(StatusCode, Json<Submitted>)> {
+    let done = request_correction(&state, &actor, &body).await?;
+    Ok((StatusCode::CREATED, Json(done)))
+}
+
+/// The member's own applications (correction requests) and their state.
+#[utoipa::path(get, path = "/api/v1/me/applications",
+    responses((status = 200, body = OwnApplications), (status = 401, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody)))]
+async fn applications_route(
+    State(state): State<AppState>,
+    actor: MemberActor,
+) -> ApiResult<Json<OwnApplications>> {
+    own_applications(&state, &actor).await.map(Json)
 }
