@@ -85,6 +85,7 @@ const POLICY: &[(&str, &str, Rule)] = &[
     ("DELETE", "/api/v1/me/session", EndsSession),
     ("GET", "/api/v1/me", Member),
     ("POST", "/api/v1/me/corrections", Member),
+    ("POST", "/api/v1/orgs/{id}/registration-reminders", Admin),
     ("GET", "/api/v1/me/applications", Member),
     ("GET", "/me/correction", Absent),
     ("POST", "/me/correction", Member),

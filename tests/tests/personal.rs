@@ -459,3 +459,63 @@ async fn one_account_per_member_under_parallel_registrations() {
         1
     );
 }
+
+/// 注册提醒 fired four times at once: each reachable unregistered member of the branch gets one
+/// SMS, audited; a send within the week reaches nobody again.
+#[tokio::test]
+async fn reminders_reach_each_unregistered_member_once_a_week_in_parallel() {
+    let server = Server::demo(150, None).await;
+    let url = server.db_url();
+    let tier3 = server.account("admin", Some(3));
+    let branch = server.sign_in(&tier3).await;
+    let path = format!("/api/v1/orgs/{}/registration-reminders", tier3.org_id);
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let api = branch.clone();
+        let path = path.clone();
+        tasks.push(tokio::spawn(
+            async move { api.post(&path, json!({})).await },
+        ));
+    }
+    let (mut sent, mut unregistered, mut unreachable) = (0, 0, 0);
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        sent += r.body["sent"].as_i64().unwrap();
+        unregistered = r.body["unregistered"].as_i64().unwrap();
+        unreachable = r.body["unreachable"].as_i64().unwrap();
+    }
+    assert!(unregistered > 0);
+    assert_eq!(
+        sent,
+        unregistered - unreachable,
+        "each reachable member once"
+    );
+    let outbox =
+        std::fs::read_to_string(server.data.path().join("outbox.jsonl")).unwrap_or_default();
+    let messages = outbox
+        .lines()
+        .filter(|l| l.contains("registration_reminder"))
+        .count() as i64;
+    assert_eq!(messages, sent);
+    let audited = scalar(
+        &url,
+        "SELECT COUNT(*) FROM audit_log WHERE action = $1",
+        "member.registration_reminder",
+    )
+    .await;
+    assert_eq!(audited, sent);
+    let r = branch.post(&path, json!({})).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["sent"], 0);
+    assert_eq!(r.body["skipped_recent"].as_i64().unwrap(), sent);
+    // Only a branch sends them; another city's branch is out of reach.
+    let committee = server.account("admin", Some(2));
+    let r = branch
+        .post(
+            &format!("/api/v1/orgs/{}/registration-reminders", committee.org_id),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{:?}", r.body);
+}

@@ -42,3 +42,11 @@ CREATE TABLE member_sessions (
     expires_at TEXT NOT NULL
 );
 CREATE INDEX member_sessions_member ON member_sessions (member_id);
+
+-- Reminders 注册提醒 to unregistered members: at most one a week per member, claimed by a
+-- conditional upsert (concurrent sends of a branch send each member one message).
+CREATE TABLE registration_reminders (
+    member_id TEXT PRIMARY KEY,
+    sent_at TEXT NOT NULL,
+    sent_by TEXT NOT NULL
+);

@@ -132,6 +132,12 @@ pub fn own_record(actor: &MemberActor, member_id: &str) -> Result<Allowed, ApiEr
     }
 }
 
+/// May the actor send registration reminders 注册提醒 to the unregistered members of the
+/// branch `branch_code`? Admins whose scope covers the branch.
+pub fn registration_reminders(actor: &Actor, branch_code: &str) -> Result<Allowed, ApiError> {
+    org(actor, branch_code, Reach::Subtree)
+}
+
 /// The answer to a member session on any administrator's route (SPEC §8: a member's
 /// account reaches only the member's own pages and `/api/v1/me…`).
 pub fn member_session_refused() -> ApiError {

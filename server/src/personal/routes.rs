@@ -32,6 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(me_route))
         .routes(routes!(correction_route))
         .routes(routes!(applications_route))
+        .routes(routes!(super::reminders::send_route))
 }
 
 fn client_of(conn: &ConnInfo) -> String {
