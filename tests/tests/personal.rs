@@ -188,6 +188,92 @@ async fn register_sign_in_and_own_record(db: Option<TestDb>) {
         .get(&format!("/api/v1/members/{member}?unmask=1"))
         .await;
     assert_eq!(r.body["registered_phone"], mobile);
+    // Split by person category and by job; the drill-down lists the unregistered only.
+    let r = branch
+        .get(&format!(
+            "/api/v1/stats/registration?org_id={}",
+            tier3.org_id
+        ))
+        .await;
+    let sum = |key: &str, field: &str| -> i64 {
+        r.body[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g[field].as_i64().unwrap())
+            .sum()
+    };
+    assert_eq!(
+        sum("by_category", "members"),
+        r.body["members"].as_i64().unwrap()
+    );
+    assert_eq!(
+        sum("by_job", "members"),
+        r.body["members"].as_i64().unwrap()
+    );
+    assert_eq!(sum("by_category", "registered"), before + 1);
+    assert_eq!(sum("by_job", "registered"), before + 1);
+    let working = r.body["by_job"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["label"] == "在职")
+        .unwrap();
+    assert!(working["registered"].as_i64().unwrap() >= 1);
+    let list = branch
+        .get(&format!(
+            "/api/v1/stats/registration/unregistered?org_id={}&per_page=200",
+            tier3.org_id
+        ))
+        .await;
+    assert_eq!(list.status, 200, "{:?}", list.body);
+    let ids: Vec<&str> = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(!ids.contains(&member.as_str()));
+    assert_eq!(
+        list.body["total"].as_i64().unwrap(),
+        r.body["members"].as_i64().unwrap() - before - 1
+    );
+    assert!(list.body["items"][0]["id_number"]
+        .as_str()
+        .unwrap()
+        .contains('*'));
+    let res = branch
+        .client
+        .get(server.url(&format!(
+            "/api/v1/stats/registration/export.xlsx?org_id={}",
+            tier3.org_id
+        )))
+        .bearer_auth(&branch.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.bytes().await.unwrap().starts_with(b"PK"));
+    for path in [
+        format!("/stats/unregistered?org_id={}", tier3.org_id),
+        format!("/stats/registration/print?org_id={}", tier3.org_id),
+    ] {
+        let res = branch
+            .client
+            .get(server.url(&path))
+            .bearer_auth(&branch.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        let text = res.text().await.unwrap();
+        if path.contains("print") {
+            assert!(
+                text.contains("党组织书记（签字）") && text.contains("盖章"),
+                "{text}"
+            );
+        }
+    }
     // The code is spent; a second registration of the member is refused.
     let (status, _) = post(
         &server,
