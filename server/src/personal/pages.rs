@@ -205,7 +205,7 @@ fn login_form(
                 (input("id_number", "公民身份证号", "text", &v(&f.id_number), errors))
                 div.field.has-error[errors.fields.contains_key("password")] {
                     label for="password" { span.req { "*" } "密码" }
-                    input #password type="password" name="password" value=(v(&f.password)) maxlength="18";
+                    input #password type="password" name="password" maxlength="18";
                     (errors.at("password"))
                 }
                 (input("code", "短信验证码", "text", "", errors))
