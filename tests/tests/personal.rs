@@ -409,6 +409,71 @@ async fn register_sign_in_and_own_record(db: Option<TestDb>) {
     assert_eq!(r.body["items"][0]["opinion"], "已按档案更正");
     assert_eq!(r.body["items"][0]["kind_label"], "信息更正申请");
 
+    // 网上转接申请: to the branch's queue; approved, the branch starts the transfer, whose state
+    // the member follows.
+    let r = me
+        .post(
+            "/api/v1/me/transfer-requests",
+            json!({"destination": "", "reason": ""}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert_eq!(
+        r.body["errors"].as_array().unwrap().len(),
+        2,
+        "{:?}",
+        r.body
+    );
+    let r = me
+        .post(
+            "/api/v1/me/transfer-requests",
+            json!({"destination": "同县第二党支部", "reason": "工作调动"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let request = r.body["id"].as_str().unwrap().to_string();
+    let r = branch
+        .post(
+            &format!("/api/v1/applications/{request}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        me.get("/api/v1/me/transfers").await.body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    let sibling = {
+        let mut conn = connect(&url).await;
+        sqlx::query_scalar::<_, String>(
+            "SELECT s.id FROM orgs s JOIN orgs a ON a.parent_id = s.parent_id \
+             WHERE a.id = $1 AND s.id <> a.id AND s.category = '631' ORDER BY s.code LIMIT 1",
+        )
+        .bind(&tier3.org_id)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+    };
+    let t = branch.post("/api/v1/transfers", json!({"member_id": member, "kind": "county",
+        "to_org_id": sibling, "reason": "工作调动", "date": "2026-11-01", "dues_paid_to": "2026-10"})).await;
+    assert_eq!(t.status, 201, "{:?}", t.body);
+    let r = me.get("/api/v1/me/transfers").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["items"][0]["state"], "active");
+    assert_eq!(r.body["items"][0]["state_label"], "办理中");
+    // The exit below needs no open transfer: the branch withdraws it.
+    let tid = t.body["id"].as_str().unwrap();
+    let w = branch
+        .post(
+            &format!("/api/v1/transfers/{tid}/withdraw"),
+            json!({"reason": "测试撤销"}),
+        )
+        .await;
+    assert_eq!(w.status, 200, "{:?}", w.body);
+
     // A member's token reaches nothing of the administrators', not even the own record there.
     for path in [
         format!("/api/v1/members/{member}"),

@@ -172,3 +172,42 @@ pub struct OwnApplication {
 pub struct OwnApplications {
     pub items: Vec<OwnApplication>,
 }
+
+#[derive(Deserialize, ToSchema)]
+pub struct TransferRequest {
+    /// 转往何处: the organisation or place the member moves to
+    pub destination: String,
+    /// 转接原因
+    pub reason: String,
+}
+
+/// The member's letter of introduction 介绍信, as its holder may know it.
+#[derive(Serialize, ToSchema)]
+pub struct OwnLetter {
+    pub number: String,
+    /// issued | received | withdrawn | superseded
+    pub state: String,
+    pub state_label: String,
+    pub valid_until: String,
+    /// The public verification address (the letter's QR code).
+    pub verify_url: String,
+}
+
+/// One transfer of the member 组织关系转接 and where it stands.
+#[derive(Serialize, ToSchema)]
+pub struct OwnTransfer {
+    pub id: String,
+    pub kind_label: String,
+    /// active | returned | completed | withdrawn | voided | abnormal
+    pub state: String,
+    pub state_label: String,
+    pub from_name: String,
+    pub to_name: String,
+    pub transfer_date: String,
+    pub letter: Option<OwnLetter>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OwnTransfers {
+    pub items: Vec<OwnTransfer>,
+}

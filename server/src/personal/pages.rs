@@ -31,6 +31,7 @@ pub fn router() -> PageRouter {
         .route("/me", get(me_page))
         .route("/me/logout", post(logout))
         .route("/me/correction", post(correction_submit))
+        .route("/me/transfer-request", post(transfer_submit))
 }
 
 fn client_of(conn: &ConnInfo) -> String {
@@ -461,9 +462,14 @@ async fn render_me(
         .await
         .map(|a| a.items)
         .unwrap_or_default();
+    let transfers = routes::own_transfers(&state, &actor)
+        .await
+        .map(|t| t.items)
+        .unwrap_or_default();
     let body = html! {
         (body)
         (correction_panel(&actor, notice.as_deref(), errors, &content))
+        (transfer_panel(&actor, &transfers))
         div.panel #my-applications {
             h3 { "我的申请" }
             @if applications.is_empty() {
@@ -589,4 +595,89 @@ async fn logout(State(state): State<AppState>, req: axum::extract::Request) -> R
         res.headers_mut().append(SET_COOKIE, v);
     }
     res
+}
+
+fn transfer_panel(actor: &MemberActor, transfers: &[super::OwnTransfer]) -> Markup {
+    html! {
+        div.panel #transfer-request {
+            h3 { "网上转接申请" }
+            p.hint { "需要转出组织关系时，请写明转往何处和原因，提交后由所在党支部审核并办理转接；办理进度和介绍信显示在下方。" }
+            form.form #transfer-request-form method="post" action="/me/transfer-request" data-no-draft {
+                input type="hidden" name="csrf" value=(actor.csrf_token);
+                div.field {
+                    label for="destination" { span.req { "*" } "转往何处" }
+                    input #destination type="text" name="destination" maxlength="200";
+                }
+                div.field {
+                    label for="reason" { span.req { "*" } "转接原因" }
+                    textarea #reason name="reason" rows="2" maxlength="1000" {}
+                }
+                button.primary type="submit" { "提交转接申请" }
+            }
+            h3 { "我的组织关系转接" }
+            @if transfers.is_empty() {
+                p.muted { "暂无转接。" }
+            } @else {
+                table.list #my-transfers {
+                    thead { tr { th { "转出类型" } th { "转出党组织" } th { "转入党组织" } th { "转接日期" } th { "状态" } th { "介绍信" } } }
+                    tbody {
+                        @for t in transfers {
+                            tr {
+                                td { (t.kind_label) } td { (t.from_name) } td { (t.to_name) }
+                                td.nowrap { (t.transfer_date) }
+                                td { span.badge.state.(t.state) { (t.state_label) } }
+                                td {
+                                    @if let Some(l) = &t.letter {
+                                        a href=(l.verify_url) { (l.number) } " " (l.state_label) "，有效期至" (l.valid_until)
+                                    } @else { "—" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct TransferForm {
+    csrf: Option<String>,
+    destination: Option<String>,
+    reason: Option<String>,
+}
+
+async fn transfer_submit(State(state): State<AppState>, req: axum::extract::Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let actor = match member_of(&state, &parts).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let f: TransferForm = serde_html_form::from_bytes(&bytes).unwrap_or_default();
+    if f.csrf.as_deref() != Some(actor.csrf_token.as_str()) {
+        return refusal(ApiError::forbidden(
+            "请求缺少有效的防伪令牌（CSRF），请刷新页面后重试",
+        ));
+    }
+    let req = super::TransferRequest {
+        destination: v(&f.destination),
+        reason: v(&f.reason),
+    };
+    match routes::request_transfer(&state, &actor, &req).await {
+        Ok(done) => {
+            render_me(
+                &state,
+                actor,
+                Some(done.message),
+                &FormErrors::default(),
+                String::new(),
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(e) => render_me(&state, actor, None, &errors_of(&e), String::new(), e.status).await,
+    }
 }

@@ -32,6 +32,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(me_route))
         .routes(routes!(correction_route))
         .routes(routes!(applications_route))
+        .routes(routes!(transfer_request_route))
+        .routes(routes!(transfers_route))
         .routes(routes!(super::reminders::send_route))
 }
 
@@ -657,12 +659,60 @@ pub async fn request_correction(
     actor: &MemberActor,
     body: &CorrectionRequest,
 ) -> ApiResult<Submitted> {
-    use crate::approval::{rules as approval_rules, store as approval_store, ApplicationData};
-    let allowed = access::own_record(actor, &actor.member_id)?;
     let content =
         fields::required_text("content", "更正内容", Some(&body.content), CORRECTION_MAX)?;
+    apply(
+        state,
+        actor,
+        crate::approval::rules::Kind::Correction,
+        content,
+    )
+    .await
+}
+
+/// 网上转接申请: the member asks the branch for an outbound transfer; an application in the
+/// branch's approval queue, after which the branch starts the transfer from the record.
+pub async fn request_transfer(
+    state: &AppState,
+    actor: &MemberActor,
+    body: &TransferRequest,
+) -> ApiResult<Submitted> {
+    let mut p = Problems::default();
+    let destination = p.take(fields::required_text(
+        "destination",
+        "转往何处",
+        Some(&body.destination),
+        200,
+    ));
+    let reason = p.take(fields::required_text(
+        "reason",
+        "转接原因",
+        Some(&body.reason),
+        CORRECTION_MAX,
+    ));
+    p.finish()?;
+    let (Some(destination), Some(reason)) = (destination, reason) else {
+        return Err(fields::unset());
+    };
+    apply(
+        state,
+        actor,
+        crate::approval::rules::Kind::TransferRequest,
+        format!("转往：{destination}；原因：{reason}"),
+    )
+    .await
+}
+
+/// A member's application of `kind` to the branch (its approval queue).
+async fn apply(
+    state: &AppState,
+    actor: &MemberActor,
+    kind: crate::approval::rules::Kind,
+    content: String,
+) -> ApiResult<Submitted> {
+    use crate::approval::{rules as approval_rules, store as approval_store, ApplicationData};
+    let allowed = access::own_record(actor, &actor.member_id)?;
     let (member, branch_name) = crate::member::routes::load(&state.db, &actor.member_id).await?;
-    let kind = approval_rules::Kind::Correction;
     let chain = approval_store::chain(state.db.read(), &member.org_code).await?;
     let approver = approval_rules::approver(&chain, kind.approver_tier())
         .cloned()
@@ -699,7 +749,7 @@ pub async fn request_correction(
     .await?;
     Ok(Submitted {
         id,
-        message: format!("信息更正申请已提交，由{}审核", approver.name),
+        message: format!("{}已提交，由{}审核", kind.label(), approver.name),
     })
 }
 
@@ -780,4 +830,83 @@ async fn applications_route(
     actor: MemberActor,
 ) -> ApiResult<Json<OwnApplications>> {
     own_applications(&state, &actor).await.map(Json)
+}
+
+/// The member's own transfers and their letters.
+pub async fn own_transfers(state: &AppState, actor: &MemberActor) -> ApiResult<OwnTransfers> {
+    use crate::transfer::rules::{Kind, State as TState};
+    access::own_record(actor, &actor.member_id)?;
+    type Row = (String, String, String, String, String, String);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, kind, state, from_name, to_name, transfer_date FROM transfers \
+         WHERE member_id = $1 ORDER BY created_at DESC, id",
+    )
+    .bind(&actor.member_id)
+    .fetch_all(state.db.read())
+    .await?;
+    let mut items = Vec::new();
+    for (id, kind, st, from_name, to_name, transfer_date) in rows {
+        let letter: Option<(String, String, String, String)> = sqlx::query_as(
+            "SELECT number, state, valid_until, verify_url FROM letters WHERE transfer_id = $1 \
+             ORDER BY created_at DESC, number DESC LIMIT 1",
+        )
+        .bind(&id)
+        .fetch_optional(state.db.read())
+        .await?;
+        let kind_label = serde_json::from_value::<Kind>(serde_json::Value::String(kind))
+            .map(|k| k.label())
+            .unwrap_or("");
+        let state_label = serde_json::from_value::<TState>(serde_json::Value::String(st.clone()))
+            .map(|s| s.label())
+            .unwrap_or("");
+        items.push(OwnTransfer {
+            id,
+            kind_label: kind_label.to_string(),
+            state_label: state_label.to_string(),
+            state: st,
+            from_name,
+            to_name,
+            transfer_date,
+            letter: letter.map(|(number, state, valid_until, verify_url)| OwnLetter {
+                number,
+                state_label: match state.as_str() {
+                    "issued" => "已开具",
+                    "received" => "已接收",
+                    "withdrawn" => "已撤回",
+                    "superseded" => "已重开",
+                    _ => "",
+                }
+                .to_string(),
+                state,
+                valid_until,
+                verify_url,
+            }),
+        });
+    }
+    Ok(OwnTransfers { items })
+}
+
+/// 网上转接申请: a request to the branch for an outbound transfer (its approval queue).
+#[utoipa::path(post, path = "/api/v1/me/transfer-requests", request_body = TransferRequest,
+    responses((status = 201, body = Submitted), (status = 400, body = crate::error::ErrorBody),
+              (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+              (status = 409, body = crate::error::ErrorBody)))]
+async fn transfer_request_route(
+    State(state): State<AppState>,
+    actor: MemberActor,
+    ApiJson(body): ApiJson<TransferRequest>,
+) -> ApiResult<(StatusCode, Json<Submitted>)> {
+    let done = request_transfer(&state, &actor, &body).await?;
+    Ok((StatusCode::CREATED, Json(done)))
+}
+
+/// The member's own transfers 组织关系转接: state and letter.
+#[utoipa::path(get, path = "/api/v1/me/transfers",
+    responses((status = 200, body = OwnTransfers), (status = 401, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody)))]
+async fn transfers_route(
+    State(state): State<AppState>,
+    actor: MemberActor,
+) -> ApiResult<Json<OwnTransfers>> {
+    own_transfers(&state, &actor).await.map(Json)
 }
