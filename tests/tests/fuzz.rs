@@ -103,6 +103,9 @@ const ACCEPTANCE_SKIPPED: &[&str] = &[
     "GET /api/v1/transfers/export.xlsx",
     // 综合查询: a condition's field and mode depend on each other and on the kind, page sizes
     // are 10/20/50/100 only, a saved query's name is unique per account and kind.
+    // 注册提醒 (issue 18): only a branch sends them (409 `not_a_branch` otherwise), a fact about
+    // stored data.
+    "POST /api/v1/orgs/{id}/registration-reminders",
     "POST /api/v1/query/members",
     "POST /api/v1/query/orgs",
     "POST /api/v1/query/units",
