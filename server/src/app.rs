@@ -65,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::roster::router())
         .merge(crate::jobs::router())
         .merge(crate::stats::router())
+        .merge(crate::personal::routes::router())
         .split_for_parts();
     let mut openapi = openapi;
     let openapi = Arc::new(crate::api_doc::finish(&mut openapi));

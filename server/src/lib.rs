@@ -28,6 +28,7 @@ pub mod letter;
 pub mod member;
 pub mod notify;
 pub mod org;
+pub mod personal;
 pub mod quality;
 pub mod query;
 pub mod realname;

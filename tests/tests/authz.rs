@@ -37,6 +37,8 @@ enum Rule {
     /// another account here, so every signed-in caller is answered 404 (the owner's view is
     /// tested with the work that starts jobs, and across servers by the cluster suite).
     Owner,
+    /// A member's own session 党员个人账号 (issue 18): only the member reaches it.
+    Member,
     /// Ends the caller's session: checked separately at the end.
     EndsSession,
     /// The method is not served on this path.
@@ -75,6 +77,34 @@ const POLICY: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/health", Public),
     ("GET", "/crl/platform.crl", Public),
     ("GET", "/api/v1/jobs/{id}", Owner),
+    // Members' own accounts: registration and sign-in are public, the rest the member's own.
+    ("POST", "/api/v1/register/sms", Public),
+    ("POST", "/api/v1/register", Public),
+    ("POST", "/api/v1/me/session/sms", Public),
+    ("POST", "/api/v1/me/session", Public),
+    ("DELETE", "/api/v1/me/session", EndsSession),
+    ("GET", "/api/v1/me", Member),
+    ("POST", "/api/v1/me/corrections", Member),
+    ("POST", "/api/v1/orgs/{id}/registration-reminders", Admin),
+    ("GET", "/api/v1/me/applications", Member),
+    ("GET", "/me/correction", Absent),
+    ("POST", "/me/correction", Member),
+    ("POST", "/api/v1/me/transfer-requests", Member),
+    ("GET", "/api/v1/me/transfers", Member),
+    ("GET", "/me/transfer-request", Absent),
+    ("POST", "/me/transfer-request", Member),
+    ("GET", "/register", Public),
+    ("POST", "/register", Public),
+    ("GET", "/register/sms", Absent),
+    ("POST", "/register/sms", Public),
+    ("GET", "/me/login", Public),
+    ("POST", "/me/login", Public),
+    ("GET", "/me/login/sms", Absent),
+    ("POST", "/me/login/sms", Public),
+    ("GET", "/me", Member),
+    ("POST", "/me", Absent),
+    ("GET", "/me/logout", Absent),
+    ("POST", "/me/logout", EndsSession),
     // Transfer letters: public verification (anyone holding a letter may check it).
     ("GET", "/api/v1/letters/{number}/verify", Public),
     ("POST", "/api/v1/letters/verify", Public),
@@ -336,6 +366,12 @@ const POLICY: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/stats/members", Admin),
     ("GET", "/api/v1/stats/members/export.xlsx", Admin),
     ("GET", "/api/v1/stats/registration", Admin),
+    ("GET", "/api/v1/stats/registration/unregistered", Admin),
+    ("GET", "/api/v1/stats/registration/export.xlsx", Admin),
+    ("GET", "/stats/unregistered", Admin),
+    ("POST", "/stats/unregistered", Absent),
+    ("GET", "/stats/registration/print", Admin),
+    ("POST", "/stats/registration/print", Absent),
     ("GET", "/api/v1/stats/changes", Admin),
     ("GET", "/stats", Admin),
     ("POST", "/stats", Absent),
@@ -462,7 +498,9 @@ fn expected(rule: Rule, caller: &Caller, scoped: bool, inside: bool) -> bool {
     let signed_in = caller.api.is_some();
     match rule {
         Public => true,
-        SignedIn => signed_in,
+        // A member's session is not an account's: it reaches only the member's own routes.
+        SignedIn => signed_in && caller.role != "member",
+        Member => caller.role == "member",
         Admin => caller.role == "admin" && (!scoped || (inside && caller.admin_reach.0)),
         AdminBelow | UnitKeeper => {
             caller.role == "admin" && (!scoped || (inside && caller.admin_reach.1))
@@ -781,6 +819,8 @@ async fn every_route_admits_exactly_the_allowed_callers() {
     ids.insert(("quality check", false), check_b);
     let targets = Targets { ids };
 
+    // A member with a personal account (a new member of branch A registers and signs in).
+    let member_api = member_session(&server, &t3_api, &tier3.org_id).await;
     // The callers. Each six-digit code signs in once, so every account signs in once here.
     let csrf_of = |api: &Api| {
         let api = api.clone();
@@ -884,6 +924,20 @@ async fn every_route_admits_exactly_the_allowed_callers() {
         });
     }
 
+    let member_csrf = member_api.get("/api/v1/me").await.body["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    callers.push(Caller {
+        name: "member",
+        api: Some(member_api),
+        csrf: member_csrf,
+        role: "member",
+        admin_reach: (false, false),
+        root: false,
+        tier: None,
+    });
+
     let routes = all_routes(&server).await;
     let policy: HashMap<(String, String), Rule> = POLICY
         .iter()
@@ -948,7 +1002,7 @@ async fn every_route_admits_exactly_the_allowed_callers() {
                     let page = !path.starts_with("/api/");
                     let denied = match (&caller.api, page) {
                         (None, false) => status == 401,
-                        (None, true) => final_path == "/login",
+                        (None, true) => final_path == "/login" || final_path == "/me/login",
                         (Some(_), _) => status == 403 || (scoped && status == 404),
                     };
                     let allowed = !denied
@@ -978,8 +1032,29 @@ async fn every_route_admits_exactly_the_allowed_callers() {
         failures.len(),
         failures.join("\n")
     );
-    // Finally the routes that end the caller's session.
-    for caller in callers.iter().filter(|c| c.api.is_some()) {
+    // Finally the routes that end the caller's session: the member's own sign-out refuses
+    // every other session, then ends the member's.
+    for caller in callers
+        .iter()
+        .filter(|c| c.api.is_some() && c.role != "member")
+    {
+        let api = caller.api.as_ref().unwrap();
+        assert_eq!(
+            api.delete("/api/v1/me/session").await.status,
+            403,
+            "{}",
+            caller.name
+        );
+    }
+    let member = callers.iter().find(|c| c.role == "member").unwrap();
+    let api = member.api.as_ref().unwrap();
+    assert_eq!(api.delete("/api/v1/session").await.status, 403);
+    assert_eq!(api.delete("/api/v1/me/session").await.status, 204);
+    assert_eq!(api.get("/api/v1/me").await.status, 401);
+    for caller in callers
+        .iter()
+        .filter(|c| c.api.is_some() && c.role != "member")
+    {
         let api = caller.api.as_ref().unwrap();
         let r = api.delete("/api/v1/session").await;
         assert_eq!(r.status, 204, "{}", caller.name);
@@ -1373,4 +1448,63 @@ async fn imports(server: &Server, t3: &Api, org_id: &str, org_b: &str) -> (Strin
     .await
     .unwrap();
     (inside, outside)
+}
+
+/// Registers a new member of `branch` (entered by `admin`) with a code from the outbox and
+/// signs the member in with the SMS code; returns the member's session.
+async fn member_session(server: &Server, admin: &Api, branch: &str) -> Api {
+    let id_number = dangjian_server::member::idcard::compose(
+        "370102",
+        chrono::NaiveDate::from_ymd_opt(1986, 7, 8).unwrap(),
+        95,
+    );
+    let m = admin
+        .post(
+            "/api/v1/members",
+            json!({"name": "矩阵党员", "id_number": id_number, "ethnicity": "01", "education": "21",
+                   "category": "full", "branch_id": branch, "joined_on": "2010-06-01",
+                   "full_on": "2011-06-01", "job": "worker", "phone": "13800001234",
+                   "address": "测试地址"}),
+        )
+        .await;
+    assert_eq!(m.status, 201, "{:?}", m.body);
+    let client = server.client_from("127.0.0.4".parse().unwrap());
+    let post = |path: &str, body: Value| {
+        let req = client.post(server.url(path)).json(&body);
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let mobile = "13712349595";
+    let (status, body) = post("/api/v1/register/sms", json!({"mobile": mobile})).await;
+    assert_eq!(status, 200, "{body}");
+    let code = server.outbox_code("register_sms");
+    let password = "Juzhen2026x";
+    let (status, body) = post(
+        "/api/v1/register",
+        json!({"id_number": id_number, "name": "矩阵党员", "mobile": mobile, "sms_code": code,
+               "password": password}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = post(
+        "/api/v1/me/session/sms",
+        json!({"id_number": id_number, "password": password}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let code = server.outbox_code("member_sign_in");
+    let (status, body) = post(
+        "/api/v1/me/session",
+        json!({"id_number": id_number, "password": password, "code": code}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    Api {
+        client: server.client(),
+        base: server.base.clone(),
+        token: body["token"].as_str().unwrap().to_string(),
+    }
 }

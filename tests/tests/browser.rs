@@ -1881,3 +1881,143 @@ async fn statistics_show_charts_and_drill_down_and_forms_print() {
     b.screenshot("form-member").await;
     b.close().await;
 }
+
+// ---- members' own accounts (issue 18)
+
+/// The newest code of `kind` sent to `to` in the outbox.
+fn outbox_code_to(server: &Server, kind: &str, to: &str) -> String {
+    let outbox = std::fs::read_to_string(server.data.path().join("outbox.jsonl")).unwrap();
+    outbox
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|m| m["kind"] == kind && m["to"] == to)
+        .and_then(|m| m["code"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("no {kind} to {to}"))
+}
+
+#[tokio::test]
+async fn a_member_registers_signs_in_and_asks_for_a_correction_the_branch_approves() {
+    let server = Server::demo(200, None).await;
+    let tier3 = server.account("admin", Some(3));
+    // The committee above enters the member (the branch admin's code signs the browser in).
+    let admin = server.sign_in(&server.account("admin", Some(2))).await;
+    let id_number = dangjian_tests::synthetic_id_number(7401);
+    let r = admin
+        .post(
+            "/api/v1/members",
+            json!({"name": "网上注册", "id_number": id_number, "ethnicity": "01", "education": "21",
+                   "category": "full", "branch_id": tier3.org_id, "joined_on": "2010-06-01",
+                   "full_on": "2011-06-01", "job": "worker", "phone": "13800001234",
+                   "address": "测试地址"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let mobile = "13655557401";
+    let password = "Wangshang2026x";
+    let b = Browser::start().await;
+    // 党员注册, from the sign-in page.
+    b.goto(&server.url("/login")).await;
+    b.wait_for("#member-links").await;
+    b.click("#member-links a[href='/register']").await;
+    b.wait_for("#register-form").await;
+    b.fill("mobile", mobile).await;
+    b.click("#register-sms-form button[type=submit]").await;
+    b.wait_for("#register-notice").await;
+    let code = outbox_code_to(&server, "register_sms", mobile);
+    b.fill("id_number", &id_number).await;
+    b.fill("name", "网上注册").await;
+    b.fill("sms_code", &code).await;
+    b.fill("password", password).await;
+    b.fill("password2", password).await;
+    b.screenshot("member-register").await;
+    b.click("#register-form button[type=submit]").await;
+    b.wait_for("#registered").await;
+    assert!(b.text("#registered").await.contains("注册成功"));
+    // 党员登录 with the SMS code sent to the registered phone.
+    b.click("a[href='/me/login']").await;
+    b.wait_for("#member-login-form").await;
+    b.fill("id_number", &id_number).await;
+    b.fill("password", password).await;
+    b.click("#member-login-sms").await;
+    b.wait_for("#member-login-notice").await;
+    let code = outbox_code_to(&server, "member_sign_in", mobile);
+    b.fill("password", password).await;
+    b.fill("code", &code).await;
+    b.click("#member-login-form button.primary").await;
+    b.wait_for("#my-record").await;
+    // 个人专区: the own record unmasked, what it lacks, the organisation.
+    let record = b.text("#my-record").await;
+    assert!(
+        record.contains(&id_number) && record.contains(mobile),
+        "{record}"
+    );
+    assert!(b.text("#missing").await.contains("籍贯"));
+    assert!(b.text("#my-org").await.contains(&tier3.org_name));
+    // 信息更正申请.
+    b.fill("content", "籍贯应为山东济南").await;
+    b.click("#correction-form button[type=submit]").await;
+    b.wait_for("#correction-notice").await;
+    assert!(b.text("#my-applications").await.contains("待审批"));
+    b.client
+        .execute(
+            "document.getElementById('correction').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.screenshot("member-page").await;
+    b.click("#member-logout").await;
+    b.wait_for("#member-login-form").await;
+    // The branch approves it in 维护审批.
+    sign_in(&b, &server, &tier3).await;
+    b.goto(&server.url("/approvals")).await;
+    b.wait_for("#approvals").await;
+    let row = b.text("#approvals tbody tr:first-child").await;
+    assert!(
+        row.contains("信息更正申请") && row.contains("网上注册"),
+        "{row}"
+    );
+    let id = b
+        .client
+        .find(fantoccini::Locator::Css("#approvals tbody tr:first-child"))
+        .await
+        .unwrap()
+        .attr("data-id")
+        .await
+        .unwrap()
+        .unwrap();
+    b.goto(&server.url(&format!("/applications/{id}"))).await;
+    b.wait_for("#decide-form").await;
+    b.fill("opinion", "已更正籍贯").await;
+    b.click("#decide-form button[value=approve]").await;
+    b.client.accept_alert().await.unwrap();
+    b.wait_for(".badge.state").await;
+    // 注册统计: counted at once, drill-down to the unregistered, the printed table.
+    b.goto(&server.url(&format!("/stats?org_id={}&tab=registration", tier3.org_id)))
+        .await;
+    b.wait_for("#registration-by-job").await;
+    assert!(b.text("#registration-total").await.contains("已注册：1"));
+    b.screenshot("registration-stats").await;
+    b.click("#registration-unregistered").await;
+    b.wait_for("#unregistered-list").await;
+    let list = b.text("#unregistered-list").await;
+    assert!(!list.contains("网上注册"), "{list}");
+    b.screenshot("registration-unregistered").await;
+    b.goto(&server.url(&format!(
+        "/stats/registration/print?org_id={}",
+        tier3.org_id
+    )))
+    .await;
+    b.wait_for("#registration-table").await;
+    b.emulate_print(true).await;
+    b.screenshot("registration-table").await;
+    let text = b.print_text().await;
+    assert!(
+        text.contains("党员注册情况统计表") && text.contains("签字") && text.contains("盖章"),
+        "{text}"
+    );
+    b.close().await;
+    let decided = admin.get(&format!("/api/v1/applications/{id}")).await;
+    assert_eq!(decided.body["state"], "approved", "{:?}", decided.body);
+}

@@ -91,12 +91,70 @@ pub enum SelfService<'a> {
     /// Set the credentials of the account whose activation or reset codes were just checked,
     /// or clear them when a security officer issues or resets a grant.
     Credentials { account_id: &'a str },
+    /// Create the personal account 党员个人账号 of the living member whose ID number, name,
+    /// mobile and SMS code were just checked (`personal::store::register`).
+    Register { member_id: &'a str },
+    /// Open a member session for the member account whose password and SMS code were just
+    /// verified.
+    MemberSignedIn { member_account_id: &'a str },
 }
 
 /// The proof for a [`SelfService`] write.
 pub fn self_service(what: SelfService<'_>) -> Allowed {
     tracing::trace!(?what, "self-service write");
     Allowed(())
+}
+
+/// A member signed in with the personal account 党员个人账号 (`personal::session`): it reaches
+/// only the member's own record and applications, never an administrator's route — the
+/// administrators' [`Actor`] extractor answers such a session 403.
+#[derive(Debug, Clone)]
+pub struct MemberActor {
+    pub member_account_id: String,
+    pub member_id: String,
+    pub name: String,
+    /// The member's branch (id, unified code, name).
+    pub branch_id: String,
+    pub org_code: String,
+    pub org_name: String,
+    pub client_addr: String,
+    pub session_token_hash: String,
+    pub csrf_token: String,
+}
+
+/// May the member read or act on the record of `member_id`? Only the own one; anything else
+/// is answered 404, as if it did not exist (a member learns nothing about other records).
+pub fn own_record(actor: &MemberActor, member_id: &str) -> Result<Allowed, ApiError> {
+    if actor.member_id == member_id {
+        Ok(Allowed(()))
+    } else {
+        Err(ApiError::not_found("党员"))
+    }
+}
+
+/// May the actor send registration reminders 注册提醒 to the unregistered members of the
+/// branch `branch_code`? Admins whose scope covers the branch.
+pub fn registration_reminders(actor: &Actor, branch_code: &str) -> Result<Allowed, ApiError> {
+    org(actor, branch_code, Reach::Subtree)
+}
+
+/// The answer to a member session on any administrator's route (SPEC §8: a member's
+/// account reaches only the member's own pages and `/api/v1/me…`).
+pub fn member_session_refused() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "member_session",
+        "党员个人账号只能访问个人专区",
+    )
+}
+
+/// The answer to an administrator's session on the member's own routes.
+pub fn admin_session_refused() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "not_member_session",
+        "个人专区只对已注册的党员个人账号开放，管理员账号请使用管理页面",
+    )
 }
 
 /// How far below the actor's scope organisation a target must lie.
@@ -244,6 +302,10 @@ pub fn member_at_tier(
     }
     if actor.tier.is_some_and(|t| tiers.contains(&t)) {
         Ok(Allowed(()))
+    } else if tiers.is_empty() {
+        Err(ApiError::forbidden(format!(
+            "“{action}”由党员本人在个人专区提交"
+        )))
     } else {
         let names: Vec<&str> = tiers.iter().map(|t| tier_label(*t)).collect();
         Err(ApiError::forbidden(format!(

@@ -142,6 +142,10 @@ pub async fn load_actor(
     .fetch_optional(db.primary())
     .await?;
     let Some(r) = row else {
+        // A member's personal session reaches only the member's own routes (issue 18).
+        if crate::personal::session::is_member_session(db, &hash).await? {
+            return Err(crate::access::member_session_refused());
+        }
         return Err(ApiError::unauthorized());
     };
     let now = Utc::now();

@@ -180,6 +180,8 @@ pub async fn move_out(
             .execute(&mut **tx)
             .await?;
     }
+    // The member's personal account 党员个人账号 ends with the membership, in this transaction.
+    crate::personal::store::disable_for_member(tx, _allowed, leaving.member_id).await?;
     let counts_as = if leaving.reason == Reason::Correction {
         "correction"
     } else {

@@ -487,6 +487,11 @@ async fn effect(
             )
             .await?;
         }
+        // The member's correction request: the approval is the branch's answer; the branch
+        // corrects the record through its form (every field rule applies there).
+        // The member's transfer request: approved, the branch starts the transfer from the
+        // member's record (党员转出申请), where every rule of the transfer applies.
+        Kind::Correction | Kind::TransferRequest => {}
         Kind::Supplement | Kind::Realname => {
             let input: MemberInput = data
                 .member

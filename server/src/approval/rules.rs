@@ -24,10 +24,16 @@ pub enum Kind {
     Rename,
     /// 实名认证备案: a member whose real-name check failed enters the database once filed.
     Realname,
+    /// 信息更正申请: a member, from the own page 个人专区, asks the branch to correct the
+    /// record; approved, the branch corrects it through the record's form.
+    Correction,
+    /// 网上转接申请: a member, from the own page, asks the branch for an outbound transfer;
+    /// approved, the branch starts the transfer (党员转出申请) that the member then follows.
+    TransferRequest,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Supplement,
         Kind::Exit,
         Kind::Stop,
@@ -35,6 +41,8 @@ impl Kind {
         Kind::OtherDecrease,
         Kind::Rename,
         Kind::Realname,
+        Kind::Correction,
+        Kind::TransferRequest,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +54,8 @@ impl Kind {
             Kind::OtherDecrease => "other_decrease",
             Kind::Rename => "rename",
             Kind::Realname => "realname",
+            Kind::Correction => "correction_request",
+            Kind::TransferRequest => "transfer_request",
         }
     }
 
@@ -63,12 +73,16 @@ impl Kind {
             Kind::OtherDecrease => "党员减少（其他原因）",
             Kind::Rename => "党员改名",
             Kind::Realname => "实名认证备案",
+            Kind::Correction => "信息更正申请",
+            Kind::TransferRequest => "网上转接申请",
         }
     }
 
-    /// The tiers whose admins may apply (SPEC §4).
+    /// The tiers whose admins may apply (SPEC §4). None for a correction request: the member
+    /// applies, from the own page.
     pub fn applicant_tiers(self) -> &'static [u8] {
         match self {
+            Kind::Correction | Kind::TransferRequest => &[],
             Kind::Supplement => &[2],
             Kind::Exit | Kind::Stop | Kind::Death | Kind::OtherDecrease => &[1, 2, 3],
             Kind::Rename => &[3],
@@ -79,6 +93,7 @@ impl Kind {
     /// The tier that approves (SPEC §4).
     pub fn approver_tier(self) -> u8 {
         match self {
+            Kind::Correction | Kind::TransferRequest => 3,
             Kind::Exit | Kind::Death => 2,
             Kind::Supplement | Kind::Stop | Kind::OtherDecrease | Kind::Rename | Kind::Realname => {
                 1
@@ -123,6 +138,8 @@ impl Kind {
             Kind::Rename => "改名原因",
             Kind::Supplement => "补录原因",
             Kind::Realname => "备案说明",
+            Kind::Correction => "更正内容",
+            Kind::TransferRequest => "转往何处及原因",
         }
     }
 }
@@ -320,6 +337,8 @@ mod tests {
             (OtherDecrease, &[1, 2, 3], 1),
             (Rename, &[3], 1),
             (Realname, &[2, 3], 1),
+            (Correction, &[], 3),
+            (TransferRequest, &[], 3),
         ] {
             assert_eq!(kind.applicant_tiers(), applicants, "{kind:?}");
             assert_eq!(kind.approver_tier(), approver, "{kind:?}");

@@ -75,10 +75,43 @@ pub struct NewApplication<'a> {
     pub attachments: &'a [(String, String)],
 }
 
+/// Who applies: an admin, or a member from the own page (a correction request).
+pub struct Applicant {
+    pub account_id: String,
+    pub name: String,
+    pub org_id: String,
+    pub org_code: String,
+    pub org_name: String,
+    pub who: Who,
+}
+
+impl From<&Actor> for Applicant {
+    fn from(a: &Actor) -> Self {
+        Applicant {
+            account_id: a.account_id.clone(),
+            name: a.name.clone(),
+            org_id: a.org_id.clone(),
+            org_code: a.org_code.clone(),
+            org_name: a.org_name.clone(),
+            who: Who::from(a),
+        }
+    }
+}
+
 /// Records an application with its first trail step and audit record.
 pub async fn submit(
     db: &Db,
     actor: &Actor,
+    new: NewApplication<'_>,
+    allowed: &Allowed,
+) -> ApiResult<String> {
+    submit_as(db, &Applicant::from(actor), new, allowed).await
+}
+
+/// [`submit`] for any applicant (the member's correction request: `personal::routes`).
+pub async fn submit_as(
+    db: &Db,
+    actor: &Applicant,
     new: NewApplication<'_>,
     allowed: &Allowed,
 ) -> ApiResult<String> {
@@ -133,10 +166,17 @@ pub async fn submit(
             ));
         }
     }
-    step(&mut tx, actor, &id, "submit", &new.data.reason).await?;
+    step_by(
+        &mut tx,
+        (&actor.account_id, &actor.name, &actor.org_name),
+        &id,
+        "submit",
+        &new.data.reason,
+    )
+    .await?;
     audit::append(
         &mut tx,
-        &Who::from(actor),
+        &actor.who,
         Event::ok("application.submit", &id)
             .in_org(new.subject_code)
             .with_detail(format!(
@@ -158,6 +198,25 @@ async fn step(
     action: &str,
     opinion: &str,
 ) -> Result<(), sqlx::Error> {
+    step_by(
+        tx,
+        (&actor.account_id, &actor.name, &actor.org_name),
+        application_id,
+        action,
+        opinion,
+    )
+    .await
+}
+
+/// One step of the trail by (account id, name, organisation name).
+async fn step_by(
+    tx: &mut Tx,
+    by: (&str, &str, &str),
+    application_id: &str,
+    action: &str,
+    opinion: &str,
+) -> Result<(), sqlx::Error> {
+    let (account_id, name, org_name) = by;
     sqlx::query(
         "INSERT INTO application_steps (id, application_id, action, opinion, actor_account_id, \
          actor_name, actor_org_name, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -166,9 +225,9 @@ async fn step(
     .bind(application_id)
     .bind(action)
     .bind(opinion)
-    .bind(&actor.account_id)
-    .bind(&actor.name)
-    .bind(&actor.org_name)
+    .bind(account_id)
+    .bind(name)
+    .bind(org_name)
     .bind(now_rfc3339())
     .execute(&mut **tx)
     .await?;

@@ -81,6 +81,29 @@ pub struct RegistrationRow {
     pub registered: i64,
 }
 
+/// One group of 注册统计's split (a person category, or a job group 在职 / 学生 / 离退休).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RegistrationSplit {
+    /// `full` | `probationary`; `working` | `student` | `retired`
+    pub key: String,
+    pub label: String,
+    pub members: i64,
+    pub registered: i64,
+}
+
+/// An unregistered living member (drill-down of 注册统计).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UnregisteredMember {
+    pub id: String,
+    pub name: String,
+    /// masked
+    pub id_number: String,
+    pub branch_name: String,
+    pub category: String,
+    /// 在职 | 学生 | 离退休
+    pub job_group: String,
+}
+
 /// `GET /stats/registration`: members with an activated personal account.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RegistrationStats {
@@ -89,6 +112,10 @@ pub struct RegistrationStats {
     pub members: i64,
     pub registered: i64,
     pub children: Vec<RegistrationRow>,
+    /// By person category 人员类别 (正式党员 / 预备党员)
+    pub by_category: Vec<RegistrationSplit>,
+    /// By job as seed 000's registration table counts it: 在职 / 学生 / 离退休
+    pub by_job: Vec<RegistrationSplit>,
     /// When counted (RFC 3339): on every request
     pub counted_at: String,
 }

@@ -17,7 +17,10 @@ use crate::web::units::enc;
 use crate::web::{or_error, page, PageActor, PageRouter};
 
 pub fn pages() -> PageRouter {
-    PageRouter::new().route("/stats", get(stats_page))
+    PageRouter::new()
+        .route("/stats", get(stats_page))
+        .route("/stats/unregistered", get(unregistered_page))
+        .route("/stats/registration/print", get(registration_print))
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -219,19 +222,195 @@ async fn registration_body(
             (crate::audit::query::beijing_time(&r.counted_at)) "（即时统计）"
         }
         p.muted { "已注册：党员本人的个人账号已激活（与党员信息库的公民身份证号一致）。" }
+        div.toolbar {
+            a.button #registration-xlsx href={"/api/v1/stats/registration/export.xlsx?org_id=" (enc(&r.org_id))}
+                title="导出注册统计表（文件带导出人水印，导出操作记入审计日志）" { "导出Excel" }
+            " "
+            a.button #registration-print href={"/stats/registration/print?org_id=" (enc(&r.org_id)) "#autoprint"}
+                target="_blank" rel="noopener" { "打印注册情况表" }
+            " "
+            a.button #registration-unregistered href={"/stats/unregistered?org_id=" (enc(&r.org_id))} { "未注册名单" }
+        }
         table.list #registration-children {
-            thead { tr { th { "党组织名称" } th.num { "党员数" } th.num { "已注册" } th.num { "注册率" } } }
+            thead { tr { th { "党组织名称" } th.num { "党员数" } th.num { "已注册" } th.num { "注册率" } th.num { "未注册" } } }
             tbody {
                 @for c in &r.children {
                     tr {
                         td { (child_link(&c.org_id, &c.org_name, "registration")) }
                         td.num { (c.members) } td.num { (c.registered) }
                         td.num { (percent(c.registered, c.members)) }
+                        td.num {
+                            @match &c.org_id {
+                                Some(id) if c.members > c.registered => a.drill.unregistered href={"/stats/unregistered?org_id=" (enc(id))} { (c.members - c.registered) },
+                                _ => (c.members - c.registered),
+                            }
+                        }
                     }
                 }
             }
         }
+        (split_tables(&r))
     })
+}
+
+fn split_tables(r: &super::RegistrationStats) -> Markup {
+    html! {
+        div.stats-tables {
+            @for (id, title, rows) in [("registration-by-category", "按人员类别", &r.by_category), ("registration-by-job", "按工作岗位", &r.by_job)] {
+                table.list id=(id) {
+                    caption { (title) }
+                    thead { tr { th { "类别" } th.num { "党员数" } th.num { "已注册" } th.num { "注册率" } } }
+                    tbody {
+                        @for g in rows.iter() {
+                            tr { td { (g.label) } td.num { (g.members) } td.num { (g.registered) } td.num { (percent(g.registered, g.members)) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UnregisteredPageQuery {
+    pub org_id: Option<String>,
+    pub page: Option<i64>,
+}
+
+/// 未注册名单: the drill-down of 注册统计 to the members without a personal account.
+async fn unregistered_page(
+    State(state): State<AppState>,
+    PageActor(actor): PageActor,
+    Query(q): Query<UnregisteredPageQuery>,
+) -> Response {
+    let result: Result<Markup, ApiError> = async {
+        let paging = crate::state::Paging {
+            page: q.page,
+            per_page: Some(50),
+        };
+        let org = api::scoped_org(&state.db, &actor, q.org_id.as_deref()).await?;
+        let list = api::unregistered(&state.db, &actor, Some(&org.id), &paging).await?;
+        let pages = (list.total + 49) / 50;
+        Ok(html! {
+            div.panel {
+                h2 { (org.name) " 未注册党员名单" }
+                p #unregistered-total { "共 " strong { (list.total) } " 名党员尚未注册个人账号。" }
+                p { a href=(tab_link(&org.id, "registration")) { "返回注册统计" } }
+                table.list #unregistered-list {
+                    thead { tr { th { "姓名" } th { "公民身份证号" } th { "所在党支部" } th { "人员类别" } th { "工作岗位" } } }
+                    tbody {
+                        @for m in &list.items {
+                            tr {
+                                td { a href={"/members/" (enc(&m.id))} { (m.name) } }
+                                td { (m.id_number) }
+                                td { (m.branch_name) }
+                                td { @if m.category == "full" { "正式党员" } @else { "预备党员" } }
+                                td { (m.job_group) }
+                            }
+                        }
+                    }
+                }
+                @if pages > 1 {
+                    nav.pager {
+                        @for p in 1..=pages.min(50) {
+                            @if p == list.page { strong { (p) } } @else {
+                                a href={"/stats/unregistered?org_id=" (enc(&org.id)) "&page=" (p)} { (p) }
+                            }
+                            " "
+                        }
+                    }
+                }
+            }
+        })
+    }
+    .await;
+    match result {
+        Ok(body) => page(&actor, "未注册名单", &[], None, body),
+        Err(e) => crate::web::error_page(Some(&actor), e),
+    }
+}
+
+/// The seed's registration table 党员注册情况统计表, printable on A4, with the lines for the
+/// secretary's signature and the organisation's seal.
+async fn registration_print(
+    State(state): State<AppState>,
+    PageActor(actor): PageActor,
+    Query(q): Query<StatsPageQuery>,
+) -> Response {
+    let r = match api::registration(&state.db, &actor, q.org_id.as_deref()).await {
+        Ok(r) => r,
+        Err(e) => return crate::web::error_page(Some(&actor), e),
+    };
+    let body = html! {
+        div.panel #registration-table {
+            h2.print-title { (r.org_name) "党员注册情况统计表" }
+            p { "统计时间：" (crate::audit::query::beijing_time(&r.counted_at)) "　党员总数 " (r.members) " 人，已注册 " (r.registered) " 人，注册率 " (percent(r.registered, r.members)) }
+            table.list {
+                thead { tr { th { "序号" } th { "党组织名称" } th.num { "党员数" } th.num { "已注册" } th.num { "未注册" } th.num { "注册率" } } }
+                tbody {
+                    @for (i, c) in r.children.iter().enumerate() {
+                        tr {
+                            td.num { (i + 1) } td { (c.org_name) }
+                            td.num { (c.members) } td.num { (c.registered) }
+                            td.num { (c.members - c.registered) } td.num { (percent(c.registered, c.members)) }
+                        }
+                    }
+                    tr { td {} th { "合计" } td.num { (r.members) } td.num { (r.registered) } td.num { (r.members - r.registered) } td.num { (percent(r.registered, r.members)) } }
+                }
+            }
+            (split_tables(&r))
+            p.signature #signature-lines {
+                "党组织书记（签字）：＿＿＿＿＿＿＿＿　　　　（党组织盖章）　　　　＿＿＿＿年＿＿月＿＿日"
+            }
+            p { button.print-button type="button" data-print="1" { "打印" } }
+        }
+    };
+    page(&actor, "党员注册情况统计表", &[], None, body)
+}
+
+/// The Excel export of 注册统计.
+pub fn registration_xlsx(
+    watermark: &str,
+    r: &super::RegistrationStats,
+) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
+    use rust_xlsxwriter::{Format, Workbook};
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.set_name("注册统计")?;
+    let bold = Format::new().set_bold();
+    sheet.write_string_with_format(0, 0, watermark, &bold)?;
+    sheet.write_string_with_format(1, 0, format!("{}党员注册情况统计表", r.org_name), &bold)?;
+    sheet.set_column_width(0, 36.0)?;
+    let mut row: u32 = 3;
+    for (c, h) in ["党组织名称", "党员数", "已注册", "未注册", "注册率"]
+        .iter()
+        .enumerate()
+    {
+        sheet.write_string_with_format(row, c as u16, *h, &bold)?;
+    }
+    let line = |sheet: &mut rust_xlsxwriter::Worksheet, row: u32, name: &str, m: i64, reg: i64| {
+        sheet.write_string(row, 0, name)?;
+        sheet.write_number(row, 1, m as f64)?;
+        sheet.write_number(row, 2, reg as f64)?;
+        sheet.write_number(row, 3, (m - reg) as f64)?;
+        sheet.write_string(row, 4, percent(reg, m))?;
+        Ok::<(), rust_xlsxwriter::XlsxError>(())
+    };
+    for c in &r.children {
+        row += 1;
+        line(sheet, row, &c.org_name, c.members, c.registered)?;
+    }
+    row += 1;
+    line(sheet, row, "合计", r.members, r.registered)?;
+    for (title, rows) in [("按人员类别", &r.by_category), ("按工作岗位", &r.by_job)] {
+        row += 2;
+        sheet.write_string_with_format(row, 0, title, &bold)?;
+        for g in rows.iter() {
+            row += 1;
+            line(sheet, row, &g.label, g.members, g.registered)?;
+        }
+    }
+    book.save_to_buffer()
 }
 
 async fn changes_body(

@@ -147,8 +147,43 @@ pub fn year_range(year: i32) -> (String, String) {
     (at(year), at(year + 1))
 }
 
+/// The job groups of seed 000's registration table (在职 / 学生 / 离退休): students and retired
+/// members by their job code, everyone else 在职.
+pub const JOB_GROUPS: [(&str, &str); 3] = [
+    ("working", "在职"),
+    ("student", "学生"),
+    ("retired", "离退休"),
+];
+
+/// The job group (key) of a job code.
+pub fn job_group(job: &str) -> &'static str {
+    match job {
+        "student" => "student",
+        "retired" => "retired",
+        _ => "working",
+    }
+}
+
+/// The label of a job group key.
+pub fn job_group_label(key: &str) -> &'static str {
+    JOB_GROUPS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, l)| *l)
+        .unwrap_or("在职")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn jobs_fall_into_the_seeds_three_groups() {
+        assert_eq!(super::job_group("student"), "student");
+        assert_eq!(super::job_group("retired"), "retired");
+        assert_eq!(super::job_group("worker"), "working");
+        assert_eq!(super::job_group("farmer"), "working");
+        assert_eq!(super::job_group_label("retired"), "离退休");
+    }
+
     use super::*;
 
     fn d(s: &str) -> NaiveDate {

@@ -255,18 +255,66 @@ pub async fn member_stats(
     })
 }
 
-/// Living members of a subtree with an activated personal account (an active account with a
-/// password whose ID-number blind index is the member's), per branch code.
+/// Living members of a subtree with an activated personal account 党员个人账号 (a live row of
+/// `member_accounts`, made by 党员注册), per branch code: read on every request, so a
+/// registration counts at once.
 pub async fn registered_per_branch(db: &Db, code: &str) -> Result<Vec<(String, i64)>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT m.org_code, COUNT(*) FROM accounts a JOIN members m ON m.id_number_idx = a.id_number_idx \
-         WHERE a.status = 'active' AND a.password_hash IS NOT NULL AND m.status = 'normal' \
+        "SELECT m.org_code, COUNT(*) FROM member_accounts a JOIN members m ON m.id = a.member_id \
+         WHERE a.status = 'active' AND m.status = 'normal' \
          AND m.org_code >= $1 AND m.org_code < $2 GROUP BY m.org_code",
     )
     .bind(code)
     .bind(subtree_upper(code))
     .fetch_all(db.read())
     .await
+}
+
+/// (category, job, members, registered) of the living members of a subtree.
+pub async fn registration_split(
+    db: &Db,
+    code: &str,
+) -> Result<Vec<(String, String, i64, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT m.category, m.job, COUNT(*), COUNT(a.id) FROM members m \
+         LEFT JOIN member_accounts a ON a.member_id = m.id AND a.status = 'active' \
+         WHERE m.status = 'normal' AND m.org_code >= $1 AND m.org_code < $2 \
+         GROUP BY m.category, m.job",
+    )
+    .bind(code)
+    .bind(subtree_upper(code))
+    .fetch_all(db.read())
+    .await
+}
+
+const UNREGISTERED: &str = "FROM members m JOIN orgs o ON o.id = m.branch_id \
+     WHERE m.status = 'normal' AND m.org_code >= $1 AND m.org_code < $2 AND NOT EXISTS \
+     (SELECT 1 FROM member_accounts a WHERE a.member_id = m.id AND a.status = 'active')";
+
+/// The unregistered living members of a subtree, by branch and name: (total, page of
+/// (id, name, sealed ID number, branch name, category, job)).
+pub async fn unregistered(
+    db: &Db,
+    code: &str,
+    limit: i64,
+    offset: i64,
+) -> Result<(i64, Vec<(String, String, String, String, String, String)>), sqlx::Error> {
+    let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) {UNREGISTERED}"))
+        .bind(code)
+        .bind(subtree_upper(code))
+        .fetch_one(db.read())
+        .await?;
+    let rows = sqlx::query_as(&format!(
+        "SELECT m.id, m.name, m.id_number, o.name, m.category, m.job {UNREGISTERED} \
+         ORDER BY m.org_code, m.sort_pinyin, m.id LIMIT $3 OFFSET $4"
+    ))
+    .bind(code)
+    .bind(subtree_upper(code))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(db.read())
+    .await?;
+    Ok((total, rows))
 }
 
 /// 注册统计 lines: per child (and 本级), members and registered members.

@@ -46,7 +46,7 @@ fn login_cookie(value: &str, secure: bool) -> String {
     )
 }
 
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get_all(COOKIE).iter().find_map(|v| {
         v.to_str().ok()?.split(';').find_map(|pair| {
             pair.trim()
@@ -105,6 +105,7 @@ fn render(
                         button.primary type="submit" { "登录" }
                     }
                     p.hint { a href="/activate" { "用户激活" } " · " a href="/password/forgot" { "忘记密码" } }
+                    p.hint #member-links { "党员：" a href="/register" { "党员注册" } " · " a href="/me/login" { "党员登录" } }
                 }
             }
         }

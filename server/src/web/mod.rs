@@ -106,6 +106,7 @@ fn routes() -> PageRouter {
         .merge(crate::import::pages::router())
         .merge(crate::stats::pages::pages())
         .merge(crate::forms::pages())
+        .merge(crate::personal::pages::router())
 }
 
 /// The Content-Security-Policy of every page: no inline script, nothing from elsewhere.

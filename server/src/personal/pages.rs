@@ -1,0 +1,683 @@
+//! Pages of members' own accounts: 党员注册 (`/register`), 党员登录 (`/me/login`), the
+//! member's page 个人专区 (`/me`) and its sign-out. They run the same operations as the API
+//! (`routes.rs`). The sign-in form carries a double-submit token (cookie `dj_mlogin` beside a
+//! hidden field), as the administrators' sign-in does.
+
+use axum::extract::State;
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Extension;
+use maud::{html, Markup, DOCTYPE};
+use serde::Deserialize;
+
+use super::routes;
+use super::{MemberSignIn, Register, SignInSms};
+use crate::access::MemberActor;
+use crate::account::session as admin_session;
+use crate::error::ApiError;
+use crate::state::{AppState, ConnInfo};
+use crate::web::{html_response, FormErrors, PageRouter};
+
+const LOGIN_COOKIE: &str = "dj_mlogin";
+
+pub fn router() -> PageRouter {
+    PageRouter::new()
+        .route("/register", get(register_page).post(register_submit))
+        .route("/register/sms", post(register_sms))
+        .route("/me/login", get(login_page).post(login_submit))
+        .route("/me/login/sms", post(login_sms))
+        .route("/me", get(me_page))
+        .route("/me/logout", post(logout))
+        .route("/me/correction", post(correction_submit))
+        .route("/me/transfer-request", post(transfer_submit))
+}
+
+fn client_of(conn: &ConnInfo) -> String {
+    conn.client_addr.ip().to_string()
+}
+
+fn shell(title: &str, status: StatusCode, body: Markup) -> Response {
+    html_response(
+        status,
+        html! {
+            (DOCTYPE)
+            html lang="zh-CN" {
+                (crate::web::head(title, false))
+                body.login-body {
+                    main.login-box {
+                        h1 { (title) }
+                        (body)
+                        p.hint { a href="/login" { "返回登录页" } }
+                    }
+                }
+            }
+        },
+    )
+}
+
+fn input(name: &str, label: &str, kind: &str, value: &str, errors: &FormErrors) -> Markup {
+    html! {
+        div.field.has-error[errors.fields.contains_key(name)] {
+            label for=(name) { span.req { "*" } (label) }
+            input id=(name) type=(kind) name=(name) value=(value) autocomplete="off";
+            (errors.at(name))
+        }
+    }
+}
+
+fn errors_of(e: &ApiError) -> FormErrors {
+    let mut errors = FormErrors::from_api(e);
+    if e.field.is_none() {
+        errors.general = Some(e.message.clone());
+    }
+    errors
+}
+
+#[derive(Deserialize, Default)]
+struct RegisterForm {
+    id_number: Option<String>,
+    name: Option<String>,
+    mobile: Option<String>,
+    sms_code: Option<String>,
+    password: Option<String>,
+    password2: Option<String>,
+}
+
+fn v(o: &Option<String>) -> String {
+    o.clone().unwrap_or_default()
+}
+
+fn register_form(
+    f: &RegisterForm,
+    errors: &FormErrors,
+    notice: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    shell(
+        "党员注册",
+        status,
+        html! {
+            p.hint { "党员本人实名注册：填写身份证号、姓名和手机号，获取短信验证码后设置密码。信息须与党员信息库中的登记一致；已登记手机号的，须使用登记的手机号。" }
+            @if let Some(n) = notice { div.alert.alert-info #register-notice role="status" { (n) } }
+            (errors.banner())
+            form #register-sms-form method="post" action="/register/sms" {
+                input type="hidden" name="id_number" value=(v(&f.id_number));
+                input type="hidden" name="name" value=(v(&f.name));
+                (input("mobile", "手机号", "text", &v(&f.mobile), errors))
+                button type="submit" { "获取短信验证码" }
+            }
+            form #register-form method="post" action="/register" {
+                input type="hidden" name="mobile" value=(v(&f.mobile));
+                (input("id_number", "公民身份证号", "text", &v(&f.id_number), errors))
+                (input("name", "姓名", "text", &v(&f.name), errors))
+                (input("sms_code", "短信验证码", "text", &v(&f.sms_code), errors))
+                (input("password", "密码（8-18位，含大写字母、小写字母和数字）", "password", "", errors))
+                (input("password2", "再次输入密码", "password", "", errors))
+                button.primary type="submit" { "注册" }
+            }
+            p.hint { "已注册？" a href="/me/login" { "党员登录" } }
+        },
+    )
+}
+
+async fn register_page() -> Response {
+    register_form(
+        &RegisterForm::default(),
+        &FormErrors::default(),
+        None,
+        StatusCode::OK,
+    )
+}
+
+async fn register_sms(
+    State(state): State<AppState>,
+    Extension(conn): Extension<ConnInfo>,
+    body: axum::body::Bytes,
+) -> Response {
+    let f: RegisterForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    match routes::register_sms(&state, &client_of(&conn), &v(&f.mobile)).await {
+        Ok(sent) => register_form(
+            &f,
+            &FormErrors::default(),
+            Some(&sent.message),
+            StatusCode::OK,
+        ),
+        Err(e) => register_form(&f, &errors_of(&e), None, e.status),
+    }
+}
+
+async fn register_submit(
+    State(state): State<AppState>,
+    Extension(conn): Extension<ConnInfo>,
+    body: axum::body::Bytes,
+) -> Response {
+    let f: RegisterForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    if f.password != f.password2 {
+        let e = ApiError::field("password2", "两次输入的密码不一致");
+        return register_form(&f, &FormErrors::from_api(&e), None, StatusCode::BAD_REQUEST);
+    }
+    let req = Register {
+        id_number: v(&f.id_number),
+        name: v(&f.name),
+        mobile: v(&f.mobile),
+        sms_code: v(&f.sms_code),
+        password: v(&f.password),
+    };
+    match routes::register(&state, &client_of(&conn), &req).await {
+        Ok(done) => shell(
+            "注册成功",
+            StatusCode::OK,
+            html! {
+                div.alert.alert-info #registered role="status" { (done.name) "，" (done.message) }
+                p { a.button.primary href="/me/login" { "登录个人专区" } }
+            },
+        ),
+        Err(e) => register_form(&f, &errors_of(&e), None, e.status),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct LoginForm {
+    id_number: Option<String>,
+    password: Option<String>,
+    code: Option<String>,
+    login_token: Option<String>,
+}
+
+fn login_form(
+    state: &AppState,
+    f: &LoginForm,
+    errors: &FormErrors,
+    notice: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let token = admin_session::random_token();
+    let mut res = shell(
+        "党员登录",
+        status,
+        html! {
+            p.hint { "已注册的党员用身份证号、密码和发送到登记手机号的短信验证码登录个人专区。" }
+            @if let Some(n) = notice { div.alert.alert-info #member-login-notice role="status" { (n) } }
+            (errors.banner())
+            form #member-login-form method="post" action="/me/login" autocomplete="off" {
+                input type="hidden" name="login_token" value=(token);
+                (input("id_number", "公民身份证号", "text", &v(&f.id_number), errors))
+                div.field.has-error[errors.fields.contains_key("password")] {
+                    label for="password" { span.req { "*" } "密码" }
+                    input #password type="password" name="password" maxlength="18";
+                    (errors.at("password"))
+                }
+                (input("code", "短信验证码", "text", "", errors))
+                button type="submit" formaction="/me/login/sms" #member-login-sms { "获取短信验证码" }
+                " "
+                button.primary type="submit" { "登录" }
+            }
+            p.hint { "还没有账号？" a href="/register" { "党员注册" } }
+        },
+    );
+    let cookie = format!(
+        "{LOGIN_COOKIE}={token}; Path=/me/login; HttpOnly; SameSite=Strict{}",
+        if state.config.secure_cookies {
+            "; Secure"
+        } else {
+            ""
+        }
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().append(SET_COOKIE, v);
+    }
+    res
+}
+
+async fn login_page(State(state): State<AppState>) -> Response {
+    login_form(
+        &state,
+        &LoginForm::default(),
+        &FormErrors::default(),
+        None,
+        StatusCode::OK,
+    )
+}
+
+/// The double-submit check of the sign-in form.
+fn login_token_ok(headers: &HeaderMap, f: &LoginForm) -> bool {
+    let expected = crate::web::login::cookie_value(headers, LOGIN_COOKIE);
+    expected.is_some() && expected == f.login_token
+}
+
+fn stale_form(state: &AppState, f: &LoginForm) -> Response {
+    let errors = FormErrors {
+        general: Some("登录页面已失效，请重新输入后登录".to_string()),
+        ..FormErrors::default()
+    };
+    login_form(state, f, &errors, None, StatusCode::FORBIDDEN)
+}
+
+async fn login_sms(
+    State(state): State<AppState>,
+    Extension(conn): Extension<ConnInfo>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let f: LoginForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    if !login_token_ok(&headers, &f) {
+        return stale_form(&state, &f);
+    }
+    let req = SignInSms {
+        id_number: v(&f.id_number),
+        password: v(&f.password),
+    };
+    match routes::sign_in_sms(&state, &client_of(&conn), &req).await {
+        Ok(sent) => login_form(
+            &state,
+            &f,
+            &FormErrors::default(),
+            Some(&sent.message),
+            StatusCode::OK,
+        ),
+        Err(e) => {
+            let f = LoginForm {
+                password: None,
+                ..f
+            };
+            login_form(&state, &f, &errors_of(&e), None, e.status)
+        }
+    }
+}
+
+async fn login_submit(
+    State(state): State<AppState>,
+    Extension(conn): Extension<ConnInfo>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let f: LoginForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    if !login_token_ok(&headers, &f) {
+        return stale_form(&state, &f);
+    }
+    let req = MemberSignIn {
+        id_number: v(&f.id_number),
+        password: v(&f.password),
+        code: v(&f.code),
+    };
+    match routes::sign_in(&state, &client_of(&conn), &req).await {
+        Ok(signed) => {
+            let mut res = Redirect::to("/me").into_response();
+            if let Ok(v) = HeaderValue::from_str(&admin_session::session_cookie(
+                &signed.token,
+                state.config.secure_cookies,
+            )) {
+                res.headers_mut().append(SET_COOKIE, v);
+            }
+            res
+        }
+        Err(e) => {
+            let f = LoginForm {
+                password: None,
+                ..f
+            };
+            login_form(&state, &f, &errors_of(&e), None, e.status)
+        }
+    }
+}
+
+/// The member's page frame: a header with the member's name and sign-out.
+fn member_page(me: &MemberActor, title: &str, body: Markup) -> Response {
+    html_response(
+        StatusCode::OK,
+        html! {
+            (DOCTYPE)
+            html lang="zh-CN" {
+                (crate::web::head(title, true))
+                body.plain-body {
+                    header.plain-header {
+                        a href="/me" { "党员信息管理系统 · 个人专区" }
+                        span.person { " 当前党员：" (me.name) " " }
+                        form.inline method="post" action="/me/logout" {
+                            input type="hidden" name="csrf" value=(me.csrf_token);
+                            button.link type="submit" #member-logout { "退出" }
+                        }
+                    }
+                    main.plain-main { (body) }
+                }
+            }
+        },
+    )
+}
+
+/// A member page's refusal: no session → the member's sign-in; anything else explained.
+fn refusal(e: ApiError) -> Response {
+    if e.status == StatusCode::UNAUTHORIZED {
+        return Redirect::to("/me/login").into_response();
+    }
+    let status = e.status;
+    crate::web::help::plain_page(
+        status,
+        "无法进入个人专区",
+        html! { div.panel { div.alert.alert-error role="alert" { (e.message) } } },
+    )
+}
+
+/// The member of a page request (the form's own CSRF field is checked by the caller of a
+/// write; the API's header check is for scripts).
+async fn member_of(
+    state: &AppState,
+    parts: &axum::http::request::Parts,
+) -> Result<MemberActor, Response> {
+    let client = parts
+        .extensions
+        .get::<ConnInfo>()
+        .map(|c| c.client_addr.ip().to_string())
+        .unwrap_or_default();
+    let Some((token, _)) = admin_session::token_from_parts(parts) else {
+        return Err(Redirect::to("/me/login").into_response());
+    };
+    super::session::load(&state.db, &token, &client)
+        .await
+        .map_err(refusal)
+}
+
+fn row(label: &str, value: &str) -> Markup {
+    html! { tr { th { (label) } td { (value) } } }
+}
+
+async fn me_page(State(state): State<AppState>, req: axum::extract::Request) -> Response {
+    let (parts, _) = req.into_parts();
+    let actor = match member_of(&state, &parts).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    render_me(
+        &state,
+        actor,
+        None,
+        &FormErrors::default(),
+        String::new(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn render_me(
+    state: &AppState,
+    actor: MemberActor,
+    notice: Option<String>,
+    errors: &FormErrors,
+    content: String,
+    status: StatusCode,
+) -> Response {
+    let state = state.clone();
+    let me = match routes::me(&state, &actor).await {
+        Ok(me) => me,
+        Err(e) => return refusal(e),
+    };
+    let m = &me.member;
+    let category = if m.category == "full" {
+        "正式党员"
+    } else {
+        "预备党员"
+    };
+    let sex = if m.sex == "male" { "男" } else { "女" };
+    let job = crate::member::dict::label(&crate::member::dict::JOBS, &m.job).unwrap_or(&m.job);
+    let body = html! {
+        div.panel #my-record {
+            h2 { "个人专区" }
+            p.hint { "以下是党员信息库中您本人的信息。如有错误，请联系所在党支部更正。" }
+            table.info {
+                (row("姓名", &m.name))
+                (row("公民身份证号", &m.id_number))
+                (row("性别", sex))
+                (row("民族", &m.ethnicity_name))
+                (row("出生日期", m.birth_date.as_deref().unwrap_or("")))
+                (row("学历", &m.education_name))
+                (row("人员类别", category))
+                (row("入党日期", &m.joined_on))
+                (row("转为正式党员日期", m.full_on.as_deref().unwrap_or("")))
+                (row("工作岗位", job))
+                (row("联系电话", &m.phone))
+                (row("登记手机号", m.registered_phone.as_deref().unwrap_or("")))
+                (row("家庭住址", &m.address))
+                (row("所在党支部", &m.branch_name))
+            }
+            h3 { "信息完整度：" span #completeness { (me.completeness) "%" } }
+            @if me.missing.is_empty() {
+                p { "信息完整。" }
+            } @else {
+                p #missing { "尚缺：" (me.missing.join("、")) }
+            }
+        }
+        div.panel #my-org {
+            h3 { "所在党组织" }
+            table.info {
+                (row("党组织名称", &me.organisation.name))
+                (row("书记", &me.organisation.secretary))
+                (row("联系人", &me.organisation.contact_name))
+                (row("联系电话", &me.organisation.contact_phone))
+            }
+        }
+    };
+    let applications = routes::own_applications(&state, &actor)
+        .await
+        .map(|a| a.items)
+        .unwrap_or_default();
+    let transfers = routes::own_transfers(&state, &actor)
+        .await
+        .map(|t| t.items)
+        .unwrap_or_default();
+    let body = html! {
+        (body)
+        (correction_panel(&actor, notice.as_deref(), errors, &content))
+        (transfer_panel(&actor, &transfers))
+        div.panel #my-applications {
+            h3 { "我的申请" }
+            @if applications.is_empty() {
+                p.muted { "暂无申请。" }
+            } @else {
+                table.list {
+                    thead { tr { th { "申请类型" } th { "内容" } th { "审核组织" } th { "提交时间" } th { "状态" } th { "审核意见" } } }
+                    tbody {
+                        @for a in &applications {
+                            tr data-state=(a.state) {
+                                td { (a.kind_label) }
+                                td { (a.content) }
+                                td { (a.approver_org_name) }
+                                td.nowrap { (crate::audit::query::beijing_time(&a.submitted_at)) }
+                                td { span.badge.state.(a.state) { (a.state_label) } }
+                                td { (a.opinion.as_deref().unwrap_or("")) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let mut res = member_page(&actor, "个人专区", body);
+    *res.status_mut() = status;
+    res
+}
+
+fn correction_panel(
+    actor: &MemberActor,
+    notice: Option<&str>,
+    errors: &FormErrors,
+    content: &str,
+) -> Markup {
+    html! {
+        div.panel #correction {
+            h3 { "信息更正申请" }
+            p.hint { "发现本人信息有误时，请写明需要更正的项目和正确内容，提交后由所在党支部审核并更正。" }
+            @if let Some(n) = notice { div.alert.alert-info #correction-notice role="status" { (n) } }
+            (errors.banner())
+            form.form #correction-form method="post" action="/me/correction" data-no-draft {
+                input type="hidden" name="csrf" value=(actor.csrf_token);
+                div.field.has-error[errors.fields.contains_key("content")] {
+                    label for="content" { span.req { "*" } "更正内容" }
+                    textarea #content name="content" rows="3" maxlength="1000" { (content) }
+                    (errors.at("content"))
+                }
+                button.primary type="submit" { "提交申请" }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct CorrectionForm {
+    csrf: Option<String>,
+    content: Option<String>,
+}
+
+async fn correction_submit(State(state): State<AppState>, req: axum::extract::Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let actor = match member_of(&state, &parts).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let f: CorrectionForm = serde_html_form::from_bytes(&bytes).unwrap_or_default();
+    if f.csrf.as_deref() != Some(actor.csrf_token.as_str()) {
+        return refusal(ApiError::forbidden(
+            "请求缺少有效的防伪令牌（CSRF），请刷新页面后重试",
+        ));
+    }
+    let req = super::CorrectionRequest {
+        content: v(&f.content),
+    };
+    match routes::request_correction(&state, &actor, &req).await {
+        Ok(done) => {
+            render_me(
+                &state,
+                actor,
+                Some(done.message),
+                &FormErrors::default(),
+                String::new(),
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(e) => {
+            let errors = errors_of(&e);
+            render_me(&state, actor, None, &errors, v(&f.content), e.status).await
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct LogoutForm {
+    csrf: Option<String>,
+}
+
+async fn logout(State(state): State<AppState>, req: axum::extract::Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let actor = match member_of(&state, &parts).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let f: LogoutForm = serde_html_form::from_bytes(&bytes).unwrap_or_default();
+    if f.csrf.as_deref() != Some(actor.csrf_token.as_str()) {
+        return refusal(ApiError::forbidden(
+            "请求缺少有效的防伪令牌（CSRF），请刷新页面后重试",
+        ));
+    }
+    if let Err(e) = routes::sign_out(&state, &actor).await {
+        return refusal(e);
+    }
+    let mut res = Redirect::to("/me/login").into_response();
+    if let Ok(v) = HeaderValue::from_str(&admin_session::clear_cookie(state.config.secure_cookies))
+    {
+        res.headers_mut().append(SET_COOKIE, v);
+    }
+    res
+}
+
+fn transfer_panel(actor: &MemberActor, transfers: &[super::OwnTransfer]) -> Markup {
+    html! {
+        div.panel #transfer-request {
+            h3 { "网上转接申请" }
+            p.hint { "需要转出组织关系时，请写明转往何处和原因，提交后由所在党支部审核并办理转接；办理进度和介绍信显示在下方。" }
+            form.form #transfer-request-form method="post" action="/me/transfer-request" data-no-draft {
+                input type="hidden" name="csrf" value=(actor.csrf_token);
+                div.field {
+                    label for="destination" { span.req { "*" } "转往何处" }
+                    input #destination type="text" name="destination" maxlength="200";
+                }
+                div.field {
+                    label for="reason" { span.req { "*" } "转接原因" }
+                    textarea #reason name="reason" rows="2" maxlength="1000" {}
+                }
+                button.primary type="submit" { "提交转接申请" }
+            }
+            h3 { "我的组织关系转接" }
+            @if transfers.is_empty() {
+                p.muted { "暂无转接。" }
+            } @else {
+                table.list #my-transfers {
+                    thead { tr { th { "转出类型" } th { "转出党组织" } th { "转入党组织" } th { "转接日期" } th { "状态" } th { "介绍信" } } }
+                    tbody {
+                        @for t in transfers {
+                            tr {
+                                td { (t.kind_label) } td { (t.from_name) } td { (t.to_name) }
+                                td.nowrap { (t.transfer_date) }
+                                td { span.badge.state.(t.state) { (t.state_label) } }
+                                td {
+                                    @if let Some(l) = &t.letter {
+                                        a href=(l.verify_url) { (l.number) } " " (l.state_label) "，有效期至" (l.valid_until)
+                                    } @else { "—" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct TransferForm {
+    csrf: Option<String>,
+    destination: Option<String>,
+    reason: Option<String>,
+}
+
+async fn transfer_submit(State(state): State<AppState>, req: axum::extract::Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let actor = match member_of(&state, &parts).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let f: TransferForm = serde_html_form::from_bytes(&bytes).unwrap_or_default();
+    if f.csrf.as_deref() != Some(actor.csrf_token.as_str()) {
+        return refusal(ApiError::forbidden(
+            "请求缺少有效的防伪令牌（CSRF），请刷新页面后重试",
+        ));
+    }
+    let req = super::TransferRequest {
+        destination: v(&f.destination),
+        reason: v(&f.reason),
+    };
+    match routes::request_transfer(&state, &actor, &req).await {
+        Ok(done) => {
+            render_me(
+                &state,
+                actor,
+                Some(done.message),
+                &FormErrors::default(),
+                String::new(),
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(e) => render_me(&state, actor, None, &errors_of(&e), String::new(), e.status).await,
+    }
+}
