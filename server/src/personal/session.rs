@@ -31,7 +31,7 @@ type Row = (
 pub async fn is_member_session(db: &Db, hash: &str) -> Result<bool, sqlx::Error> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM member_sessions WHERE token_hash = $1")
         .bind(hash)
-        .fetch_one(db.read())
+        .fetch_one(db.primary())
         .await?;
     Ok(n > 0)
 }
@@ -56,12 +56,12 @@ pub async fn load(db: &Db, token: &str, client_addr: &str) -> Result<MemberActor
          WHERE s.token_hash = $1 AND a.status = 'active' AND m.status = 'normal'",
     )
     .bind(&hash)
-    .fetch_optional(db.read())
+    .fetch_optional(db.primary())
     .await?;
     let Some(r) = row else {
         let admin: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE token_hash = $1")
             .bind(&hash)
-            .fetch_one(db.read())
+            .fetch_one(db.primary())
             .await?;
         if admin > 0 {
             return Err(access::admin_session_refused());

@@ -58,7 +58,7 @@ pub async fn may_send(db: &Db, purpose: Purpose, subject: &str) -> Result<bool, 
     .bind(purpose.as_str())
     .bind(subject)
     .bind(fmt(now - Duration::hours(1)))
-    .fetch_one(db.read())
+    .fetch_one(db.primary())
     .await?;
     Ok(recent == 0 && hourly < CODES_PER_HOUR)
 }
@@ -117,7 +117,7 @@ pub async fn check_code(
     .bind(subject)
     .bind(now_rfc3339())
     .bind(CODE_ATTEMPTS)
-    .fetch_optional(db.read())
+    .fetch_optional(db.primary())
     .await?;
     let Some((id, hash)) = row else {
         return Ok(CodeCheck::None);
@@ -161,7 +161,7 @@ pub async fn living_member(db: &Db, id_number: &str) -> Result<Option<MemberRow>
         "SELECT {MEMBER_COLUMNS} FROM members m WHERE m.id_number_idx = $1 AND m.status = 'normal'"
     ))
     .bind(id_number_index(id_number))
-    .fetch_optional(db.read())
+    .fetch_optional(db.primary())
     .await?;
     row.map(|r| {
         r.decrypted()
@@ -176,7 +176,7 @@ pub async fn has_account(db: &Db, member_id: &str) -> Result<bool, sqlx::Error> 
         "SELECT COUNT(*) FROM member_accounts WHERE member_id = $1 AND status = 'active'",
     )
     .bind(member_id)
-    .fetch_one(db.read())
+    .fetch_one(db.primary())
     .await?;
     Ok(n > 0)
 }
@@ -271,7 +271,7 @@ pub async fn account_by_id_number(
          WHERE a.id_number_idx = $1 AND a.status = 'active' AND m.status = 'normal'",
     )
     .bind(id_number_index(id_number))
-    .fetch_optional(db.read())
+    .fetch_optional(db.primary())
     .await?;
     row.map(|mut r| {
         r.registered_phone = crypto::open_opt(
