@@ -379,6 +379,31 @@ async fn member_of(
         .map_err(refusal)
 }
 
+/// The member of a form post and the form, its anti-forgery field checked against the
+/// session's (a refusal page otherwise).
+async fn posted<F: serde::de::DeserializeOwned + Default>(
+    state: &AppState,
+    req: axum::extract::Request,
+) -> Result<(MemberActor, F), Response> {
+    #[derive(Deserialize, Default)]
+    struct Csrf {
+        csrf: Option<String>,
+    }
+    let (parts, body) = req.into_parts();
+    let actor = member_of(state, &parts).await?;
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let token: Csrf = serde_html_form::from_bytes(&bytes).unwrap_or_default();
+    if token.csrf.as_deref() != Some(actor.csrf_token.as_str()) {
+        return Err(refusal(ApiError::forbidden(
+            "请求缺少有效的防伪令牌（CSRF），请刷新页面后重试",
+        )));
+    }
+    let form = serde_html_form::from_bytes(&bytes).unwrap_or_default();
+    Ok((actor, form))
+}
+
 fn row(label: &str, value: &str) -> Markup {
     html! { tr { th { (label) } td { (value) } } }
 }
@@ -525,25 +550,14 @@ fn correction_panel(
 
 #[derive(Deserialize, Default)]
 struct CorrectionForm {
-    csrf: Option<String>,
     content: Option<String>,
 }
 
 async fn correction_submit(State(state): State<AppState>, req: axum::extract::Request) -> Response {
-    let (parts, body) = req.into_parts();
-    let actor = match member_of(&state, &parts).await {
-        Ok(a) => a,
+    let (actor, f): (MemberActor, CorrectionForm) = match posted(&state, req).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let bytes = axum::body::to_bytes(body, 64 * 1024)
-        .await
-        .unwrap_or_default();
-    let f: CorrectionForm = serde_html_form::from_bytes(&bytes).unwrap_or_default();
-    if f.csrf.as_deref() != Some(actor.csrf_token.as_str()) {
-        return refusal(ApiError::forbidden(
-            "请求缺少有效的防伪令牌（CSRF），请刷新页面后重试",
-        ));
-    }
     let req = super::CorrectionRequest {
         content: v(&f.content),
     };
@@ -567,25 +581,14 @@ async fn correction_submit(State(state): State<AppState>, req: axum::extract::Re
 }
 
 #[derive(Deserialize, Default)]
-struct LogoutForm {
-    csrf: Option<String>,
-}
+/// Signing out posts nothing but the anti-forgery field.
+struct LogoutForm {}
 
 async fn logout(State(state): State<AppState>, req: axum::extract::Request) -> Response {
-    let (parts, body) = req.into_parts();
-    let actor = match member_of(&state, &parts).await {
-        Ok(a) => a,
+    let (actor, _): (MemberActor, LogoutForm) = match posted(&state, req).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let bytes = axum::body::to_bytes(body, 64 * 1024)
-        .await
-        .unwrap_or_default();
-    let f: LogoutForm = serde_html_form::from_bytes(&bytes).unwrap_or_default();
-    if f.csrf.as_deref() != Some(actor.csrf_token.as_str()) {
-        return refusal(ApiError::forbidden(
-            "请求缺少有效的防伪令牌（CSRF），请刷新页面后重试",
-        ));
-    }
     if let Err(e) = routes::sign_out(&state, &actor).await {
         return refusal(e);
     }
@@ -642,26 +645,15 @@ fn transfer_panel(actor: &MemberActor, transfers: &[super::OwnTransfer]) -> Mark
 
 #[derive(Deserialize, Default)]
 struct TransferForm {
-    csrf: Option<String>,
     destination: Option<String>,
     reason: Option<String>,
 }
 
 async fn transfer_submit(State(state): State<AppState>, req: axum::extract::Request) -> Response {
-    let (parts, body) = req.into_parts();
-    let actor = match member_of(&state, &parts).await {
-        Ok(a) => a,
+    let (actor, f): (MemberActor, TransferForm) = match posted(&state, req).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let bytes = axum::body::to_bytes(body, 64 * 1024)
-        .await
-        .unwrap_or_default();
-    let f: TransferForm = serde_html_form::from_bytes(&bytes).unwrap_or_default();
-    if f.csrf.as_deref() != Some(actor.csrf_token.as_str()) {
-        return refusal(ApiError::forbidden(
-            "请求缺少有效的防伪令牌（CSRF），请刷新页面后重试",
-        ));
-    }
     let req = super::TransferRequest {
         destination: v(&f.destination),
         reason: v(&f.reason),
