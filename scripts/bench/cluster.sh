@@ -10,6 +10,8 @@ cd "$(dirname "$0")/../.."
 . scripts/lib.sh
 ensure_packages postgresql haproxy
 T=${CARGO_TARGET_DIR:-$PWD/target}
-cargo build --release -q -p dangjian-server -p dangjian-tests --example cluster_bench
+# Two builds: `--example` would narrow a joint one to the example and leave the server stale.
+cargo build --release -q -p dangjian-server --bin dangjian-server
+cargo build --release -q -p dangjian-tests --example cluster_bench
 echo "== $(nproc) cores; MEMBERS=${MEMBERS:-1000000} DURATION=${DURATION:-20} CLIENTS=${CLIENTS:-50,200}"
 DANGJIAN_SERVER_BIN="$T/release/dangjian-server" "$T/release/examples/cluster_bench"
