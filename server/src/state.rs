@@ -157,6 +157,22 @@ pub fn int_param<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, 
         .map_err(<D::Error as serde::de::Error>::custom)
 }
 
+/// A whole number of a JSON body as JSON Schema reads `integer`: `49396.0` is one as much as
+/// `49396` (serde's own `u32` refuses the former).
+pub fn whole_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = <serde_json::Number as Deserialize>::deserialize(d)?;
+    let whole = match (n.as_u64(), n.as_f64()) {
+        (Some(u), _) => Some(u),
+        (None, Some(f)) if f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&f) => {
+            Some(f as u64)
+        }
+        _ => None,
+    };
+    whole
+        .and_then(|u| u32::try_from(u).ok())
+        .ok_or_else(|| <D::Error as serde::de::Error>::custom("not a whole number of u32"))
+}
+
 /// `?page=1&per_page=20` (at most 200 a page).
 #[derive(Debug, Clone, Copy, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -115,6 +115,9 @@ const ACCEPTANCE_SKIPPED: &[&str] = &[
     "POST /api/v1/query/saved",
     // A multipart body whose file must be a workbook of the template: no schema states that.
     "POST /api/v1/import/members",
+    // Multipart part names with control characters: the multipart parser refuses such headers
+    // (400 naming the body) and the schema cannot exclude them from a part's name.
+    "PUT /api/v1/members/{id}/photo",
 ];
 
 /// What one `st run` checks.

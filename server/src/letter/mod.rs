@@ -47,6 +47,7 @@ pub struct LetterFields {
     pub name: String,
     /// 男 or 女
     pub sex: String,
+    #[serde(deserialize_with = "crate::state::whole_u32")]
     pub age: u32,
     /// label, e.g. 汉族
     pub ethnicity: String,

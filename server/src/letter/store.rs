@@ -159,6 +159,7 @@ pub struct LetterDocument {
     pub issue_date: String,
     /// YYYY-MM-DD, the last valid day
     pub valid_until: String,
+    #[serde(deserialize_with = "crate::state::whole_u32")]
     pub validity_days: u32,
     /// the letter's fields (the full ID number: it is the holder's letter)
     pub fields: LetterFields,
