@@ -147,6 +147,14 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for
     }
 }
 
+/// A query parameter's text as sent, `sort=` giving `Some("")`: the form decoder's own `Option`
+/// reads an empty value as absent, which would let an empty value of an enum pass unrefused
+/// although the OpenAPI document calls it invalid. Handlers parse the text themselves so that
+/// a wrong value is refused in Chinese naming the field.
+pub fn present_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    <String as Deserialize>::deserialize(d).map(Some)
+}
+
 /// An integer query parameter that, when present, must be an integer: `per_page=` (empty) is
 /// refused like `per_page=abc` (the form decoder's own `Option` would read it as absent, and
 /// the default would answer a request the OpenAPI document calls invalid).

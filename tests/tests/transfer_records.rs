@@ -239,10 +239,14 @@ async fn records_lists_and_export(server: &Server) {
         "{fields:?}"
     );
 
-    // Declared formats and enums are exact: an unknown or padded value is refused, not taken
-    // as the default.
+    // Declared formats and enums are exact: an unknown, padded or empty value is refused, not
+    // taken as the default.
     for (bad, field) in [
         ("include_sub=maybe", "include_sub"),
+        ("include_sub=", "include_sub"),
+        ("kind=", "kind"),
+        ("state=", "state"),
+        ("direction=", "direction"),
         ("sort=name", "sort"),
         ("since=%202026-01-01", "since"),
         ("since=2026-03-01&until=2026-02-01", "until"),

@@ -574,6 +574,7 @@ pub async fn queue(
 pub struct QueueQuery {
     /// pending | approved | rejected | withdrawn; absent: every state
     #[param(value_type = Option<State>, inline)]
+    #[serde(default, deserialize_with = "crate::state::present_text")]
     pub state: Option<String>,
     #[serde(default, deserialize_with = "crate::state::int_param")]
     pub page: Option<i64>,
@@ -583,12 +584,7 @@ pub struct QueueQuery {
 
 impl QueueQuery {
     fn parts(&self) -> ApiResult<(Option<State>, Paging)> {
-        let state = match self
-            .state
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
+        let state = match self.state.as_deref() {
             None => None,
             Some(s) => {
                 Some(State::parse(s).ok_or_else(|| ApiError::field("state", "审批状态不正确"))?)

@@ -427,18 +427,12 @@ pub struct MemberListQuery {
     /// Order of the names: `pinyin` 姓氏拼音 (default) or `strokes` 姓氏笔画 (stroke count of the
     /// surname, then of the following characters)
     #[param(value_type = Option<MemberSort>, inline)]
-    #[serde(default, deserialize_with = "present_text")]
+    #[serde(default, deserialize_with = "crate::state::present_text")]
     pub sort: Option<String>,
     #[serde(default, deserialize_with = "crate::state::int_param")]
     pub page: Option<i64>,
     #[serde(default, deserialize_with = "crate::state::int_param")]
     pub per_page: Option<i64>,
-}
-
-/// A query parameter's text as sent, `sort=` giving `Some("")` (the form decoder's own `Option`
-/// would read an empty value as absent, and the empty order would pass unrefused).
-fn present_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    <String as serde::Deserialize>::deserialize(d).map(Some)
 }
 
 /// The orders of a member list (the schema of `sort`; the handler parses the text itself so

@@ -491,12 +491,15 @@ pub struct MembersQuery {
     pub org_id: Option<String>,
     /// true: only members kept in that organisation itself 本级
     #[param(value_type = Option<bool>)]
+    #[serde(default, deserialize_with = "crate::state::present_text")]
     pub self_only: Option<String>,
     /// A rule id
     #[param(value_type = Option<Rule>, inline)]
+    #[serde(default, deserialize_with = "crate::state::present_text")]
     pub rule: Option<String>,
     /// error | warning | reminder
     #[param(value_type = Option<Level>, inline)]
+    #[serde(default, deserialize_with = "crate::state::present_text")]
     pub level: Option<String>,
     #[serde(default, deserialize_with = "crate::state::int_param")]
     pub page: Option<i64>,

@@ -58,21 +58,26 @@ pub struct RecordsQuery {
     pub until: Option<String>,
     /// active | returned | completed | withdrawn | voided | abnormal
     #[param(value_type = Option<State>, inline)]
+    #[serde(default, deserialize_with = "crate::state::present_text")]
     pub state: Option<String>,
     /// The transfer type
     #[param(value_type = Option<Kind>, inline)]
+    #[serde(default, deserialize_with = "crate::state::present_text")]
     pub kind: Option<String>,
     /// outbound 转出 | inbound 转入登记
     #[param(value_type = Option<Direction>, inline)]
+    #[serde(default, deserialize_with = "crate::state::present_text")]
     pub direction: Option<String>,
     /// The selected organisation (default: the caller's own)
     pub org_id: Option<String>,
     /// true: the whole subtree 包含下级; otherwise the organisation and its direct children
     #[param(value_type = Option<bool>)]
+    #[serde(default, deserialize_with = "crate::state::present_text")]
     pub include_sub: Option<String>,
     /// date (newest transfer date first, default) | date_asc | created (newest registered
     /// first) | waiting (longest at its current node first) | waiting_asc
     #[param(value_type = Option<Sort>, inline)]
+    #[serde(default, deserialize_with = "crate::state::present_text")]
     pub sort: Option<String>,
     #[serde(default, deserialize_with = "crate::state::int_param")]
     pub page: Option<i64>,
@@ -759,9 +764,11 @@ pub async fn counts(db: &Db, actor: &Actor) -> ApiResult<Vec<(ListKind, i64)>> {
 pub struct ListQuery {
     /// todo 待办 | done 已办未办结 | upcoming 即将办理 | monitor 转接监控 (default todo)
     #[param(value_type = Option<ListKind>, inline)]
+    #[serde(default, deserialize_with = "crate::state::present_text")]
     pub list: Option<String>,
     /// waiting (longest at its current node first, default) | waiting_asc | date | date_asc | created
     #[param(value_type = Option<Sort>, inline)]
+    #[serde(default, deserialize_with = "crate::state::present_text")]
     pub sort: Option<String>,
     #[serde(default, deserialize_with = "crate::state::int_param")]
     pub page: Option<i64>,
