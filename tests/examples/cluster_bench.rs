@@ -6,6 +6,7 @@
 //! `CLIENTS` (default "50,200"). Builds the rig of `tests/src/cluster.rs` (its own PostgreSQL
 //! primary and streaming replica, two servers, HAProxy) and prints one table.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,75 @@ async fn get(client: &reqwest::Client, url: &str, token: &str) -> Result<Value, 
         return Err(format!("{} {url}", r.status()));
     }
     r.json().await.map_err(|e| e.to_string())
+}
+
+/// The process groups whose CPU time is accounted: the servers, HAProxy, each PostgreSQL
+/// cluster (the postmaster and its backends) and this load generator.
+struct Groups {
+    servers: Vec<u32>,
+    haproxy: Option<u32>,
+    postmasters: Vec<(&'static str, u32)>,
+}
+
+const GROUPS: [&str; 5] = ["server", "primary", "replica", "haproxy", "client"];
+
+/// CPU seconds used so far by each of [`GROUPS`] (user + system, from `/proc/*/stat`).
+fn cpu(groups: &Groups, tick: f64) -> HashMap<&'static str, f64> {
+    let me = std::process::id();
+    let mut out: HashMap<&'static str, f64> = HashMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // After the command name in parentheses: state, ppid, … utime (14th), stime (15th).
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let (Some(ppid), Some(utime), Some(stime)) = (
+            f.get(1).and_then(|v| v.parse::<u32>().ok()),
+            f.get(11).and_then(|v| v.parse::<f64>().ok()),
+            f.get(12).and_then(|v| v.parse::<f64>().ok()),
+        ) else {
+            continue;
+        };
+        let group = if pid == me {
+            Some("client")
+        } else if groups.servers.contains(&pid) {
+            Some("server")
+        } else if groups.haproxy == Some(pid) {
+            Some("haproxy")
+        } else {
+            groups
+                .postmasters
+                .iter()
+                .find(|(_, pm)| *pm == pid || *pm == ppid)
+                .map(|(name, _)| *name)
+        };
+        if let Some(g) = group {
+            *out.entry(g).or_default() += (utime + stime) / tick;
+        }
+    }
+    out
+}
+
+/// CPU milliseconds per request of each group between two snapshots.
+fn per_request(
+    before: &HashMap<&'static str, f64>,
+    after: &HashMap<&'static str, f64>,
+    requests: f64,
+) -> String {
+    GROUPS
+        .iter()
+        .map(|g| {
+            let used = after.get(g).copied().unwrap_or(0.0) - before.get(g).copied().unwrap_or(0.0);
+            format!("{g} {:.2}", used * 1000.0 / requests.max(1.0))
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 /// `clients` clients sending the paths in turn for `duration`: (requests/s, p99 ms, errors).
@@ -139,16 +209,37 @@ async fn main() {
         }
     }
     assert!(!lookups.is_empty() && !lists.is_empty(), "no members found");
+    let tick: f64 = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0);
+    let groups = Groups {
+        servers: c.servers.iter().filter_map(Server::pid).collect(),
+        haproxy: c.balancer.pid(),
+        postmasters: c.postmasters(),
+    };
     let scenarios = [
         ("ID-number lookup", Arc::new(lookups)),
         ("branch member list", Arc::new(lists)),
     ];
     println!("| request | clients | one server: req/s | p99 ms | two servers + HAProxy + replica: req/s | p99 ms |");
     println!("|---|---|---|---|---|---|");
+    let mut costs = Vec::new();
     for (name, paths) in &scenarios {
         for &n in &clients {
+            let before = cpu(&groups, tick);
             let one = measure(&c.servers[0], &account, &token, paths.clone(), n, duration).await;
+            let middle = cpu(&groups, tick);
             let two = measure(&c.balancer, &account, &token, paths.clone(), n, duration).await;
+            let after = cpu(&groups, tick);
+            let secs = duration.as_secs_f64();
+            costs.push(format!(
+                "| {name} | {n} | {} | {} |",
+                per_request(&before, &middle, one.0 * secs),
+                per_request(&middle, &after, two.0 * secs)
+            ));
             println!(
                 "| {name} | {n} | {:.0} | {:.1} | {:.0} | {:.1} |{}",
                 one.0,
@@ -162,5 +253,13 @@ async fn main() {
                 }
             );
         }
+    }
+    println!();
+    println!("CPU milliseconds per request, by process group:");
+    println!();
+    println!("| request | clients | one server | two servers + HAProxy + replica |");
+    println!("|---|---|---|---|");
+    for line in costs {
+        println!("{line}");
     }
 }

@@ -86,6 +86,17 @@ pub struct PgCluster {
 }
 
 impl PgCluster {
+    /// The postmaster's process id, from the first line of its `postmaster.pid`.
+    fn postmaster(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// `initdb` and start a primary that accepts replication from loopback.
     fn primary(root: &Path) -> PgCluster {
         let dir = root.join("primary");
@@ -321,6 +332,18 @@ impl Cluster {
             _primary: primary,
             _dir: dir,
         }
+    }
+
+    /// The postmaster processes: `("primary", pid)` and, with a replica, `("replica", pid)`
+    /// (each cluster's `postmaster.pid`), for accounting the CPU of their backends.
+    pub fn postmasters(&self) -> Vec<(&'static str, u32)> {
+        let mut out = vec![("primary", self._primary.postmaster())];
+        if let Some(r) = &self._replica {
+            out.push(("replica", r.postmaster()));
+        }
+        out.into_iter()
+            .filter_map(|(name, pid)| Some((name, pid?)))
+            .collect()
     }
 
     /// The shared data directory.

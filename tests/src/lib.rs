@@ -969,6 +969,12 @@ impl Server {
 impl Server {
     /// A server process started by a rig (`cluster`): its address, the data directory it
     /// serves (shared, not removed by this value) and the process, killed on drop.
+    /// The process behind this address (the server, or HAProxy for a balancer), when this
+    /// harness started it.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn from_process(
         base: String,
         data: &Path,
