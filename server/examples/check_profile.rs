@@ -44,16 +44,10 @@ async fn main() -> anyhow::Result<()> {
         csrf_token: String::new(),
         must_change_password: false,
     };
-    let rules = quality::rules::Rule::ALL.to_vec();
-    let check = quality::store::insert_check(
-        &db,
-        &access::platform(),
-        &actor,
-        &org,
-        &rules,
-        "profile",
-    )
-    .await?;
+    let rules = quality::Rule::ALL.to_vec();
+    let check =
+        quality::store::insert_check(&db, &access::platform(), &actor, &org, &rules, "profile")
+            .await?;
     let started = std::time::Instant::now();
     let summary = quality::store::run_check(&db, &check, Arc::new(Quiet)).await?;
     println!(
