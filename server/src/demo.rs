@@ -1182,7 +1182,7 @@ async fn insert_members(
     now: &str,
     branches: &[BranchSlot],
     rows: &[MemberRow],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<crate::member::bulk::NewMember>> {
     use crate::member::bulk::NewMember;
     use crate::member::rules::ValidMember;
     let members: Vec<NewMember> = rows
@@ -1227,6 +1227,35 @@ async fn insert_members(
         })
         .collect();
     crate::member::bulk::insert(tx, engine, now, &members, &crate::access::platform()).await?;
+    Ok(members)
+}
+
+/// Counts `members` into the statistics tally (their triggers were dropped for the load).
+async fn tally(tx: &mut Tx, members: &[crate::member::bulk::NewMember]) -> anyhow::Result<()> {
+    let dates: Vec<(String, String)> = members
+        .iter()
+        .map(|m| {
+            (
+                m.member.birth_date.to_string(),
+                m.member.joined_on.to_string(),
+            )
+        })
+        .collect();
+    let living = members
+        .iter()
+        .zip(&dates)
+        .filter(|(m, _)| m.member.status == "normal")
+        .map(|(m, (birth, joined))| crate::stats::store::Tallied {
+            org_code: &m.branch_code,
+            category: &m.member.category,
+            sex: &m.member.sex,
+            ethnicity: &m.member.ethnicity,
+            education: &m.member.education,
+            job: &m.member.job,
+            birth_date: birth,
+            joined_on: Some(joined),
+        });
+    crate::stats::store::rebuild_tally(tx, &crate::access::platform(), living).await?;
     Ok(())
 }
 
@@ -1337,7 +1366,7 @@ pub async fn generate(
         "demo: tree and people made"
     );
     let phase = std::time::Instant::now();
-    insert_members(&mut tx, db.engine, &g.now, &tree.branches, &rows).await?;
+    let inserted = insert_members(&mut tx, db.engine, &g.now, &tree.branches, &rows).await?;
     tracing::info!(
         seconds = phase.elapsed().as_secs_f64(),
         "demo: members inserted"
@@ -1350,8 +1379,9 @@ pub async fn generate(
     );
     let phase = std::time::Instant::now();
     if empty {
-        crate::stats::store::rebuild_tally(&mut tx, &crate::access::platform()).await?;
+        tally(&mut tx, &inserted).await?;
     }
+    drop(inserted);
     crate::db::restore_indexes(&mut tx, &triggers).await?;
     crate::member::sort_keys::record_version(&mut *tx).await?;
     tracing::info!(

@@ -453,6 +453,17 @@ pub enum Arg {
 pub struct Sql {
     pub text: String,
     pub args: Vec<Arg>,
+    /// Anonymous `?` placeholders instead of `$n` ([`Sql::rows`] on SQLite).
+    anonymous: bool,
+}
+
+/// The engine behind a connection (a transaction's, say).
+pub fn engine_of(conn: &sqlx::AnyConnection) -> Engine {
+    if conn.backend_name().eq_ignore_ascii_case("postgresql") {
+        Engine::Postgres
+    } else {
+        Engine::Sqlite
+    }
 }
 
 impl Sql {
@@ -460,6 +471,26 @@ impl Sql {
         Sql {
             text: text.to_string(),
             args: Vec::new(),
+            anonymous: false,
+        }
+    }
+
+    /// A statement of many bound values (a multi-row `INSERT`). SQLite gets anonymous `?`
+    /// placeholders: it finds a named one (`$n`) by a linear scan, which makes binding the
+    /// thousands of a multi-row statement quadratic (`member::bulk` says the same). Every value
+    /// must be bound through [`Sql::bind`] in the order of the text, as the builder does.
+    pub fn rows(engine: Engine, text: &str) -> Sql {
+        Sql {
+            anonymous: engine == Engine::Sqlite,
+            ..Sql::new(text)
+        }
+    }
+
+    fn placeholder(&mut self) {
+        if self.anonymous {
+            self.text.push('?');
+        } else {
+            self.text.push_str(&format!("${}", self.args.len()));
         }
     }
 
@@ -472,13 +503,13 @@ impl Sql {
     /// Appends a placeholder bound to `v`.
     pub fn bind(&mut self, v: impl Into<String>) -> &mut Self {
         self.args.push(Arg::Text(v.into()));
-        self.text.push_str(&format!("${}", self.args.len()));
+        self.placeholder();
         self
     }
 
     pub fn bind_int(&mut self, v: i64) -> &mut Self {
         self.args.push(Arg::Int(v));
-        self.text.push_str(&format!("${}", self.args.len()));
+        self.placeholder();
         self
     }
 
@@ -521,5 +552,58 @@ impl Sql {
             };
         }
         q
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_or_anonymous() {
+        let build = |mut sql: Sql| {
+            sql.push("(").bind("a").push(", ").bind_int(2).push(")");
+            (sql.text.clone(), sql.args.len())
+        };
+        assert_eq!(build(Sql::new("V ")), ("V ($1, $2)".to_string(), 2));
+        assert_eq!(
+            build(Sql::rows(Engine::Postgres, "V ")),
+            ("V ($1, $2)".to_string(), 2)
+        );
+        assert_eq!(
+            build(Sql::rows(Engine::Sqlite, "V ")),
+            ("V (?, ?)".to_string(), 2)
+        );
+    }
+
+    /// Anonymous placeholders bind in order on SQLite, through the `Any` driver.
+    #[tokio::test]
+    async fn anonymous_placeholders_bind_in_order_on_sqlite() {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPool::connect("sqlite::memory:").await.unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        sqlx::query("CREATE TABLE t (a TEXT, n INTEGER)")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(engine_of(&conn), Engine::Sqlite);
+        let mut sql = Sql::rows(engine_of(&conn), "INSERT INTO t (a, n) VALUES ");
+        for i in 0..300 {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push("(")
+                .bind(format!("r{i}"))
+                .push(", ")
+                .bind_int(i)
+                .push(")");
+        }
+        sql.query().execute(&mut *conn).await.unwrap();
+        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT a, n FROM t ORDER BY n")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 300);
+        assert!(rows.iter().all(|(a, n)| *a == format!("r{n}")));
     }
 }

@@ -388,7 +388,8 @@ async fn write_findings(db: &Db, check_id: &str, findings: &[Out]) -> Result<(),
     }
     let mut tx = db.begin().await?;
     for chunk in findings.chunks(INSERT_ROWS) {
-        let mut sql = Sql::new(
+        let mut sql = Sql::rows(
+            db.engine,
             "INSERT INTO quality_findings (check_id, member_id, org_code, rule, level, explanation) VALUES ",
         );
         for (i, f) in chunk.iter().enumerate() {

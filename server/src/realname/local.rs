@@ -200,9 +200,20 @@ pub async fn import_csv(
 /// already there takes the new name and batch. Returns how many numbers were already there.
 pub async fn upsert(
     tx: &mut Tx,
+    allowed: &Allowed,
+    people: &[(String, String)],
+    batch: &str,
+) -> Result<usize, sqlx::Error> {
+    write(tx, allowed, people, batch, true).await
+}
+
+/// [`upsert`]; `count` false skips counting the numbers already there (a fresh registry).
+async fn write(
+    tx: &mut Tx,
     _allowed: &Allowed,
     people: &[(String, String)],
     batch: &str,
+    count: bool,
 ) -> Result<usize, sqlx::Error> {
     let keys = crypto::keys();
     let now = now_rfc3339();
@@ -212,18 +223,22 @@ pub async fn upsert(
             .iter()
             .map(|(n, _)| keys.index(Column::RealnameIdNumber, n))
             .collect();
-        let mut count =
-            crate::db::Sql::new("SELECT COUNT(*) FROM realname_registry WHERE id_number_idx IN (");
-        for (i, ix) in indexes.iter().enumerate() {
-            if i > 0 {
-                count.push(", ");
+        if count {
+            let mut count = crate::db::Sql::new(
+                "SELECT COUNT(*) FROM realname_registry WHERE id_number_idx IN (",
+            );
+            for (i, ix) in indexes.iter().enumerate() {
+                if i > 0 {
+                    count.push(", ");
+                }
+                count.bind(ix.clone());
             }
-            count.bind(ix.clone());
+            count.push(")");
+            let existing: i64 = count.scalar().fetch_one(&mut **tx).await?;
+            updated += existing as usize;
         }
-        count.push(")");
-        let existing: i64 = count.scalar().fetch_one(&mut **tx).await?;
-        updated += existing as usize;
-        let mut sql = crate::db::Sql::new(
+        let mut sql = crate::db::Sql::rows(
+            crate::db::engine_of(tx),
             "INSERT INTO realname_registry (id, id_number_idx, id_number, name, imported_at, batch) VALUES ",
         );
         for (i, ((number, name), ix)) in chunk.iter().zip(&indexes).enumerate() {
@@ -322,7 +337,22 @@ pub async fn seed_demo(db: &Db) -> anyhow::Result<Vec<(String, String)>> {
     let extras = demo_extras();
     people.extend(extras.iter().cloned());
     let mut tx = db.begin().await?;
-    upsert(&mut tx, &crate::access::platform(), &people, "demo").await?;
+    // A million random blind indexes go into the unique index: with SQLite's default 2 MiB
+    // cache each insert would read its page from disk.
+    crate::db::widen_cache(&mut tx, db.engine).await?;
+    // A new demo's registry is empty and `people` holds each number once: nothing to count.
+    let present: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 FROM realname_registry LIMIT 1) AS r")
+            .fetch_one(&mut *tx)
+            .await?;
+    write(
+        &mut tx,
+        &crate::access::platform(),
+        &people,
+        "demo",
+        present > 0,
+    )
+    .await?;
     audit::append(
         &mut tx,
         &Who::system(),
@@ -330,6 +360,7 @@ pub async fn seed_demo(db: &Db) -> anyhow::Result<Vec<(String, String)>> {
     )
     .await?;
     tx.commit().await?;
+    crate::db::narrow_cache(db).await?;
     tracing::info!(
         "real-name registry seeded with {} people in {:.1} s",
         people.len(),
