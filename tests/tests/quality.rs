@@ -296,6 +296,27 @@ async fn quality_end_to_end(server: &Server, db_url: &str) {
         got_branch, got,
         "the two concurrent checks disagree on the branch"
     );
+    // The city's check covers most of the table: on SQLite it reads two halves of the table
+    // in rowid order on two connections instead of going through the org_code index. Within
+    // the branch it finds exactly what the committee's check found.
+    let t1 = server.account("admin", Some(1));
+    let city = server.sign_in(&t1).await;
+    let wide = run_check(&city, json!({"org_id": t1.org_id, "rules": []})).await;
+    let (all,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM members")
+        .fetch_one(&mut connect(db_url).await)
+        .await
+        .unwrap();
+    assert!(
+        wide["members_checked"].as_i64().unwrap() * 3 > all,
+        "{wide} of {all}"
+    );
+    let got_city = findings(
+        &city,
+        wide["id"].as_str().unwrap(),
+        &format!("org_id={branch}"),
+    )
+    .await;
+    assert_eq!(got_city, got, "the city's check disagrees on the branch");
 
     // Special investigation: every count equals the members listed for its org and rule.
     let special = c
