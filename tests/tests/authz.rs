@@ -86,6 +86,8 @@ const POLICY: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/me", Member),
     ("POST", "/api/v1/me/corrections", Member),
     ("POST", "/api/v1/orgs/{id}/registration-reminders", Admin),
+    ("GET", "/orgs/{id}/registration-reminders", Absent),
+    ("POST", "/orgs/{id}/registration-reminders", Admin),
     ("GET", "/api/v1/me/applications", Member),
     ("GET", "/me/correction", Absent),
     ("POST", "/me/correction", Member),

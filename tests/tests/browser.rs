@@ -2021,3 +2021,65 @@ async fn a_member_registers_signs_in_and_asks_for_a_correction_the_branch_approv
     let decided = admin.get(&format!("/api/v1/applications/{id}")).await;
     assert_eq!(decided.body["state"], "approved", "{:?}", decided.body);
 }
+
+/// 发送注册提醒 on the branch's registration statistics: the result in words, the SMS in the
+/// notifier's outbox; a second send within the week reaches nobody; a committee (not a branch)
+/// is offered no button.
+#[tokio::test]
+async fn a_branch_admin_sends_registration_reminders_from_the_statistics() {
+    let server = Server::demo(150, None).await;
+    let tier3 = server.account("admin", Some(3));
+    let b = Browser::start().await;
+    sign_in(&b, &server, &tier3).await;
+    b.goto(&server.url(&format!("/stats?org_id={}&tab=registration", tier3.org_id)))
+        .await;
+    b.wait_for("#reminder-form").await;
+    b.click("#reminder-form button[type=submit]").await;
+    b.client.accept_alert().await.unwrap();
+    b.wait_for("#reminder-result").await;
+    let sent: i64 = b
+        .text("#reminder-sent")
+        .await
+        .trim_end_matches(" 人")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(sent > 0);
+    assert!(b.text("#reminder-result").await.contains("已向"));
+    b.screenshot("registration-reminders").await;
+    let outbox = std::fs::read_to_string(server.data.path().join("outbox.jsonl")).unwrap();
+    let messages = outbox
+        .lines()
+        .filter(|l| l.contains("\"registration_reminder\""))
+        .count() as i64;
+    assert_eq!(messages, sent);
+    // Again from the drill-down list: everyone was reminded this week.
+    b.goto(&server.url(&format!("/stats/unregistered?org_id={}", tier3.org_id)))
+        .await;
+    b.wait_for("#reminder-form").await;
+    b.click("#reminder-form button[type=submit]").await;
+    b.client.accept_alert().await.unwrap();
+    b.wait_for("#reminder-result").await;
+    assert!(b.text("#reminder-sent").await.starts_with('0'));
+    assert!(b
+        .text("#reminder-recent")
+        .await
+        .starts_with(&sent.to_string()));
+    b.close().await;
+    // A general branch's own statistics offer no button (reminders go out per branch); the
+    // branches below it, inside its admin's scope, do.
+    let b = Browser::start().await;
+    let general = server.account_in("admin", Some(3), "621");
+    sign_in(&b, &server, &general).await;
+    b.goto(&server.url(&format!(
+        "/stats?org_id={}&tab=registration",
+        general.org_id
+    )))
+    .await;
+    b.wait_for("#registration-children").await;
+    assert!(!b.exists("#reminder-form").await);
+    b.click("#registration-children a.drill").await;
+    b.wait_for("#registration-by-job").await;
+    assert!(b.exists("#reminder-form").await);
+    b.close().await;
+}
