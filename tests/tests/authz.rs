@@ -150,6 +150,7 @@ const POLICY: &[(&str, &str, Rule)] = &[
     // transfers (the transfer inside waits at the tier-2 committee; its source is branch A)
     ("POST", "/api/v1/transfers", Admin),
     ("POST", "/api/v1/transfers/inbound", Admin),
+    ("GET", "/api/v1/applications/{id}/transfer-draft", Admin),
     ("GET", "/api/v1/transfers/contacts", Admin),
     ("GET", "/api/v1/transfers/{id}", Admin),
     ("POST", "/api/v1/transfers/{id}/decision", Admin),

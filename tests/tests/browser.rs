@@ -2083,3 +2083,146 @@ async fn a_branch_admin_sends_registration_reminders_from_the_statistics() {
     assert!(b.exists("#reminder-form").await);
     b.close().await;
 }
+
+/// A member registered through the API signs in on the member's page in its own browser.
+async fn member_browser(server: &Server, id_number: &str, mobile: &str, password: &str) -> Browser {
+    let anon = server.client();
+    let post = |path: &'static str, body: serde_json::Value| {
+        let anon = anon.clone();
+        async move {
+            let r = anon
+                .post(server.url(path))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "{path}: {}", r.status());
+        }
+    };
+    post("/api/v1/register/sms", json!({"mobile": mobile})).await;
+    let code = outbox_code_to(server, "register_sms", mobile);
+    let name = "网上转接";
+    post(
+        "/api/v1/register",
+        json!({"id_number": id_number, "name": name, "mobile": mobile, "sms_code": code,
+               "password": password}),
+    )
+    .await;
+    let b = Browser::start().await;
+    b.goto(&server.url("/me/login")).await;
+    b.wait_for("#member-login-form").await;
+    b.fill("id_number", id_number).await;
+    b.fill("password", password).await;
+    b.click("#member-login-sms").await;
+    b.wait_for("#member-login-notice").await;
+    let code = outbox_code_to(server, "member_sign_in", mobile);
+    b.fill("password", password).await;
+    b.fill("code", &code).await;
+    b.click("#member-login-form button.primary").await;
+    b.wait_for("#my-record").await;
+    b
+}
+
+#[tokio::test]
+async fn an_approved_online_transfer_request_becomes_the_transfer_the_member_follows() {
+    let server = Server::demo(150, None).await;
+    let tier3 = server.account("admin", Some(3));
+    // The committee's API session (the branch admin's code signs the browser in).
+    let branch = server.sign_in(&server.account("admin", Some(2))).await;
+    let id_number = dangjian_tests::synthetic_id_number(7411);
+    let r = branch
+        .post(
+            "/api/v1/members",
+            json!({"name": "网上转接", "id_number": id_number, "ethnicity": "01", "education": "21",
+                   "category": "full", "branch_id": tier3.org_id, "joined_on": "2010-06-01",
+                   "full_on": "2011-06-01", "job": "worker", "phone": "13800001234",
+                   "address": "测试地址"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    // A sibling branch is where the member moves to.
+    let parent = branch.get(&format!("/api/v1/orgs/{}", tier3.org_id)).await;
+    let parent_id = parent.body["parent_id"].as_str().unwrap().to_string();
+    let children = branch
+        .get(&format!("/api/v1/orgs/{parent_id}/children"))
+        .await;
+    assert_eq!(children.status, 200, "{:?}", children.body);
+    let list = children.body["items"]
+        .as_array()
+        .or(children.body.as_array())
+        .cloned()
+        .unwrap();
+    let sibling = list
+        .iter()
+        .find(|o| o["id"] != tier3.org_id.as_str() && o["category"] == "631")
+        .expect("a sibling branch");
+    let sibling_name = sibling["name"].as_str().unwrap().to_string();
+    // The member asks on 个人专区.
+    let member = member_browser(&server, &id_number, "13655557411", "Zhuanjie2026x").await;
+    b_fill_transfer(&member, &sibling_name).await;
+    // The branch approves it and starts the transfer from the application.
+    let b = Browser::start().await;
+    sign_in(&b, &server, &tier3).await;
+    b.goto(&server.url("/approvals")).await;
+    b.wait_for("#approvals").await;
+    let id = b
+        .client
+        .find(fantoccini::Locator::Css("#approvals tbody tr:first-child"))
+        .await
+        .unwrap()
+        .attr("data-id")
+        .await
+        .unwrap()
+        .unwrap();
+    b.goto(&server.url(&format!("/applications/{id}"))).await;
+    b.wait_for("#decide-form").await;
+    assert!(
+        !b.exists("#start-transfer").await,
+        "not before the approval"
+    );
+    b.fill("opinion", "同意转出").await;
+    b.click("#decide-form button[value=approve]").await;
+    b.client.accept_alert().await.unwrap();
+    b.wait_for("#start-transfer").await;
+    b.screenshot("transfer-request-approved").await;
+    b.click("#start-transfer").await;
+    b.wait_for("#from-request").await;
+    assert_eq!(b.value("reason").await, "工作调动");
+    let chosen = b
+        .client
+        .find(fantoccini::Locator::Css(
+            "#destinations input[name=to_org_id]:checked",
+        ))
+        .await
+        .unwrap()
+        .attr("value")
+        .await
+        .unwrap();
+    assert_eq!(chosen.as_deref(), sibling["id"].as_str());
+    b.screenshot("transfer-from-request").await;
+    b.fill("dues_paid_to", "2026-10").await;
+    b.click("#transfer-form button[value=send]").await;
+    b.wait_for("#transfer").await;
+    // The application now leads to the transfer under way.
+    b.goto(&server.url(&format!("/applications/{id}"))).await;
+    b.wait_for("#open-transfer").await;
+    b.close().await;
+    // The member's page shows it.
+    member.goto(&server.url("/me")).await;
+    member.wait_for("#my-transfers").await;
+    let row = member.text("#my-transfers").await;
+    assert!(
+        row.contains("办理中") && row.contains(&sibling_name),
+        "{row}"
+    );
+    member.close().await;
+}
+
+/// 网上转接申请 on the member's page.
+async fn b_fill_transfer(b: &Browser, destination: &str) {
+    b.fill("destination", destination).await;
+    b.fill("reason", "工作调动").await;
+    b.click("#transfer-request-form button[type=submit]").await;
+    b.wait_for("#my-applications").await;
+    assert!(b.text("#my-applications").await.contains("网上转接申请"));
+}

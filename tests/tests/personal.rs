@@ -424,14 +424,39 @@ async fn register_sign_in_and_own_record(db: Option<TestDb>) {
         "{:?}",
         r.body
     );
+    let (sibling, sibling_name) = {
+        let mut conn = connect(&url).await;
+        sqlx::query_as::<_, (String, String)>(
+            "SELECT s.id, s.name FROM orgs s JOIN orgs a ON a.parent_id = s.parent_id \
+             WHERE a.id = $1 AND s.id <> a.id AND s.category = '631' ORDER BY s.code LIMIT 1",
+        )
+        .bind(&tier3.org_id)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+    };
     let r = me
         .post(
             "/api/v1/me/transfer-requests",
-            json!({"destination": "同县第二党支部", "reason": "工作调动"}),
+            json!({"destination": sibling_name, "reason": "工作调动"}),
         )
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let request = r.body["id"].as_str().unwrap().to_string();
+    let d = branch
+        .get(&format!("/api/v1/applications/{request}/transfer-draft"))
+        .await;
+    assert_eq!(d.status, 409, "not before the approval: {:?}", d.body);
+    let d = branch
+        .get(&format!(
+            "/api/v1/applications/{application}/transfer-draft"
+        ))
+        .await;
+    assert_eq!(
+        d.status, 409,
+        "a correction is no transfer request: {:?}",
+        d.body
+    );
     let r = branch
         .post(
             &format!("/api/v1/applications/{request}/approve"),
@@ -446,19 +471,29 @@ async fn register_sign_in_and_own_record(db: Option<TestDb>) {
             .len(),
         0
     );
-    let sibling = {
-        let mut conn = connect(&url).await;
-        sqlx::query_scalar::<_, String>(
-            "SELECT s.id FROM orgs s JOIN orgs a ON a.parent_id = s.parent_id \
-             WHERE a.id = $1 AND s.id <> a.id AND s.category = '631' ORDER BY s.code LIMIT 1",
-        )
-        .bind(&tier3.org_id)
-        .fetch_one(&mut conn)
-        .await
-        .unwrap()
-    };
-    let t = branch.post("/api/v1/transfers", json!({"member_id": member, "kind": "county",
-        "to_org_id": sibling, "reason": "工作调动", "date": "2026-11-01", "dues_paid_to": "2026-10"})).await;
+    // The approved request fills the transfer form: the branch of the destination's name,
+    // the member's reason; the branch submits it under every transfer rule.
+    let d = branch
+        .get(&format!("/api/v1/applications/{request}/transfer-draft"))
+        .await;
+    assert_eq!(d.status, 200, "{:?}", d.body);
+    assert_eq!(d.body["member_id"], member.as_str());
+    assert_eq!(d.body["to_org_id"], sibling.as_str(), "{:?}", d.body);
+    assert_eq!(d.body["kind"], "county");
+    assert_eq!(d.body["reason"], "工作调动");
+    assert_eq!(d.body["destination"], sibling_name.as_str());
+    let mut input = json!({"member_id": d.body["member_id"], "kind": d.body["kind"],
+        "to_org_id": d.body["to_org_id"], "reason": d.body["reason"], "date": d.body["date"],
+        "contacts": d.body["contacts"]});
+    let t = branch.post("/api/v1/transfers", input.clone()).await;
+    assert_eq!(
+        t.status, 400,
+        "党费交到 is the admin's to fill: {:?}",
+        t.body
+    );
+    assert_eq!(t.field(), Some("dues_paid_to"));
+    input["dues_paid_to"] = json!("2026-10");
+    let t = branch.post("/api/v1/transfers", input).await;
     assert_eq!(t.status, 201, "{:?}", t.body);
     let r = me.get("/api/v1/me/transfers").await;
     assert_eq!(r.status, 200, "{:?}", r.body);

@@ -661,13 +661,11 @@ pub async fn request_correction(
 ) -> ApiResult<Submitted> {
     let content =
         fields::required_text("content", "更正内容", Some(&body.content), CORRECTION_MAX)?;
-    apply(
-        state,
-        actor,
-        crate::approval::rules::Kind::Correction,
-        content,
-    )
-    .await
+    let data = crate::approval::ApplicationData {
+        reason: content,
+        ..Default::default()
+    };
+    apply(state, actor, crate::approval::rules::Kind::Correction, data).await
 }
 
 /// 网上转接申请: the member asks the branch for an outbound transfer; an application in the
@@ -694,11 +692,17 @@ pub async fn request_transfer(
     let (Some(destination), Some(reason)) = (destination, reason) else {
         return Err(fields::unset());
     };
+    let data = crate::approval::ApplicationData {
+        reason: format!("转往：{destination}；原因：{reason}"),
+        transfer_to: Some(destination),
+        transfer_reason: Some(reason),
+        ..Default::default()
+    };
     apply(
         state,
         actor,
         crate::approval::rules::Kind::TransferRequest,
-        format!("转往：{destination}；原因：{reason}"),
+        data,
     )
     .await
 }
@@ -708,9 +712,9 @@ async fn apply(
     state: &AppState,
     actor: &MemberActor,
     kind: crate::approval::rules::Kind,
-    content: String,
+    data: crate::approval::ApplicationData,
 ) -> ApiResult<Submitted> {
-    use crate::approval::{rules as approval_rules, store as approval_store, ApplicationData};
+    use crate::approval::{rules as approval_rules, store as approval_store};
     let allowed = access::own_record(actor, &actor.member_id)?;
     let (member, branch_name) = crate::member::routes::load(&state.db, &actor.member_id).await?;
     let chain = approval_store::chain(state.db.read(), &member.org_code).await?;
@@ -719,10 +723,6 @@ async fn apply(
         .ok_or_else(|| {
             ApiError::conflict("no_approver", "没有可以审批的党组织，请联系所在党支部")
         })?;
-    let data = ApplicationData {
-        reason: content,
-        ..ApplicationData::default()
-    };
     let applicant = approval_store::Applicant {
         account_id: actor.member_account_id.clone(),
         name: actor.name.clone(),
