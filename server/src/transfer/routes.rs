@@ -1026,7 +1026,7 @@ pub async fn draft_from_request(
             nearest.push((shared, d.id.clone()));
         }
     }
-    nearest.sort_by(|a, b| b.0.cmp(&a.0));
+    nearest.sort_by_key(|n| std::cmp::Reverse(n.0));
     let to_org_id = match nearest.as_slice() {
         [(_, one)] => Some(one.clone()),
         [(a, one), (b, _), ..] if a > b => Some(one.clone()),
