@@ -2226,3 +2226,65 @@ async fn b_fill_transfer(b: &Browser, destination: &str) {
     b.wait_for("#my-applications").await;
     assert!(b.text("#my-applications").await.contains("网上转接申请"));
 }
+
+/// 忘记密码 from the member's sign-in page: the code to the registered phone, the new
+/// password; the session of before ends, the new password signs in.
+#[tokio::test]
+async fn a_member_resets_a_forgotten_password_from_the_sign_in_page() {
+    let server = Server::demo(120, None).await;
+    let tier3 = server.account("admin", Some(3));
+    let admin = server.sign_in(&server.account("admin", Some(2))).await;
+    let id_number = dangjian_tests::synthetic_id_number(7421);
+    let r = admin
+        .post(
+            "/api/v1/members",
+            json!({"name": "网上转接", "id_number": id_number, "ethnicity": "01", "education": "21",
+                   "category": "full", "branch_id": tier3.org_id, "joined_on": "2010-06-01",
+                   "full_on": "2011-06-01", "job": "worker", "phone": "13800001234",
+                   "address": "测试地址"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let mobile = "13655557421";
+    let before = member_browser(&server, &id_number, mobile, "Jiumima2026x").await;
+    let b = Browser::start().await;
+    b.goto(&server.url("/me/login")).await;
+    b.wait_for("#member-login-links").await;
+    b.click("#member-login-links a[href='/me/login/reset']")
+        .await;
+    b.wait_for("#reset-form").await;
+    b.fill("id_number", &id_number).await;
+    b.click("#reset-sms").await;
+    b.wait_for("#reset-notice").await;
+    let code = outbox_code_to(&server, "member_password_reset", mobile);
+    b.fill("sms_code", &code).await;
+    b.fill("password", "Xinmima2026y").await;
+    b.fill("password2", "Xinmima2026y").await;
+    b.screenshot("member-password-reset").await;
+    b.click("#reset-form button.primary").await;
+    b.wait_for("#password-reset").await;
+    assert!(b.text("#password-reset").await.contains("密码已重设"));
+    // The session of before ended.
+    before.goto(&server.url("/me")).await;
+    before.wait_for("#member-login-form").await;
+    before.close().await;
+    // The new password signs in; 修改密码 is on 个人专区.
+    b.click("a[href='/me/login']").await;
+    b.wait_for("#member-login-form").await;
+    b.fill("id_number", &id_number).await;
+    b.fill("password", "Xinmima2026y").await;
+    b.click("#member-login-sms").await;
+    b.wait_for("#member-login-notice").await;
+    let code = outbox_code_to(&server, "member_sign_in", mobile);
+    b.fill("password", "Xinmima2026y").await;
+    b.fill("code", &code).await;
+    b.click("#member-login-form button.primary").await;
+    b.wait_for("#password-form").await;
+    b.fill("old_password", "Xinmima2026y").await;
+    b.fill("new_password", "Dritte2026zz").await;
+    b.fill("new_password_again", "Dritte2026zz").await;
+    b.click("#password-form button[type=submit]").await;
+    b.wait_for("#password-notice").await;
+    assert!(b.text("#password-notice").await.contains("密码已修改"));
+    b.close().await;
+}

@@ -9,6 +9,7 @@
 //! `routes.rs`: the API. `session.rs`: the extractor. `pages.rs`: 党员注册, 党员登录, 个人专区.
 
 pub mod pages;
+pub mod password;
 pub mod reminders;
 pub mod routes;
 pub mod rules;

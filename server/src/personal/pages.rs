@@ -28,6 +28,9 @@ pub fn router() -> PageRouter {
         .route("/register/sms", post(register_sms))
         .route("/me/login", get(login_page).post(login_submit))
         .route("/me/login/sms", post(login_sms))
+        .route("/me/login/reset", get(reset_page).post(reset_submit))
+        .route("/me/login/reset/sms", post(reset_sms))
+        .route("/me/password", post(password_submit))
         .route("/me", get(me_page))
         .route("/me/logout", post(logout))
         .route("/me/correction", post(correction_submit))
@@ -194,7 +197,7 @@ fn login_form(
     status: StatusCode,
 ) -> Response {
     let token = admin_session::random_token();
-    let mut res = shell(
+    let res = shell(
         "党员登录",
         status,
         html! {
@@ -214,9 +217,17 @@ fn login_form(
                 " "
                 button.primary type="submit" { "登录" }
             }
-            p.hint { "还没有账号？" a href="/register" { "党员注册" } }
+            p.hint #member-login-links {
+                "还没有账号？" a href="/register" { "党员注册" }
+                "　" a href="/me/login/reset" { "忘记密码" }
+            }
         },
     );
+    with_login_token(state, res, &token)
+}
+
+/// Sets the double-submit cookie of the member's sign-in forms (`/me/login…`).
+fn with_login_token(state: &AppState, mut res: Response, token: &str) -> Response {
     let cookie = format!(
         "{LOGIN_COOKIE}={token}; Path=/me/login; HttpOnly; SameSite=Strict{}",
         if state.config.secure_cookies {
@@ -229,6 +240,126 @@ fn login_form(
         res.headers_mut().append(SET_COOKIE, v);
     }
     res
+}
+
+#[derive(Deserialize, Default)]
+struct ResetForm {
+    id_number: Option<String>,
+    sms_code: Option<String>,
+    password: Option<String>,
+    password2: Option<String>,
+    login_token: Option<String>,
+}
+
+/// 找回密码: the ID number, the code sent to the registered phone, the new password.
+fn reset_form(
+    state: &AppState,
+    f: &ResetForm,
+    errors: &FormErrors,
+    notice: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let token = admin_session::random_token();
+    let res = shell(
+        "找回密码",
+        status,
+        html! {
+            p.hint { "输入本人公民身份证号获取短信验证码（发送到党员信息库中登记的手机号），再设置新密码。重设后原有登录全部退出。" }
+            @if let Some(n) = notice { div.alert.alert-info #reset-notice role="status" { (n) } }
+            (errors.banner())
+            form #reset-form method="post" action="/me/login/reset" autocomplete="off" {
+                input type="hidden" name="login_token" value=(token);
+                (input("id_number", "公民身份证号", "text", &v(&f.id_number), errors))
+                button type="submit" formaction="/me/login/reset/sms" #reset-sms formnovalidate { "获取短信验证码" }
+                (input("sms_code", "短信验证码", "text", "", errors))
+                (input("password", "新密码（8至18位，含大写字母、小写字母和数字）", "password", "", errors))
+                (input("password2", "再次输入新密码", "password", "", errors))
+                button.primary type="submit" { "重设密码" }
+            }
+            p.hint { a href="/me/login" { "返回党员登录" } }
+        },
+    );
+    with_login_token(state, res, &token)
+}
+
+fn reset_token_ok(headers: &HeaderMap, f: &ResetForm) -> bool {
+    let expected = crate::web::login::cookie_value(headers, LOGIN_COOKIE);
+    expected.is_some() && expected == f.login_token
+}
+
+fn stale_reset(state: &AppState, f: &ResetForm) -> Response {
+    let errors = FormErrors {
+        general: Some("页面已失效，请重新输入".to_string()),
+        ..FormErrors::default()
+    };
+    reset_form(state, f, &errors, None, StatusCode::FORBIDDEN)
+}
+
+async fn reset_page(State(state): State<AppState>) -> Response {
+    reset_form(
+        &state,
+        &ResetForm::default(),
+        &FormErrors::default(),
+        None,
+        StatusCode::OK,
+    )
+}
+
+async fn reset_sms(
+    State(state): State<AppState>,
+    Extension(conn): Extension<ConnInfo>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let f: ResetForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    if !reset_token_ok(&headers, &f) {
+        return stale_reset(&state, &f);
+    }
+    let req = super::password::ResetSms {
+        id_number: v(&f.id_number),
+    };
+    match super::password::reset_sms(&state, &client_of(&conn), &req).await {
+        Ok(done) => reset_form(
+            &state,
+            &f,
+            &FormErrors::default(),
+            Some(&done.message),
+            StatusCode::OK,
+        ),
+        Err(e) => reset_form(&state, &f, &errors_of(&e), None, e.status),
+    }
+}
+
+async fn reset_submit(
+    State(state): State<AppState>,
+    Extension(conn): Extension<ConnInfo>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let f: ResetForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    if !reset_token_ok(&headers, &f) {
+        return stale_reset(&state, &f);
+    }
+    if f.password != f.password2 {
+        let e = ApiError::field("password2", "两次输入的新密码不一致");
+        return reset_form(&state, &f, &errors_of(&e), None, e.status);
+    }
+    let req = super::password::ResetPassword {
+        id_number: v(&f.id_number),
+        sms_code: v(&f.sms_code),
+        password: v(&f.password),
+    };
+    match super::password::reset(&state, &client_of(&conn), &req).await {
+        Ok(done) => shell(
+            "找回密码",
+            StatusCode::OK,
+            html! {
+                div.alert.alert-info #password-reset role="status" { (done.message) }
+                p { a.button.primary href="/me/login" { "去登录" } }
+            },
+        ),
+        Err(e) => reset_form(&state, &f, &errors_of(&e), None, e.status),
+    }
 }
 
 async fn login_page(State(state): State<AppState>) -> Response {
@@ -433,6 +564,19 @@ async fn render_me(
     content: String,
     status: StatusCode,
 ) -> Response {
+    render_me_with(state, actor, notice, errors, content, status, None).await
+}
+
+/// 个人专区 with a notice beside the 修改密码 form.
+async fn render_me_with(
+    state: &AppState,
+    actor: MemberActor,
+    notice: Option<String>,
+    errors: &FormErrors,
+    content: String,
+    status: StatusCode,
+    password_notice: Option<&str>,
+) -> Response {
     let state = state.clone();
     let me = match routes::me(&state, &actor).await {
         Ok(me) => me,
@@ -495,6 +639,7 @@ async fn render_me(
         (body)
         (correction_panel(&actor, notice.as_deref(), errors, &content))
         (transfer_panel(&actor, &transfers))
+        (password_panel(&actor, password_notice, errors))
         div.panel #my-applications {
             h3 { "我的申请" }
             @if applications.is_empty() {
@@ -521,6 +666,66 @@ async fn render_me(
     let mut res = member_page(&actor, "个人专区", body);
     *res.status_mut() = status;
     res
+}
+
+fn password_panel(actor: &MemberActor, notice: Option<&str>, errors: &FormErrors) -> Markup {
+    let field = |name: &str, label: &str| {
+        html! {
+            div.field.has-error[errors.fields.contains_key(name)] {
+                label for=(name) { span.req { "*" } (label) }
+                input id=(name) type="password" name=(name) maxlength="18" autocomplete="off";
+                (errors.at(name))
+            }
+        }
+    };
+    html! {
+        div.panel #change-password {
+            h3 { "修改密码" }
+            p.hint { "新密码8至18位，须含大写字母、小写字母和数字。修改后其他设备上的登录将退出。" }
+            @if let Some(n) = notice { div.alert.alert-info #password-notice role="status" { (n) } }
+            form.form #password-form method="post" action="/me/password" data-no-draft {
+                input type="hidden" name="csrf" value=(actor.csrf_token);
+                (field("old_password", "原密码"))
+                (field("new_password", "新密码"))
+                (field("new_password_again", "确认新密码"))
+                button.primary type="submit" { "修改密码" }
+            }
+        }
+    }
+}
+
+async fn password_submit(State(state): State<AppState>, req: axum::extract::Request) -> Response {
+    let (actor, f): (MemberActor, crate::account::change_password::ChangePassword) =
+        match posted(&state, req).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+    match super::password::change(&state, &actor, &f).await {
+        Ok(done) => {
+            render_me_with(
+                &state,
+                actor,
+                None,
+                &FormErrors::default(),
+                String::new(),
+                StatusCode::OK,
+                Some(&done.message),
+            )
+            .await
+        }
+        Err(e) => {
+            render_me_with(
+                &state,
+                actor,
+                None,
+                &errors_of(&e),
+                String::new(),
+                e.status,
+                None,
+            )
+            .await
+        }
+    }
 }
 
 fn correction_panel(

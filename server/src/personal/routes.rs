@@ -35,18 +35,21 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(transfer_request_route))
         .routes(routes!(transfers_route))
         .routes(routes!(super::reminders::send_route))
+        .routes(routes!(super::password::reset_sms_route))
+        .routes(routes!(super::password::reset_route))
+        .routes(routes!(super::password::change_route))
 }
 
-fn client_of(conn: &ConnInfo) -> String {
+pub(crate) fn client_of(conn: &ConnInfo) -> String {
     conn.client_addr.ip().to_string()
 }
 
-fn attempt() -> access::Allowed {
+pub(crate) fn attempt() -> access::Allowed {
     access::self_service(SelfService::Attempt)
 }
 
 /// The ID number of a form: a known citizen number, normalised.
-fn id_number_field(p: &mut Problems, value: &str) -> Option<String> {
+pub(crate) fn id_number_field(p: &mut Problems, value: &str) -> Option<String> {
     match idcard::parse(value, crate::db::today()) {
         Ok(idcard::IdNumber::Known { normalized, .. }) => Some(normalized),
         Ok(idcard::IdNumber::Unknown) => {
@@ -223,7 +226,7 @@ pub async fn register(state: &AppState, client: &str, body: &Register) -> ApiRes
     let already = || {
         ApiError::conflict(
             "already_registered",
-            "该党员已注册个人账号，请直接登录；忘记密码请联系所在党支部",
+            "该党员已注册个人账号，请直接登录；忘记密码可在党员登录页找回",
         )
     };
     if store::has_account(&state.db, &member.id).await? {
@@ -298,7 +301,7 @@ fn bad_credentials(counted: i64, locked: bool) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "bad_credentials", message)
 }
 
-fn locked_error(until: &str) -> Option<ApiError> {
+pub(crate) fn locked_error(until: &str) -> Option<ApiError> {
     let until = chrono::DateTime::parse_from_rfc3339(until).ok()?;
     if until <= chrono::Utc::now() {
         return None;
@@ -314,12 +317,14 @@ fn locked_error(until: &str) -> Option<ApiError> {
     ))
 }
 
-/// One failure of a member account, counted in SQL with its audit record.
-async fn count_failure(
+/// One failure of a member account (sign-in, password reset), counted in SQL towards the
+/// lock with its audit record of `action`.
+pub(crate) async fn count_failure(
     state: &AppState,
     account: &store::AccountRow,
     who: &Who,
     target: &str,
+    action: &str,
     why: &str,
 ) -> ApiResult<(i64, bool)> {
     let mut tx = state.db.begin().await?;
@@ -331,7 +336,7 @@ async fn count_failure(
     audit::append(
         &mut tx,
         who,
-        Event::ok("member.sign_in", target)
+        Event::ok(action, target)
             .outcome(Outcome::Failed)
             .with_detail(detail),
     )
@@ -370,14 +375,7 @@ async fn check_password(
         .await?;
         return Err(bad_credentials(0, false));
     };
-    let who = Who {
-        account_id: Some(account.id.clone()),
-        name: account.name.clone(),
-        role: "member".to_string(),
-        org_id: Some(account.branch_id.clone()),
-        org_code: Some(account.org_code.clone()),
-        ..Who::anonymous(client)
-    };
+    let who = account.who(client);
     if let Some(e) = account.locked_until.as_deref().and_then(locked_error) {
         audit::append_alone(
             &state.db,
@@ -390,8 +388,15 @@ async fn check_password(
         return Err(e);
     }
     if !password::verify_async(password_given, &account.password_hash).await? {
-        let (counted, locked) =
-            count_failure(state, &account, &who, &masked, "bad password").await?;
+        let (counted, locked) = count_failure(
+            state,
+            &account,
+            &who,
+            &masked,
+            "member.sign_in",
+            "bad password",
+        )
+        .await?;
         return Err(bad_credentials(counted, locked));
     }
     Ok((account, who, masked))
@@ -484,7 +489,8 @@ pub async fn sign_in(
             CodeCheck::Right(id) => id,
             CodeCheck::Wrong | CodeCheck::None => {
                 let (counted, locked) =
-                    count_failure(state, &account, &who, &masked, "bad code").await?;
+                    count_failure(state, &account, &who, &masked, "member.sign_in", "bad code")
+                        .await?;
                 return Err(bad_code(counted, locked));
             }
         };
@@ -494,8 +500,15 @@ pub async fn sign_in(
         let mut tx = state.db.begin().await?;
         if !store::consume_code(&mut tx, &allowed, &code_id).await? {
             drop(tx);
-            let (counted, locked) =
-                count_failure(state, &account, &who, &masked, "replayed code").await?;
+            let (counted, locked) = count_failure(
+                state,
+                &account,
+                &who,
+                &masked,
+                "member.sign_in",
+                "replayed code",
+            )
+            .await?;
             return Err(bad_code(counted, locked));
         }
         let (token, csrf) = store::open_session(&mut tx, &allowed, &account, client).await?;

@@ -23,6 +23,8 @@ pub enum Purpose {
     Register,
     /// 党员登录: bound to the member account.
     SignIn,
+    /// 忘记密码: bound to the member account.
+    Reset,
 }
 
 impl Purpose {
@@ -30,6 +32,7 @@ impl Purpose {
         match self {
             Purpose::Register => "register",
             Purpose::SignIn => "sign_in",
+            Purpose::Reset => "password_reset",
         }
     }
 }
@@ -258,6 +261,47 @@ pub struct AccountRow {
     pub registered_phone: Option<String>,
     pub branch_id: String,
     pub org_code: String,
+}
+
+impl AccountRow {
+    /// The account as the audit log names its actor.
+    pub fn who(&self, client: &str) -> crate::audit::Who {
+        crate::audit::Who {
+            account_id: Some(self.id.clone()),
+            name: self.name.clone(),
+            role: "member".to_string(),
+            org_id: Some(self.branch_id.clone()),
+            org_code: Some(self.org_code.clone()),
+            ..crate::audit::Who::anonymous(client)
+        }
+    }
+}
+
+/// Sets a member account's password (failures and lock cleared) and ends its sessions but
+/// `keep` (the session that changed it); returns the sessions ended.
+pub async fn set_password(
+    tx: &mut Tx,
+    _allowed: &Allowed,
+    account_id: &str,
+    password_hash: &str,
+    keep: Option<&str>,
+) -> Result<u64, sqlx::Error> {
+    sqlx::query(
+        "UPDATE member_accounts SET password_hash = $1, failed_attempts = 0, locked_until = NULL \
+         WHERE id = $2",
+    )
+    .bind(password_hash)
+    .bind(account_id)
+    .execute(&mut **tx)
+    .await?;
+    let r = sqlx::query(
+        "DELETE FROM member_sessions WHERE member_account_id = $1 AND token_hash <> $2",
+    )
+    .bind(account_id)
+    .bind(keep.unwrap_or(""))
+    .execute(&mut **tx)
+    .await?;
+    Ok(r.rows_affected())
 }
 
 /// The live account of the living member with this ID number.
