@@ -2280,11 +2280,26 @@ async fn a_member_resets_a_forgotten_password_from_the_sign_in_page() {
     b.fill("code", &code).await;
     b.click("#member-login-form button.primary").await;
     b.wait_for("#password-form").await;
+    b.fill("old_password", "Falsch2026xx").await;
+    b.fill("new_password", "Dritte2026zz").await;
+    b.fill("new_password_again", "Dritte2026zz").await;
+    b.click("#password-form button[type=submit]").await;
+    b.wait_for("#password-form").await;
+    assert!(b.text("#change-password").await.contains("原密码不正确"));
+    assert!(!b.text("#correction").await.contains("原密码"));
     b.fill("old_password", "Xinmima2026y").await;
     b.fill("new_password", "Dritte2026zz").await;
     b.fill("new_password_again", "Dritte2026zz").await;
     b.click("#password-form button[type=submit]").await;
     b.wait_for("#password-notice").await;
     assert!(b.text("#password-notice").await.contains("密码已修改"));
+    b.client
+        .execute(
+            "document.getElementById('change-password').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.screenshot("member-password-change").await;
     b.close().await;
 }

@@ -635,11 +635,16 @@ async fn render_me_with(
         .await
         .map(|t| t.items)
         .unwrap_or_default();
+    // A refused 修改密码 shows its errors at its own form only.
+    let password_errors = PASSWORD_FIELDS
+        .iter()
+        .any(|f| errors.fields.contains_key(*f));
+    let none = FormErrors::default();
     let body = html! {
         (body)
-        (correction_panel(&actor, notice.as_deref(), errors, &content))
+        (correction_panel(&actor, notice.as_deref(), if password_errors { &none } else { errors }, &content))
         (transfer_panel(&actor, &transfers))
-        (password_panel(&actor, password_notice, errors))
+        (password_panel(&actor, password_notice, if password_errors { errors } else { &none }))
         div.panel #my-applications {
             h3 { "我的申请" }
             @if applications.is_empty() {
@@ -668,6 +673,8 @@ async fn render_me_with(
     res
 }
 
+const PASSWORD_FIELDS: [&str; 3] = ["old_password", "new_password", "new_password_again"];
+
 fn password_panel(actor: &MemberActor, notice: Option<&str>, errors: &FormErrors) -> Markup {
     let field = |name: &str, label: &str| {
         html! {
@@ -683,6 +690,7 @@ fn password_panel(actor: &MemberActor, notice: Option<&str>, errors: &FormErrors
             h3 { "修改密码" }
             p.hint { "新密码8至18位，须含大写字母、小写字母和数字。修改后其他设备上的登录将退出。" }
             @if let Some(n) = notice { div.alert.alert-info #password-notice role="status" { (n) } }
+            (errors.banner())
             form.form #password-form method="post" action="/me/password" data-no-draft {
                 input type="hidden" name="csrf" value=(actor.csrf_token);
                 (field("old_password", "原密码"))
