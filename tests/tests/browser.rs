@@ -2303,3 +2303,51 @@ async fn a_member_resets_a_forgotten_password_from_the_sign_in_page() {
     b.screenshot("member-password-change").await;
     b.close().await;
 }
+
+/// 身份验证器 on 个人专区: the QR code and the secret, confirmed with a code; then 党员登录
+/// with the authenticator's code and no SMS.
+#[tokio::test]
+async fn a_member_enrols_an_authenticator_and_signs_in_with_it() {
+    let server = Server::demo(120, None).await;
+    let tier3 = server.account("admin", Some(3));
+    let admin = server.sign_in(&server.account("admin", Some(2))).await;
+    let id_number = dangjian_tests::synthetic_id_number(7431);
+    let r = admin
+        .post(
+            "/api/v1/members",
+            json!({"name": "网上转接", "id_number": id_number, "ethnicity": "01", "education": "21",
+                   "category": "full", "branch_id": tier3.org_id, "joined_on": "2010-06-01",
+                   "full_on": "2011-06-01", "job": "worker", "phone": "13800001234",
+                   "address": "测试地址"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let password = "Yanzheng2026x";
+    let b = member_browser(&server, &id_number, "13655557431", password).await;
+    b.click("#totp-start button[type=submit]").await;
+    b.wait_for("#totp-form").await;
+    assert!(b.exists("#totp img.qr").await);
+    let secret = b.text("#totp-secret").await.trim().to_string();
+    b.client
+        .execute("document.getElementById('totp').scrollIntoView()", vec![])
+        .await
+        .unwrap();
+    b.screenshot("member-totp").await;
+    b.fill("totp-code", &current_code(&secret)).await;
+    b.click("#totp-form button[type=submit]").await;
+    b.wait_for("#totp-notice").await;
+    assert!(b.text("#totp-state").await.contains("已绑定"));
+    b.click("#member-logout").await;
+    b.wait_for("#member-login-form").await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let next = dangjian_server::account::totp::code_at(&secret, now + 30).unwrap();
+    b.fill("id_number", &id_number).await;
+    b.fill("password", password).await;
+    b.fill("code", &next).await;
+    b.click("#member-login-form button.primary").await;
+    b.wait_for("#my-record").await;
+    b.close().await;
+}

@@ -936,3 +936,94 @@ async fn a_member_resets_a_forgotten_password_once_and_its_sessions_end() {
         Some(423)
     );
 }
+
+/// The authenticator code of `secret` for the time step after the current one (accepted as
+/// one step of clock skew), so that it is not the step a confirmation just used.
+fn next_step_code(secret: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    dangjian_server::account::totp::code_at(secret, now + 30).unwrap()
+}
+
+/// 身份验证器: enrolled on 个人专区 and confirmed with a code; its code then signs in instead
+/// of an SMS code, each step once (three sign-ins with one code at once: one passes).
+#[tokio::test]
+async fn a_member_enrols_an_authenticator_whose_codes_sign_in_once() {
+    authenticator_signs_in_once(None).await;
+}
+
+#[tokio::test]
+async fn a_member_enrols_an_authenticator_whose_codes_sign_in_once_on_postgres() {
+    authenticator_signs_in_once(Some(TestDb::postgres().await)).await;
+}
+
+async fn authenticator_signs_in_once(db: Option<TestDb>) {
+    let server = Server::demo(120, db).await;
+    let tier3 = server.account("admin", Some(3));
+    let branch = server.sign_in(&tier3).await;
+    let password = "Yanzheng2026x";
+    let (me, _mobile) = registered_member(&server, &branch, &tier3.org_id, 7311, password).await;
+    let id_number = synthetic_id_number(7311);
+    let r = me.post("/api/v1/me/totp", json!({})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let secret = r.body["secret"].as_str().unwrap().to_string();
+    assert!(r.body["otpauth_uri"]
+        .as_str()
+        .unwrap()
+        .starts_with("otpauth://totp/"));
+    // Not yet confirmed: its code does not sign in.
+    let anon = server.client();
+    let (status, _) = post(
+        &server,
+        &anon,
+        "/api/v1/me/session",
+        json!({"id_number": id_number, "password": password, "code": next_step_code(&secret)}),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let now_code = dangjian_tests::current_code(&secret);
+    let r = me
+        .post(
+            "/api/v1/me/totp/confirm",
+            json!({"code": other_than(&now_code)}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert_eq!(r.field(), Some("code"));
+    let r = me
+        .post("/api/v1/me/totp/confirm", json!({"code": now_code}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    // Three sign-ins with the next step's code at once: one passes, the others are replays.
+    let code = next_step_code(&secret);
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let (path, client) = (server.url("/api/v1/me/session"), server.client());
+        let body = json!({"id_number": id_number, "password": password, "code": code});
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(path)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(statuses, vec![200, 401, 401], "each step signs in once");
+    let audited = scalar(
+        &server.db_url(),
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'member.sign_in' AND detail = $1",
+        "authenticator code",
+    )
+    .await;
+    assert_eq!(audited, 1);
+}

@@ -15,6 +15,7 @@ pub mod routes;
 pub mod rules;
 pub mod session;
 pub mod store;
+pub mod totp;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -31,6 +31,8 @@ pub fn router() -> PageRouter {
         .route("/me/login/reset", get(reset_page).post(reset_submit))
         .route("/me/login/reset/sms", post(reset_sms))
         .route("/me/password", post(password_submit))
+        .route("/me/totp", post(totp_start))
+        .route("/me/totp/confirm", post(totp_confirm))
         .route("/me", get(me_page))
         .route("/me/logout", post(logout))
         .route("/me/correction", post(correction_submit))
@@ -212,7 +214,7 @@ fn login_form(
                     input #password type="password" name="password" maxlength="18";
                     (errors.at("password"))
                 }
-                (input("code", "短信验证码", "text", "", errors))
+                (input("code", "短信验证码（已绑定身份验证器的可输入其动态码）", "text", "", errors))
                 button type="submit" formaction="/me/login/sms" #member-login-sms { "获取短信验证码" }
                 " "
                 button.primary type="submit" { "登录" }
@@ -564,7 +566,27 @@ async fn render_me(
     content: String,
     status: StatusCode,
 ) -> Response {
-    render_me_with(state, actor, notice, errors, content, status, None).await
+    render_me_with(
+        state,
+        actor,
+        notice,
+        errors,
+        content,
+        status,
+        &Extra::default(),
+    )
+    .await
+}
+
+/// What 个人专区 shows beside the record after an action of its own forms.
+#[derive(Default)]
+struct Extra<'a> {
+    /// The answer of 修改密码.
+    password_notice: Option<&'a str>,
+    /// An enrolment under way: (secret, otpauth URI).
+    totp_pending: Option<(&'a str, &'a str)>,
+    /// The answer of 绑定身份验证器.
+    totp_notice: Option<&'a str>,
 }
 
 /// 个人专区 with a notice beside the 修改密码 form.
@@ -575,7 +597,7 @@ async fn render_me_with(
     errors: &FormErrors,
     content: String,
     status: StatusCode,
-    password_notice: Option<&str>,
+    extra: &Extra<'_>,
 ) -> Response {
     let state = state.clone();
     let me = match routes::me(&state, &actor).await {
@@ -635,16 +657,22 @@ async fn render_me_with(
         .await
         .map(|t| t.items)
         .unwrap_or_default();
-    // A refused 修改密码 shows its errors at its own form only.
+    // A refused 修改密码 or 身份验证器 shows its errors at its own form only.
     let password_errors = PASSWORD_FIELDS
         .iter()
         .any(|f| errors.fields.contains_key(*f));
+    let totp_errors = errors.fields.contains_key("code");
     let none = FormErrors::default();
+    let totp_confirmed = super::store::totp_of(&state.db, &actor.member_account_id)
+        .await
+        .map(|(_, confirmed)| confirmed)
+        .unwrap_or(false);
     let body = html! {
         (body)
-        (correction_panel(&actor, notice.as_deref(), if password_errors { &none } else { errors }, &content))
+        (correction_panel(&actor, notice.as_deref(), if password_errors || totp_errors { &none } else { errors }, &content))
         (transfer_panel(&actor, &transfers))
-        (password_panel(&actor, password_notice, if password_errors { errors } else { &none }))
+        (password_panel(&actor, extra.password_notice, if password_errors { errors } else { &none }))
+        (totp_panel(&actor, totp_confirmed, extra, if totp_errors { errors } else { &none }))
         div.panel #my-applications {
             h3 { "我的申请" }
             @if applications.is_empty() {
@@ -717,7 +745,10 @@ async fn password_submit(State(state): State<AppState>, req: axum::extract::Requ
                 &FormErrors::default(),
                 String::new(),
                 StatusCode::OK,
-                Some(&done.message),
+                &Extra {
+                    password_notice: Some(&done.message),
+                    ..Extra::default()
+                },
             )
             .await
         }
@@ -729,7 +760,129 @@ async fn password_submit(State(state): State<AppState>, req: axum::extract::Requ
                 &errors_of(&e),
                 String::new(),
                 e.status,
+                &Extra::default(),
+            )
+            .await
+        }
+    }
+}
+
+fn totp_panel(
+    actor: &MemberActor,
+    confirmed: bool,
+    extra: &Extra<'_>,
+    errors: &FormErrors,
+) -> Markup {
+    html! {
+        div.panel #totp {
+            h3 { "身份验证器" }
+            @if let Some(n) = extra.totp_notice { div.alert.alert-info #totp-notice role="status" { (n) } }
+            @if let Some((secret, uri)) = extra.totp_pending {
+                p.hint { "请用手机上的身份验证器扫描下面的二维码，然后输入验证器显示的六位动态码完成绑定。完成前仍用短信验证码登录。" }
+                @if let Some(src) = crate::web::activation::qr_data_url(uri) {
+                    p { img.qr src=(src) alt="身份验证器二维码" width="220" height="220"; }
+                }
+                p { "无法扫码时可手工输入密钥：" code #totp-secret { (secret) } }
+                (errors.banner())
+                form.form #totp-form method="post" action="/me/totp/confirm" data-no-draft {
+                    input type="hidden" name="csrf" value=(actor.csrf_token);
+                    input type="hidden" name="secret" value=(secret);
+                    input type="hidden" name="uri" value=(uri);
+                    div.field.has-error[errors.fields.contains_key("code")] {
+                        label for="totp-code" { span.req { "*" } "六位动态码" }
+                        input #totp-code type="text" name="code" maxlength="6" autocomplete="off";
+                        (errors.at("code"))
+                    }
+                    button.primary type="submit" { "完成绑定" }
+                }
+            } @else {
+                @if confirmed {
+                    p #totp-state { "已绑定身份验证器。登录时可输入验证器上的六位动态码代替短信验证码。" }
+                } @else {
+                    p #totp-state.hint { "绑定手机上的身份验证器后，登录时可用它的六位动态码代替短信验证码。" }
+                }
+                form.inline #totp-start method="post" action="/me/totp" {
+                    input type="hidden" name="csrf" value=(actor.csrf_token);
+                    button type="submit" data-confirm=[confirmed.then_some("重新绑定后，原来的身份验证器将不能再用于登录。确定吗？")] {
+                        @if confirmed { "重新绑定" } @else { "绑定身份验证器" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct TotpForm {
+    secret: Option<String>,
+    uri: Option<String>,
+    code: Option<String>,
+}
+
+async fn totp_start(State(state): State<AppState>, req: axum::extract::Request) -> Response {
+    let (actor, _): (MemberActor, TotpForm) = match posted(&state, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    match super::totp::start(&state, &actor).await {
+        Ok(started) => {
+            let extra = Extra {
+                totp_pending: Some((&started.secret, &started.otpauth_uri)),
+                ..Extra::default()
+            };
+            render_me_with(
+                &state,
+                actor,
                 None,
+                &FormErrors::default(),
+                String::new(),
+                StatusCode::OK,
+                &extra,
+            )
+            .await
+        }
+        Err(e) => refusal(e),
+    }
+}
+
+async fn totp_confirm(State(state): State<AppState>, req: axum::extract::Request) -> Response {
+    let (actor, f): (MemberActor, TotpForm) = match posted(&state, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let body = super::totp::TotpConfirm { code: v(&f.code) };
+    match super::totp::confirm(&state, &actor, &body).await {
+        Ok(done) => {
+            let extra = Extra {
+                totp_notice: Some(&done.message),
+                ..Extra::default()
+            };
+            render_me_with(
+                &state,
+                actor,
+                None,
+                &FormErrors::default(),
+                String::new(),
+                StatusCode::OK,
+                &extra,
+            )
+            .await
+        }
+        Err(e) => {
+            // The same secret again (the form carries it back; the stored one is unchanged).
+            let (secret, uri) = (v(&f.secret), v(&f.uri));
+            let extra = Extra {
+                totp_pending: (!secret.is_empty()).then_some((secret.as_str(), uri.as_str())),
+                ..Extra::default()
+            };
+            render_me_with(
+                &state,
+                actor,
+                None,
+                &errors_of(&e),
+                String::new(),
+                e.status,
+                &extra,
             )
             .await
         }

@@ -38,6 +38,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(super::password::reset_sms_route))
         .routes(routes!(super::password::reset_route))
         .routes(routes!(super::password::change_route))
+        .routes(routes!(super::totp::start_route))
+        .routes(routes!(super::totp::confirm_route))
 }
 
 pub(crate) fn client_of(conn: &ConnInfo) -> String {
@@ -477,6 +479,48 @@ pub async fn sign_in(
             )
             .with_field("code")
         };
+        // A confirmed authenticator's code signs in instead of an SMS code, each step once.
+        let totp_step = match (&account.totp_secret, account.totp_confirmed) {
+            (Some(secret), 1) => crate::account::totp::matching_step(
+                secret,
+                &body.code,
+                chrono::Utc::now().timestamp().max(0) as u64,
+            ),
+            _ => None,
+        };
+        if let Some(step) = totp_step {
+            let allowed = access::self_service(SelfService::MemberSignedIn {
+                member_account_id: &account.id,
+            });
+            let mut tx = state.db.begin().await?;
+            if !store::claim_totp_step(&mut tx, &allowed, &account.id, step as i64, false).await? {
+                drop(tx);
+                let (counted, locked) = count_failure(
+                    state,
+                    &account,
+                    &who,
+                    &masked,
+                    "member.sign_in",
+                    "replayed authenticator code",
+                )
+                .await?;
+                return Err(bad_code(counted, locked));
+            }
+            let (token, csrf) = store::open_session(&mut tx, &allowed, &account, client).await?;
+            audit::append(
+                &mut tx,
+                &who,
+                Event::ok("member.sign_in", &masked).with_detail("authenticator code"),
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(MemberSignedIn {
+                token,
+                csrf_token: csrf,
+                member_id: account.member_id,
+                name: account.name,
+            });
+        }
         let code_id = match store::check_code(
             &state.db,
             &attempt(),
