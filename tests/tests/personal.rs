@@ -817,6 +817,15 @@ async fn a_member_resets_a_forgotten_password_once_and_its_sessions_end() {
     for f in ["id_number", "sms_code", "password"] {
         assert!(named.contains(&f), "{f} not named: {body}");
     }
+    // The page's form without its double-submit token is refused before anything is sent.
+    let page = anon
+        .post(server.url("/me/login/reset/sms"))
+        .form(&[("id_number", id_number.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 403);
+    assert!(outbox_code_to(&server, "member_password_reset", &mobile).is_none());
     // The code request: the same answer for a stranger and for the member.
     let (s1, for_stranger) = post(
         &server,

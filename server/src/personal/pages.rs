@@ -284,11 +284,6 @@ fn reset_form(
     with_login_token(state, res, &token)
 }
 
-fn reset_token_ok(headers: &HeaderMap, f: &ResetForm) -> bool {
-    let expected = crate::web::login::cookie_value(headers, LOGIN_COOKIE);
-    expected.is_some() && expected == f.login_token
-}
-
 fn stale_reset(state: &AppState, f: &ResetForm) -> Response {
     let errors = FormErrors {
         general: Some("页面已失效，请重新输入".to_string()),
@@ -314,7 +309,7 @@ async fn reset_sms(
     body: axum::body::Bytes,
 ) -> Response {
     let f: ResetForm = serde_html_form::from_bytes(&body).unwrap_or_default();
-    if !reset_token_ok(&headers, &f) {
+    if !login_token_ok(&headers, &f.login_token) {
         return stale_reset(&state, &f);
     }
     let req = super::password::ResetSms {
@@ -339,7 +334,7 @@ async fn reset_submit(
     body: axum::body::Bytes,
 ) -> Response {
     let f: ResetForm = serde_html_form::from_bytes(&body).unwrap_or_default();
-    if !reset_token_ok(&headers, &f) {
+    if !login_token_ok(&headers, &f.login_token) {
         return stale_reset(&state, &f);
     }
     if f.password != f.password2 {
@@ -374,10 +369,11 @@ async fn login_page(State(state): State<AppState>) -> Response {
     )
 }
 
-/// The double-submit check of the sign-in form.
-fn login_token_ok(headers: &HeaderMap, f: &LoginForm) -> bool {
+/// The double-submit check of the member's sign-in forms (sign-in and 找回密码): the posted
+/// `login_token` equals the `dj_mlogin` cookie.
+fn login_token_ok(headers: &HeaderMap, posted: &Option<String>) -> bool {
     let expected = crate::web::login::cookie_value(headers, LOGIN_COOKIE);
-    expected.is_some() && expected == f.login_token
+    expected.is_some() && expected == *posted
 }
 
 fn stale_form(state: &AppState, f: &LoginForm) -> Response {
@@ -395,7 +391,7 @@ async fn login_sms(
     body: axum::body::Bytes,
 ) -> Response {
     let f: LoginForm = serde_html_form::from_bytes(&body).unwrap_or_default();
-    if !login_token_ok(&headers, &f) {
+    if !login_token_ok(&headers, &f.login_token) {
         return stale_form(&state, &f);
     }
     let req = SignInSms {
@@ -427,7 +423,7 @@ async fn login_submit(
     body: axum::body::Bytes,
 ) -> Response {
     let f: LoginForm = serde_html_form::from_bytes(&body).unwrap_or_default();
-    if !login_token_ok(&headers, &f) {
+    if !login_token_ok(&headers, &f.login_token) {
         return stale_form(&state, &f);
     }
     let req = MemberSignIn {
