@@ -2021,3 +2021,333 @@ async fn a_member_registers_signs_in_and_asks_for_a_correction_the_branch_approv
     let decided = admin.get(&format!("/api/v1/applications/{id}")).await;
     assert_eq!(decided.body["state"], "approved", "{:?}", decided.body);
 }
+
+/// 发送注册提醒 on the branch's registration statistics: the result in words, the SMS in the
+/// notifier's outbox; a second send within the week reaches nobody; a committee (not a branch)
+/// is offered no button.
+#[tokio::test]
+async fn a_branch_admin_sends_registration_reminders_from_the_statistics() {
+    let server = Server::demo(150, None).await;
+    let tier3 = server.account("admin", Some(3));
+    let b = Browser::start().await;
+    sign_in(&b, &server, &tier3).await;
+    b.goto(&server.url(&format!("/stats?org_id={}&tab=registration", tier3.org_id)))
+        .await;
+    b.wait_for("#reminder-form").await;
+    b.click("#reminder-form button[type=submit]").await;
+    b.client.accept_alert().await.unwrap();
+    b.wait_for("#reminder-result").await;
+    let sent: i64 = b
+        .text("#reminder-sent")
+        .await
+        .trim_end_matches(" 人")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(sent > 0);
+    assert!(b.text("#reminder-result").await.contains("已向"));
+    b.screenshot("registration-reminders").await;
+    let outbox = std::fs::read_to_string(server.data.path().join("outbox.jsonl")).unwrap();
+    let messages = outbox
+        .lines()
+        .filter(|l| l.contains("\"registration_reminder\""))
+        .count() as i64;
+    assert_eq!(messages, sent);
+    // Again from the drill-down list: everyone was reminded this week.
+    b.goto(&server.url(&format!("/stats/unregistered?org_id={}", tier3.org_id)))
+        .await;
+    b.wait_for("#reminder-form").await;
+    b.click("#reminder-form button[type=submit]").await;
+    b.client.accept_alert().await.unwrap();
+    b.wait_for("#reminder-result").await;
+    assert!(b.text("#reminder-sent").await.starts_with('0'));
+    assert!(b
+        .text("#reminder-recent")
+        .await
+        .starts_with(&sent.to_string()));
+    b.close().await;
+    // A general branch's own statistics offer no button (reminders go out per branch); the
+    // branches below it, inside its admin's scope, do.
+    let b = Browser::start().await;
+    let general = server.account_in("admin", Some(3), "621");
+    sign_in(&b, &server, &general).await;
+    b.goto(&server.url(&format!(
+        "/stats?org_id={}&tab=registration",
+        general.org_id
+    )))
+    .await;
+    b.wait_for("#registration-children").await;
+    assert!(!b.exists("#reminder-form").await);
+    b.click("#registration-children a.drill").await;
+    b.wait_for("#registration-by-job").await;
+    assert!(b.exists("#reminder-form").await);
+    b.close().await;
+}
+
+/// A member registered through the API signs in on the member's page in its own browser.
+async fn member_browser(server: &Server, id_number: &str, mobile: &str, password: &str) -> Browser {
+    let anon = server.client();
+    let post = |path: &'static str, body: serde_json::Value| {
+        let anon = anon.clone();
+        async move {
+            let r = anon
+                .post(server.url(path))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "{path}: {}", r.status());
+        }
+    };
+    post("/api/v1/register/sms", json!({"mobile": mobile})).await;
+    let code = outbox_code_to(server, "register_sms", mobile);
+    let name = "网上转接";
+    post(
+        "/api/v1/register",
+        json!({"id_number": id_number, "name": name, "mobile": mobile, "sms_code": code,
+               "password": password}),
+    )
+    .await;
+    let b = Browser::start().await;
+    b.goto(&server.url("/me/login")).await;
+    b.wait_for("#member-login-form").await;
+    b.fill("id_number", id_number).await;
+    b.fill("password", password).await;
+    b.click("#member-login-sms").await;
+    b.wait_for("#member-login-notice").await;
+    let code = outbox_code_to(server, "member_sign_in", mobile);
+    b.fill("password", password).await;
+    b.fill("code", &code).await;
+    b.click("#member-login-form button.primary").await;
+    b.wait_for("#my-record").await;
+    b
+}
+
+#[tokio::test]
+async fn an_approved_online_transfer_request_becomes_the_transfer_the_member_follows() {
+    let server = Server::demo(150, None).await;
+    let tier3 = server.account("admin", Some(3));
+    // The committee's API session (the branch admin's code signs the browser in).
+    let branch = server.sign_in(&server.account("admin", Some(2))).await;
+    let id_number = dangjian_tests::synthetic_id_number(7411);
+    let r = branch
+        .post(
+            "/api/v1/members",
+            json!({"name": "网上转接", "id_number": id_number, "ethnicity": "01", "education": "21",
+                   "category": "full", "branch_id": tier3.org_id, "joined_on": "2010-06-01",
+                   "full_on": "2011-06-01", "job": "worker", "phone": "13800001234",
+                   "address": "测试地址"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    // A sibling branch is where the member moves to.
+    let parent = branch.get(&format!("/api/v1/orgs/{}", tier3.org_id)).await;
+    let parent_id = parent.body["parent_id"].as_str().unwrap().to_string();
+    let children = branch
+        .get(&format!("/api/v1/orgs/{parent_id}/children"))
+        .await;
+    assert_eq!(children.status, 200, "{:?}", children.body);
+    let list = children.body["items"]
+        .as_array()
+        .or(children.body.as_array())
+        .cloned()
+        .unwrap();
+    let sibling = list
+        .iter()
+        .find(|o| o["id"] != tier3.org_id.as_str() && o["category"] == "631")
+        .expect("a sibling branch");
+    let sibling_name = sibling["name"].as_str().unwrap().to_string();
+    // The member asks on 个人专区.
+    let member = member_browser(&server, &id_number, "13655557411", "Zhuanjie2026x").await;
+    b_fill_transfer(&member, &sibling_name).await;
+    // The branch approves it and starts the transfer from the application.
+    let b = Browser::start().await;
+    sign_in(&b, &server, &tier3).await;
+    b.goto(&server.url("/approvals")).await;
+    b.wait_for("#approvals").await;
+    let id = b
+        .client
+        .find(fantoccini::Locator::Css("#approvals tbody tr:first-child"))
+        .await
+        .unwrap()
+        .attr("data-id")
+        .await
+        .unwrap()
+        .unwrap();
+    b.goto(&server.url(&format!("/applications/{id}"))).await;
+    b.wait_for("#decide-form").await;
+    assert!(
+        !b.exists("#start-transfer").await,
+        "not before the approval"
+    );
+    b.fill("opinion", "同意转出").await;
+    b.click("#decide-form button[value=approve]").await;
+    b.client.accept_alert().await.unwrap();
+    b.wait_for("#start-transfer").await;
+    b.screenshot("transfer-request-approved").await;
+    b.click("#start-transfer").await;
+    b.wait_for("#from-request").await;
+    assert_eq!(b.value("reason").await, "工作调动");
+    let chosen = b
+        .client
+        .find(fantoccini::Locator::Css(
+            "#destinations input[name=to_org_id]:checked",
+        ))
+        .await
+        .unwrap()
+        .attr("value")
+        .await
+        .unwrap();
+    assert_eq!(chosen.as_deref(), sibling["id"].as_str());
+    b.screenshot("transfer-from-request").await;
+    b.fill("dues_paid_to", "2026-10").await;
+    b.click("#transfer-form button[value=send]").await;
+    b.wait_for("#transfer").await;
+    // The application now leads to the transfer under way.
+    b.goto(&server.url(&format!("/applications/{id}"))).await;
+    b.wait_for("#open-transfer").await;
+    b.close().await;
+    // The member's page shows it.
+    member.goto(&server.url("/me")).await;
+    member.wait_for("#my-transfers").await;
+    let row = member.text("#my-transfers").await;
+    assert!(
+        row.contains("办理中") && row.contains(&sibling_name),
+        "{row}"
+    );
+    member.close().await;
+}
+
+/// 网上转接申请 on the member's page.
+async fn b_fill_transfer(b: &Browser, destination: &str) {
+    b.fill("destination", destination).await;
+    b.fill("reason", "工作调动").await;
+    b.click("#transfer-request-form button[type=submit]").await;
+    b.wait_for("#my-applications").await;
+    assert!(b.text("#my-applications").await.contains("网上转接申请"));
+}
+
+/// 忘记密码 from the member's sign-in page: the code to the registered phone, the new
+/// password; the session of before ends, the new password signs in.
+#[tokio::test]
+async fn a_member_resets_a_forgotten_password_from_the_sign_in_page() {
+    let server = Server::demo(120, None).await;
+    let tier3 = server.account("admin", Some(3));
+    let admin = server.sign_in(&server.account("admin", Some(2))).await;
+    let id_number = dangjian_tests::synthetic_id_number(7421);
+    let r = admin
+        .post(
+            "/api/v1/members",
+            json!({"name": "网上转接", "id_number": id_number, "ethnicity": "01", "education": "21",
+                   "category": "full", "branch_id": tier3.org_id, "joined_on": "2010-06-01",
+                   "full_on": "2011-06-01", "job": "worker", "phone": "13800001234",
+                   "address": "测试地址"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let mobile = "13655557421";
+    let before = member_browser(&server, &id_number, mobile, "Jiumima2026x").await;
+    let b = Browser::start().await;
+    b.goto(&server.url("/me/login")).await;
+    b.wait_for("#member-login-links").await;
+    b.click("#member-login-links a[href='/me/login/reset']")
+        .await;
+    b.wait_for("#reset-form").await;
+    b.fill("id_number", &id_number).await;
+    b.click("#reset-sms").await;
+    b.wait_for("#reset-notice").await;
+    let code = outbox_code_to(&server, "member_password_reset", mobile);
+    b.fill("sms_code", &code).await;
+    b.fill("password", "Xinmima2026y").await;
+    b.fill("password2", "Xinmima2026y").await;
+    b.screenshot("member-password-reset").await;
+    b.click("#reset-form button.primary").await;
+    b.wait_for("#password-reset").await;
+    assert!(b.text("#password-reset").await.contains("密码已重设"));
+    // The session of before ended.
+    before.goto(&server.url("/me")).await;
+    before.wait_for("#member-login-form").await;
+    before.close().await;
+    // The new password signs in; 修改密码 is on 个人专区.
+    b.click("a[href='/me/login']").await;
+    b.wait_for("#member-login-form").await;
+    b.fill("id_number", &id_number).await;
+    b.fill("password", "Xinmima2026y").await;
+    b.click("#member-login-sms").await;
+    b.wait_for("#member-login-notice").await;
+    let code = outbox_code_to(&server, "member_sign_in", mobile);
+    b.fill("password", "Xinmima2026y").await;
+    b.fill("code", &code).await;
+    b.click("#member-login-form button.primary").await;
+    b.wait_for("#password-form").await;
+    b.fill("old_password", "Falsch2026xx").await;
+    b.fill("new_password", "Dritte2026zz").await;
+    b.fill("new_password_again", "Dritte2026zz").await;
+    b.click("#password-form button[type=submit]").await;
+    b.wait_for("#password-form").await;
+    assert!(b.text("#change-password").await.contains("原密码不正确"));
+    assert!(!b.text("#correction").await.contains("原密码"));
+    b.fill("old_password", "Xinmima2026y").await;
+    b.fill("new_password", "Dritte2026zz").await;
+    b.fill("new_password_again", "Dritte2026zz").await;
+    b.click("#password-form button[type=submit]").await;
+    b.wait_for("#password-notice").await;
+    assert!(b.text("#password-notice").await.contains("密码已修改"));
+    b.client
+        .execute(
+            "document.getElementById('change-password').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.screenshot("member-password-change").await;
+    b.close().await;
+}
+
+/// 身份验证器 on 个人专区: the QR code and the secret, confirmed with a code; then 党员登录
+/// with the authenticator's code and no SMS.
+#[tokio::test]
+async fn a_member_enrols_an_authenticator_and_signs_in_with_it() {
+    let server = Server::demo(120, None).await;
+    let tier3 = server.account("admin", Some(3));
+    let admin = server.sign_in(&server.account("admin", Some(2))).await;
+    let id_number = dangjian_tests::synthetic_id_number(7431);
+    let r = admin
+        .post(
+            "/api/v1/members",
+            json!({"name": "网上转接", "id_number": id_number, "ethnicity": "01", "education": "21",
+                   "category": "full", "branch_id": tier3.org_id, "joined_on": "2010-06-01",
+                   "full_on": "2011-06-01", "job": "worker", "phone": "13800001234",
+                   "address": "测试地址"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let password = "Yanzheng2026x";
+    let b = member_browser(&server, &id_number, "13655557431", password).await;
+    b.click("#totp-start button[type=submit]").await;
+    b.wait_for("#totp-form").await;
+    assert!(b.exists("#totp img.qr").await);
+    let secret = b.text("#totp-secret").await.trim().to_string();
+    b.client
+        .execute("document.getElementById('totp').scrollIntoView()", vec![])
+        .await
+        .unwrap();
+    b.screenshot("member-totp").await;
+    b.fill("totp-code", &current_code(&secret)).await;
+    b.click("#totp-form button[type=submit]").await;
+    b.wait_for("#totp-notice").await;
+    assert!(b.text("#totp-state").await.contains("已绑定"));
+    b.click("#member-logout").await;
+    b.wait_for("#member-login-form").await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let next = dangjian_server::account::totp::code_at(&secret, now + 30).unwrap();
+    b.fill("id_number", &id_number).await;
+    b.fill("password", password).await;
+    b.fill("code", &next).await;
+    b.click("#member-login-form button.primary").await;
+    b.wait_for("#my-record").await;
+    b.close().await;
+}

@@ -424,14 +424,39 @@ async fn register_sign_in_and_own_record(db: Option<TestDb>) {
         "{:?}",
         r.body
     );
+    let (sibling, sibling_name) = {
+        let mut conn = connect(&url).await;
+        sqlx::query_as::<_, (String, String)>(
+            "SELECT s.id, s.name FROM orgs s JOIN orgs a ON a.parent_id = s.parent_id \
+             WHERE a.id = $1 AND s.id <> a.id AND s.category = '631' ORDER BY s.code LIMIT 1",
+        )
+        .bind(&tier3.org_id)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+    };
     let r = me
         .post(
             "/api/v1/me/transfer-requests",
-            json!({"destination": "同县第二党支部", "reason": "工作调动"}),
+            json!({"destination": sibling_name, "reason": "工作调动"}),
         )
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let request = r.body["id"].as_str().unwrap().to_string();
+    let d = branch
+        .get(&format!("/api/v1/applications/{request}/transfer-draft"))
+        .await;
+    assert_eq!(d.status, 409, "not before the approval: {:?}", d.body);
+    let d = branch
+        .get(&format!(
+            "/api/v1/applications/{application}/transfer-draft"
+        ))
+        .await;
+    assert_eq!(
+        d.status, 409,
+        "a correction is no transfer request: {:?}",
+        d.body
+    );
     let r = branch
         .post(
             &format!("/api/v1/applications/{request}/approve"),
@@ -446,19 +471,29 @@ async fn register_sign_in_and_own_record(db: Option<TestDb>) {
             .len(),
         0
     );
-    let sibling = {
-        let mut conn = connect(&url).await;
-        sqlx::query_scalar::<_, String>(
-            "SELECT s.id FROM orgs s JOIN orgs a ON a.parent_id = s.parent_id \
-             WHERE a.id = $1 AND s.id <> a.id AND s.category = '631' ORDER BY s.code LIMIT 1",
-        )
-        .bind(&tier3.org_id)
-        .fetch_one(&mut conn)
-        .await
-        .unwrap()
-    };
-    let t = branch.post("/api/v1/transfers", json!({"member_id": member, "kind": "county",
-        "to_org_id": sibling, "reason": "工作调动", "date": "2026-11-01", "dues_paid_to": "2026-10"})).await;
+    // The approved request fills the transfer form: the branch of the destination's name,
+    // the member's reason; the branch submits it under every transfer rule.
+    let d = branch
+        .get(&format!("/api/v1/applications/{request}/transfer-draft"))
+        .await;
+    assert_eq!(d.status, 200, "{:?}", d.body);
+    assert_eq!(d.body["member_id"], member.as_str());
+    assert_eq!(d.body["to_org_id"], sibling.as_str(), "{:?}", d.body);
+    assert_eq!(d.body["kind"], "county");
+    assert_eq!(d.body["reason"], "工作调动");
+    assert_eq!(d.body["destination"], sibling_name.as_str());
+    let mut input = json!({"member_id": d.body["member_id"], "kind": d.body["kind"],
+        "to_org_id": d.body["to_org_id"], "reason": d.body["reason"], "date": d.body["date"],
+        "contacts": d.body["contacts"]});
+    let t = branch.post("/api/v1/transfers", input.clone()).await;
+    assert_eq!(
+        t.status, 400,
+        "党费交到 is the admin's to fill: {:?}",
+        t.body
+    );
+    assert_eq!(t.field(), Some("dues_paid_to"));
+    input["dues_paid_to"] = json!("2026-10");
+    let t = branch.post("/api/v1/transfers", input).await;
     assert_eq!(t.status, 201, "{:?}", t.body);
     let r = me.get("/api/v1/me/transfers").await;
     assert_eq!(r.status, 200, "{:?}", r.body);
@@ -669,4 +704,335 @@ async fn reminders_reach_each_unregistered_member_once_a_week_in_parallel() {
         )
         .await;
     assert_eq!(r.status, 403, "{:?}", r.body);
+}
+
+/// The newest code of `kind` sent to `to`, if any.
+fn outbox_code_to(server: &Server, kind: &str, to: &str) -> Option<String> {
+    let outbox =
+        std::fs::read_to_string(server.data.path().join("outbox.jsonl")).unwrap_or_default();
+    outbox
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|m| m["kind"] == kind && m["to"] == to)
+        .and_then(|m| m["code"].as_str().map(str::to_string))
+}
+
+/// A registered member signed in through the API: (its session, the mobile).
+async fn registered_member(
+    server: &Server,
+    admin: &Api,
+    branch: &str,
+    seq: u32,
+    password: &str,
+) -> (Api, String) {
+    let id_number = synthetic_id_number(seq);
+    let mobile = format!("136{:08}", 55500000 + seq);
+    new_member(admin, branch, &id_number, "找回密码", Some(&mobile)).await;
+    let anon = server.client();
+    let code = code_for(server, &anon, &mobile).await;
+    let (status, body) = post(
+        server,
+        &anon,
+        "/api/v1/register",
+        json!({"id_number": id_number, "name": "找回密码", "mobile": mobile, "sms_code": code,
+               "password": password}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    (
+        sign_in_member(server, &id_number, password, &mobile)
+            .await
+            .unwrap(),
+        mobile,
+    )
+}
+
+/// Signs a member in with password and SMS code; the refusal's status otherwise.
+async fn sign_in_member(
+    server: &Server,
+    id_number: &str,
+    password: &str,
+    mobile: &str,
+) -> Result<Api, u16> {
+    let c = server.client();
+    let (status, _) = post(
+        server,
+        &c,
+        "/api/v1/me/session/sms",
+        json!({"id_number": id_number, "password": password}),
+    )
+    .await;
+    if status != 200 {
+        return Err(status);
+    }
+    let code = outbox_code_to(server, "member_sign_in", mobile).unwrap();
+    let (status, signed) = post(
+        server,
+        &c,
+        "/api/v1/me/session",
+        json!({"id_number": id_number, "password": password, "code": code}),
+    )
+    .await;
+    if status != 200 {
+        return Err(status);
+    }
+    Ok(Api {
+        client: server.client(),
+        base: server.base.clone(),
+        token: signed["token"].as_str().unwrap().to_string(),
+    })
+}
+
+/// 忘记密码: one answer for an unknown ID number and a member's; one answer for every wrong
+/// detail; a code sent to the registered phone resets the password once (four at once: one
+/// passes); the reset ends the sessions; wrong codes lock the account as at sign-in.
+#[tokio::test]
+async fn a_member_resets_a_forgotten_password_once_and_its_sessions_end() {
+    let server = Server::demo(120, None).await;
+    let url = server.db_url();
+    let tier3 = server.account("admin", Some(3));
+    let branch = server.sign_in(&tier3).await;
+    let old = "Jiumima2026x";
+    let (session, mobile) = registered_member(&server, &branch, &tier3.org_id, 7301, old).await;
+    let id_number = synthetic_id_number(7301);
+    let stranger = synthetic_id_number(7399);
+    let anon = server.client();
+
+    // Every bad field named at once.
+    let (status, body) = post(
+        &server,
+        &anon,
+        "/api/v1/me/password-reset",
+        json!({"id_number": "123", "sms_code": "", "password": "weak"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let named: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    for f in ["id_number", "sms_code", "password"] {
+        assert!(named.contains(&f), "{f} not named: {body}");
+    }
+    // The page's form without its double-submit token is refused before anything is sent.
+    let page = anon
+        .post(server.url("/me/login/reset/sms"))
+        .form(&[("id_number", id_number.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 403);
+    assert!(outbox_code_to(&server, "member_password_reset", &mobile).is_none());
+    // The code request: the same answer for a stranger and for the member.
+    let (s1, for_stranger) = post(
+        &server,
+        &anon,
+        "/api/v1/me/password-reset/sms",
+        json!({"id_number": stranger}),
+    )
+    .await;
+    let (s2, for_member) = post(
+        &server,
+        &anon,
+        "/api/v1/me/password-reset/sms",
+        json!({"id_number": id_number}),
+    )
+    .await;
+    assert_eq!((s1, s2), (200, 200));
+    assert_eq!(for_stranger, for_member);
+    let code = outbox_code_to(&server, "member_password_reset", &mobile).expect("a reset code");
+    // Wrong details: one answer.
+    let new = "Xinmima2026y";
+    let (s1, unknown) = post(
+        &server,
+        &anon,
+        "/api/v1/me/password-reset",
+        json!({"id_number": stranger, "sms_code": code, "password": new}),
+    )
+    .await;
+    let (s2, wrong) = post(
+        &server,
+        &anon,
+        "/api/v1/me/password-reset",
+        json!({"id_number": id_number, "sms_code": other_than(&code), "password": new}),
+    )
+    .await;
+    assert_eq!((s1, s2), (400, 400));
+    assert_eq!(unknown, wrong);
+    // Four resets with the right code at once: exactly one passes.
+    let mut tasks = Vec::new();
+    for i in 0..4 {
+        let (server_base, client) = (server.url("/api/v1/me/password-reset"), server.client());
+        let body =
+            json!({"id_number": id_number, "sms_code": code, "password": format!("{new}{i}")});
+        tasks.push(tokio::spawn(async move {
+            let r = client.post(server_base).json(&body).send().await.unwrap();
+            r.status().as_u16()
+        }));
+    }
+    let mut passed = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        if t.await.unwrap() == 200 {
+            passed.push(i);
+        }
+    }
+    assert_eq!(passed.len(), 1, "a code resets once");
+    let new = format!("{new}{}", passed[0]);
+    // The session of before ended; the old password is gone, the new one signs in.
+    assert_eq!(session.get("/api/v1/me").await.status, 401);
+    assert_eq!(
+        sign_in_member(&server, &id_number, old, &mobile)
+            .await
+            .err(),
+        Some(401)
+    );
+    let fresh = sign_in_member(&server, &id_number, &new, &mobile)
+        .await
+        .expect("new password");
+    assert_eq!(fresh.get("/api/v1/me").await.status, 200);
+    let audited = scalar(
+        &url,
+        "SELECT COUNT(*) FROM audit_log WHERE action = $1",
+        "member.password_reset",
+    )
+    .await;
+    assert!(audited >= 6, "{audited} reset records");
+    // 修改密码 on 个人专区: the old password first; the other sessions end.
+    let second = sign_in_member(&server, &id_number, &new, &mobile)
+        .await
+        .expect("a second session");
+    let r = fresh
+        .post(
+            "/api/v1/me/password",
+            json!({"old_password": "Falsch2026xx",
+        "new_password": "Dritte2026zz", "new_password_again": "Dritte2026zz"}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert_eq!(r.field(), Some("old_password"));
+    let r = fresh
+        .post(
+            "/api/v1/me/password",
+            json!({"old_password": new,
+        "new_password": "Dritte2026zz", "new_password_again": "Dritte2026zz"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        fresh.get("/api/v1/me").await.status,
+        200,
+        "the changing session stays"
+    );
+    assert_eq!(second.get("/api/v1/me").await.status, 401, "the other ends");
+    // Five wrong reset codes lock the account as at sign-in.
+    for _ in 0..5 {
+        let (s, _) = post(
+            &server,
+            &anon,
+            "/api/v1/me/password-reset",
+            json!({"id_number": id_number, "sms_code": "000001", "password": "Vierte2026ab"}),
+        )
+        .await;
+        assert_eq!(s, 400);
+    }
+    assert_eq!(
+        sign_in_member(&server, &id_number, "Dritte2026zz", &mobile)
+            .await
+            .err(),
+        Some(423)
+    );
+}
+
+/// The authenticator code of `secret` for the time step after the current one (accepted as
+/// one step of clock skew), so that it is not the step a confirmation just used.
+fn next_step_code(secret: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    dangjian_server::account::totp::code_at(secret, now + 30).unwrap()
+}
+
+/// 身份验证器: enrolled on 个人专区 and confirmed with a code; its code then signs in instead
+/// of an SMS code, each step once (three sign-ins with one code at once: one passes).
+#[tokio::test]
+async fn a_member_enrols_an_authenticator_whose_codes_sign_in_once() {
+    authenticator_signs_in_once(None).await;
+}
+
+#[tokio::test]
+async fn a_member_enrols_an_authenticator_whose_codes_sign_in_once_on_postgres() {
+    authenticator_signs_in_once(Some(TestDb::postgres().await)).await;
+}
+
+async fn authenticator_signs_in_once(db: Option<TestDb>) {
+    let server = Server::demo(120, db).await;
+    let tier3 = server.account("admin", Some(3));
+    let branch = server.sign_in(&tier3).await;
+    let password = "Yanzheng2026x";
+    let (me, _mobile) = registered_member(&server, &branch, &tier3.org_id, 7311, password).await;
+    let id_number = synthetic_id_number(7311);
+    let r = me.post("/api/v1/me/totp", json!({})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let secret = r.body["secret"].as_str().unwrap().to_string();
+    assert!(r.body["otpauth_uri"]
+        .as_str()
+        .unwrap()
+        .starts_with("otpauth://totp/"));
+    // Not yet confirmed: its code does not sign in.
+    let anon = server.client();
+    let (status, _) = post(
+        &server,
+        &anon,
+        "/api/v1/me/session",
+        json!({"id_number": id_number, "password": password, "code": next_step_code(&secret)}),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let now_code = dangjian_tests::current_code(&secret);
+    let r = me
+        .post(
+            "/api/v1/me/totp/confirm",
+            json!({"code": other_than(&now_code)}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert_eq!(r.field(), Some("code"));
+    let r = me
+        .post("/api/v1/me/totp/confirm", json!({"code": now_code}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    // Three sign-ins with the next step's code at once: one passes, the others are replays.
+    let code = next_step_code(&secret);
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let (path, client) = (server.url("/api/v1/me/session"), server.client());
+        let body = json!({"id_number": id_number, "password": password, "code": code});
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(path)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(statuses, vec![200, 401, 401], "each step signs in once");
+    let audited = scalar(
+        &server.db_url(),
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'member.sign_in' AND detail = $1",
+        "authenticator code",
+    )
+    .await;
+    assert_eq!(audited, 1);
 }

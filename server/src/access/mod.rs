@@ -97,6 +97,9 @@ pub enum SelfService<'a> {
     /// Open a member session for the member account whose password and SMS code were just
     /// verified.
     MemberSignedIn { member_account_id: &'a str },
+    /// Set the password of the member account whose reset code (or old password, by its own
+    /// session) was just checked.
+    MemberCredentials { member_account_id: &'a str },
 }
 
 /// The proof for a [`SelfService`] write.

@@ -57,6 +57,12 @@ pub struct ApplicationData {
     /// The member to enter, as submitted (supplement, realname).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member: Option<serde_json::Value>,
+    /// 网上转接申请: where the member moves to, as the member wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_to: Option<String>,
+    /// 网上转接申请: the member's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_reason: Option<String>,
 }
 
 /// One application as stored.

@@ -707,6 +707,43 @@ fn notice_text(code: &str) -> Option<&'static str> {
     }
 }
 
+/// After an approved 网上转接申请: the way to the transfer — 发起转出 (the form filled from
+/// the request) for an admin who may act on the member, or the member's transfer under way.
+async fn transfer_next(
+    state: &AppState,
+    actor: &Actor,
+    a: &super::ApplicationView,
+) -> Result<Option<Markup>, ApiError> {
+    let (Kind::TransferRequest, AppState_::Approved, Some(member_id)) =
+        (a.kind, a.state, a.member_id.as_deref())
+    else {
+        return Ok(None);
+    };
+    let Ok((member, _)) = crate::member::routes::load(&state.db, member_id).await else {
+        return Ok(None);
+    };
+    if crate::access::member(actor, &member.org_code).is_err() {
+        return Ok(None);
+    }
+    let active: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM transfers WHERE member_id = $1 AND state = 'active' \
+         ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(member_id)
+    .fetch_optional(state.db.read())
+    .await?;
+    Ok(Some(match active {
+        Some(t) => html! {
+            "该党员的组织关系转接正在办理：" a.button #open-transfer href={"/transfers/" (t)} { "查看转接" }
+        },
+        None => html! {
+            a.button.primary #start-transfer
+                href={"/members/" (member_id) "/transfer?request=" (a.id)} { "发起转出" }
+            " " span.muted { "按本申请填写转出申请（介绍信），核对后发送。" }
+        },
+    }))
+}
+
 async fn application_view_page(
     state: &AppState,
     actor: &Actor,
@@ -717,7 +754,12 @@ async fn application_view_page(
 ) -> Result<Response, ApiError> {
     let a = ops::view(&state.db, actor, id).await?;
     let files = crate::attachment::store::of_owner(&state.db, "application", &a.id).await?;
-    let title = format!("{}申请", a.kind_label);
+    let title = if a.kind_label.ends_with("申请") {
+        a.kind_label.clone()
+    } else {
+        format!("{}申请", a.kind_label)
+    };
+    let transfer_next = transfer_next(state, actor, &a).await?;
     let row = |k: &str, v: &str| html! { tr { th { (k) } td { (v) } } };
     let kind = a.kind;
     Ok(page_with_status(
@@ -760,6 +802,9 @@ async fn application_view_page(
                             a.attachment href={"/api/v1/attachments/" (f.id)} { (f.file_name) } " "
                         }
                     } }
+                }
+                @if let Some(next) = &transfer_next {
+                    p #transfer-next { (next) }
                 }
                 h3 { "审核意见" }
                 table.list #trail {

@@ -328,9 +328,15 @@ fn read_allowed(actor: &Actor, row: &ApplicationRow) -> ApiResult<Allowed> {
 }
 
 /// One application with its trail, as the caller may see it.
-pub async fn view(db: &Db, actor: &Actor, id: &str) -> ApiResult<ApplicationView> {
+/// The application `id`, if the actor may read it.
+pub async fn readable(db: &Db, actor: &Actor, id: &str) -> ApiResult<ApplicationRow> {
     let row = load(db, id).await?;
     read_allowed(actor, &row)?;
+    Ok(row)
+}
+
+pub async fn view(db: &Db, actor: &Actor, id: &str) -> ApiResult<ApplicationView> {
+    let row = readable(db, actor, id).await?;
     let steps = store::steps(db, id).await?;
     to_view(actor, row, steps)
 }

@@ -53,6 +53,8 @@ pub enum Column {
     AccountsIdNumber,
     AccountsMobile,
     AccountsTotpSecret,
+    /// A member's authenticator secret (`member_accounts.totp_secret`, `personal/`).
+    MemberAccountsTotpSecret,
     OrgsContactPhone,
     /// The submitted data of an application (JSON; may carry an ID number and phones).
     ApplicationsData,
@@ -68,13 +70,14 @@ pub enum Column {
 }
 
 impl Column {
-    pub const ALL: [Column; 13] = [
+    pub const ALL: [Column; 14] = [
         Column::MembersIdNumber,
         Column::MembersPhone,
         Column::MembersRegisteredPhone,
         Column::AccountsIdNumber,
         Column::AccountsMobile,
         Column::AccountsTotpSecret,
+        Column::MemberAccountsTotpSecret,
         Column::OrgsContactPhone,
         Column::ApplicationsData,
         Column::RealnameIdNumber,
@@ -93,6 +96,7 @@ impl Column {
             Column::AccountsIdNumber => "accounts.id_number",
             Column::AccountsMobile => "accounts.mobile",
             Column::AccountsTotpSecret => "accounts.totp_secret",
+            Column::MemberAccountsTotpSecret => "member_accounts.totp_secret",
             Column::OrgsContactPhone => "orgs.contact_phone",
             Column::ApplicationsData => "applications.data",
             Column::RealnameIdNumber => "realname_registry.id_number",
@@ -113,7 +117,7 @@ impl Column {
             | Column::MembersRegisteredPhone
             | Column::AccountsMobile
             | Column::OrgsContactPhone => "phone",
-            Column::AccountsTotpSecret => "totp_secret",
+            Column::AccountsTotpSecret | Column::MemberAccountsTotpSecret => "totp_secret",
             Column::ApplicationsData => "application_data",
             Column::TransfersData => "transfer_data",
             Column::LettersFields => "letter_fields",

@@ -37,7 +37,7 @@ struct Table {
     fields: &'static [Field],
 }
 
-const TABLES: [Table; 10] = [
+const TABLES: [Table; 11] = [
     Table {
         name: "members",
         key: "id",
@@ -79,6 +79,15 @@ const TABLES: [Table; 10] = [
                 index: None,
             },
         ],
+    },
+    Table {
+        name: "member_accounts",
+        key: "id",
+        fields: &[Field {
+            column: Column::MemberAccountsTotpSecret,
+            name: "totp_secret",
+            index: None,
+        }],
     },
     // History rows keep the members' sealed values as they were (same associated data).
     Table {

@@ -9,11 +9,13 @@
 //! `routes.rs`: the API. `session.rs`: the extractor. `pages.rs`: 党员注册, 党员登录, 个人专区.
 
 pub mod pages;
+pub mod password;
 pub mod reminders;
 pub mod routes;
 pub mod rules;
 pub mod session;
 pub mod store;
+pub mod totp;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

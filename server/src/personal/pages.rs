@@ -28,6 +28,11 @@ pub fn router() -> PageRouter {
         .route("/register/sms", post(register_sms))
         .route("/me/login", get(login_page).post(login_submit))
         .route("/me/login/sms", post(login_sms))
+        .route("/me/login/reset", get(reset_page).post(reset_submit))
+        .route("/me/login/reset/sms", post(reset_sms))
+        .route("/me/password", post(password_submit))
+        .route("/me/totp", post(totp_start))
+        .route("/me/totp/confirm", post(totp_confirm))
         .route("/me", get(me_page))
         .route("/me/logout", post(logout))
         .route("/me/correction", post(correction_submit))
@@ -194,7 +199,7 @@ fn login_form(
     status: StatusCode,
 ) -> Response {
     let token = admin_session::random_token();
-    let mut res = shell(
+    let res = shell(
         "党员登录",
         status,
         html! {
@@ -209,14 +214,22 @@ fn login_form(
                     input #password type="password" name="password" maxlength="18";
                     (errors.at("password"))
                 }
-                (input("code", "短信验证码", "text", "", errors))
+                (input("code", "短信验证码（已绑定身份验证器的可输入其动态码）", "text", "", errors))
                 button type="submit" formaction="/me/login/sms" #member-login-sms { "获取短信验证码" }
                 " "
                 button.primary type="submit" { "登录" }
             }
-            p.hint { "还没有账号？" a href="/register" { "党员注册" } }
+            p.hint #member-login-links {
+                "还没有账号？" a href="/register" { "党员注册" }
+                "　" a href="/me/login/reset" { "忘记密码" }
+            }
         },
     );
+    with_login_token(state, res, &token)
+}
+
+/// Sets the double-submit cookie of the member's sign-in forms (`/me/login…`).
+fn with_login_token(state: &AppState, mut res: Response, token: &str) -> Response {
     let cookie = format!(
         "{LOGIN_COOKIE}={token}; Path=/me/login; HttpOnly; SameSite=Strict{}",
         if state.config.secure_cookies {
@@ -231,6 +244,121 @@ fn login_form(
     res
 }
 
+#[derive(Deserialize, Default)]
+struct ResetForm {
+    id_number: Option<String>,
+    sms_code: Option<String>,
+    password: Option<String>,
+    password2: Option<String>,
+    login_token: Option<String>,
+}
+
+/// 找回密码: the ID number, the code sent to the registered phone, the new password.
+fn reset_form(
+    state: &AppState,
+    f: &ResetForm,
+    errors: &FormErrors,
+    notice: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let token = admin_session::random_token();
+    let res = shell(
+        "找回密码",
+        status,
+        html! {
+            p.hint { "输入本人公民身份证号获取短信验证码（发送到党员信息库中登记的手机号），再设置新密码。重设后原有登录全部退出。" }
+            @if let Some(n) = notice { div.alert.alert-info #reset-notice role="status" { (n) } }
+            (errors.banner())
+            form #reset-form method="post" action="/me/login/reset" autocomplete="off" {
+                input type="hidden" name="login_token" value=(token);
+                (input("id_number", "公民身份证号", "text", &v(&f.id_number), errors))
+                button type="submit" formaction="/me/login/reset/sms" #reset-sms formnovalidate { "获取短信验证码" }
+                (input("sms_code", "短信验证码", "text", "", errors))
+                (input("password", "新密码（8至18位，含大写字母、小写字母和数字）", "password", "", errors))
+                (input("password2", "再次输入新密码", "password", "", errors))
+                button.primary type="submit" { "重设密码" }
+            }
+            p.hint { a href="/me/login" { "返回党员登录" } }
+        },
+    );
+    with_login_token(state, res, &token)
+}
+
+fn stale_reset(state: &AppState, f: &ResetForm) -> Response {
+    let errors = FormErrors {
+        general: Some("页面已失效，请重新输入".to_string()),
+        ..FormErrors::default()
+    };
+    reset_form(state, f, &errors, None, StatusCode::FORBIDDEN)
+}
+
+async fn reset_page(State(state): State<AppState>) -> Response {
+    reset_form(
+        &state,
+        &ResetForm::default(),
+        &FormErrors::default(),
+        None,
+        StatusCode::OK,
+    )
+}
+
+async fn reset_sms(
+    State(state): State<AppState>,
+    Extension(conn): Extension<ConnInfo>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let f: ResetForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    if !login_token_ok(&headers, &f.login_token) {
+        return stale_reset(&state, &f);
+    }
+    let req = super::password::ResetSms {
+        id_number: v(&f.id_number),
+    };
+    match super::password::reset_sms(&state, &client_of(&conn), &req).await {
+        Ok(done) => reset_form(
+            &state,
+            &f,
+            &FormErrors::default(),
+            Some(&done.message),
+            StatusCode::OK,
+        ),
+        Err(e) => reset_form(&state, &f, &errors_of(&e), None, e.status),
+    }
+}
+
+async fn reset_submit(
+    State(state): State<AppState>,
+    Extension(conn): Extension<ConnInfo>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let f: ResetForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    if !login_token_ok(&headers, &f.login_token) {
+        return stale_reset(&state, &f);
+    }
+    if f.password != f.password2 {
+        let e = ApiError::field("password2", "两次输入的新密码不一致");
+        return reset_form(&state, &f, &errors_of(&e), None, e.status);
+    }
+    let req = super::password::ResetPassword {
+        id_number: v(&f.id_number),
+        sms_code: v(&f.sms_code),
+        password: v(&f.password),
+    };
+    match super::password::reset(&state, &client_of(&conn), &req).await {
+        Ok(done) => shell(
+            "找回密码",
+            StatusCode::OK,
+            html! {
+                div.alert.alert-info #password-reset role="status" { (done.message) }
+                p { a.button.primary href="/me/login" { "去登录" } }
+            },
+        ),
+        Err(e) => reset_form(&state, &f, &errors_of(&e), None, e.status),
+    }
+}
+
 async fn login_page(State(state): State<AppState>) -> Response {
     login_form(
         &state,
@@ -241,10 +369,11 @@ async fn login_page(State(state): State<AppState>) -> Response {
     )
 }
 
-/// The double-submit check of the sign-in form.
-fn login_token_ok(headers: &HeaderMap, f: &LoginForm) -> bool {
+/// The double-submit check of the member's sign-in forms (sign-in and 找回密码): the posted
+/// `login_token` equals the `dj_mlogin` cookie.
+fn login_token_ok(headers: &HeaderMap, posted: &Option<String>) -> bool {
     let expected = crate::web::login::cookie_value(headers, LOGIN_COOKIE);
-    expected.is_some() && expected == f.login_token
+    expected.is_some() && expected == *posted
 }
 
 fn stale_form(state: &AppState, f: &LoginForm) -> Response {
@@ -262,7 +391,7 @@ async fn login_sms(
     body: axum::body::Bytes,
 ) -> Response {
     let f: LoginForm = serde_html_form::from_bytes(&body).unwrap_or_default();
-    if !login_token_ok(&headers, &f) {
+    if !login_token_ok(&headers, &f.login_token) {
         return stale_form(&state, &f);
     }
     let req = SignInSms {
@@ -294,7 +423,7 @@ async fn login_submit(
     body: axum::body::Bytes,
 ) -> Response {
     let f: LoginForm = serde_html_form::from_bytes(&body).unwrap_or_default();
-    if !login_token_ok(&headers, &f) {
+    if !login_token_ok(&headers, &f.login_token) {
         return stale_form(&state, &f);
     }
     let req = MemberSignIn {
@@ -433,6 +562,39 @@ async fn render_me(
     content: String,
     status: StatusCode,
 ) -> Response {
+    render_me_with(
+        state,
+        actor,
+        notice,
+        errors,
+        content,
+        status,
+        &Extra::default(),
+    )
+    .await
+}
+
+/// What 个人专区 shows beside the record after an action of its own forms.
+#[derive(Default)]
+struct Extra<'a> {
+    /// The answer of 修改密码.
+    password_notice: Option<&'a str>,
+    /// An enrolment under way: (secret, otpauth URI).
+    totp_pending: Option<(&'a str, &'a str)>,
+    /// The answer of 绑定身份验证器.
+    totp_notice: Option<&'a str>,
+}
+
+/// 个人专区 with a notice beside the 修改密码 form.
+async fn render_me_with(
+    state: &AppState,
+    actor: MemberActor,
+    notice: Option<String>,
+    errors: &FormErrors,
+    content: String,
+    status: StatusCode,
+    extra: &Extra<'_>,
+) -> Response {
     let state = state.clone();
     let me = match routes::me(&state, &actor).await {
         Ok(me) => me,
@@ -491,10 +653,22 @@ async fn render_me(
         .await
         .map(|t| t.items)
         .unwrap_or_default();
+    // A refused 修改密码 or 身份验证器 shows its errors at its own form only.
+    let password_errors = PASSWORD_FIELDS
+        .iter()
+        .any(|f| errors.fields.contains_key(*f));
+    let totp_errors = errors.fields.contains_key("code");
+    let none = FormErrors::default();
+    let totp_confirmed = super::store::totp_of(&state.db, &actor.member_account_id)
+        .await
+        .map(|(_, confirmed)| confirmed)
+        .unwrap_or(false);
     let body = html! {
         (body)
-        (correction_panel(&actor, notice.as_deref(), errors, &content))
+        (correction_panel(&actor, notice.as_deref(), if password_errors || totp_errors { &none } else { errors }, &content))
         (transfer_panel(&actor, &transfers))
+        (password_panel(&actor, extra.password_notice, if password_errors { errors } else { &none }))
+        (totp_panel(&actor, totp_confirmed, extra, if totp_errors { errors } else { &none }))
         div.panel #my-applications {
             h3 { "我的申请" }
             @if applications.is_empty() {
@@ -521,6 +695,194 @@ async fn render_me(
     let mut res = member_page(&actor, "个人专区", body);
     *res.status_mut() = status;
     res
+}
+
+const PASSWORD_FIELDS: [&str; 3] = ["old_password", "new_password", "new_password_again"];
+
+fn password_panel(actor: &MemberActor, notice: Option<&str>, errors: &FormErrors) -> Markup {
+    let field = |name: &str, label: &str| {
+        html! {
+            div.field.has-error[errors.fields.contains_key(name)] {
+                label for=(name) { span.req { "*" } (label) }
+                input id=(name) type="password" name=(name) maxlength="18" autocomplete="off";
+                (errors.at(name))
+            }
+        }
+    };
+    html! {
+        div.panel #change-password {
+            h3 { "修改密码" }
+            p.hint { "新密码8至18位，须含大写字母、小写字母和数字。修改后其他设备上的登录将退出。" }
+            @if let Some(n) = notice { div.alert.alert-info #password-notice role="status" { (n) } }
+            (errors.banner())
+            form.form #password-form method="post" action="/me/password" data-no-draft {
+                input type="hidden" name="csrf" value=(actor.csrf_token);
+                (field("old_password", "原密码"))
+                (field("new_password", "新密码"))
+                (field("new_password_again", "确认新密码"))
+                button.primary type="submit" { "修改密码" }
+            }
+        }
+    }
+}
+
+async fn password_submit(State(state): State<AppState>, req: axum::extract::Request) -> Response {
+    let (actor, f): (MemberActor, crate::account::change_password::ChangePassword) =
+        match posted(&state, req).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+    match super::password::change(&state, &actor, &f).await {
+        Ok(done) => {
+            render_me_with(
+                &state,
+                actor,
+                None,
+                &FormErrors::default(),
+                String::new(),
+                StatusCode::OK,
+                &Extra {
+                    password_notice: Some(&done.message),
+                    ..Extra::default()
+                },
+            )
+            .await
+        }
+        Err(e) => {
+            render_me_with(
+                &state,
+                actor,
+                None,
+                &errors_of(&e),
+                String::new(),
+                e.status,
+                &Extra::default(),
+            )
+            .await
+        }
+    }
+}
+
+fn totp_panel(
+    actor: &MemberActor,
+    confirmed: bool,
+    extra: &Extra<'_>,
+    errors: &FormErrors,
+) -> Markup {
+    html! {
+        div.panel #totp {
+            h3 { "身份验证器" }
+            @if let Some(n) = extra.totp_notice { div.alert.alert-info #totp-notice role="status" { (n) } }
+            @if let Some((secret, uri)) = extra.totp_pending {
+                p.hint { "请用手机上的身份验证器扫描下面的二维码，然后输入验证器显示的六位动态码完成绑定。完成前仍用短信验证码登录。" }
+                @if let Some(src) = crate::web::activation::qr_data_url(uri) {
+                    p { img.qr src=(src) alt="身份验证器二维码" width="220" height="220"; }
+                }
+                p { "无法扫码时可手工输入密钥：" code #totp-secret { (secret) } }
+                (errors.banner())
+                form.form #totp-form method="post" action="/me/totp/confirm" data-no-draft {
+                    input type="hidden" name="csrf" value=(actor.csrf_token);
+                    input type="hidden" name="secret" value=(secret);
+                    input type="hidden" name="uri" value=(uri);
+                    div.field.has-error[errors.fields.contains_key("code")] {
+                        label for="totp-code" { span.req { "*" } "六位动态码" }
+                        input #totp-code type="text" name="code" maxlength="6" autocomplete="off";
+                        (errors.at("code"))
+                    }
+                    button.primary type="submit" { "完成绑定" }
+                }
+            } @else {
+                @if confirmed {
+                    p #totp-state { "已绑定身份验证器。登录时可输入验证器上的六位动态码代替短信验证码。" }
+                } @else {
+                    p #totp-state.hint { "绑定手机上的身份验证器后，登录时可用它的六位动态码代替短信验证码。" }
+                }
+                form.inline #totp-start method="post" action="/me/totp" {
+                    input type="hidden" name="csrf" value=(actor.csrf_token);
+                    button type="submit" data-confirm=[confirmed.then_some("重新绑定后，原来的身份验证器将不能再用于登录。确定吗？")] {
+                        @if confirmed { "重新绑定" } @else { "绑定身份验证器" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct TotpForm {
+    secret: Option<String>,
+    uri: Option<String>,
+    code: Option<String>,
+}
+
+async fn totp_start(State(state): State<AppState>, req: axum::extract::Request) -> Response {
+    let (actor, _): (MemberActor, TotpForm) = match posted(&state, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    match super::totp::start(&state, &actor).await {
+        Ok(started) => {
+            let extra = Extra {
+                totp_pending: Some((&started.secret, &started.otpauth_uri)),
+                ..Extra::default()
+            };
+            render_me_with(
+                &state,
+                actor,
+                None,
+                &FormErrors::default(),
+                String::new(),
+                StatusCode::OK,
+                &extra,
+            )
+            .await
+        }
+        Err(e) => refusal(e),
+    }
+}
+
+async fn totp_confirm(State(state): State<AppState>, req: axum::extract::Request) -> Response {
+    let (actor, f): (MemberActor, TotpForm) = match posted(&state, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let body = super::totp::TotpConfirm { code: v(&f.code) };
+    match super::totp::confirm(&state, &actor, &body).await {
+        Ok(done) => {
+            let extra = Extra {
+                totp_notice: Some(&done.message),
+                ..Extra::default()
+            };
+            render_me_with(
+                &state,
+                actor,
+                None,
+                &FormErrors::default(),
+                String::new(),
+                StatusCode::OK,
+                &extra,
+            )
+            .await
+        }
+        Err(e) => {
+            // The same secret again (the form carries it back; the stored one is unchanged).
+            let (secret, uri) = (v(&f.secret), v(&f.uri));
+            let extra = Extra {
+                totp_pending: (!secret.is_empty()).then_some((secret.as_str(), uri.as_str())),
+                ..Extra::default()
+            };
+            render_me_with(
+                &state,
+                actor,
+                None,
+                &errors_of(&e),
+                String::new(),
+                e.status,
+                &extra,
+            )
+            .await
+        }
+    }
 }
 
 fn correction_panel(

@@ -35,18 +35,23 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(transfer_request_route))
         .routes(routes!(transfers_route))
         .routes(routes!(super::reminders::send_route))
+        .routes(routes!(super::password::reset_sms_route))
+        .routes(routes!(super::password::reset_route))
+        .routes(routes!(super::password::change_route))
+        .routes(routes!(super::totp::start_route))
+        .routes(routes!(super::totp::confirm_route))
 }
 
-fn client_of(conn: &ConnInfo) -> String {
+pub(crate) fn client_of(conn: &ConnInfo) -> String {
     conn.client_addr.ip().to_string()
 }
 
-fn attempt() -> access::Allowed {
+pub(crate) fn attempt() -> access::Allowed {
     access::self_service(SelfService::Attempt)
 }
 
 /// The ID number of a form: a known citizen number, normalised.
-fn id_number_field(p: &mut Problems, value: &str) -> Option<String> {
+pub(crate) fn id_number_field(p: &mut Problems, value: &str) -> Option<String> {
     match idcard::parse(value, crate::db::today()) {
         Ok(idcard::IdNumber::Known { normalized, .. }) => Some(normalized),
         Ok(idcard::IdNumber::Unknown) => {
@@ -223,7 +228,7 @@ pub async fn register(state: &AppState, client: &str, body: &Register) -> ApiRes
     let already = || {
         ApiError::conflict(
             "already_registered",
-            "该党员已注册个人账号，请直接登录；忘记密码请联系所在党支部",
+            "该党员已注册个人账号，请直接登录；忘记密码可在党员登录页找回",
         )
     };
     if store::has_account(&state.db, &member.id).await? {
@@ -298,7 +303,7 @@ fn bad_credentials(counted: i64, locked: bool) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "bad_credentials", message)
 }
 
-fn locked_error(until: &str) -> Option<ApiError> {
+pub(crate) fn locked_error(until: &str) -> Option<ApiError> {
     let until = chrono::DateTime::parse_from_rfc3339(until).ok()?;
     if until <= chrono::Utc::now() {
         return None;
@@ -314,12 +319,14 @@ fn locked_error(until: &str) -> Option<ApiError> {
     ))
 }
 
-/// One failure of a member account, counted in SQL with its audit record.
-async fn count_failure(
+/// One failure of a member account (sign-in, password reset), counted in SQL towards the
+/// lock with its audit record of `action`.
+pub(crate) async fn count_failure(
     state: &AppState,
     account: &store::AccountRow,
     who: &Who,
     target: &str,
+    action: &str,
     why: &str,
 ) -> ApiResult<(i64, bool)> {
     let mut tx = state.db.begin().await?;
@@ -331,7 +338,7 @@ async fn count_failure(
     audit::append(
         &mut tx,
         who,
-        Event::ok("member.sign_in", target)
+        Event::ok(action, target)
             .outcome(Outcome::Failed)
             .with_detail(detail),
     )
@@ -370,14 +377,7 @@ async fn check_password(
         .await?;
         return Err(bad_credentials(0, false));
     };
-    let who = Who {
-        account_id: Some(account.id.clone()),
-        name: account.name.clone(),
-        role: "member".to_string(),
-        org_id: Some(account.branch_id.clone()),
-        org_code: Some(account.org_code.clone()),
-        ..Who::anonymous(client)
-    };
+    let who = account.who(client);
     if let Some(e) = account.locked_until.as_deref().and_then(locked_error) {
         audit::append_alone(
             &state.db,
@@ -390,8 +390,15 @@ async fn check_password(
         return Err(e);
     }
     if !password::verify_async(password_given, &account.password_hash).await? {
-        let (counted, locked) =
-            count_failure(state, &account, &who, &masked, "bad password").await?;
+        let (counted, locked) = count_failure(
+            state,
+            &account,
+            &who,
+            &masked,
+            "member.sign_in",
+            "bad password",
+        )
+        .await?;
         return Err(bad_credentials(counted, locked));
     }
     Ok((account, who, masked))
@@ -472,6 +479,48 @@ pub async fn sign_in(
             )
             .with_field("code")
         };
+        // A confirmed authenticator's code signs in instead of an SMS code, each step once.
+        let totp_step = match (&account.totp_secret, account.totp_confirmed) {
+            (Some(secret), 1) => crate::account::totp::matching_step(
+                secret,
+                &body.code,
+                chrono::Utc::now().timestamp().max(0) as u64,
+            ),
+            _ => None,
+        };
+        if let Some(step) = totp_step {
+            let allowed = access::self_service(SelfService::MemberSignedIn {
+                member_account_id: &account.id,
+            });
+            let mut tx = state.db.begin().await?;
+            if !store::claim_totp_step(&mut tx, &allowed, &account.id, step as i64, false).await? {
+                drop(tx);
+                let (counted, locked) = count_failure(
+                    state,
+                    &account,
+                    &who,
+                    &masked,
+                    "member.sign_in",
+                    "replayed authenticator code",
+                )
+                .await?;
+                return Err(bad_code(counted, locked));
+            }
+            let (token, csrf) = store::open_session(&mut tx, &allowed, &account, client).await?;
+            audit::append(
+                &mut tx,
+                &who,
+                Event::ok("member.sign_in", &masked).with_detail("authenticator code"),
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(MemberSignedIn {
+                token,
+                csrf_token: csrf,
+                member_id: account.member_id,
+                name: account.name,
+            });
+        }
         let code_id = match store::check_code(
             &state.db,
             &attempt(),
@@ -484,7 +533,8 @@ pub async fn sign_in(
             CodeCheck::Right(id) => id,
             CodeCheck::Wrong | CodeCheck::None => {
                 let (counted, locked) =
-                    count_failure(state, &account, &who, &masked, "bad code").await?;
+                    count_failure(state, &account, &who, &masked, "member.sign_in", "bad code")
+                        .await?;
                 return Err(bad_code(counted, locked));
             }
         };
@@ -494,8 +544,15 @@ pub async fn sign_in(
         let mut tx = state.db.begin().await?;
         if !store::consume_code(&mut tx, &allowed, &code_id).await? {
             drop(tx);
-            let (counted, locked) =
-                count_failure(state, &account, &who, &masked, "replayed code").await?;
+            let (counted, locked) = count_failure(
+                state,
+                &account,
+                &who,
+                &masked,
+                "member.sign_in",
+                "replayed code",
+            )
+            .await?;
             return Err(bad_code(counted, locked));
         }
         let (token, csrf) = store::open_session(&mut tx, &allowed, &account, client).await?;
@@ -661,13 +718,11 @@ pub async fn request_correction(
 ) -> ApiResult<Submitted> {
     let content =
         fields::required_text("content", "更正内容", Some(&body.content), CORRECTION_MAX)?;
-    apply(
-        state,
-        actor,
-        crate::approval::rules::Kind::Correction,
-        content,
-    )
-    .await
+    let data = crate::approval::ApplicationData {
+        reason: content,
+        ..Default::default()
+    };
+    apply(state, actor, crate::approval::rules::Kind::Correction, data).await
 }
 
 /// 网上转接申请: the member asks the branch for an outbound transfer; an application in the
@@ -694,11 +749,17 @@ pub async fn request_transfer(
     let (Some(destination), Some(reason)) = (destination, reason) else {
         return Err(fields::unset());
     };
+    let data = crate::approval::ApplicationData {
+        reason: format!("转往：{destination}；原因：{reason}"),
+        transfer_to: Some(destination),
+        transfer_reason: Some(reason),
+        ..Default::default()
+    };
     apply(
         state,
         actor,
         crate::approval::rules::Kind::TransferRequest,
-        format!("转往：{destination}；原因：{reason}"),
+        data,
     )
     .await
 }
@@ -708,9 +769,9 @@ async fn apply(
     state: &AppState,
     actor: &MemberActor,
     kind: crate::approval::rules::Kind,
-    content: String,
+    data: crate::approval::ApplicationData,
 ) -> ApiResult<Submitted> {
-    use crate::approval::{rules as approval_rules, store as approval_store, ApplicationData};
+    use crate::approval::{rules as approval_rules, store as approval_store};
     let allowed = access::own_record(actor, &actor.member_id)?;
     let (member, branch_name) = crate::member::routes::load(&state.db, &actor.member_id).await?;
     let chain = approval_store::chain(state.db.read(), &member.org_code).await?;
@@ -719,10 +780,6 @@ async fn apply(
         .ok_or_else(|| {
             ApiError::conflict("no_approver", "没有可以审批的党组织，请联系所在党支部")
         })?;
-    let data = ApplicationData {
-        reason: content,
-        ..ApplicationData::default()
-    };
     let applicant = approval_store::Applicant {
         account_id: actor.member_account_id.clone(),
         name: actor.name.clone(),

@@ -23,6 +23,8 @@ pub enum Purpose {
     Register,
     /// 党员登录: bound to the member account.
     SignIn,
+    /// 忘记密码: bound to the member account.
+    Reset,
 }
 
 impl Purpose {
@@ -30,6 +32,7 @@ impl Purpose {
         match self {
             Purpose::Register => "register",
             Purpose::SignIn => "sign_in",
+            Purpose::Reset => "password_reset",
         }
     }
 }
@@ -258,6 +261,53 @@ pub struct AccountRow {
     pub registered_phone: Option<String>,
     pub branch_id: String,
     pub org_code: String,
+    /// The authenticator's secret (opened), once enrolment started.
+    pub totp_secret: Option<String>,
+    /// 1 once the authenticator is confirmed: its codes sign in instead of SMS codes.
+    pub totp_confirmed: i64,
+    /// The last TOTP step used (no code signs in twice).
+    pub last_totp_step: i64,
+}
+
+impl AccountRow {
+    /// The account as the audit log names its actor.
+    pub fn who(&self, client: &str) -> crate::audit::Who {
+        crate::audit::Who {
+            account_id: Some(self.id.clone()),
+            name: self.name.clone(),
+            role: "member".to_string(),
+            org_id: Some(self.branch_id.clone()),
+            org_code: Some(self.org_code.clone()),
+            ..crate::audit::Who::anonymous(client)
+        }
+    }
+}
+
+/// Sets a member account's password (failures and lock cleared) and ends its sessions but
+/// `keep` (the session that changed it); returns the sessions ended.
+pub async fn set_password(
+    tx: &mut Tx,
+    _allowed: &Allowed,
+    account_id: &str,
+    password_hash: &str,
+    keep: Option<&str>,
+) -> Result<u64, sqlx::Error> {
+    sqlx::query(
+        "UPDATE member_accounts SET password_hash = $1, failed_attempts = 0, locked_until = NULL \
+         WHERE id = $2",
+    )
+    .bind(password_hash)
+    .bind(account_id)
+    .execute(&mut **tx)
+    .await?;
+    let r = sqlx::query(
+        "DELETE FROM member_sessions WHERE member_account_id = $1 AND token_hash <> $2",
+    )
+    .bind(account_id)
+    .bind(keep.unwrap_or(""))
+    .execute(&mut **tx)
+    .await?;
+    Ok(r.rows_affected())
 }
 
 /// The live account of the living member with this ID number.
@@ -267,7 +317,8 @@ pub async fn account_by_id_number(
 ) -> Result<Option<AccountRow>, sqlx::Error> {
     let row: Option<AccountRow> = sqlx::query_as(
         "SELECT a.id, a.member_id, m.name, a.password_hash, a.locked_until, m.registered_phone, \
-         m.branch_id, m.org_code FROM member_accounts a JOIN members m ON m.id = a.member_id \
+         m.branch_id, m.org_code, a.totp_secret, a.totp_confirmed, a.last_totp_step \
+         FROM member_accounts a JOIN members m ON m.id = a.member_id \
          WHERE a.id_number_idx = $1 AND a.status = 'active' AND m.status = 'normal'",
     )
     .bind(id_number_index(id_number))
@@ -279,6 +330,9 @@ pub async fn account_by_id_number(
             r.registered_phone.as_deref(),
         )
         .map_err(|e| sqlx::Error::Protocol(format!("open phone: {e}")))?;
+        r.totp_secret =
+            crypto::open_opt(Column::MemberAccountsTotpSecret, r.totp_secret.as_deref())
+                .map_err(|e| sqlx::Error::Protocol(format!("open TOTP secret: {e}")))?;
         Ok(r)
     })
     .transpose()
@@ -365,4 +419,60 @@ pub async fn disable_for_member(
     .execute(&mut **tx)
     .await?;
     Ok(r.rows_affected())
+}
+
+/// Starts the enrolment of an authenticator: the new secret (sealed) replaces any earlier
+/// one, unconfirmed, so that SMS codes sign in until it is confirmed.
+pub async fn start_totp(
+    tx: &mut Tx,
+    _allowed: &Allowed,
+    account_id: &str,
+    secret: &str,
+) -> Result<(), sqlx::Error> {
+    let sealed = crypto::seal(Column::MemberAccountsTotpSecret, secret);
+    sqlx::query(
+        "UPDATE member_accounts SET totp_secret = $1, totp_confirmed = 0, last_totp_step = 0 \
+         WHERE id = $2",
+    )
+    .bind(sealed)
+    .bind(account_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The authenticator secret of an account and whether it is confirmed.
+pub async fn totp_of(db: &Db, account_id: &str) -> Result<(Option<String>, bool), sqlx::Error> {
+    let row: Option<(Option<String>, i64)> =
+        sqlx::query_as("SELECT totp_secret, totp_confirmed FROM member_accounts WHERE id = $1")
+            .bind(account_id)
+            .fetch_optional(db.primary())
+            .await?;
+    let (secret, confirmed) = row.unwrap_or((None, 0));
+    let secret = crypto::open_opt(Column::MemberAccountsTotpSecret, secret.as_deref())
+        .map_err(|e| sqlx::Error::Protocol(format!("open TOTP secret: {e}")))?;
+    Ok((secret, confirmed == 1))
+}
+
+/// Claims TOTP step `step` of an account: the conditional UPDATE that lets each step sign in
+/// (or confirm the enrolment, `confirm`) once, of concurrent uses exactly one.
+pub async fn claim_totp_step(
+    tx: &mut Tx,
+    _allowed: &Allowed,
+    account_id: &str,
+    step: i64,
+    confirm: bool,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE member_accounts SET last_totp_step = $1, \
+         totp_confirmed = CASE WHEN $2 = 1 THEN 1 ELSE totp_confirmed END \
+         WHERE id = $3 AND last_totp_step < $1 AND totp_secret IS NOT NULL \
+         AND (totp_confirmed = 1 OR $2 = 1)",
+    )
+    .bind(step)
+    .bind(i64::from(confirm))
+    .bind(account_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(r.rows_affected() == 1)
 }

@@ -2,9 +2,9 @@
 //! 注册统计 / 党员增减, the totals table, SVG charts, the child organisations with drill-down
 //! links and the Excel export; `to_xlsx` writes the export.
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -14,13 +14,78 @@ use crate::access::Actor;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::web::units::enc;
-use crate::web::{or_error, page, PageActor, PageRouter};
+use crate::web::{csrf_field, or_error, page, CsrfForm, PageActor, PageRouter};
 
 pub fn pages() -> PageRouter {
     PageRouter::new()
         .route("/stats", get(stats_page))
         .route("/stats/unregistered", get(unregistered_page))
         .route("/stats/registration/print", get(registration_print))
+        .route("/orgs/{id}/registration-reminders", post(send_reminders))
+}
+
+/// The button 发送注册提醒 of a branch, for the admins whose scope lets them send its
+/// reminders (the API's access rule); nothing for other organisations.
+fn reminder_button(actor: &Actor, org: &crate::org::OrgRow) -> Markup {
+    let branch = org.category().is_some_and(|c| c.is_branch());
+    if !branch || crate::access::registration_reminders(actor, &org.code).is_err() {
+        return html! {};
+    }
+    html! {
+        form.inline #reminder-form method="post"
+            action={"/orgs/" (enc(&org.id)) "/registration-reminders"} {
+            (csrf_field(actor))
+            button type="submit" title="每名党员每周最多提醒一次"
+                data-confirm="确定向本支部未注册的党员发送注册提醒短信吗？每名党员每周最多提醒一次。" { "发送注册提醒" }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+/// 发送注册提醒 from the registration statistics: the API's reminders, the result in words.
+async fn send_reminders(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    f: CsrfForm<Empty>,
+) -> Response {
+    let actor = f.actor;
+    let r = async {
+        let done = crate::personal::reminders::send(&state, &actor, &id).await?;
+        let org = crate::org::routes::load(&state.db, &id).await?;
+        let title = "注册提醒";
+        Ok(page(
+            &actor,
+            title,
+            &[
+                (tab_link(&org.id, "registration"), "注册统计".to_string()),
+                (String::new(), title.to_string()),
+            ],
+            Some(&org.id),
+            html! {
+                div.panel #reminder-result {
+                    h2 { (org.name) " 注册提醒" }
+                    div.alert.alert-info role="status" { (done.message) }
+                    table.info #reminder-counts {
+                        tr { th { "未注册党员" } td { (done.unregistered) " 人" } }
+                        tr { th { "本次已发送提醒短信" } td #reminder-sent { (done.sent) " 人" } }
+                        tr { th { "本周已提醒过（7天内不重复发送）" } td #reminder-recent { (done.skipped_recent) " 人" } }
+                        tr { th { "没有可接收短信的手机号" } td #reminder-unreachable { (done.unreachable) " 人" } }
+                    }
+                    @if done.unreachable > 0 {
+                        p.muted { "没有手机号的党员请由党支部当面通知，或在党员信息中补充登记手机号。" }
+                    }
+                    p {
+                        a.button href=(tab_link(&org.id, "registration")) { "返回注册统计" } " "
+                        a.button href={"/stats/unregistered?org_id=" (enc(&org.id))} { "未注册名单" }
+                    }
+                }
+            },
+        ))
+    }
+    .await;
+    or_error(&actor, r)
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -215,6 +280,7 @@ async fn registration_body(
     org_id: &str,
 ) -> Result<Markup, ApiError> {
     let r = api::registration(&state.db, actor, Some(org_id)).await?;
+    let org = crate::org::routes::load(&state.db, org_id).await?;
     Ok(html! {
         p #registration-total {
             "党员总数：" strong { (r.members) } " 人，已注册：" strong { (r.registered) } " 人（注册率 "
@@ -230,6 +296,8 @@ async fn registration_body(
                 target="_blank" rel="noopener" { "打印注册情况表" }
             " "
             a.button #registration-unregistered href={"/stats/unregistered?org_id=" (enc(&r.org_id))} { "未注册名单" }
+            " "
+            (reminder_button(actor, &org))
         }
         table.list #registration-children {
             thead { tr { th { "党组织名称" } th.num { "党员数" } th.num { "已注册" } th.num { "注册率" } th.num { "未注册" } } }
@@ -295,7 +363,7 @@ async fn unregistered_page(
             div.panel {
                 h2 { (org.name) " 未注册党员名单" }
                 p #unregistered-total { "共 " strong { (list.total) } " 名党员尚未注册个人账号。" }
-                p { a href=(tab_link(&org.id, "registration")) { "返回注册统计" } }
+                p { a href=(tab_link(&org.id, "registration")) { "返回注册统计" } " " (reminder_button(&actor, &org)) }
                 table.list #unregistered-list {
                     thead { tr { th { "姓名" } th { "公民身份证号" } th { "所在党支部" } th { "人员类别" } th { "工作岗位" } } }
                     tbody {

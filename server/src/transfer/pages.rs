@@ -96,6 +96,8 @@ pub struct OutboundForm {
     pub contacts: ContactFields,
     /// `search`: look the destination up; otherwise send.
     pub action: Option<String>,
+    /// The approved 网上转接申请 the form was filled from, if any.
+    pub request: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -294,9 +296,16 @@ async fn outbound_page(
                 h2 { "党员转出申请（填写介绍信）" }
                 p.muted { "发送后按转接路径逐级审批：转出方各级党组织同意后开具介绍信，接收党支部接收后组织关系转入。" }
                 (member_summary(&m))
+                @if let Some(r) = form.request.as_deref().filter(|r| !r.is_empty()) {
+                    div.alert.alert-info #from-request role="status" {
+                        "已按党员本人的" a href={"/applications/" (r)} { "网上转接申请" }
+                        "填写转往单位和转出原因，请核对转出类型、接收党支部等各项后发送。"
+                    }
+                }
                 (errors.banner())
                 form #transfer-form.form method="post" action={"/members/" (m.id) "/transfer"} {
                     (csrf_field(actor))
+                    @if let Some(r) = &form.request { input type="hidden" name="request" value=(r); }
                     div.field {
                         label for="from-name" { "转出单位" }
                         input #from-name type="text" value=(m.branch_name) disabled;
@@ -325,11 +334,63 @@ async fn outbound_page(
     ))
 }
 
+#[derive(Debug, Default, Deserialize)]
+pub struct OutboundQuery {
+    /// An approved 网上转接申请 of the member to fill the form from.
+    pub request: Option<String>,
+}
+
+/// The form filled from the approved 网上转接申请 `request_id` of member `id`.
+async fn outbound_from_request(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+    request_id: &str,
+) -> Result<Response, ApiError> {
+    let d = ops::draft_from_request(state, actor, request_id).await?;
+    if d.member_id != id {
+        return Err(ApiError::conflict(
+            "other_member",
+            "该网上转接申请不是此党员的申请",
+        ));
+    }
+    let form = OutboundForm {
+        kind: Some(d.kind.clone()),
+        to_q: Some(d.destination.clone()),
+        to_org_id: d.to_org_id.clone(),
+        to_text: d.to_text.clone(),
+        reason: Some(d.reason.clone()),
+        date: Some(d.date.clone()),
+        contacts: ContactFields::of(&d.contacts),
+        request: Some(d.request_id.clone()),
+        ..OutboundForm::default()
+    };
+    // The candidates of the destination's name, the likeliest chosen: the admin confirms one.
+    let searched = !d.candidates.is_empty();
+    let found = d.candidates;
+    outbound_page(
+        state,
+        actor,
+        id,
+        &form,
+        found,
+        searched,
+        &FormErrors::default(),
+        StatusCode::OK,
+    )
+    .await
+}
+
 async fn outbound_form(
     State(state): State<AppState>,
     PageActor(actor): PageActor,
     Path(id): Path<String>,
+    Query(q): Query<OutboundQuery>,
 ) -> Response {
+    if let Some(request) = q.request.as_deref().filter(|r| !r.is_empty()) {
+        let r = outbound_from_request(&state, &actor, &id, request).await;
+        return or_error(&actor, r);
+    }
     let r = async {
         let contacts = ops::prefill(
             &state,

@@ -28,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_transfer))
         .routes(routes!(create_inbound))
         .routes(routes!(transfer_contacts))
+        .routes(routes!(transfer_draft_route))
         .routes(routes!(get_transfer))
         .routes(routes!(decide_transfer))
         .routes(routes!(receive_transfer))
@@ -917,6 +918,160 @@ async fn transfer_contacts(
     ApiQuery(q): ApiQuery<ContactsQuery>,
 ) -> ApiResult<Json<Contacts>> {
     Ok(Json(prefill(&state, &actor, &q).await?))
+}
+
+/// A transfer form prefilled from an approved 网上转接申请: the member, the destination as
+/// the member wrote it (the branch of that name when exactly one is found, otherwise the
+/// candidates, or the text for a destination outside the platform) and the reason. The admin
+/// still checks and submits it (`POST /api/v1/transfers`), where every transfer rule applies.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct TransferDraft {
+    /// The approved 网上转接申请.
+    pub request_id: String,
+    pub member_id: String,
+    pub member_name: String,
+    /// The transfer type suggested (`county` for a branch found in the platform,
+    /// `out_of_province` otherwise); the admin confirms it.
+    pub kind: String,
+    /// The branch of the destination's name, when exactly one was found.
+    pub to_org_id: Option<String>,
+    /// The destination as text, when no branch of that name was found.
+    pub to_text: Option<String>,
+    /// 转往何处, as the member wrote it.
+    pub destination: String,
+    /// Branches whose names contain the destination (at most 30).
+    pub candidates: Vec<store::Destination>,
+    /// 转出原因, as the member wrote it.
+    pub reason: String,
+    /// 转出日期 (today)
+    pub date: String,
+    pub contacts: Contacts,
+}
+
+/// Where to and why, from an application's data (older requests carry them only in the text
+/// 转往：…；原因：…).
+fn wish(data: &crate::approval::ApplicationData) -> (String, String) {
+    if let (Some(to), Some(why)) = (&data.transfer_to, &data.transfer_reason) {
+        return (to.clone(), why.clone());
+    }
+    let text = data.reason.trim();
+    match text
+        .strip_prefix("转往：")
+        .and_then(|rest| rest.split_once("；原因："))
+    {
+        Some((to, why)) => (to.trim().to_string(), why.trim().to_string()),
+        None => (String::new(), text.to_string()),
+    }
+}
+
+/// The transfer form of the approved 网上转接申请 `request_id`, for an admin who may both read
+/// the application and act on the member.
+pub async fn draft_from_request(
+    state: &AppState,
+    actor: &Actor,
+    request_id: &str,
+) -> ApiResult<TransferDraft> {
+    use crate::approval::rules::{Kind as AppKind, State as AppState_};
+    access::business_read(actor)?;
+    let row = crate::approval::routes::readable(&state.db, actor, request_id).await?;
+    if row.kind() != AppKind::TransferRequest {
+        return Err(ApiError::conflict(
+            "not_a_transfer_request",
+            "该申请不是网上转接申请，不能据此发起转出",
+        ));
+    }
+    if row.state() != AppState_::Approved {
+        return Err(ApiError::conflict(
+            "not_approved",
+            "网上转接申请审批通过后才能发起转出",
+        ));
+    }
+    let member_id = row
+        .member_id
+        .clone()
+        .ok_or_else(|| ApiError::not_found("党员"))?;
+    let (member, _) = crate::member::routes::load(&state.db, &member_id).await?;
+    access::member(actor, &member.org_code)?;
+    let (destination, reason) = wish(&row.data()?);
+    let candidates = if destination.is_empty() {
+        Vec::new()
+    } else {
+        store::destinations(&state.db, &destination, None, 30)
+            .await?
+            .into_iter()
+            .filter(|d| d.id != member.branch_id)
+            .collect()
+    };
+    // The branch of exactly that name (or, failing one, any candidate) nearest to the member
+    // in the tree, when no other is as near: 第二党支部 is most likely the member's own
+    // committee's.
+    let exact: Vec<&store::Destination> = candidates
+        .iter()
+        .filter(|d| d.name == destination)
+        .collect();
+    let pool: Vec<&store::Destination> = if exact.is_empty() {
+        candidates.iter().collect()
+    } else {
+        exact
+    };
+    let mut nearest: Vec<(usize, String)> = Vec::new();
+    for d in pool {
+        if let Some(o) = crate::org::store::get(state.db.read(), &d.id).await? {
+            let shared = o
+                .code
+                .chars()
+                .zip(member.org_code.chars())
+                .take_while(|(a, b)| a == b)
+                .count();
+            nearest.push((shared, d.id.clone()));
+        }
+    }
+    nearest.sort_by_key(|n| std::cmp::Reverse(n.0));
+    let to_org_id = match nearest.as_slice() {
+        [(_, one)] => Some(one.clone()),
+        [(a, one), (b, _), ..] if a > b => Some(one.clone()),
+        _ => None,
+    };
+    let to_text = (candidates.is_empty() && !destination.is_empty()).then(|| destination.clone());
+    let kind = if to_text.is_some() {
+        Kind::OutOfProvince
+    } else {
+        Kind::County
+    };
+    let contacts = prefill(
+        state,
+        actor,
+        &ContactsQuery {
+            member_id: Some(member.id.clone()),
+            to_org_id: to_org_id.clone(),
+        },
+    )
+    .await?;
+    Ok(TransferDraft {
+        request_id: row.id.clone(),
+        member_id: member.id.clone(),
+        member_name: member.name.clone(),
+        kind: kind.as_str().to_string(),
+        to_org_id,
+        to_text,
+        destination,
+        candidates,
+        reason,
+        date: today().to_string(),
+        contacts,
+    })
+}
+
+/// `GET /applications/{id}/transfer-draft`: the transfer form of an approved 网上转接申请.
+#[utoipa::path(get, path = "/api/v1/applications/{id}/transfer-draft", params(("id" = String, Path)),
+    responses((status = 200, body = TransferDraft), (status = 403, body = crate::error::ErrorBody),
+              (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+async fn transfer_draft_route(
+    AxState(state): AxState<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TransferDraft>> {
+    Ok(Json(draft_from_request(&state, &actor, &id).await?))
 }
 
 /// `GET /transfers/{id}`: one transfer with its path and trail.
