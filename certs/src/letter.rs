@@ -368,11 +368,23 @@ mod tests {
         let ca = crate::Ca::init(&dir, "test CA", "https://localhost/crl", None).unwrap();
         let issued = ca.issue_letter_signer(30).unwrap();
         let key = issued.key_pem.clone().unwrap();
-        let text = canonical(&header(), &fields()).unwrap();
+        // Issued today (Beijing time), within the signer certificate just made: a fixed date
+        // would fall outside it on any other day.
+        let today = (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive();
+        let (issue_date, valid_until) = (
+            today.to_string(),
+            (today + chrono::Days::new(45)).to_string(),
+        );
+        let h = Header {
+            issue_date: &issue_date,
+            valid_until: &valid_until,
+            ..header()
+        };
+        let text = canonical(&h, &fields()).unwrap();
         let sig = sign(&key, text.as_bytes()).unwrap();
         let doc = json!({
-            "number": "202611000000000123", "issue_date": "2026-11-26",
-            "valid_until": "2027-01-10", "validity_days": 45, "fields": fields(),
+            "number": "202611000000000123", "issue_date": issue_date,
+            "valid_until": valid_until, "validity_days": 45, "fields": fields(),
             "canonical": text, "signature": B64.encode(&sig),
             "signer_certificate": issued.cert_pem, "verify_url": "https://x/"
         });
@@ -385,7 +397,7 @@ mod tests {
         altered["canonical"] = json!(rebuild(&altered).unwrap());
         assert!(verify_document(&altered, &ca.cert_der()).is_err());
         let mut altered = doc.clone();
-        altered["valid_until"] = json!("2027-01-11");
+        altered["valid_until"] = json!((today + chrono::Days::new(46)).to_string());
         assert!(verify_document(&altered, &ca.cert_der()).is_err());
         // A certificate of the same CA that is no letter signer cannot sign letters.
         let server = ca.issue_server(&["localhost".to_string()], 30).unwrap();
