@@ -801,13 +801,19 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         };
         let started = std::time::Instant::now();
         let init = init(&init_args).await?;
-        let mut accounts =
-            crate::demo::generate(&init.db, &init.root_id, &init.root_code, args.members).await?;
+        let mut accounts = crate::demo::generate(
+            &init.db,
+            &init.root_id,
+            &init.root_code,
+            args.members,
+            args.realname == "local",
+        )
+        .await?;
         crate::demo::issue_cards(&init.db, data, &cards_dir(data), &mut accounts).await?;
         // Real-name verification against the local registry: every member and some people
         // who are not members yet (demo-realname.json), so that a tour can add one.
         let extras = if args.realname == "local" {
-            let extras = crate::realname::local::seed_demo(&init.db).await?;
+            let extras = crate::realname::local::demo_extras();
             let mut file = ConfigFile::load(data)?;
             file.realname = crate::realname::RealNameConfig::Local;
             file.save(data)?;

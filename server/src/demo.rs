@@ -1185,13 +1185,14 @@ async fn insert_members(
 ) -> anyhow::Result<Vec<crate::member::bulk::NewMember>> {
     use crate::member::bulk::NewMember;
     use crate::member::rules::ValidMember;
+    let mut ids = ascending_ids();
     let members: Vec<NewMember> = rows
         .iter()
         .map(|row| {
             let p = &row.person;
             let b = &branches[row.branch];
             NewMember {
-                id: new_id(),
+                id: ids(),
                 branch_id: b.id.clone(),
                 branch_code: b.code.clone(),
                 member: ValidMember {
@@ -1228,6 +1229,19 @@ async fn insert_members(
         .collect();
     crate::member::bulk::insert(tx, engine, now, &members, &crate::access::platform()).await?;
     Ok(members)
+}
+
+/// Identifiers for the rows of a bulk load: opaque 32 hexadecimal digits like [`new_id`]'s,
+/// a random half and a counting half, so that each new row lands at the end of its table's
+/// primary-key index instead of at a random place in it (a million random keys cost the
+/// single SQLite writer, and PostgreSQL's backend, a page search and often a split each).
+fn ascending_ids() -> impl FnMut() -> String {
+    let prefix: u64 = rand::random();
+    let mut n: u64 = 0;
+    move || {
+        n += 1;
+        format!("{prefix:016x}{n:016x}")
+    }
 }
 
 /// Counts `members` into the statistics tally (their triggers were dropped for the load).
@@ -1272,6 +1286,7 @@ pub async fn generate(
     root_id: &str,
     root_code: &str,
     members: usize,
+    realname: bool,
 ) -> anyhow::Result<Vec<DemoAccount>> {
     let today = crate::db::today();
     let mut g = Gen {
@@ -1283,6 +1298,7 @@ pub async fn generate(
     };
     let mut tx = db.begin().await?;
     crate::db::widen_cache(&mut tx, db.engine).await?;
+    crate::db::keep_dirty_pages(&mut tx, db.engine).await?;
 
     let root_row = crate::org::store::get(&mut *tx, root_id)
         .await?
@@ -1353,13 +1369,16 @@ pub async fn generate(
     let empty = present == 0;
     // Likewise the statistics tally: recounted once by a GROUP BY instead of seven upserts per
     // row through its triggers.
-    let (indexes, triggers) = if empty {
+    // And its foreign key (PostgreSQL checks it row by row, locking the parent each time):
+    // added back, and so checked for every row at once, before the commit.
+    let (indexes, triggers, foreign_keys) = if empty {
         (
             crate::db::drop_indexes(&mut tx, db.engine, "members").await?,
             crate::db::drop_triggers(&mut tx, db.engine, "members", "member_tally").await?,
+            crate::db::drop_foreign_keys(&mut tx, db.engine, "members").await?,
         )
     } else {
-        (Vec::new(), Vec::new())
+        (Vec::new(), Vec::new(), Vec::new())
     };
     tracing::info!(
         seconds = phase.elapsed().as_secs_f64(),
@@ -1371,8 +1390,26 @@ pub async fn generate(
         seconds = phase.elapsed().as_secs_f64(),
         "demo: members inserted"
     );
+    // The real-name registry holds every member and some people who are not members yet
+    // (`demo_extras`, so that a tour can enter one): sealed on another core while the
+    // database builds the indexes.
+    let registry = realname.then(|| {
+        let mut people: Vec<(String, String)> = rows
+            .iter()
+            .map(|r| (r.person.id_number.clone(), r.person.name.clone()))
+            .collect();
+        people.extend(crate::realname::local::demo_extras());
+        tokio::task::spawn_blocking(move || {
+            let n = people.len();
+            (
+                crate::realname::local::seal_entries(&people, ascending_ids()),
+                n,
+            )
+        })
+    });
     let phase = std::time::Instant::now();
-    crate::db::restore_indexes(&mut tx, &indexes).await?;
+    crate::db::build_indexes(&mut tx, db.engine, &indexes).await?;
+    crate::db::restore_indexes(&mut tx, &foreign_keys).await?;
     tracing::info!(
         seconds = phase.elapsed().as_secs_f64(),
         "demo: indexes built"
@@ -1388,6 +1425,23 @@ pub async fn generate(
         seconds = phase.elapsed().as_secs_f64(),
         "demo: tally counted"
     );
+    if let Some(sealing) = registry {
+        let phase = std::time::Instant::now();
+        let (entries, n) = sealing.await?;
+        let allowed = crate::access::platform();
+        crate::realname::local::insert_entries(&mut tx, &allowed, &entries, "demo").await?;
+        crate::audit::append(
+            &mut tx,
+            &crate::audit::Who::system(),
+            crate::audit::Event::ok("realname.import", "demo")
+                .with_detail(format!("演示数据：{n} 人")),
+        )
+        .await?;
+        tracing::info!(
+            seconds = phase.elapsed().as_secs_f64(),
+            "demo: real-name registry written"
+        );
+    }
 
     // The tier-3 scope: a branch directly below the tier-2 committee that holds members.
     let mut counts = vec![0usize; tree.branches.len()];

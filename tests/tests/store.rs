@@ -45,6 +45,7 @@ on_both_engines!(
     realname_registry_imports_a_csv_and_answers_checks,
     attachments_are_stored_linked_and_replaced,
     history_keeps_every_column_and_recovery_restores_it,
+    bulk_insert_stores_what_a_single_write_stores,
 );
 
 async fn open(t: &TestDb) -> Db {
@@ -713,7 +714,7 @@ async fn demo_province_is_consistent(t: TestDb) {
     .await
     .unwrap();
     tx.commit().await.unwrap();
-    let accounts = dangjian_server::demo::generate(&db, &root, "037", 2000)
+    let accounts = dangjian_server::demo::generate(&db, &root, "037", 2000, false)
         .await
         .unwrap();
     // Security, auditor, tiers 1 and 2, tier 3 on a branch and tier 3 on a general branch, a
@@ -931,11 +932,8 @@ async fn encrypted_province(
     .await
     .unwrap();
     tx.commit().await.unwrap();
-    dangjian_server::demo::generate(db, &root, "037", members)
-        .await
-        .unwrap();
-    // The real-name registry (sealed ID numbers) as the demo seeds it.
-    dangjian_server::realname::local::seed_demo(db)
+    // With the real-name registry (sealed ID numbers) the demo seeds.
+    dangjian_server::demo::generate(db, &root, "037", members, true)
         .await
         .unwrap();
     let (admin, officer) = accounts_and_admin(db, &root).await;
@@ -1754,7 +1752,7 @@ async fn history_keeps_every_column_and_recovery_restores_it(t: TestDb) {
     .await
     .unwrap();
     tx.commit().await.unwrap();
-    dangjian_server::demo::generate(&db, &root, "037", 200)
+    dangjian_server::demo::generate(&db, &root, "037", 200, false)
         .await
         .unwrap();
     let member: String = sqlx::query_scalar("SELECT id FROM members ORDER BY id LIMIT 1")
@@ -1840,4 +1838,131 @@ async fn history_keeps_every_column_and_recovery_restores_it(t: TestDb) {
     let mut tx = db.begin().await.unwrap();
     let again = history::recover(&mut tx, &row, "再次", &access::platform()).await;
     assert_eq!(again.unwrap_err().status.as_u16(), 409);
+}
+
+/// `member::bulk::insert` (the demo and the summary-sheet import) passes its rows as arrays on
+/// PostgreSQL and as bound values on SQLite: every column, NULLs, and text with the characters
+/// an array literal escapes arrive as given, sealed and indexed as a single write seals them.
+async fn bulk_insert_stores_what_a_single_write_stores(t: TestDb) {
+    use dangjian_server::member::bulk::{insert, NewMember};
+    use dangjian_server::member::rules::ValidMember;
+    use dangjian_server::member::sort_keys::Derived;
+    let db = open(&t).await;
+    let root = new_id();
+    let mut tx = db.begin().await.unwrap();
+    orgs::insert(
+        &mut tx,
+        &dangjian_server::access::platform(),
+        &root,
+        "037",
+        None,
+        &new_org("中共泉山省委员会", "1"),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    dangjian_server::demo::generate(&db, &root, "037", 0, false)
+        .await
+        .unwrap();
+    let (branch_id, branch_code): (String, String) =
+        sqlx::query_as("SELECT id, code FROM orgs WHERE category = '631' ORDER BY code LIMIT 1")
+            .fetch_one(db.read())
+            .await
+            .unwrap();
+    let date = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap();
+    let awkward = r#"泉城路"1"号, {东}\楼 NULL"#;
+    let member = |n: u32, registered: Option<&str>, floating_to: Option<&str>| NewMember {
+        id: new_id(),
+        branch_id: branch_id.clone(),
+        branch_code: branch_code.clone(),
+        member: ValidMember {
+            name: if n == 0 { "张\"三" } else { "NULL" }.to_string(),
+            id_number: dangjian_tests::synthetic_id_number(900 + n),
+            sex: "male".to_string(),
+            ethnicity: "01".to_string(),
+            birth_date: date(1980, 2, 1),
+            education: "21".to_string(),
+            category: "full".to_string(),
+            joined_on: date(2001, 7, 1),
+            full_on: (n == 0).then(|| date(2002, 7, 1)),
+            job: "01".to_string(),
+            phone: format!("1390000{n:04}"),
+            address: awkward.to_string(),
+            status: "normal".to_string(),
+            lost_contact: n == 1,
+            lost_contact_on: (n == 1).then(|| date(2020, 1, 1)),
+            floating: floating_to.is_some(),
+            floating_to: floating_to.map(str::to_string),
+            registered_phone: registered.map(str::to_string),
+            origin: String::new(),
+            title: "{}".to_string(),
+            new_social_stratum: String::new(),
+            completeness: 3,
+        },
+    };
+    let rows = vec![
+        member(0, Some("13800001111"), Some("上海,浦东")),
+        member(1, None, None),
+    ];
+    let mut tx = db.begin().await.unwrap();
+    insert(
+        &mut tx,
+        db.engine,
+        "2026-11-26T00:00:00Z",
+        &rows,
+        &dangjian_server::access::platform(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let keys = crypto::keys();
+    for row in &rows {
+        let stored: (String, String, String, String, Option<String>, Option<String>, i64, Option<String>, Option<String>, Option<String>, String, String, Option<String>, String) = sqlx::query_as(
+            "SELECT name, address, id_number, phone, registered_phone, full_on, lost_contact, \
+             lost_contact_on, floating_to, id_number_idx, sort_pinyin, title, id_suffix_idx, id_region \
+             FROM members WHERE id = $1",
+        )
+        .bind(&row.id)
+        .fetch_one(db.read())
+        .await
+        .unwrap();
+        let v = &row.member;
+        let derived = Derived::of(&keys, &v.name, &v.id_number);
+        assert_eq!(stored.0, v.name);
+        assert_eq!(stored.1, awkward);
+        assert_eq!(
+            crypto::open(Column::MembersIdNumber, &stored.2).unwrap(),
+            v.id_number
+        );
+        assert_eq!(
+            crypto::open(Column::MembersPhone, &stored.3).unwrap(),
+            v.phone
+        );
+        assert_eq!(
+            stored
+                .4
+                .map(|r| crypto::open(Column::MembersRegisteredPhone, &r).unwrap()),
+            v.registered_phone
+        );
+        assert_eq!(stored.5, v.full_on.map(|d| d.to_string()));
+        assert_eq!(stored.6, i64::from(v.lost_contact));
+        assert_eq!(stored.7, v.lost_contact_on.map(|d| d.to_string()));
+        assert_eq!(stored.8, v.floating_to);
+        assert_eq!(
+            stored.9,
+            keys.id_number_index(Column::MembersIdNumber, &v.id_number)
+        );
+        assert_eq!(stored.10, derived.sort_pinyin);
+        assert_eq!(stored.11, "{}");
+        assert_eq!(stored.12, derived.id_suffix_idx);
+        assert_eq!(stored.13, derived.id_region);
+    }
+    // The statistics tally counted them (the load went through the triggers).
+    let counted: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(CAST(SUM(n) AS BIGINT), 0) FROM member_tally WHERE dim = 'sex'",
+    )
+    .fetch_one(db.read())
+    .await
+    .unwrap();
+    assert_eq!(counted, 2);
 }

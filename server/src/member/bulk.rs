@@ -7,7 +7,7 @@ use super::rules::ValidMember;
 use super::sort_keys::Derived;
 use crate::access::Allowed;
 use crate::crypto::Column;
-use crate::db::{flag, Engine, Tx};
+use crate::db::{flag, ArrayLiteral, Engine, Tx};
 
 /// A validated member ready to be inserted into a branch.
 #[derive(Debug, Clone)]
@@ -77,21 +77,157 @@ struct Clear {
 }
 
 fn seal(keys: &crate::crypto::Keys, c: &Clear) -> Sealed {
+    seal_parts(
+        keys,
+        &c.name,
+        &c.id_number,
+        &c.phone,
+        c.registered_phone.as_deref(),
+    )
+}
+
+fn seal_parts(
+    keys: &crate::crypto::Keys,
+    name: &str,
+    id_number: &str,
+    phone: &str,
+    registered_phone: Option<&str>,
+) -> Sealed {
     Sealed {
-        id_number: keys.seal(Column::MembersIdNumber, &c.id_number),
-        phone: keys.seal(Column::MembersPhone, &c.phone),
-        registered_phone: c
-            .registered_phone
-            .as_deref()
-            .map(|r| keys.seal(Column::MembersRegisteredPhone, r)),
-        id_number_idx: keys.id_number_index(Column::MembersIdNumber, &c.id_number),
-        registered_phone_idx: c
-            .registered_phone
-            .as_deref()
+        id_number: keys.seal(Column::MembersIdNumber, id_number),
+        phone: keys.seal(Column::MembersPhone, phone),
+        registered_phone: registered_phone.map(|r| keys.seal(Column::MembersRegisteredPhone, r)),
+        id_number_idx: keys.id_number_index(Column::MembersIdNumber, id_number),
+        registered_phone_idx: registered_phone
             .map(|r| keys.index(Column::MembersRegisteredPhone, r)),
         // Sort keys of the name and the ID suffix index, as every member write sets them.
-        derived: Derived::of(keys, &c.name, &c.id_number),
+        derived: Derived::of(keys, name, id_number),
     }
+}
+
+/// One bound value of a member row.
+enum Value {
+    Text(Option<String>),
+    Int(i64),
+}
+
+fn text(v: impl Into<String>) -> Value {
+    Value::Text(Some(v.into()))
+}
+
+/// The values of a member row in the order of [`COLUMNS`] (all but `in_transfer`).
+fn values(now: &str, row: &NewMember, p: Sealed) -> [Value; BINDS] {
+    let v = &row.member;
+    [
+        text(now),
+        text(now),
+        text(row.id.as_str()),
+        text(v.name.as_str()),
+        text(p.id_number),
+        text(v.sex.as_str()),
+        text(v.ethnicity.as_str()),
+        text(v.birth_date.to_string()),
+        text(v.education.as_str()),
+        text(v.category.as_str()),
+        text(row.branch_id.as_str()),
+        text(row.branch_code.as_str()),
+        text(v.joined_on.to_string()),
+        Value::Text(v.full_on.map(|d| d.to_string())),
+        text(v.job.as_str()),
+        text(p.phone),
+        text(v.address.as_str()),
+        Value::Text(p.registered_phone),
+        text(v.origin.as_str()),
+        text(v.title.as_str()),
+        text(v.new_social_stratum.as_str()),
+        Value::Int(v.completeness),
+        Value::Text(p.id_number_idx),
+        Value::Text(p.registered_phone_idx),
+        text(p.derived.sort_pinyin),
+        text(p.derived.sort_strokes),
+        Value::Text(p.derived.id_suffix_idx),
+        text(p.derived.id_region),
+        text(p.derived.id_birth),
+        text(v.status.as_str()),
+        Value::Int(flag(v.lost_contact)),
+        Value::Text(v.lost_contact_on.map(|d| d.to_string())),
+        Value::Int(flag(v.floating)),
+        Value::Text(v.floating_to.clone()),
+    ]
+}
+
+/// Rows per statement on PostgreSQL.
+const ARRAY_ROWS: usize = 2000;
+
+/// `INSERT INTO members (...) SELECT unnest($1::text[]), ...`: one array per column, unnested
+/// side by side in the select list (a set-returning projection, which streams, rather than
+/// `FROM unnest(...)`, which first stores the rows in a tuplestore).
+fn unnest_sql(first: &[Value; BINDS]) -> String {
+    let arrays: Vec<String> = first
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            Value::Int(_) => format!("unnest(${}::int8[])", i + 1),
+            Value::Text(_) => format!("unnest(${}::text[])", i + 1),
+        })
+        .collect();
+    format!(
+        "INSERT INTO members ({COLUMNS}) SELECT {}, 0",
+        arrays.join(", ")
+    )
+}
+
+/// PostgreSQL: each statement takes two thousand rows as one array per column, which a
+/// blocking thread seals and writes while the server inserts the previous statement's rows.
+/// Thousands of bound parameters per statement instead kept both sides waiting for each
+/// other: the server spent its time setting up each parameter, the client encoding it.
+async fn insert_arrays(tx: &mut Tx, now: &str, rows: &[NewMember]) -> Result<(), sqlx::Error> {
+    let owned: Vec<NewMember> = rows.to_vec();
+    let now = now.to_string();
+    let keys = crate::crypto::keys();
+    let (sender, mut statements) = tokio::sync::mpsc::channel::<(String, Vec<String>)>(4);
+    let worker = tokio::task::spawn_blocking(move || {
+        let mut sql = None;
+        for chunk in owned.chunks(ARRAY_ROWS) {
+            let mut arrays: Vec<ArrayLiteral> =
+                (0..BINDS).map(|_| ArrayLiteral::default()).collect();
+            for row in chunk {
+                let v = &row.member;
+                let p = seal_parts(
+                    &keys,
+                    &v.name,
+                    &v.id_number,
+                    &v.phone,
+                    v.registered_phone.as_deref(),
+                );
+                let values = values(&now, row, p);
+                if sql.is_none() {
+                    sql = Some(unnest_sql(&values));
+                }
+                for (array, value) in arrays.iter_mut().zip(values) {
+                    match value {
+                        Value::Int(i) => array.push_int(i),
+                        Value::Text(t) => array.push_text(t.as_deref()),
+                    }
+                }
+            }
+            let arrays: Vec<String> = arrays.into_iter().map(ArrayLiteral::finish).collect();
+            let text = sql.clone().unwrap_or_default();
+            if sender.blocking_send((text, arrays)).is_err() {
+                // The statements stopped (an error): nothing more to prepare.
+                return;
+            }
+        }
+    });
+    while let Some((sql, arrays)) = statements.recv().await {
+        let mut q = sqlx::query(&sql);
+        for array in arrays {
+            q = q.bind(array);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    worker.await.map_err(|_| sqlx::Error::WorkerCrashed)?;
+    Ok(())
 }
 
 /// Inserts `rows` inside `tx` in multi-row statements, sealing ID numbers and phones with
@@ -107,7 +243,10 @@ pub async fn insert(
     rows: &[NewMember],
     _allowed: &Allowed,
 ) -> Result<(), sqlx::Error> {
-    let numbered = engine == Engine::Postgres;
+    if engine == Engine::Postgres {
+        return insert_arrays(tx, now, rows).await;
+    }
+    let numbered = false;
     let full_sql = insert_sql(ROWS_PER_STATEMENT, numbered);
     let keys = crate::crypto::keys();
     let clear: Vec<Vec<Clear>> = rows
@@ -147,42 +286,12 @@ pub async fn insert(
         };
         let mut q = sqlx::query(sql);
         for (row, p) in chunk.iter().zip(prepared) {
-            let v = &row.member;
-            q = q
-                .bind(now.to_string())
-                .bind(now.to_string())
-                .bind(row.id.clone())
-                .bind(v.name.clone())
-                .bind(p.id_number)
-                .bind(v.sex.clone())
-                .bind(v.ethnicity.clone())
-                .bind(v.birth_date.to_string())
-                .bind(v.education.clone())
-                .bind(v.category.clone())
-                .bind(row.branch_id.clone())
-                .bind(row.branch_code.clone())
-                .bind(v.joined_on.to_string())
-                .bind(v.full_on.map(|d| d.to_string()))
-                .bind(v.job.clone())
-                .bind(p.phone)
-                .bind(v.address.clone())
-                .bind(p.registered_phone)
-                .bind(v.origin.clone())
-                .bind(v.title.clone())
-                .bind(v.new_social_stratum.clone())
-                .bind(v.completeness)
-                .bind(p.id_number_idx)
-                .bind(p.registered_phone_idx)
-                .bind(p.derived.sort_pinyin)
-                .bind(p.derived.sort_strokes)
-                .bind(p.derived.id_suffix_idx)
-                .bind(p.derived.id_region)
-                .bind(p.derived.id_birth)
-                .bind(v.status.clone())
-                .bind(flag(v.lost_contact))
-                .bind(v.lost_contact_on.map(|d| d.to_string()))
-                .bind(flag(v.floating))
-                .bind(v.floating_to.clone());
+            for value in values(now, row, p) {
+                q = match value {
+                    Value::Text(t) => q.bind(t),
+                    Value::Int(i) => q.bind(i),
+                };
+            }
         }
         q.execute(&mut **tx).await?;
     }

@@ -196,76 +196,135 @@ pub async fn import_csv(
     Ok(report)
 }
 
-/// Writes people into the registry inside `tx` (the demo's seeding and the import): a number
-/// already there takes the new name and batch. Returns how many numbers were already there.
+/// Writes people into the registry inside `tx` (the import): a number already there takes the
+/// new name and batch. Returns how many numbers were already there.
 pub async fn upsert(
     tx: &mut Tx,
     allowed: &Allowed,
     people: &[(String, String)],
     batch: &str,
 ) -> Result<usize, sqlx::Error> {
-    write(tx, allowed, people, batch, true).await
+    let entries = seal_entries(people, new_id);
+    let mut updated = 0;
+    for chunk in entries.chunks(CHUNK) {
+        let mut count =
+            crate::db::Sql::new("SELECT COUNT(*) FROM realname_registry WHERE id_number_idx IN (");
+        for (i, e) in chunk.iter().enumerate() {
+            if i > 0 {
+                count.push(", ");
+            }
+            count.bind(e.id_number_idx.clone());
+        }
+        count.push(")");
+        let existing: i64 = count.scalar().fetch_one(&mut **tx).await?;
+        updated += existing as usize;
+    }
+    insert_entries(tx, allowed, &entries, batch).await?;
+    Ok(updated)
 }
 
-/// [`upsert`]; `count` false skips counting the numbers already there (a fresh registry).
-async fn write(
+/// Rows per multi-row statement of the registry.
+const CHUNK: usize = 200;
+
+/// A person of the registry as its row stores them: the blind index and the sealed number.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    id: String,
+    id_number_idx: String,
+    id_number: String,
+    name: String,
+}
+
+/// Seals `people` (ID number, name) for the registry: CPU only, so a bulk caller (`demo`) can
+/// run it on another thread while the database works. The entries come in the order of their
+/// blind index, and `ids` names them in that order: with ascending ids (`demo`) both of the
+/// table's indexes grow at their end instead of at a random place.
+pub fn seal_entries(people: &[(String, String)], mut ids: impl FnMut() -> String) -> Vec<Entry> {
+    let keys = crypto::keys();
+    let mut entries: Vec<Entry> = people
+        .iter()
+        .map(|(number, name)| Entry {
+            id: String::new(),
+            id_number_idx: keys.index(Column::RealnameIdNumber, number),
+            id_number: keys.seal(Column::RealnameIdNumber, number),
+            name: name.clone(),
+        })
+        .collect();
+    entries.sort_unstable_by(|a, b| a.id_number_idx.cmp(&b.id_number_idx));
+    for e in &mut entries {
+        e.id = ids();
+    }
+    entries
+}
+
+/// Writes sealed entries inside `tx`: a number already there takes the new name and batch.
+pub async fn insert_entries(
     tx: &mut Tx,
     _allowed: &Allowed,
-    people: &[(String, String)],
+    entries: &[Entry],
     batch: &str,
-    count: bool,
-) -> Result<usize, sqlx::Error> {
-    let keys = crypto::keys();
+) -> Result<(), sqlx::Error> {
+    const CONFLICT: &str =
+        " ON CONFLICT (id_number_idx) DO UPDATE SET id_number = excluded.id_number, \
+         name = excluded.name, imported_at = excluded.imported_at, batch = excluded.batch";
     let now = now_rfc3339();
-    let mut updated = 0;
-    for chunk in people.chunks(200) {
-        let indexes: Vec<String> = chunk
-            .iter()
-            .map(|(n, _)| keys.index(Column::RealnameIdNumber, n))
-            .collect();
-        if count {
-            let mut count = crate::db::Sql::new(
-                "SELECT COUNT(*) FROM realname_registry WHERE id_number_idx IN (",
-            );
-            for (i, ix) in indexes.iter().enumerate() {
-                if i > 0 {
-                    count.push(", ");
+    let engine = crate::db::engine_of(tx);
+    if engine == crate::db::Engine::Postgres {
+        // Thousands of rows a statement, one array per column (`db::ArrayLiteral`).
+        let sql = format!(
+            "INSERT INTO realname_registry (id, id_number_idx, id_number, name, imported_at, batch) \
+             SELECT unnest($1::text[]), unnest($2::text[]), unnest($3::text[]), \
+             unnest($4::text[]), $5, $6{CONFLICT}"
+        );
+        for chunk in entries.chunks(CHUNK * 25) {
+            let mut columns: [crate::db::ArrayLiteral; 4] = Default::default();
+            for e in chunk {
+                for (array, value) in
+                    columns
+                        .iter_mut()
+                        .zip([&e.id, &e.id_number_idx, &e.id_number, &e.name])
+                {
+                    array.push_text(Some(value));
                 }
-                count.bind(ix.clone());
             }
-            count.push(")");
-            let existing: i64 = count.scalar().fetch_one(&mut **tx).await?;
-            updated += existing as usize;
+            let mut q = sqlx::query(&sql);
+            for array in columns {
+                q = q.bind(array.finish());
+            }
+            q.bind(now.clone())
+                .bind(batch.to_string())
+                .execute(&mut **tx)
+                .await?;
         }
+        return Ok(());
+    }
+    for chunk in entries.chunks(CHUNK) {
         let mut sql = crate::db::Sql::rows(
-            crate::db::engine_of(tx),
+            engine,
             "INSERT INTO realname_registry (id, id_number_idx, id_number, name, imported_at, batch) VALUES ",
         );
-        for (i, ((number, name), ix)) in chunk.iter().zip(&indexes).enumerate() {
+        for (i, e) in chunk.iter().enumerate() {
             if i > 0 {
                 sql.push(", ");
             }
             sql.push("(");
-            sql.bind(new_id());
+            sql.bind(e.id.clone());
             sql.push(", ");
-            sql.bind(ix.clone());
+            sql.bind(e.id_number_idx.clone());
             sql.push(", ");
-            sql.bind(keys.seal(Column::RealnameIdNumber, number));
+            sql.bind(e.id_number.clone());
             sql.push(", ");
-            sql.bind(name.clone());
+            sql.bind(e.name.clone());
             sql.push(", ");
             sql.bind(now.clone());
             sql.push(", ");
             sql.bind(batch.to_string());
             sql.push(")");
         }
-        sql.push(
-            " ON CONFLICT (id_number_idx) DO UPDATE SET id_number = excluded.id_number, \
-             name = excluded.name, imported_at = excluded.imported_at, batch = excluded.batch",
-        );
+        sql.push(CONFLICT);
         sql.query().execute(&mut **tx).await?;
     }
-    Ok(updated)
+    Ok(())
 }
 
 /// How many people the registry holds.
@@ -316,57 +375,6 @@ pub fn demo_extras() -> Vec<(String, String)> {
             )
         })
         .collect()
-}
-
-/// Seeds the registry for the demo: every member (their ID numbers opened from the database)
-/// plus [`demo_extras`], in one transaction with its audit record. Returns the extras.
-pub async fn seed_demo(db: &Db) -> anyhow::Result<Vec<(String, String)>> {
-    let started = std::time::Instant::now();
-    let rows: Vec<(String, String)> = sqlx::query_as("SELECT id_number, name FROM members")
-        .fetch_all(db.read())
-        .await?;
-    let keys = crypto::keys();
-    let mut people = Vec::with_capacity(rows.len() + 20);
-    let mut seen = std::collections::HashSet::new();
-    for (sealed, name) in rows {
-        let number = keys.open(Column::MembersIdNumber, &sealed)?;
-        if number != crypto::UNKNOWN_ID_NUMBER && seen.insert(number.clone()) {
-            people.push((number, name));
-        }
-    }
-    let extras = demo_extras();
-    people.extend(extras.iter().cloned());
-    let mut tx = db.begin().await?;
-    // A million random blind indexes go into the unique index: with SQLite's default 2 MiB
-    // cache each insert would read its page from disk.
-    crate::db::widen_cache(&mut tx, db.engine).await?;
-    // A new demo's registry is empty and `people` holds each number once: nothing to count.
-    let present: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 FROM realname_registry LIMIT 1) AS r")
-            .fetch_one(&mut *tx)
-            .await?;
-    write(
-        &mut tx,
-        &crate::access::platform(),
-        &people,
-        "demo",
-        present > 0,
-    )
-    .await?;
-    audit::append(
-        &mut tx,
-        &Who::system(),
-        Event::ok("realname.import", "demo").with_detail(format!("演示数据：{} 人", people.len())),
-    )
-    .await?;
-    tx.commit().await?;
-    crate::db::narrow_cache(db).await?;
-    tracing::info!(
-        "real-name registry seeded with {} people in {:.1} s",
-        people.len(),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(extras)
 }
 
 #[cfg(test)]
