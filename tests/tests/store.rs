@@ -1739,22 +1739,7 @@ async fn history_keeps_every_column_and_recovery_restores_it(t: TestDb) {
     use dangjian_server::approval::Reason;
     use sqlx::Row;
     let db = open(&t).await;
-    let root = new_id();
-    let mut tx = db.begin().await.unwrap();
-    orgs::insert(
-        &mut tx,
-        &access::platform(),
-        &root,
-        "037",
-        None,
-        &new_org("中共泉山省委员会", "1"),
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
-    dangjian_server::demo::generate(&db, &root, "037", 200, false)
-        .await
-        .unwrap();
+    let root = demo_province(&db, 200).await;
     let member: String = sqlx::query_scalar("SELECT id FROM members ORDER BY id LIMIT 1")
         .fetch_one(db.read())
         .await
@@ -1840,19 +1825,14 @@ async fn history_keeps_every_column_and_recovery_restores_it(t: TestDb) {
     assert_eq!(again.unwrap_err().status.as_u16(), 409);
 }
 
-/// `member::bulk::insert` (the demo and the summary-sheet import) passes its rows as arrays on
-/// PostgreSQL and as bound values on SQLite: every column, NULLs, and text with the characters
-/// an array literal escapes arrive as given, sealed and indexed as a single write seals them.
-async fn bulk_insert_stores_what_a_single_write_stores(t: TestDb) {
-    use dangjian_server::member::bulk::{insert, NewMember};
-    use dangjian_server::member::rules::ValidMember;
-    use dangjian_server::member::sort_keys::Derived;
-    let db = open(&t).await;
+/// The demo province below a new root organisation (037), with `members` members and no
+/// real-name registry. Returns the root's id.
+async fn demo_province(db: &Db, members: usize) -> String {
     let root = new_id();
     let mut tx = db.begin().await.unwrap();
     orgs::insert(
         &mut tx,
-        &dangjian_server::access::platform(),
+        &access::platform(),
         &root,
         "037",
         None,
@@ -1861,9 +1841,21 @@ async fn bulk_insert_stores_what_a_single_write_stores(t: TestDb) {
     .await
     .unwrap();
     tx.commit().await.unwrap();
-    dangjian_server::demo::generate(&db, &root, "037", 0, false)
+    dangjian_server::demo::generate(db, &root, "037", members, false)
         .await
         .unwrap();
+    root
+}
+
+/// `member::bulk::insert` (the demo and the summary-sheet import) passes its rows as arrays on
+/// PostgreSQL and as bound values on SQLite: every column, NULLs, and text with the characters
+/// an array literal escapes arrive as given, sealed and indexed as a single write seals them.
+async fn bulk_insert_stores_what_a_single_write_stores(t: TestDb) {
+    use dangjian_server::member::bulk::{insert, NewMember};
+    use dangjian_server::member::rules::ValidMember;
+    use dangjian_server::member::sort_keys::Derived;
+    let db = open(&t).await;
+    demo_province(&db, 0).await;
     let (branch_id, branch_code): (String, String) =
         sqlx::query_as("SELECT id, code FROM orgs WHERE category = '631' ORDER BY code LIMIT 1")
             .fetch_one(db.read())
@@ -1917,7 +1909,8 @@ async fn bulk_insert_stores_what_a_single_write_stores(t: TestDb) {
     tx.commit().await.unwrap();
     let keys = crypto::keys();
     for row in &rows {
-        let stored: (String, String, String, String, Option<String>, Option<String>, i64, Option<String>, Option<String>, Option<String>, String, String, Option<String>, String) = sqlx::query_as(
+        use sqlx::Row;
+        let stored = sqlx::query(
             "SELECT name, address, id_number, phone, registered_phone, full_on, lost_contact, \
              lost_contact_on, floating_to, id_number_idx, sort_pinyin, title, id_suffix_idx, id_region \
              FROM members WHERE id = $1",
@@ -1926,36 +1919,36 @@ async fn bulk_insert_stores_what_a_single_write_stores(t: TestDb) {
         .fetch_one(db.read())
         .await
         .unwrap();
+        let text = |i: usize| stored.get::<String, _>(i);
+        let maybe = |i: usize| stored.get::<Option<String>, _>(i);
         let v = &row.member;
         let derived = Derived::of(&keys, &v.name, &v.id_number);
-        assert_eq!(stored.0, v.name);
-        assert_eq!(stored.1, awkward);
+        assert_eq!(text(0), v.name);
+        assert_eq!(text(1), awkward);
         assert_eq!(
-            crypto::open(Column::MembersIdNumber, &stored.2).unwrap(),
+            crypto::open(Column::MembersIdNumber, &text(2)).unwrap(),
             v.id_number
         );
         assert_eq!(
-            crypto::open(Column::MembersPhone, &stored.3).unwrap(),
+            crypto::open(Column::MembersPhone, &text(3)).unwrap(),
             v.phone
         );
         assert_eq!(
-            stored
-                .4
-                .map(|r| crypto::open(Column::MembersRegisteredPhone, &r).unwrap()),
+            maybe(4).map(|r| crypto::open(Column::MembersRegisteredPhone, &r).unwrap()),
             v.registered_phone
         );
-        assert_eq!(stored.5, v.full_on.map(|d| d.to_string()));
-        assert_eq!(stored.6, i64::from(v.lost_contact));
-        assert_eq!(stored.7, v.lost_contact_on.map(|d| d.to_string()));
-        assert_eq!(stored.8, v.floating_to);
+        assert_eq!(maybe(5), v.full_on.map(|d| d.to_string()));
+        assert_eq!(stored.get::<i64, _>(6), i64::from(v.lost_contact));
+        assert_eq!(maybe(7), v.lost_contact_on.map(|d| d.to_string()));
+        assert_eq!(maybe(8), v.floating_to);
         assert_eq!(
-            stored.9,
+            maybe(9),
             keys.id_number_index(Column::MembersIdNumber, &v.id_number)
         );
-        assert_eq!(stored.10, derived.sort_pinyin);
-        assert_eq!(stored.11, "{}");
-        assert_eq!(stored.12, derived.id_suffix_idx);
-        assert_eq!(stored.13, derived.id_region);
+        assert_eq!(text(10), derived.sort_pinyin);
+        assert_eq!(text(11), "{}");
+        assert_eq!(maybe(12), derived.id_suffix_idx);
+        assert_eq!(text(13), derived.id_region);
     }
     // The statistics tally counted them (the load went through the triggers).
     let counted: i64 = sqlx::query_scalar(
