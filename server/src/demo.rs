@@ -1429,7 +1429,15 @@ pub async fn generate(
         let phase = std::time::Instant::now();
         let (entries, n) = sealing.await?;
         let allowed = crate::access::platform();
-        crate::realname::local::insert_entries(&mut tx, &allowed, &entries, "demo").await?;
+        // A new data directory's registry is empty.
+        crate::realname::local::insert_entries(
+            &mut tx,
+            &allowed,
+            &entries,
+            "demo",
+            crate::realname::local::Existing::None,
+        )
+        .await?;
         crate::audit::append(
             &mut tx,
             &crate::audit::Who::system(),

@@ -219,7 +219,7 @@ pub async fn upsert(
         let existing: i64 = count.scalar().fetch_one(&mut **tx).await?;
         updated += existing as usize;
     }
-    insert_entries(tx, allowed, &entries, batch).await?;
+    insert_entries(tx, allowed, &entries, batch, Existing::Update).await?;
     Ok(updated)
 }
 
@@ -257,16 +257,31 @@ pub fn seal_entries(people: &[(String, String)], mut ids: impl FnMut() -> String
     entries
 }
 
-/// Writes sealed entries inside `tx`: a number already there takes the new name and batch.
+/// How [`insert_entries`] meets a number already in the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// It takes the new name and batch (an import).
+    Update,
+    /// There is none (a new demo's empty registry): a plain insert, which a duplicate would
+    /// fail, without the per-row conflict check an upsert pays on PostgreSQL.
+    None,
+}
+
+/// Writes sealed entries inside `tx`, meeting numbers already there as `existing` says.
 pub async fn insert_entries(
     tx: &mut Tx,
     _allowed: &Allowed,
     entries: &[Entry],
     batch: &str,
+    existing: Existing,
 ) -> Result<(), sqlx::Error> {
-    const CONFLICT: &str =
+    const UPDATE: &str =
         " ON CONFLICT (id_number_idx) DO UPDATE SET id_number = excluded.id_number, \
          name = excluded.name, imported_at = excluded.imported_at, batch = excluded.batch";
+    let conflict = match existing {
+        Existing::Update => UPDATE,
+        Existing::None => "",
+    };
     let now = now_rfc3339();
     let engine = crate::db::engine_of(tx);
     if engine == crate::db::Engine::Postgres {
@@ -274,7 +289,7 @@ pub async fn insert_entries(
         let sql = format!(
             "INSERT INTO realname_registry (id, id_number_idx, id_number, name, imported_at, batch) \
              SELECT unnest($1::text[]), unnest($2::text[]), unnest($3::text[]), \
-             unnest($4::text[]), $5, $6{CONFLICT}"
+             unnest($4::text[]), $5, $6{conflict}"
         );
         for chunk in entries.chunks(CHUNK * 25) {
             let mut columns: [crate::db::ArrayLiteral; 4] = Default::default();
@@ -321,7 +336,7 @@ pub async fn insert_entries(
             sql.bind(batch.to_string());
             sql.push(")");
         }
-        sql.push(CONFLICT);
+        sql.push(conflict);
         sql.query().execute(&mut **tx).await?;
     }
     Ok(())
