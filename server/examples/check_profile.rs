@@ -9,6 +9,9 @@ use std::sync::Arc;
 
 use dangjian_server::{access, crypto, db, org, quality};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Quiet;
 impl quality::store::Progress for Quiet {
     fn total(&self, _: u64) {}

@@ -801,15 +801,36 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         };
         let started = std::time::Instant::now();
         let init = init(&init_args).await?;
-        let mut accounts = crate::demo::generate(
-            &init.db,
-            &init.root_id,
-            &init.root_code,
-            args.members,
-            args.realname == "local",
-        )
-        .await?;
-        crate::demo::issue_cards(&init.db, data, &cards_dir(data), &mut accounts).await?;
+        let generate = |db: Db| {
+            let (root_id, root_code) = (init.root_id.clone(), init.root_code.clone());
+            async move {
+                let realname = args.realname == "local";
+                crate::demo::generate(&db, &root_id, &root_code, args.members, realname).await
+            }
+        };
+        // SQLite: the province is built in a copy of the new database without a journal,
+        // moved into place once complete (`db::Scratch`).
+        let (db, mut accounts) = if init.db.engine == crate::db::Engine::Sqlite {
+            init.db.close().await;
+            let url = database_url(&args.serve.db);
+            let scratch = crate::db::Scratch::open(&url)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no database file in {url}"))?;
+            match generate(scratch.db().clone()).await {
+                Ok(accounts) => {
+                    scratch.finish().await?;
+                    (open_db(&args.serve.db).await?, accounts)
+                }
+                Err(e) => {
+                    scratch.abandon().await;
+                    return Err(e);
+                }
+            }
+        } else {
+            let accounts = generate(init.db.clone()).await?;
+            (init.db.clone(), accounts)
+        };
+        crate::demo::issue_cards(&db, data, &cards_dir(data), &mut accounts).await?;
         // Real-name verification against the local registry: every member and some people
         // who are not members yet (demo-realname.json), so that a tour can add one.
         let extras = if args.realname == "local" {
@@ -839,7 +860,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
             started.elapsed().as_secs_f64(),
             accounts_path.display()
         );
-        init.db
+        db
     };
     print_demo_hint(data, &args.serve);
     match listener {

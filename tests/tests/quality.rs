@@ -296,9 +296,9 @@ async fn quality_end_to_end(server: &Server, db_url: &str) {
         got_branch, got,
         "the two concurrent checks disagree on the branch"
     );
-    // The city's check covers most of the table: on SQLite it reads two halves of the table
-    // in rowid order on two connections instead of going through the org_code index. Within
-    // the branch it finds exactly what the committee's check found.
+    // The city's check covers most of the table: on SQLite it reads the table itself in
+    // windows of rowids, each as one JSON array, on two connections instead of going through
+    // the org_code index. Within the branch it finds exactly what the committee's check found.
     let t1 = server.account("admin", Some(1));
     let city = server.sign_in(&t1).await;
     let wide = run_check(&city, json!({"org_id": t1.org_id, "rules": []})).await;

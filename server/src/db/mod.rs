@@ -3,7 +3,7 @@
 //! placeholders and portable types (TEXT dates, integer flags), and run through sqlx's `Any`
 //! driver on either engine.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -228,6 +228,102 @@ impl Db {
         }
         self.read.close().await;
         self.write.close().await;
+    }
+}
+
+/// A SQLite database filled from nothing in one transaction (`demo`): a copy of its file,
+/// opened on a single connection without a journal, and moved over the original once the
+/// transaction has committed and the copy is on disk.
+///
+/// Through the WAL every page of a million members (1.5 GB) was written twice: into the WAL
+/// at the commit, then into the database by the checkpoint that followed it. Without a
+/// journal each page is written once. A crash before [`Scratch::finish`] leaves the original
+/// file as it was (a copy without a journal may be torn, which is why it is a copy).
+pub struct Scratch {
+    db: Db,
+    path: PathBuf,
+    target: PathBuf,
+}
+
+impl Scratch {
+    /// Copies the SQLite database of `url` (its pools closed by the caller, so that its WAL is
+    /// checkpointed into it and removed) and opens the copy. `None` on PostgreSQL and for
+    /// in-memory databases.
+    pub async fn open(url: &str) -> anyhow::Result<Option<Scratch>> {
+        let Some(target) = sqlite_file(url) else {
+            return Ok(None);
+        };
+        if !url.starts_with("sqlite:") {
+            return Ok(None);
+        }
+        for suffix in ["-wal", "-journal"] {
+            let side = PathBuf::from(format!("{}{suffix}", target.display()));
+            if std::fs::metadata(&side)
+                .map(|m| m.len() > 0)
+                .unwrap_or(false)
+            {
+                anyhow::bail!("{} is still in use (close its pools first)", side.display());
+            }
+        }
+        let path = PathBuf::from(format!("{}.building", target.display()));
+        // `copy` keeps the original's mode (0600).
+        std::fs::copy(&target, &path)
+            .with_context(|| format!("copy {} to {}", target.display(), path.display()))?;
+        let options = AnyConnectOptions::from_str(&format!("sqlite://{}", path.display()))?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(|c, _| {
+                Box::pin(async move {
+                    c.execute(
+                        "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; \
+                         PRAGMA locking_mode=EXCLUSIVE; PRAGMA foreign_keys=ON;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .with_context(|| format!("open {}", path.display()))?;
+        Ok(Some(Scratch {
+            db: Db {
+                engine: Engine::Sqlite,
+                read: pool.clone(),
+                write: pool,
+                replica: None,
+            },
+            path,
+            target,
+        }))
+    }
+
+    /// The copy, one connection for reads and writes.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Closes the copy, writes it to disk and moves it over the original.
+    pub async fn finish(self) -> anyhow::Result<()> {
+        self.db.close().await;
+        std::fs::File::open(&self.path)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("sync {}", self.path.display()))?;
+        // The original's WAL index must not outlive it (a new one is made on the next open).
+        let _ = std::fs::remove_file(format!("{}-shm", self.target.display()));
+        let _ = std::fs::remove_file(format!("{}-wal", self.target.display()));
+        std::fs::rename(&self.path, &self.target)
+            .with_context(|| format!("move {} into place", self.path.display()))?;
+        if let Some(dir) = self.target.parent() {
+            std::fs::File::open(dir).and_then(|d| d.sync_all())?;
+        }
+        Ok(())
+    }
+
+    /// Removes the copy after a failure, leaving the original as it was.
+    pub async fn abandon(self) {
+        self.db.close().await;
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 

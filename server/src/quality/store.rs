@@ -291,7 +291,9 @@ pub async fn insert_check(
     Ok(get_check(db, &id).await?.expect("just inserted"))
 }
 
-/// The clear and sealed columns the rules need, as read from the stream.
+/// The clear and sealed columns the rules need, as read from the stream (or, on SQLite, from
+/// a JSON array per window of the table, in the same order).
+#[derive(Deserialize)]
 struct Raw {
     id: String,
     org_code: String,
@@ -306,7 +308,13 @@ struct Raw {
     full_on: Option<String>,
     phone: String,
     address: String,
+    #[serde(deserialize_with = "int_flag")]
     lost_contact: bool,
+}
+
+/// SQLite's JSON has no booleans: a flag column arrives as 0 or 1.
+fn int_flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(i64::deserialize(d)? != 0)
 }
 
 /// One finding ready to be written.
@@ -526,14 +534,15 @@ pub async fn run_check(
         })
     };
 
-    // The reads. On SQLite a large subtree is read as two halves of the table in rowid order,
-    // each on a connection (and so a thread) of its own, without the org_code index: a
-    // million lookups from the index into the table cost more than reading the table.
+    // The reads. On SQLite a large subtree is read from the table itself in windows of rowids,
+    // without the org_code index (a million lookups from the index into the table cost more
+    // than reading the table), each window as one JSON array that SQLite builds: a row at a
+    // time through the driver, every value was copied three times and every row handed from
+    // the connection's thread to the runtime's, which cost more than the rules
+    // (docs/benchmarks.md §7c). Two connections take alternate windows.
     // Anywhere else (PostgreSQL, or a small subtree): one stream through the index.
-    const COLUMNS: &str = "SELECT id, org_code, id_number, id_number_idx, sex, ethnicity, \
-        birth_date, education, category, joined_on, full_on, phone, address, lost_contact \
-        FROM members";
-    let mut reads: Vec<(String, Option<i64>)> = Vec::new();
+    const FIELDS: &str = "id, org_code, id_number, id_number_idx, sex, ethnicity, \
+        birth_date, education, category, joined_on, full_on, phone, address, lost_contact";
     let all: i64 = if db.engine == crate::db::Engine::Sqlite {
         sqlx::query_scalar("SELECT COUNT(*) FROM members")
             .fetch_one(db.read())
@@ -541,32 +550,50 @@ pub async fn run_check(
     } else {
         0
     };
-    if db.engine == crate::db::Engine::Sqlite && total * 3 > all {
+    let windows = db.engine == crate::db::Engine::Sqlite && total * 3 > all;
+    let streams: Vec<_> = if windows {
         let max: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(rowid), 0) FROM members")
             .fetch_one(db.read())
             .await?;
-        let scan = format!(
-            "{COLUMNS} NOT INDEXED WHERE org_code >= $1 AND org_code < $2 AND rowid {{}} $3"
+        let sql = format!(
+            "SELECT json_group_array(json_array({FIELDS})) FROM members NOT INDEXED \
+             WHERE rowid > $1 AND rowid <= $2 AND org_code >= $3 AND org_code < $4"
         );
-        reads.push((scan.replace("{}", "<="), Some(max / 2)));
-        reads.push((scan.replace("{}", ">"), Some(max / 2)));
+        const READERS: i64 = 2;
+        // Small tables too are read in several windows, by both readers.
+        let window = (max / 16).clamp(1, BATCH as i64);
+        (0..READERS)
+            .map(|k| {
+                let (raw_tx, sql, db) = (raw_tx.clone(), sql.clone(), db.clone());
+                let (lo, hi) = (check.org_code.clone(), upper.clone());
+                tokio::spawn(async move {
+                    let mut from = k * window;
+                    while from < max {
+                        let json: String = sqlx::query_scalar(&sql)
+                            .bind(from)
+                            .bind(from + window)
+                            .bind(&lo)
+                            .bind(&hi)
+                            .fetch_one(db.read())
+                            .await?;
+                        let batch: Vec<Raw> = serde_json::from_str(&json)?;
+                        if !batch.is_empty() && raw_tx.send(batch).await.is_err() {
+                            return Ok(());
+                        }
+                        from += READERS * window;
+                    }
+                    Ok::<_, anyhow::Error>(())
+                })
+            })
+            .collect()
     } else {
-        reads.push((
-            format!("{COLUMNS} WHERE org_code >= $1 AND org_code < $2 ORDER BY org_code"),
-            None,
-        ));
-    }
-    let streams = reads.into_iter().map(|(sql, split)| {
-        let raw_tx = raw_tx.clone();
-        let (lo, hi, db) = (check.org_code.clone(), upper.clone(), db.clone());
-        // Each stream on a task of its own: the rows' conversion runs on the runtime's
-        // threads in parallel.
-        tokio::spawn(async move {
-            let mut q = sqlx::query(&sql).bind(lo).bind(hi);
-            if let Some(split) = split {
-                q = q.bind(split);
-            }
-            let mut stream = q.fetch(db.read());
+        let sql = format!(
+            "SELECT {FIELDS} FROM members WHERE org_code >= $1 AND org_code < $2 ORDER BY org_code"
+        );
+        let (raw_tx, db) = (raw_tx.clone(), db.clone());
+        let (lo, hi) = (check.org_code.clone(), upper.clone());
+        vec![tokio::spawn(async move {
+            let mut stream = sqlx::query(&sql).bind(lo).bind(hi).fetch(db.read());
             let mut batch = Vec::with_capacity(BATCH);
             while let Some(row) = stream.try_next().await? {
                 batch.push(Raw {
@@ -596,9 +623,8 @@ pub async fn run_check(
                 let _ = raw_tx.send(batch).await;
             }
             Ok::<_, anyhow::Error>(())
-        })
-    });
-    let streams: Vec<_> = streams.collect();
+        })]
+    };
     drop(raw_tx);
     let read = async {
         for r in futures_util::future::join_all(streams).await {
