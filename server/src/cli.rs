@@ -811,11 +811,8 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         // SQLite: the province is built in a copy of the new database without a journal,
         // moved into place once complete (`db::Scratch`).
         let (db, mut accounts) = if init.db.engine == crate::db::Engine::Sqlite {
-            init.db.close().await;
             let url = database_url(&args.serve.db);
-            let scratch = crate::db::Scratch::open(&url)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no database file in {url}"))?;
+            let scratch = crate::db::Scratch::open(init.db.clone(), &url).await?;
             match generate(scratch.db().clone()).await {
                 Ok(accounts) => {
                     scratch.finish().await?;

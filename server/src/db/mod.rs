@@ -246,29 +246,26 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    /// Copies the SQLite database of `url` (its pools closed by the caller, so that its WAL is
-    /// checkpointed into it and removed) and opens the copy. `None` on PostgreSQL and for
-    /// in-memory databases.
-    pub async fn open(url: &str) -> anyhow::Result<Option<Scratch>> {
-        let Some(target) = sqlite_file(url) else {
-            return Ok(None);
+    /// Copies the SQLite database `db` of `url` (`VACUUM INTO`: consistent whatever its WAL
+    /// holds), closes `db` and opens the copy.
+    pub async fn open(db: Db, url: &str) -> anyhow::Result<Scratch> {
+        let target = match (db.engine, sqlite_file(url)) {
+            (Engine::Sqlite, Some(target)) => target,
+            _ => anyhow::bail!("not a SQLite database file: {url}"),
         };
-        if !url.starts_with("sqlite:") {
-            return Ok(None);
-        }
-        for suffix in ["-wal", "-journal"] {
-            let side = PathBuf::from(format!("{}{suffix}", target.display()));
-            if std::fs::metadata(&side)
-                .map(|m| m.len() > 0)
-                .unwrap_or(false)
-            {
-                anyhow::bail!("{} is still in use (close its pools first)", side.display());
-            }
-        }
         let path = PathBuf::from(format!("{}.building", target.display()));
-        // `copy` keeps the original's mode (0600).
-        std::fs::copy(&target, &path)
-            .with_context(|| format!("copy {} to {}", target.display(), path.display()))?;
+        // A copy left by a build that crashed; the new one is made empty and private (0600)
+        // for `VACUUM INTO` to fill.
+        let _ = std::fs::remove_file(&path);
+        create_private(&path)?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(path.display().to_string())
+            .execute(db.write())
+            .await
+            .with_context(|| format!("copy the database to {}", path.display()))?;
+        // `close` returns once every connection's handle is closed (sqlx's SQLite worker closes
+        // it before confirming). Its WAL may stay behind; `finish` removes it with the file.
+        db.close().await;
         let options = AnyConnectOptions::from_str(&format!("sqlite://{}", path.display()))?;
         let pool = AnyPoolOptions::new()
             .max_connections(1)
@@ -286,7 +283,7 @@ impl Scratch {
             .connect_with(options)
             .await
             .with_context(|| format!("open {}", path.display()))?;
-        Ok(Some(Scratch {
+        Ok(Scratch {
             db: Db {
                 engine: Engine::Sqlite,
                 read: pool.clone(),
@@ -295,7 +292,7 @@ impl Scratch {
             },
             path,
             target,
-        }))
+        })
     }
 
     /// The copy, one connection for reads and writes.
@@ -309,7 +306,8 @@ impl Scratch {
         std::fs::File::open(&self.path)
             .and_then(|f| f.sync_all())
             .with_context(|| format!("sync {}", self.path.display()))?;
-        // The original's WAL index must not outlive it (a new one is made on the next open).
+        // The original's WAL and its index must not outlive it: its frames are in the copy
+        // already, and applied to the copy they would corrupt it.
         let _ = std::fs::remove_file(format!("{}-shm", self.target.display()));
         let _ = std::fs::remove_file(format!("{}-wal", self.target.display()));
         std::fs::rename(&self.path, &self.target)
