@@ -1445,7 +1445,7 @@ pub async fn generate(
             &allowed,
             &entries,
             "demo",
-            crate::realname::local::Existing::None,
+            crate::realname::local::Existing::Absent,
         )
         .await?;
         crate::audit::append(

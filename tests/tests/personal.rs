@@ -1012,22 +1012,19 @@ async fn authenticator_signs_in_once(db: Option<TestDb>) {
         let (path, client) = (server.url("/api/v1/me/session"), server.client());
         let body = json!({"id_number": id_number, "password": password, "code": code});
         tasks.push(tokio::spawn(async move {
-            client
-                .post(path)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
+            let r = client.post(path).json(&body).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
         }));
     }
-    let mut statuses = Vec::new();
+    let mut answers = Vec::new();
     for t in tasks {
-        statuses.push(t.await.unwrap());
+        answers.push(t.await.unwrap());
     }
-    statuses.sort();
+    answers.sort();
+    let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
     assert_eq!(statuses, vec![200, 401, 401], "each step signs in once");
+    // A replayed authenticator code is not called an SMS code alone.
+    assert!(answers[1].1.contains("动态码"), "{}", answers[1].1);
     let audited = scalar(
         &server.db_url(),
         "SELECT COUNT(*) FROM audit_log WHERE action = 'member.sign_in' AND detail = $1",

@@ -472,10 +472,16 @@ pub async fn sign_in(
                     (MAX_FAILED_ATTEMPTS - counted).max(1)
                 )
             };
+            // With a confirmed authenticator either code may have been typed.
+            let what = if account.totp_confirmed == 1 {
+                "短信验证码或动态码错误、已使用或已失效，请重新输入"
+            } else {
+                "短信验证码错误、已使用或已失效，请重新获取"
+            };
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "bad_code",
-                format!("短信验证码错误、已使用或已失效，请重新获取。{tries}"),
+                format!("{what}。{tries}"),
             )
             .with_field("code")
         };

@@ -264,7 +264,7 @@ pub enum Existing {
     Update,
     /// There is none (a new demo's empty registry): a plain insert, which a duplicate would
     /// fail, without the per-row conflict check an upsert pays on PostgreSQL.
-    None,
+    Absent,
 }
 
 /// Writes sealed entries inside `tx`, meeting numbers already there as `existing` says.
@@ -280,7 +280,7 @@ pub async fn insert_entries(
          name = excluded.name, imported_at = excluded.imported_at, batch = excluded.batch";
     let conflict = match existing {
         Existing::Update => UPDATE,
-        Existing::None => "",
+        Existing::Absent => "",
     };
     let now = now_rfc3339();
     let engine = crate::db::engine_of(tx);
