@@ -2019,3 +2019,33 @@ async fn a_scratch_build_replaces_the_database_only_when_finished() {
     assert_eq!(check, "ok");
     assert_eq!(count(db).await, 1000);
 }
+
+/// On SQLite one connection writes. A job whose end comes while a long transaction holds it
+/// (the confirmation of a million-row import, which the end of its validation lets start,
+/// takes minutes) still records its end once the writer is free, beyond the pool's 30-second
+/// wait, rather than being left to read as interrupted.
+#[tokio::test]
+async fn a_job_end_waits_out_a_writer_held_past_the_pool_wait() {
+    use dangjian_server::jobs::{self, JobState};
+    let t = TestDb::sqlite().await;
+    let db = open(&t).await;
+    let root = demo_province(&db, 0).await;
+    let (actor, _) = accounts_and_admin(&db, &root).await;
+    let job = jobs::start(&db, &access::platform(), "import", &actor, "导入".into())
+        .await
+        .unwrap();
+    let held = db.begin().await.unwrap();
+    let ending = tokio::spawn({
+        let job = job.clone();
+        async move { job.finish(serde_json::json!({"import_id": "x"})).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_secs(32)).await;
+    assert!(
+        !ending.is_finished(),
+        "the end could not have been written yet"
+    );
+    held.rollback().await.unwrap();
+    ending.await.unwrap();
+    let view = jobs::get(&db, job.id()).await.unwrap().unwrap();
+    assert_eq!(view.state, JobState::Finished);
+}

@@ -263,6 +263,11 @@ impl Scratch {
             .execute(db.write())
             .await
             .with_context(|| format!("copy the database to {}", path.display()))?;
+        // The original's WAL merged into it, so that `finish`, which removes the WAL before it
+        // moves the copy into place, loses nothing of it if it stops in between.
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(db.write())
+            .await?;
         // `close` returns once every connection's handle is closed (sqlx's SQLite worker closes
         // it before confirming). Its WAL may stay behind; `finish` removes it with the file.
         db.close().await;

@@ -136,22 +136,37 @@ impl Job {
             return;
         }
         let (done, total) = self.counters();
-        let now = now_rfc3339();
-        let r = sqlx::query(
-            "UPDATE jobs SET state = $1, result = $2, message = $3, done = $4, total = $5, \
-             heartbeat_at = $6, finished_at = $6 WHERE id = $7 AND state = 'running'",
-        )
-        .bind(state.as_str())
-        .bind(result)
-        .bind(message)
-        .bind(done)
-        .bind(total)
-        .bind(&now)
-        .bind(&self.id)
-        .execute(self.db.write())
-        .await;
-        if let Err(e) = r {
-            tracing::error!(job = %self.id, "record the end of a job: {e}");
+        // The end must reach the database, or the job would read as interrupted once its
+        // heartbeat is stale. On SQLite the one writer may be held for longer than the pool's
+        // wait by a long transaction — the confirmation of a million-row import that the end
+        // of its own validation let start takes about two minutes — so a wait that times out
+        // is tried again, for up to ENDING_WAITS of them.
+        const ENDING_WAITS: usize = 40;
+        for attempt in 1..=ENDING_WAITS {
+            let now = now_rfc3339();
+            let r = sqlx::query(
+                "UPDATE jobs SET state = $1, result = $2, message = $3, done = $4, total = $5, \
+                 heartbeat_at = $6, finished_at = $6 WHERE id = $7 AND state = 'running'",
+            )
+            .bind(state.as_str())
+            .bind(result.clone())
+            .bind(message.clone())
+            .bind(done)
+            .bind(total)
+            .bind(&now)
+            .bind(&self.id)
+            .execute(self.db.write())
+            .await;
+            match r {
+                Ok(_) => return,
+                Err(sqlx::Error::PoolTimedOut) if attempt < ENDING_WAITS => {
+                    tracing::warn!(job = %self.id, attempt, "the writer is busy; the job's end waits");
+                }
+                Err(e) => {
+                    tracing::error!(job = %self.id, "record the end of a job: {e}");
+                    return;
+                }
+            }
         }
     }
 
