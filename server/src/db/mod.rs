@@ -396,7 +396,8 @@ pub async fn widen_cache(tx: &mut Tx, engine: Engine) -> Result<(), sqlx::Error>
     Ok(())
 }
 
-/// For a bulk transaction that fills a fresh database (`demo`, after [`widen_cache`]): SQLite
+/// For a bulk transaction that fills a fresh database (`demo`, after [`widen_cache`]; and an
+/// import large enough to rebuild the members' indexes, `import::store::confirm`): SQLite
 /// keeps every page it changes in memory until the commit instead of spilling pages to the
 /// WAL when the cache is full. In a fresh database nearly every page is new, so a spill only
 /// writes early what the commit would write anyway, then reads it back through the WAL's
